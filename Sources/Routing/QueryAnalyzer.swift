@@ -1,0 +1,187 @@
+/// The chat as the analyzer sees it: each message's role and its text.
+public struct AnalysisInput: Sendable {
+    public struct Message: Sendable {
+        public var isUser: Bool
+        /// The message's text: its string content, or its text blocks joined with newlines.
+        public var text: String
+
+        public init(isUser: Bool, text: String) {
+            self.isUser = isUser
+            self.text = text
+        }
+    }
+
+    public var messages: [Message]
+
+    public init(messages: [Message]) {
+        self.messages = messages
+    }
+
+    /// A single user turn, as the CLI and the rules examples analyse it.
+    public init(query: String) {
+        self.messages = [Message(isUser: true, text: query)]
+    }
+}
+
+/// The analyzer's verdict and its reasons.
+public struct Analysis: Sendable {
+    public let level: Level
+    public let score: Double
+    public let route: Route
+    /// The rule that forced the route, when one did.
+    public let routeForcedBy: String?
+    public let matchedRules: [RuleMatch]
+    /// Length of the analysed text in Unicode scalars.
+    public let analyzedCharacters: Int
+}
+
+/// A rule that matched and the text it matched on.
+public struct RuleMatch: Sendable, Hashable {
+    public let id: String
+    public let description: String?
+    public let weight: Double
+    public let route: String?
+    public let matches: [TextMatch]
+}
+
+/// A span of matched text. Offsets are UTF-16 units into the message's text, as JavaScript indexes strings.
+public struct TextMatch: Sendable, Hashable {
+    public let text: String
+    public let start: Int
+    public let end: Int
+    /// Index of the message in the request's `messages`.
+    public let messageIndex: Int
+}
+
+/// Classifies a chat by complexity with a `RuleSet`. Pure: values in, values out.
+public struct QueryAnalyzer: Sendable {
+    /// Text joined from several turns is separated by this, so no phrase spans two turns.
+    static let turnSeparator = "\n\n"
+
+    public let rules: RuleSet
+
+    public init(rules: RuleSet) {
+        self.rules = rules
+    }
+
+    /// Analyses the last user turn (with `history` earlier user turns); `nil` when no user turn has text.
+    public func analyze(_ input: AnalysisInput) -> Analysis? {
+        guard let (text, segments) = analysedText(of: input) else { return nil }
+        let scanLength = min(text.utf16.count, rules.scanLimit)
+        let tokens = WordTokenizer.tokens(in: text, limit: scanLength)
+        var keywordHits: [Int: [Range<Int>]] = [:]
+        for hit in rules.keywords.hits(in: tokens) {
+            keywordHits[hit.keyword, default: []].append(hit.start..<hit.end)
+        }
+        var facts = Facts(text: text, scanLength: scanLength, characters: text.unicodeScalars.count,
+                          messages: input.messages.count, keywordHits: keywordHits)
+
+        var score = 0.0
+        var forcedRoute: (rule: String, route: String)?
+        var matched: [RuleMatch] = []
+        var spans: [Range<Int>] = []
+        for rule in rules.rules {
+            spans.removeAll(keepingCapacity: true)
+            guard evaluate(rule.condition, &facts, &spans) else { continue }
+            score += rule.weight
+            if forcedRoute == nil, let route = rule.route { forcedRoute = (rule.id, route) }
+            matched.append(RuleMatch(id: rule.id, description: rule.description, weight: rule.weight, route: rule.route,
+                                     matches: textMatches(spans, in: text, segments: segments)))
+        }
+        let level = rules.levels.first { ($0.maxScore ?? .infinity) >= score } ?? rules.levels[rules.levels.count - 1]
+        let routeName = forcedRoute?.route ?? level.route
+        return Analysis(level: level, score: score, route: rules.routes[routeName]!, routeForcedBy: forcedRoute?.rule,
+                        matchedRules: matched, analyzedCharacters: facts.characters)
+    }
+
+    // MARK: Internals
+
+    private struct Facts {
+        let text: String
+        let scanLength: Int
+        let characters: Int
+        let messages: Int
+        let keywordHits: [Int: [Range<Int>]]
+    }
+
+    /// Where each joined turn starts in the analysed text.
+    private struct Segment {
+        let start: Int
+        let messageIndex: Int
+    }
+
+    private func analysedText(of input: AnalysisInput) -> (String, [Segment])? {
+        var turns: [Int] = []
+        for index in input.messages.indices.reversed() where input.messages[index].isUser {
+            if input.messages[index].text.isEmpty { continue }
+            turns.append(index)
+            if turns.count > rules.history { break }
+        }
+        guard !turns.isEmpty else { return nil }
+        if turns.count == 1 {
+            return (input.messages[turns[0]].text, [Segment(start: 0, messageIndex: turns[0])])
+        }
+        var text = ""
+        var segments: [Segment] = []
+        for index in turns.reversed() {
+            if !text.isEmpty { text += Self.turnSeparator }
+            segments.append(Segment(start: text.utf16.count, messageIndex: index))
+            text += input.messages[index].text
+        }
+        return (text, segments)
+    }
+
+    private func evaluate(_ condition: Condition, _ facts: inout Facts, _ spans: inout [Range<Int>]) -> Bool {
+        switch condition {
+        case .anyKeywords(let ids):
+            var found = false
+            for id in ids {
+                if let hits = facts.keywordHits[id] {
+                    spans.append(contentsOf: hits)
+                    found = true
+                }
+            }
+            return found
+        case .allKeywords(let ids):
+            for id in ids where facts.keywordHits[id] == nil { return false }
+            for id in ids { spans.append(contentsOf: facts.keywordHits[id]!) }
+            return true
+        case .regex(let regex):
+            let ranges = regex.matches(in: facts.text, length: facts.scanLength)
+            spans.append(contentsOf: ranges)
+            return !ranges.isEmpty
+        case .minChars(let limit): return facts.characters >= limit
+        case .maxChars(let limit): return facts.characters <= limit
+        case .minMessages(let limit): return facts.messages >= limit
+        case .maxMessages(let limit): return facts.messages <= limit
+        case .all(let parts):
+            let mark = spans.count
+            for part in parts where !evaluate(part, &facts, &spans) {
+                spans.removeSubrange(mark...)
+                return false
+            }
+            return true
+        case .any(let parts):
+            var found = false
+            for part in parts where evaluate(part, &facts, &spans) { found = true }
+            return found
+        case .not(let part):
+            var ignored: [Range<Int>] = []
+            return !evaluate(part, &facts, &ignored)
+        }
+    }
+
+    private func textMatches(_ spans: [Range<Int>], in text: String, segments: [Segment]) -> [TextMatch] {
+        guard !spans.isEmpty else { return [] }
+        var unique = Array(Set(spans))
+        unique.sort { $0.lowerBound != $1.lowerBound ? $0.lowerBound < $1.lowerBound : $0.upperBound < $1.upperBound }
+        let utf16 = text.utf16
+        return unique.map { span in
+            let segment = segments.last { $0.start <= span.lowerBound } ?? segments[0]
+            let from = utf16.index(utf16.startIndex, offsetBy: span.lowerBound)
+            let to = utf16.index(from, offsetBy: span.count)
+            return TextMatch(text: String(text[from..<to]), start: span.lowerBound - segment.start,
+                             end: span.upperBound - segment.start, messageIndex: segment.messageIndex)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+/// A validated, compiled rules file: what the analyzer runs on. Immutable once built.
+public struct RuleSet: Sendable {
+    /// The schema version the file declared (`version: 1`).
+    public let schemaVersion: Int
+    /// Content fingerprint (`sha256:…`) set by whoever read the bytes; identifies this rule set in answers.
+    public let fingerprint: String
+    /// How many earlier user turns join the last one.
+    public let history: Int
+    /// Matching looks at no more than this many UTF-16 units of text; longer text is cut for matching only.
+    public let scanLimit: Int
+    public let levels: [Level]
+    public let routes: [String: Route]
+    public let rules: [Rule]
+    public let examples: [Example]
+    let keywords: KeywordMatcher
+
+    /// Where the source came from, for messages (`rules.yaml`, `<embedded>`).
+    public let path: String
+}
+
+/// A complexity level: the first whose `maxScore` is at least the score wins.
+public struct Level: Sendable, Hashable {
+    public let name: String
+    /// `nil` on the last level, which takes every score above the others.
+    public let maxScore: Double?
+    public let route: String
+    public let estimatedSeconds: Double
+}
+
+/// What to do with a chat that lands on a route.
+public struct Route: Sendable, Hashable {
+    public enum Action: String, Sendable, Hashable, CaseIterable {
+        /// Proxy the chat into the streaming pipeline.
+        case stream
+        /// Answer with advice (for example "use the desktop client") instead of streaming.
+        case advise
+    }
+
+    public let name: String
+    public let action: Action
+    public let model: String?
+    public let maxIterations: Int?
+    public let message: String?
+}
+
+/// One scoring rule: when its condition holds, its weight joins the score and it may force a route.
+public struct Rule: Sendable {
+    public let id: String
+    public let description: String?
+    public let weight: Double
+    /// A route this rule forces when it matches, overriding the level's route.
+    public let route: String?
+    let condition: Condition
+}
+
+/// A rule's condition, compiled: keywords are ids into the rule set's one keyword matcher.
+indirect enum Condition: Sendable {
+    case anyKeywords([Int])
+    case allKeywords([Int])
+    case regex(CompiledRegex)
+    case minChars(Int)
+    case maxChars(Int)
+    case minMessages(Int)
+    case maxMessages(Int)
+    case all([Condition])
+    case any([Condition])
+    case not(Condition)
+}
+
+/// An example query checked on every load; a failing example rejects the file.
+public struct Example: Sendable {
+    public struct Expectation: Sendable {
+        public var level: String?
+        public var route: String?
+        public var score: Double?
+        /// Exactly these rules match (order ignored).
+        public var rules: [String]?
+    }
+
+    public let query: String
+    public let expect: Expectation
+    /// Where the example sits in the file, for failure messages.
+    public let line: Int
+    public let column: Int
+}

@@ -1,0 +1,75 @@
+/// Loads rules YAML: parse, validate, compile, then run the file's examples. Pure: text in, values out.
+public enum RuleSetLoader {
+    /// What a load produced.
+    public struct Outcome: Sendable {
+        /// The compiled rules, if the file parsed and validated (even when examples failed).
+        public let compiled: RuleSet?
+        /// Every problem, in file order; example failures are errors.
+        public let diagnostics: [Diagnostic]
+        public let exampleResults: [ExampleResult]
+
+        /// The rules to serve: present only when nothing is an error.
+        public var accepted: RuleSet? { diagnostics.hasErrors ? nil : compiled }
+    }
+
+    public static func load(yaml: String, path: String, fingerprint: String) -> Outcome {
+        var parser = RuleSetParser(path: path)
+        guard let ruleSet = parser.parse(yaml, fingerprint: fingerprint) else {
+            return Outcome(compiled: nil, diagnostics: sorted(parser.diagnostics), exampleResults: [])
+        }
+        let results = ExampleRunner.run(ruleSet)
+        let failures = results.compactMap { result -> Diagnostic? in
+            guard !result.passed else { return nil }
+            return Diagnostic(.error, result.failureSummary, path: path, line: result.example.line, column: result.example.column)
+        }
+        return Outcome(compiled: ruleSet, diagnostics: sorted(parser.diagnostics + failures), exampleResults: results)
+    }
+
+    private static func sorted(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        diagnostics.enumerated().sorted {
+            ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
+        }.map(\.element)
+    }
+}
+
+/// One example checked against its rules.
+public struct ExampleResult: Sendable {
+    public let example: Example
+    public let analysis: Analysis
+    /// What differed from the expectation, one phrase each; empty when the example passed.
+    public let mismatches: [String]
+
+    public var passed: Bool { mismatches.isEmpty }
+
+    var failureSummary: String {
+        "example \"\(example.query)\" failed: \(mismatches.joined(separator: "; ")) (score \(format(analysis.score))"
+            + (analysis.matchedRules.isEmpty ? ", no rules matched)"
+               : " from \(analysis.matchedRules.map { "\($0.id) \(format($0.weight))" }.joined(separator: ", ")))")
+    }
+}
+
+/// Runs a rule set's examples.
+public enum ExampleRunner {
+    public static func run(_ rules: RuleSet) -> [ExampleResult] {
+        let analyzer = QueryAnalyzer(rules: rules)
+        return rules.examples.compactMap { example in
+            guard let analysis = analyzer.analyze(AnalysisInput(query: example.query)) else { return nil }
+            var mismatches: [String] = []
+            let expect = example.expect
+            if let level = expect.level, level != analysis.level.name {
+                mismatches.append("expected level \(level), got \(analysis.level.name)")
+            }
+            if let route = expect.route, route != analysis.route.name {
+                mismatches.append("expected route \(route), got \(analysis.route.name)")
+            }
+            if let score = expect.score, score != analysis.score {
+                mismatches.append("expected score \(format(score)), got \(format(analysis.score))")
+            }
+            if let ids = expect.rules, Set(ids) != Set(analysis.matchedRules.map(\.id)) {
+                let got = analysis.matchedRules.map(\.id)
+                mismatches.append("expected rules [\(ids.joined(separator: ", "))], got [\(got.joined(separator: ", "))]")
+            }
+            return ExampleResult(example: example, analysis: analysis, mismatches: mismatches)
+        }
+    }
+}

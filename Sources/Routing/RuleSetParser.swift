@@ -1,0 +1,428 @@
+import Yams
+
+/// Turns rules YAML into a compiled `RuleSet`, collecting every problem with its line and column.
+struct RuleSetParser {
+    let path: String
+    private(set) var diagnostics: [Diagnostic] = []
+    private var keywords = KeywordMatcher()
+    private var routeNames: Set<String> = []
+
+    init(path: String) {
+        self.path = path
+    }
+
+    static let topLevelKeys = ["version", "analyze", "levels", "routes", "rules", "examples"]
+    static let analyzeKeys = ["history", "scan_limit"]
+    static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
+    static let routeKeys = ["action", "model", "max_iterations", "message"]
+    static let ruleKeys = ["id", "description", "when", "weight", "route"]
+    static let conditionKeys = ["any_keywords", "all_keywords", "regex", "min_chars", "max_chars",
+                                "min_messages", "max_messages", "all", "any", "not"]
+    static let exampleKeys = ["query", "expect"]
+    static let expectationKeys = ["level", "route", "score", "rules"]
+    static let defaultScanLimit = 10_000
+
+    /// Parses and compiles; returns `nil` when any error was found (the diagnostics say which).
+    mutating func parse(_ yaml: String, fingerprint: String) -> RuleSet? {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                error("the file is empty; expected a mapping with version, levels, routes and rules", at: nil)
+                return nil
+            }
+            root = node
+        } catch let yamlError as YamlError {
+            report(yamlError)
+            return nil
+        } catch {
+            self.error("cannot read YAML: \(error)", at: nil)
+            return nil
+        }
+        guard let top = mapping(root, "the top level") else { return nil }
+        checkKeys(top, allowed: Self.topLevelKeys, context: "top level")
+
+        var schemaVersion = 1
+        if let node = top["version"] {
+            if let value = integer(node, "version"), value != 1 {
+                error("unsupported version \(value); this Switchboard reads version 1", at: node)
+            } else if let value = node.int { schemaVersion = value }
+        } else {
+            error("missing \"version: 1\" at the top level", at: root)
+        }
+
+        var history = 0
+        var scanLimit = Self.defaultScanLimit
+        if let analyze = top["analyze"], let map = mapping(analyze, "analyze") {
+            checkKeys(map, allowed: Self.analyzeKeys, context: "analyze")
+            if let node = map["history"], let value = integer(node, "analyze.history", minimum: 0) { history = value }
+            if let node = map["scan_limit"], let value = integer(node, "analyze.scan_limit", minimum: 1) { scanLimit = value }
+        }
+
+        let routes = parseRoutes(top["routes"], root: root)
+        // Names of every declared route, valid or not, so a broken route is reported once, not at each use.
+        routeNames = Set(top["routes"]?.mapping?.keys.compactMap(\.string) ?? [])
+        let levels = parseLevels(top["levels"], root: root)
+        let rules = parseRules(top["rules"])
+        let examples = parseExamples(top["examples"], levels: levels)
+
+        guard !diagnostics.hasErrors else { return nil }
+        return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, scanLimit: scanLimit,
+                       levels: levels, routes: routes, rules: rules, examples: examples, keywords: keywords,
+                       path: path)
+    }
+
+    // MARK: Sections
+
+    private mutating func parseRoutes(_ node: Node?, root: Node) -> [String: Route] {
+        guard let node else {
+            error("missing \"routes\": define at least one route", at: root)
+            return [:]
+        }
+        guard let map = mapping(node, "routes") else { return [:] }
+        var routes: [String: Route] = [:]
+        for (keyNode, value) in map {
+            guard let name = keyNode.string, let fields = mapping(value, "route \"\(keyNode.string ?? "")\"") else { continue }
+            let context = "route \"\(name)\""
+            checkKeys(fields, allowed: Self.routeKeys, context: context)
+            guard let actionNode = fields["action"] else {
+                error("\(context): missing \"action\" (stream or advise)", at: keyNode)
+                continue
+            }
+            guard let actionName = actionNode.string, let action = Route.Action(rawValue: actionName) else {
+                error("\(context): unknown action \"\(actionNode.string ?? "")\"; expected stream or advise"
+                      + Suggestion.didYouMean(actionNode.string ?? "", in: Route.Action.allCases.map(\.rawValue)),
+                      at: actionNode)
+                continue
+            }
+            let model = fields["model"].flatMap { string($0, "\(context): model") }
+            let message = fields["message"].flatMap { string($0, "\(context): message") }
+            let maxIterations = fields["max_iterations"].flatMap { integer($0, "\(context): max_iterations", minimum: 1) }
+            // A stream route without a model uses the server's default model.
+            if action == .advise, message == nil {
+                error("\(context): an advise route needs a \"message\" to show the user", at: keyNode)
+            }
+            routes[name] = Route(name: name, action: action, model: model, maxIterations: maxIterations, message: message)
+        }
+        if routes.isEmpty, map.count == 0 { error("\"routes\" is empty: define at least one route", at: node) }
+        return routes
+    }
+
+    private mutating func parseLevels(_ node: Node?, root: Node) -> [Level] {
+        guard let node else {
+            error("missing \"levels\": define at least one level", at: root)
+            return []
+        }
+        guard let items = sequence(node, "levels") else { return [] }
+        if items.isEmpty { error("\"levels\" is empty: define at least one level", at: node) }
+        var levels: [Level] = []
+        var names: Set<String> = []
+        for (index, item) in items.enumerated() {
+            guard let fields = mapping(item, "level \(index + 1)") else { continue }
+            checkKeys(fields, allowed: Self.levelKeys, context: "level \(index + 1)")
+            guard let nameNode = fields["name"], let name = string(nameNode, "level \(index + 1): name") else {
+                if fields["name"] == nil { error("level \(index + 1): missing \"name\"", at: item) }
+                continue
+            }
+            let context = "level \"\(name)\""
+            if !names.insert(name).inserted { error("\(context): the name is used by another level", at: nameNode) }
+            let isLast = index == items.count - 1
+            var maxScore: Double?
+            if let scoreNode = fields["max_score"] {
+                maxScore = number(scoreNode, "\(context): max_score")
+                if isLast {
+                    error("\(context): the last level takes every higher score, so it must not set max_score", at: scoreNode)
+                } else if let maxScore, let previous = levels.last?.maxScore, maxScore <= previous {
+                    error("\(context): max_score \(format(maxScore)) must be greater than the previous level's \(format(previous))",
+                          at: scoreNode)
+                }
+            } else if !isLast {
+                error("\(context): missing \"max_score\" (only the last level may omit it)", at: nameNode)
+            }
+            var routeName = ""
+            if let routeNode = fields["route"], let value = string(routeNode, "\(context): route") {
+                routeName = value
+                checkRouteExists(value, context: context, at: routeNode)
+            } else if fields["route"] == nil {
+                error("\(context): missing \"route\"", at: nameNode)
+            }
+            let seconds = fields["estimated_seconds"].flatMap { number($0, "\(context): estimated_seconds", minimum: 0) }
+            levels.append(Level(name: name, maxScore: maxScore, route: routeName, estimatedSeconds: seconds ?? 0))
+        }
+        return levels
+    }
+
+    private mutating func parseRules(_ node: Node?) -> [Rule] {
+        guard let node else { return [] }
+        guard let items = sequence(node, "rules") else { return [] }
+        var rules: [Rule] = []
+        var ids: Set<String> = []
+        for (index, item) in items.enumerated() {
+            guard let fields = mapping(item, "rule \(index + 1)") else { continue }
+            guard let idNode = fields["id"], let id = string(idNode, "rule \(index + 1): id") else {
+                if fields["id"] == nil { error("rule \(index + 1): missing \"id\"", at: item) }
+                continue
+            }
+            let context = "rule \"\(id)\""
+            checkKeys(fields, allowed: Self.ruleKeys, context: context)
+            if !ids.insert(id).inserted { error("\(context): the id is used by another rule", at: idNode) }
+            let description = fields["description"].flatMap { string($0, "\(context): description") }
+            let weight = fields["weight"].flatMap { number($0, "\(context): weight") } ?? 0
+            var route: String?
+            if let routeNode = fields["route"], let value = string(routeNode, "\(context): route") {
+                route = value
+                checkRouteExists(value, context: context, at: routeNode)
+            }
+            guard let whenNode = fields["when"] else {
+                error("\(context): missing \"when\" (the condition that makes it match)", at: idNode)
+                continue
+            }
+            guard let condition = parseCondition(whenNode, context: context) else { continue }
+            if fields["weight"] == nil, route == nil {
+                warning("\(context): has neither a weight nor a route, so matching it changes nothing", at: idNode)
+            }
+            rules.append(Rule(id: id, description: description, weight: weight, route: route, condition: condition))
+        }
+        return rules
+    }
+
+    private mutating func parseCondition(_ node: Node, context: String) -> Condition? {
+        guard let fields = mapping(node, "\(context): condition") else { return nil }
+        if fields.count == 0 {
+            error("\(context): empty condition; use one of \(Self.conditionKeys.joined(separator: ", "))", at: node)
+            return nil
+        }
+        var parts: [Condition] = []
+        var failed = false
+        for (keyNode, value) in fields {
+            let key = keyNode.string ?? ""
+            guard Self.conditionKeys.contains(key) else {
+                error("\(context): unknown condition \"\(key)\"" + Suggestion.didYouMean(key, in: Self.conditionKeys),
+                      at: keyNode)
+                failed = true
+                continue
+            }
+            guard let part = parseConditionValue(key, value, context: context) else {
+                failed = true
+                continue
+            }
+            parts.append(part)
+        }
+        if failed { return nil }
+        // Several conditions in one mapping must all hold.
+        return parts.count == 1 ? parts[0] : .all(parts)
+    }
+
+    private mutating func parseConditionValue(_ key: String, _ value: Node, context: String) -> Condition? {
+        switch key {
+        case "any_keywords", "all_keywords":
+            guard let ids = parseKeywords(value, context: "\(context): \(key)") else { return nil }
+            return key == "any_keywords" ? .anyKeywords(ids) : .allKeywords(ids)
+        case "regex":
+            guard let pattern = string(value, "\(context): regex") else { return nil }
+            do {
+                return .regex(try CompiledRegex(pattern: pattern))
+            } catch {
+                switch error {
+                case .tooLong(let length):
+                    self.error("\(context): regex is \(length) characters long; the limit is \(CompiledRegex.maxPatternLength)",
+                               at: value)
+                case .nestedQuantifier:
+                    self.error("\(context): regex repeats a group that itself repeats without bound, which can "
+                               + "backtrack catastrophically; rewrite it without the nested quantifier", at: value)
+                case .invalid(let reason):
+                    self.error("\(context): regex does not compile: \(reason)", at: value)
+                }
+                return nil
+            }
+        case "min_chars", "max_chars", "min_messages", "max_messages":
+            guard let limit = integer(value, "\(context): \(key)", minimum: 0) else { return nil }
+            switch key {
+            case "min_chars": return .minChars(limit)
+            case "max_chars": return .maxChars(limit)
+            case "min_messages": return .minMessages(limit)
+            default: return .maxMessages(limit)
+            }
+        case "all", "any":
+            guard let items = sequence(value, "\(context): \(key)") else { return nil }
+            if items.isEmpty {
+                error("\(context): \"\(key)\" needs at least one condition", at: value)
+                return nil
+            }
+            var parts: [Condition] = []
+            for item in items {
+                if let part = parseCondition(item, context: context) { parts.append(part) }
+            }
+            guard parts.count == items.count else { return nil }
+            return key == "all" ? .all(parts) : .any(parts)
+        default: // "not"
+            return parseCondition(value, context: context).map { .not($0) }
+        }
+    }
+
+    private mutating func parseKeywords(_ node: Node, context: String) -> [Int]? {
+        let items: [Node]
+        if case .scalar = node {
+            items = [node]
+        } else if let list = sequence(node, context) {
+            items = list
+        } else {
+            return nil
+        }
+        if items.isEmpty {
+            error("\(context): the list is empty", at: node)
+            return nil
+        }
+        var ids: [Int] = []
+        for item in items {
+            guard let keyword = string(item, context) else { return nil }
+            guard let id = keywords.intern(keyword) else {
+                error("\(context): keyword \"\(keyword)\" has no letters or digits to match; use regex for symbols", at: item)
+                return nil
+            }
+            let ignored = keyword.unicodeScalars.filter {
+                !WordTokenizer.isWordScalar($0) && !$0.properties.isWhitespace && $0 != "-" && $0 != "'" && $0 != "\u{2019}"
+            }
+            if !ignored.isEmpty {
+                warning("\(context): keyword \"\(keyword)\" matches as \"\(keywords.phrases[id].joined(separator: " "))\": "
+                        + "symbols are not matched; use regex to match them", at: item)
+            }
+            if !ids.contains(id) { ids.append(id) }
+        }
+        return ids
+    }
+
+    private mutating func parseExamples(_ node: Node?, levels: [Level]) -> [Example] {
+        guard let node, let items = sequence(node, "examples") else { return [] }
+        var examples: [Example] = []
+        for (index, item) in items.enumerated() {
+            let context = "example \(index + 1)"
+            guard let fields = mapping(item, context) else { continue }
+            checkKeys(fields, allowed: Self.exampleKeys, context: context)
+            guard let queryNode = fields["query"], let query = string(queryNode, "\(context): query") else {
+                if fields["query"] == nil { error("\(context): missing \"query\"", at: item) }
+                continue
+            }
+            var expectation = Example.Expectation()
+            guard let expectNode = fields["expect"], let expect = mapping(expectNode, "\(context): expect") else {
+                if fields["expect"] == nil { error("\(context): missing \"expect\"", at: item) }
+                continue
+            }
+            checkKeys(expect, allowed: Self.expectationKeys, context: "\(context): expect")
+            if let levelNode = expect["level"], let level = string(levelNode, "\(context): expect.level") {
+                if !levels.contains(where: { $0.name == level }) {
+                    error("\(context): unknown level \"\(level)\"" + Suggestion.didYouMean(level, in: levels.map(\.name)),
+                          at: levelNode)
+                }
+                expectation.level = level
+            }
+            if let routeNode = expect["route"], let route = string(routeNode, "\(context): expect.route") {
+                checkRouteExists(route, context: context, at: routeNode)
+                expectation.route = route
+            }
+            if let scoreNode = expect["score"] { expectation.score = number(scoreNode, "\(context): expect.score") }
+            if let rulesNode = expect["rules"], let list = sequence(rulesNode, "\(context): expect.rules") {
+                expectation.rules = list.compactMap { string($0, "\(context): expect.rules") }
+            }
+            let mark = item.mark
+            examples.append(Example(query: query, expect: expectation, line: mark?.line ?? 0, column: mark?.column ?? 0))
+        }
+        return examples
+    }
+
+    // MARK: Typed access with diagnostics
+
+    private mutating func checkRouteExists(_ name: String, context: String, at node: Node) {
+        guard !routeNames.contains(name), !routeNames.isEmpty else { return }
+        error("\(context): unknown route \"\(name)\"" + Suggestion.didYouMean(name, in: routeNames.sorted()), at: node)
+    }
+
+    private mutating func checkKeys(_ map: Node.Mapping, allowed: [String], context: String) {
+        for key in map.keys {
+            let name = key.string ?? ""
+            if !allowed.contains(name) {
+                error("\(context): unknown key \"\(name)\"" + Suggestion.didYouMean(name, in: allowed), at: key)
+            }
+        }
+    }
+
+    private mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
+        if let map = node.mapping { return map }
+        error("\(what): expected a mapping (key: value), found \(describe(node))", at: node)
+        return nil
+    }
+
+    private mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
+        if let items = node.sequence { return Array(items) }
+        error("\(what): expected a list, found \(describe(node))", at: node)
+        return nil
+    }
+
+    private mutating func string(_ node: Node, _ what: String) -> String? {
+        if case .scalar(let scalar) = node, node.null == nil || scalar.style != .plain { return scalar.string }
+        error("\(what): expected text, found \(describe(node))", at: node)
+        return nil
+    }
+
+    private mutating func integer(_ node: Node, _ what: String, minimum: Int? = nil) -> Int? {
+        guard case .scalar = node, let value = node.int else {
+            error("\(what): expected a whole number, found \(describe(node))", at: node)
+            return nil
+        }
+        if let minimum, value < minimum {
+            error("\(what): must be at least \(minimum), found \(value)", at: node)
+            return nil
+        }
+        return value
+    }
+
+    private mutating func number(_ node: Node, _ what: String, minimum: Double? = nil) -> Double? {
+        guard case .scalar = node, let value = node.int.map(Double.init) ?? node.float, value.isFinite else {
+            error("\(what): expected a number, found \(describe(node))", at: node)
+            return nil
+        }
+        if let minimum, value < minimum {
+            error("\(what): must be at least \(format(minimum)), found \(format(value))", at: node)
+            return nil
+        }
+        return value
+    }
+
+    private func describe(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar):
+            if node.null != nil, scalar.style == .plain { return "nothing" }
+            return "\"\(scalar.string)\""
+        }
+    }
+
+    private mutating func error(_ message: String, at node: Node?) {
+        diagnostics.append(Diagnostic(.error, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
+    }
+
+    private mutating func warning(_ message: String, at node: Node?) {
+        diagnostics.append(Diagnostic(.warning, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
+    }
+
+    private mutating func report(_ yamlError: YamlError) {
+        switch yamlError {
+        case .scanner(let context, let problem, let mark, _),
+             .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\($0.text) at \($0.mark.line):\($0.mark.column): " } ?? ""
+            diagnostics.append(Diagnostic(.error, "invalid YAML: \(detail)\(problem)", path: path,
+                                          line: mark.line, column: mark.column))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            diagnostics.append(Diagnostic(.error, "duplicate key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) \(context.text)",
+                                          path: path, line: context.mark.line, column: context.mark.column))
+        default:
+            diagnostics.append(Diagnostic(.error, "invalid YAML: \(yamlError)", path: path))
+        }
+    }
+}
+
+func format(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}
