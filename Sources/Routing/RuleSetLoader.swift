@@ -10,6 +10,11 @@ public enum RuleSetLoader {
 
         /// The rules to serve: present only when nothing is an error.
         public var accepted: RuleSet? { diagnostics.hasErrors ? nil : compiled }
+
+        /// An outcome for a file that could not even be read.
+        public static func rejected(_ diagnostics: [Diagnostic]) -> Outcome {
+            Outcome(compiled: nil, diagnostics: diagnostics, exampleResults: [])
+        }
     }
 
     public static func load(yaml: String, path: String, fingerprint: String) -> Outcome {

@@ -1,0 +1,167 @@
+import Foundation
+
+/// A chat as frontends post it to `/mcp/chat/analyze` and `/mcp/chat/stream`.
+public struct ChatRequest: Sendable, Hashable {
+    public var messages: [ChatMessage]
+    public var system: String?
+    public var model: String?
+    public var maxTokens: Int?
+
+    public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil) {
+        self.messages = messages
+        self.system = system
+        self.model = model
+        self.maxTokens = maxTokens
+    }
+}
+
+/// One turn of the conversation.
+public struct ChatMessage: Sendable, Hashable {
+    public enum Role: String, Sendable, Hashable, CaseIterable {
+        case user
+        case assistant
+    }
+
+    public enum Content: Sendable, Hashable {
+        case text(String)
+        /// Content blocks in the Anthropic Messages shape (`{"type":"text","text":…}`, `tool_use`, …), kept as sent.
+        case blocks([JSONValue])
+    }
+
+    public var role: Role
+    public var content: Content
+
+    public init(role: Role, content: Content) {
+        self.role = role
+        self.content = content
+    }
+
+    /// The message's text: its string content, or its text blocks joined with newlines.
+    public var text: String {
+        switch content {
+        case .text(let text): return text
+        case .blocks(let blocks):
+            return blocks.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }
+                .joined(separator: "\n")
+        }
+    }
+}
+
+/// Why a request body was refused, naming the field (`messages[2].role`) so a developer can fix it.
+public struct ChatRequestError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let field: String
+    public let message: String
+
+    public init(field: String, message: String) {
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String { "\(field): \(message)" }
+}
+
+extension ChatRequest {
+    /// Decodes and validates a request body.
+    public init(json body: some DataProtocol) throws(ChatRequestError) {
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+        } catch {
+            throw ChatRequestError(field: "body", message: "the body is not valid JSON: \(Self.describe(error))")
+        }
+        try self.init(validating: value)
+    }
+
+    /// Validates an already-decoded body.
+    public init(validating value: JSONValue) throws(ChatRequestError) {
+        guard case .object(let fields) = value else {
+            throw ChatRequestError(field: "body", message: "expected a JSON object, found \(value.typeName)")
+        }
+        guard let messagesValue = fields["messages"] else {
+            throw ChatRequestError(field: "messages", message: "required: an array of {role, content} messages")
+        }
+        guard case .array(let items) = messagesValue else {
+            throw ChatRequestError(field: "messages", message: "expected an array, found \(messagesValue.typeName)")
+        }
+        guard !items.isEmpty else {
+            throw ChatRequestError(field: "messages", message: "must contain at least one message")
+        }
+        var messages: [ChatMessage] = []
+        messages.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            messages.append(try Self.message(item, field: "messages[\(index)]"))
+        }
+        self.messages = messages
+        self.system = try Self.optionalString(fields["system"], field: "system")
+        self.model = try Self.optionalString(fields["model"], field: "model")
+        if let model, model.isEmpty { throw ChatRequestError(field: "model", message: "must not be empty") }
+        switch fields["maxTokens"] {
+        case nil, .null?:
+            self.maxTokens = nil
+        case .number(let number)? where number.rounded() == number && number >= 1 && number <= 1_000_000:
+            self.maxTokens = Int(number)
+        case let other?:
+            throw ChatRequestError(field: "maxTokens", message: "expected a whole number from 1 to 1000000, found \(Self.show(other))")
+        }
+    }
+
+    private static func message(_ value: JSONValue, field: String) throws(ChatRequestError) -> ChatMessage {
+        guard case .object(let fields) = value else {
+            throw ChatRequestError(field: field, message: "expected an object with role and content, found \(value.typeName)")
+        }
+        guard let roleValue = fields["role"] else {
+            throw ChatRequestError(field: "\(field).role", message: "required: \"user\" or \"assistant\"")
+        }
+        guard let roleName = roleValue.stringValue, let role = ChatMessage.Role(rawValue: roleName) else {
+            throw ChatRequestError(field: "\(field).role",
+                                   message: "unknown role \(show(roleValue)); expected \"user\" or \"assistant\""
+                                       + (roleValue.stringValue == "system" ? " (put the system prompt in the top-level \"system\" field)" : ""))
+        }
+        switch fields["content"] {
+        case nil:
+            throw ChatRequestError(field: "\(field).content", message: "required: a string or an array of content blocks")
+        case .string(let text)?:
+            return ChatMessage(role: role, content: .text(text))
+        case .array(let blocks)?:
+            for (index, block) in blocks.enumerated() {
+                let blockField = "\(field).content[\(index)]"
+                guard case .object = block else {
+                    throw ChatRequestError(field: blockField, message: "expected a content block object, found \(block.typeName)")
+                }
+                guard let type = block["type"]?.stringValue else {
+                    throw ChatRequestError(field: "\(blockField).type", message: "required: the block's type, such as \"text\"")
+                }
+                if type == "text", block["text"]?.stringValue == nil {
+                    throw ChatRequestError(field: "\(blockField).text", message: "required: a string for a text block")
+                }
+            }
+            return ChatMessage(role: role, content: .blocks(blocks))
+        case let other?:
+            throw ChatRequestError(field: "\(field).content", message: "expected a string or an array of content blocks, found \(other.typeName)")
+        }
+    }
+
+    private static func optionalString(_ value: JSONValue?, field: String) throws(ChatRequestError) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        case let other?: throw ChatRequestError(field: field, message: "expected a string, found \(other.typeName)")
+        }
+    }
+
+    private static func show(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let text): "\"\(text.count > 40 ? String(text.prefix(40)) + "…" : text)\""
+        case .number(let number): number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        default: value.typeName
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            return underlying ?? context.debugDescription
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,68 @@
+import ChatCore
+import Foundation
+import Hummingbird
+import Logging
+import Routing
+import ServiceLifecycle
+
+/// Why the server could not start, said in a way an operator can act on.
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Builds the application the executable runs and the tests exercise.
+public func buildApplication(configuration: ServerConfiguration, logger: Logger? = nil) throws -> some ApplicationProtocol {
+    var logger = logger ?? Logger(label: "switchboard")
+    logger.logLevel = configuration.logLevel
+
+    let source = RulesSource.resolve(explicitPath: configuration.rulesPath)
+    let outcome = RulesFile.load(source)
+    guard let rules = outcome.accepted else {
+        throw StartupError(description: "cannot start: the rules are invalid\n"
+                           + outcome.diagnostics.map(\.description).joined(separator: "\n"))
+    }
+    for warning in outcome.diagnostics { logger.warning("\(warning)") }
+    logger.info("rules loaded", metadata: ["path": "\(source.path)", "version": "\(rules.fingerprint)",
+                                           "rules": "\(rules.rules.count)", "levels": "\(rules.levels.count)"])
+    let store = RulesStore(rules: rules, source: source, warnings: outcome.diagnostics)
+
+    var services: [any Service] = []
+    if case .file(let path) = source {
+        services.append(RulesWatcher(path: path, store: store, interval: configuration.rulesPollInterval, logger: logger))
+    }
+    let router = buildRouter(rules: store, configuration: configuration)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
+        services: services,
+        logger: logger
+    )
+}
+
+/// The routes: analyze preflight, rules status, health.
+public func buildRouter(rules store: RulesStore, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.get("/health") { _, _ in
+        try Response.json(["status": "ok"])
+    }
+    router.get("/rules") { _, _ in
+        try Response.json(RulesStatusResponse(store))
+    }
+    router.post("/mcp/chat/analyze") { request, _ in
+        var request = request
+        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
+        let active = store.active
+        let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
+        let clock = ContinuousClock()
+        let started = clock.now
+        guard let analysis = active.analyzer.analyze(input) else {
+            throw APIError(.badRequest, code: "invalid_request",
+                           message: "no user message has text to analyse", field: "messages")
+        }
+        let elapsed = clock.now - started
+        let micros = Int((elapsed / .microseconds(1)).rounded(.up))
+        return try Response.json(AnalysisResponse(analysis, rulesVersion: active.rules.fingerprint, micros: micros,
+                                                  defaultModel: configuration.defaultModel))
+    }
+    return router
+}

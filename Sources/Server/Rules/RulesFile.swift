@@ -1,0 +1,66 @@
+import Crypto
+import Foundation
+import Routing
+
+/// Where the rules come from: a file on disk, or the copy of rules.yaml built into the binary.
+public enum RulesSource: Sendable, Hashable {
+    case file(String)
+    case embedded
+
+    /// `--rules PATH` if given, else `./rules.yaml` if it exists, else the embedded defaults.
+    public static func resolve(explicitPath: String?, fileManager: FileManager = .default) -> RulesSource {
+        if let explicitPath { return .file(explicitPath) }
+        return fileManager.fileExists(atPath: "rules.yaml") ? .file("rules.yaml") : .embedded
+    }
+
+    public var path: String {
+        switch self {
+        case .file(let path): path
+        case .embedded: DefaultRules.path
+        }
+    }
+}
+
+/// Reads a rules file and loads it; the only place rules bytes come from disk.
+public enum RulesFile {
+    /// The content fingerprint shown as `rulesVersion`.
+    public static func fingerprint(of bytes: some DataProtocol) -> String {
+        "sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Loads `source`; an unreadable file becomes an error diagnostic, never a thrown error.
+    public static func load(_ source: RulesSource) -> RuleSetLoader.Outcome {
+        switch source {
+        case .embedded:
+            return RuleSetLoader.load(yaml: DefaultRules.yaml, path: DefaultRules.path,
+                                      fingerprint: fingerprint(of: Array(DefaultRules.yaml.utf8)))
+        case .file(let path):
+            switch read(path) {
+            case .success(let (yaml, fingerprint)):
+                return RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint)
+            case .failure(let unreadable):
+                return .rejected([unreadable.diagnostic])
+            }
+        }
+    }
+
+    /// The file's text and fingerprint, or why it cannot be used.
+    static func read(_ path: String) -> Result<(String, String), UnreadableRules> {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
+            return .failure(UnreadableRules(diagnostic: Diagnostic(.error, reason, path: path)))
+        }
+        guard let yaml = String(data: data, encoding: .utf8) else {
+            return .failure(UnreadableRules(diagnostic: Diagnostic(.error, "the file is not UTF-8 text", path: path)))
+        }
+        return .success((yaml, fingerprint(of: data)))
+    }
+}
+
+/// A rules file that could not be read at all.
+struct UnreadableRules: Error {
+    let diagnostic: Diagnostic
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import ChatCore
+import Foundation
+import Routing
+import Server
+
+struct Analyze: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Analyse a query with the rules and explain the routing decision.",
+        discussion: "The words of QUERY are joined with spaces and analysed as one user message."
+    )
+
+    @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
+    var rules: String?
+
+    @Flag(help: "Print the same JSON as POST /mcp/chat/analyze.")
+    var json = false
+
+    @Argument(help: "The query to analyse.")
+    var query: [String]
+
+    func validate() throws {
+        if query.joined().trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ValidationError("Give a query to analyse, for example: switchboard analyze \"chart salaries by department\"")
+        }
+    }
+
+    func run() async throws {
+        let ruleSet = try loadRules(rules)
+        let text = query.joined(separator: " ")
+        let analyzer = QueryAnalyzer(rules: ruleSet)
+        let clock = ContinuousClock()
+        let started = clock.now
+        guard let analysis = analyzer.analyze(AnalysisInput(query: text)) else { throw ExitCode(1) }
+        let micros = Int(((clock.now - started) / .microseconds(1)).rounded(.up))
+        if json {
+            let data = try analysisJSON(analysis, rulesVersion: ruleSet.fingerprint, micros: micros)
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(explain(analysis, text: text, rules: ruleSet))
+    }
+
+    private func explain(_ analysis: Analysis, text: String, rules: RuleSet) -> String {
+        var lines: [String] = []
+        let route = analysis.route
+        lines.append("complexity: \(analysis.level.name) (score \(formatNumber(analysis.score)))")
+        switch route.action {
+        case .stream:
+            let model = route.model ?? ServerConfiguration().defaultModel
+            lines.append("route:      \(route.name) → stream with \(model)"
+                         + (route.maxIterations.map { ", up to \($0) iterations" } ?? ""))
+        case .advise:
+            lines.append("route:      \(route.name) → advise: \(route.message ?? "")")
+        }
+        if let forcedBy = analysis.routeForcedBy {
+            lines.append("            (forced by rule \(forcedBy); the level's route is \(analysis.level.route))")
+        }
+        lines.append("estimate:   \(formatNumber(analysis.level.estimatedSeconds)) s")
+        if analysis.matchedRules.isEmpty {
+            lines.append("matched:    no rules")
+        } else {
+            lines.append("matched:")
+            for rule in analysis.matchedRules {
+                var line = "  \(rule.id) +\(formatNumber(rule.weight))"
+                if let route = rule.route { line += " → \(route)" }
+                if !rule.matches.isEmpty {
+                    line += "  on " + rule.matches.map { "\"\($0.text)\" [\($0.start)..<\($0.end)]" }.joined(separator: ", ")
+                }
+                if let description = rule.description { line += "  — \(description)" }
+                lines.append(line)
+            }
+        }
+        let thresholds = rules.levels.map { level in
+            level.maxScore.map { "\(level.name) ≤ \(formatNumber($0))" } ?? "\(level.name) above"
+        }
+        lines.append("levels:     " + thresholds.joined(separator: ", "))
+        lines.append("rules:      \(rules.path) \(rules.fingerprint.prefix(19))…")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Loads rules for a CLI command, printing diagnostics and exiting non-zero when they are invalid.
+func loadRules(_ path: String?) throws -> RuleSet {
+    let source = RulesSource.resolve(explicitPath: path)
+    let outcome = RulesFile.load(source)
+    guard let rules = outcome.accepted else {
+        for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
+        throw ExitCode(2)
+    }
+    return rules
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+func formatNumber(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}

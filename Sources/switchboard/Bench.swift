@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Routing
+import Server
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the analyzer (run with -c release; see Docs/BENCHMARKS.md).",
+        shouldDisplay: false
+    )
+
+    @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
+    var rules: String?
+
+    @Option(help: "Replace the rules with this many generated ones (0 keeps the file's rules).")
+    var generated = 0
+
+    @Option(help: "Analyses to time.")
+    var iterations = 20_000
+
+    @Option(help: "The query to analyse.")
+    var query = "chart salary trends by department and compare the median increment with last year for Berlin and São Paulo"
+
+    func run() async throws {
+        let ruleSet: RuleSet
+        if generated > 0 {
+            let yaml = Self.generatedRules(count: generated)
+            let outcome = RuleSetLoader.load(yaml: yaml, path: "<generated>", fingerprint: "generated")
+            guard let accepted = outcome.accepted else {
+                outcome.diagnostics.prefix(5).forEach { printError($0.description) }
+                throw ExitCode(2)
+            }
+            ruleSet = accepted
+        } else {
+            ruleSet = try loadRules(rules)
+        }
+        let analyzer = QueryAnalyzer(rules: ruleSet)
+        let input = AnalysisInput(query: query)
+        for _ in 0..<min(1_000, iterations) { _ = analyzer.analyze(input) }
+
+        let clock = ContinuousClock()
+        var samples: [Double] = []
+        samples.reserveCapacity(iterations)
+        var matched = 0
+        for _ in 0..<iterations {
+            let start = clock.now
+            let analysis = analyzer.analyze(input)
+            let elapsed = clock.now - start
+            matched = analysis?.matchedRules.count ?? 0
+            samples.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
+        }
+        samples.sort()
+        func percentile(_ p: Double) -> String {
+            String(format: "%.2f", samples[min(samples.count - 1, Int(Double(samples.count) * p))])
+        }
+        let mean = samples.reduce(0, +) / Double(samples.count)
+        print("rules: \(ruleSet.rules.count) (\(generated > 0 ? "generated" : ruleSet.path)), query: \(query.count) chars, matched rules: \(matched)")
+        print("analyses: \(iterations); µs per analysis: median \(percentile(0.5)), p90 \(percentile(0.9)), p99 \(percentile(0.99)), mean \(String(format: "%.2f", mean))")
+    }
+
+    /// A deterministic rules file of `count` rules shaped like real ones: mostly keyword lists and phrases,
+    /// every tenth a regex, every seventh a combination.
+    static func generatedRules(count: Int) -> String {
+        var rng = SplitMix64(seed: 42)
+        let syllables = ["sal", "ar", "emp", "lo", "yee", "dep", "art", "ment", "chart", "gra", "ph", "tren", "d", "bud",
+                         "get", "hire", "lon", "don", "ber", "lin", "rev", "iew", "pro", "mo", "tion", "ex", "port"]
+        func word() -> String {
+            (0..<Int.random(in: 2...3, using: &rng)).map { _ in syllables.randomElement(using: &rng)! }.joined()
+        }
+        var lines = ["version: 1",
+                     "levels:",
+                     "  - { name: simple, max_score: 20, route: fast, estimated_seconds: 3 }",
+                     "  - { name: complex, route: deep, estimated_seconds: 25 }",
+                     "routes:",
+                     "  fast: { action: stream, model: m }",
+                     "  deep: { action: advise, message: desktop }",
+                     "rules:"]
+        for index in 0..<count {
+            let condition: String
+            if index % 10 == 9 {
+                condition = "{ regex: '\\b(\(word())|\(word()))s?\\b' }"
+            } else if index % 7 == 6 {
+                condition = "{ all: [ { any_keywords: [\(word()), \(word())] }, { not: { any_keywords: [\(word())] } } ] }"
+            } else {
+                let keywords = (0..<Int.random(in: 3...8, using: &rng)).map { _ in
+                    Bool.random(using: &rng) ? word() : "\(word()) \(word())"
+                }
+                condition = "{ any_keywords: [\(keywords.joined(separator: ", "))] }"
+            }
+            lines.append("  - { id: r\(index), weight: 1, when: \(condition) }")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// A small seeded generator so generated benchmarks are the same on every run.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Server
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP server.",
+        discussion: "Flags override the SWITCHBOARD_* environment variables; see Docs/DEPLOYMENT.md."
+    )
+
+    @Option(help: "Address to listen on (use 0.0.0.0 behind a proxy in a container).")
+    var host: String?
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port: Int?
+
+    @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
+    var rules: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func validate() throws {
+        if let port, !(0...65535).contains(port) {
+            throw ValidationError("--port must be between 0 and 65535.")
+        }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+        if let rules, !FileManager.default.fileExists(atPath: rules) {
+            throw ValidationError("No rules file at \(rules). Pass an existing file, or leave --rules out to use ./rules.yaml or the built-in rules.")
+        }
+    }
+
+    func run() async throws {
+        var configuration = ServerConfiguration(environment: ProcessInfo.processInfo.environment)
+        if let host { configuration.host = host }
+        if let port { configuration.port = port }
+        if let rules { configuration.rulesPath = rules }
+        if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
+        do {
+            let app = try buildApplication(configuration: configuration)
+            try await app.runService()
+        } catch let error as StartupError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(2)
+        }
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Switchboard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "A streaming chat server between chat frontends and an LLM with tools.",
+        subcommands: [Serve.self, Analyze.self, Rules.self, Bench.self]
+    )
+}
