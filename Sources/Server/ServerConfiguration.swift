@@ -25,6 +25,9 @@ public struct ServerConfiguration: Sendable {
         if let path = environment["SWITCHBOARD_RULES"] { rulesPath = path }
         if let limit = environment["SWITCHBOARD_MAX_BODY_BYTES"].flatMap(Int.init) { maxBodyBytes = limit }
         if let model = environment["SWITCHBOARD_DEFAULT_MODEL"] { defaultModel = model }
+        if let millis = environment["SWITCHBOARD_RULES_POLL_MS"].flatMap(Int.init), millis > 0 {
+            rulesPollInterval = .milliseconds(millis)
+        }
         if let level = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) { logLevel = level }
     }
 }

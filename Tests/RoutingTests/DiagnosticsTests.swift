@@ -120,7 +120,7 @@ struct RegexSafetyTests {
 @Suite("Did you mean")
 struct SuggestionTests {
     @Test(arguments: [
-        ("regx", "regex"), ("any_keyword", "any_keywords"), ("min_char", "min_chars"), ("wieght", "weight"),
+        ("regx", "regex"), ("wehn", "when"), ("any_keyword", "any_keywords"), ("min_char", "min_chars"), ("wieght", "weight"),
         ("colour", nil), ("x", nil),
     ] as [(String, String?)])
     func closest(name: String, expected: String?) {

@@ -1,0 +1,209 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Runs the built `switchboard` binary as a user would.
+struct CLI {
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchboard")
+    }
+
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], in directory: URL = repositoryRoot) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite("CLI")
+struct CLITests {
+    @Test("analyze explains the decision in words")
+    func analyzeReadable() throws {
+        let result = try CLI.run(["analyze", "chart", "salary trends by department and compare with last year"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "complexity: complex (score 8)")
+        #expect(lines.contains("route:      desktop → advise: Charts and multi-step analysis run faster in the desktop client."))
+        #expect(lines.contains("  charts +4  on \"chart\" [0..<5]  — visualisations need several tool rounds"))
+        #expect(lines.contains("levels:     simple ≤ 2, moderate ≤ 5, complex above"))
+    }
+
+    @Test("analyze --json prints the API's answer")
+    func analyzeJSON() throws {
+        let result = try CLI.run(["analyze", "--json", "give me list of employees with 5-10% increment"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(answer["complexity"] as? String == "simple")
+        #expect(answer["route"] as? String == "fast")
+        #expect(answer["model"] as? String == "claude-haiku-4-5")
+        #expect((answer["rulesVersion"] as? String)?.hasPrefix("sha256:") == true)
+    }
+
+    @Test("rules check prints every problem compiler-style and exits 1")
+    func rulesCheckBroken() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let yaml = """
+            version: 1
+            levels:
+              - { name: simple, route: fast }
+            routes:
+              fast: { action: stream }
+            rules:
+              - id: charts
+                when: { regx: 'chart' }
+                weight: 4
+              - id: pdf
+                when: { any_keywords: [pdf] }
+                route: fsat
+            """
+        try Data(yaml.utf8).write(to: directory.appendingPathComponent("rules.yaml"))
+        let result = try CLI.run(["rules", "check", "rules.yaml"], in: directory)
+        #expect(result.status == 1)
+        #expect(result.stdout == """
+            rules.yaml:8:13: error: rule "charts": unknown condition "regx" (did you mean "regex"?)
+            rules.yaml:12:12: error: rule "pdf": unknown route "fsat" (did you mean "fast"?)
+            rules.yaml: 2 errors, 0 warnings
+
+            """)
+    }
+
+    @Test("rules check passes the shipped file")
+    func rulesCheckShipped() throws {
+        let result = try CLI.run(["rules", "check"])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("rules.yaml: ok, 8 rules, 3 levels, 3 routes, 5 examples passed"))
+    }
+
+    @Test("rules test prints each example with the analysis that failed")
+    func rulesTest() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let shipped = try String(contentsOf: CLI.repositoryRoot.appendingPathComponent("rules.yaml"), encoding: .utf8)
+        let yaml = shipped + """
+              - query: "plot the headcount"
+                expect: { level: simple }
+
+            """
+        try Data(yaml.utf8).write(to: directory.appendingPathComponent("rules.yaml"))
+        let result = try CLI.run(["rules", "test", "rules.yaml"], in: directory)
+        #expect(result.status == 1)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("PASS ") }.count == 5)
+        #expect(lines.contains("FAIL rules.yaml:73: \"plot the headcount\" → moderate/standard, score 4 from charts +4"))
+        #expect(lines.contains("     expected level simple, got moderate"))
+        #expect(lines.last == "5 passed, 1 failed")
+    }
+
+    @Test("serve without a rules file runs on the built-in rules")
+    func embeddedDefaults() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ServerProcess(directory: directory, arguments: [])
+        defer { server.stop() }
+        let status = try await server.get("/rules")
+        #expect(status["source"] as? String == "embedded")
+        #expect(status["ruleCount"] as? Int == 8)
+    }
+
+    @Test("serve reloads on SIGHUP and stops cleanly on SIGTERM", .timeLimit(.minutes(1)))
+    func sighup() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let rulesURL = directory.appendingPathComponent("rules.yaml")
+        let shipped = try String(contentsOf: CLI.repositoryRoot.appendingPathComponent("rules.yaml"), encoding: .utf8)
+        try Data(shipped.utf8).write(to: rulesURL)
+        // A poll interval of a minute leaves the reload to the signal.
+        let server = try ServerProcess(directory: directory, arguments: ["--rules", "rules.yaml"],
+                                       environment: ["SWITCHBOARD_RULES_POLL_MS": "60000"])
+        defer { server.stop() }
+        #expect(try await server.get("/rules")["reloads"] as? Int == 0)
+
+        try Data(shipped.replacingOccurrences(of: "weight: 4", with: "weight: 3").utf8).write(to: rulesURL)
+        kill(server.process.processIdentifier, SIGHUP)
+        var reloads = 0
+        for _ in 0..<100 where reloads == 0 {
+            try await Task.sleep(for: .milliseconds(20))
+            reloads = try await server.get("/rules")["reloads"] as? Int ?? 0
+        }
+        #expect(reloads == 1)
+        #expect(server.process.isRunning)
+
+        kill(server.process.processIdentifier, SIGTERM)
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+    }
+}
+
+/// A `switchboard serve` child process on a free port.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let logURL: URL
+    private(set) var port = 0
+
+    init(directory: URL, arguments: [String], environment: [String: String] = [:]) throws {
+        logURL = directory.appendingPathComponent("serve.log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.executableURL = CLI.binary
+        process.arguments = ["serve", "--port", "0"] + arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        // The log says where it listens.
+        for _ in 0..<500 {
+            let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on 127.0.0.1:") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber }) ?? 0
+                if port > 0 { return }
+            }
+            guard process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        stop()
+        throw CocoaError(.fileReadUnknown, userInfo: [NSDebugDescriptionErrorKey: (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""])
+    }
+
+    func get(_ path: String) async throws -> [String: Any] {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
