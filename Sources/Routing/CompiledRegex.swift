@@ -1,10 +1,13 @@
 import Foundation
 
-/// A rule's regex, compiled once at load: case-insensitive, Unicode word boundaries, UTF-16 offsets.
+/// A rule's regex, compiled once at load: case-insensitive, UTF-16 offsets, with the literal text any match
+/// must contain so that most texts are ruled out without running it.
 struct CompiledRegex: @unchecked Sendable {
     // NSRegularExpression is immutable and documented as safe to share across threads.
     let expression: NSRegularExpression
     let pattern: String
+    /// One of these (ASCII, lowercase) occurs in every match; `nil` when the pattern gives no such guarantee.
+    let requirement: [String]?
 
     static let maxPatternLength = 1_000
     /// Hits reported per regex and text: enough to highlight, bounded for huge inputs.
@@ -21,11 +24,12 @@ struct CompiledRegex: @unchecked Sendable {
         if Self.hasNestedUnboundedQuantifier(pattern) { throw .nestedQuantifier }
         do {
             expression = try NSRegularExpression(
-                pattern: pattern, options: [.caseInsensitive, .useUnicodeWordBoundaries])
+                pattern: pattern, options: [.caseInsensitive])
         } catch {
             throw .invalid(Self.describe(error))
         }
         self.pattern = pattern
+        self.requirement = RegexPrefilter.requirement(for: pattern)
     }
 
     /// Matches in the first `length` UTF-16 units of `text`, as UTF-16 ranges.

@@ -73,14 +73,26 @@ public struct QueryAnalyzer: Sendable {
         for hit in rules.keywords.hits(in: tokens) {
             keywordHits[hit.keyword, default: []].append(hit.start..<hit.end)
         }
+        // Only rules that can match: those whose keywords occur, and those that do not depend on keywords.
+        var candidates = rules.alwaysEvaluated
+        for keyword in keywordHits.keys {
+            if let ruleIndices = rules.rulesByKeyword[keyword] { candidates.append(contentsOf: ruleIndices) }
+        }
+        if candidates.count != rules.alwaysEvaluated.count {
+            candidates.sort()
+        }
         var facts = Facts(text: text, scanLength: scanLength, characters: text.unicodeScalars.count,
-                          messages: input.messages.count, keywordHits: keywordHits)
+                          messages: input.messages.count, keywordHits: keywordHits,
+                          folded: rules.usesPrefilter ? FoldedText(text, limit: scanLength) : nil)
 
         var score = 0.0
         var forcedRoute: (rule: String, route: String)?
         var matched: [RuleMatch] = []
         var spans: [Range<Int>] = []
-        for rule in rules.rules {
+        var previous = -1
+        for index in candidates where index != previous {
+            previous = index
+            let rule = rules.rules[index]
             spans.removeAll(keepingCapacity: true)
             guard evaluate(rule.condition, &facts, &spans) else { continue }
             score += rule.weight
@@ -102,6 +114,7 @@ public struct QueryAnalyzer: Sendable {
         let characters: Int
         let messages: Int
         let keywordHits: [Int: [Range<Int>]]
+        let folded: FoldedText?
     }
 
     /// Where each joined turn starts in the analysed text.
@@ -147,6 +160,10 @@ public struct QueryAnalyzer: Sendable {
             for id in ids { spans.append(contentsOf: facts.keywordHits[id]!) }
             return true
         case .regex(let regex):
+            if let requirement = regex.requirement, let folded = facts.folded,
+               !requirement.contains(where: folded.contains) {
+                return false
+            }
             let ranges = regex.matches(in: facts.text, length: facts.scanLength)
             spans.append(contentsOf: ranges)
             return !ranges.isEmpty

@@ -13,6 +13,11 @@ public struct RuleSet: Sendable {
     public let rules: [Rule]
     public let examples: [Example]
     let keywords: KeywordMatcher
+    /// Rules that can only match when one of their keywords occurs, by keyword id; the rest are `alwaysEvaluated`.
+    let rulesByKeyword: [Int: [Int]]
+    let alwaysEvaluated: [Int]
+    /// Whether any regex has a prefilter, so the analyzer folds the text only when it helps.
+    let usesPrefilter: Bool
 
     /// Where the source came from, for messages (`rules.yaml`, `<embedded>`).
     public let path: String
@@ -55,6 +60,32 @@ public struct Rule: Sendable {
 
 /// A rule's condition, compiled: keywords are ids into the rule set's one keyword matcher.
 indirect enum Condition: Sendable {
+    /// Keyword ids of which at least one occurs whenever the condition holds; `nil` when there is no such set.
+    var triggers: [Int]? {
+        switch self {
+        case .anyKeywords(let ids): return ids
+        case .allKeywords(let ids): return ids.first.map { [$0] }
+        case .all(let parts): return parts.compactMap(\.triggers).min { $0.count < $1.count }
+        case .any(let parts):
+            var union: [Int] = []
+            for part in parts {
+                guard let triggers = part.triggers else { return nil }
+                union.append(contentsOf: triggers)
+            }
+            return union
+        case .regex, .minChars, .maxChars, .minMessages, .maxMessages, .not: return nil
+        }
+    }
+
+    var hasPrefilteredRegex: Bool {
+        switch self {
+        case .regex(let regex): return regex.requirement != nil
+        case .all(let parts), .any(let parts): return parts.contains { $0.hasPrefilteredRegex }
+        case .not(let part): return part.hasPrefilteredRegex
+        default: return false
+        }
+    }
+
     case anyKeywords([Int])
     case allKeywords([Int])
     case regex(CompiledRegex)

@@ -66,9 +66,19 @@ struct RuleSetParser {
         let examples = parseExamples(top["examples"], levels: levels)
 
         guard !diagnostics.hasErrors else { return nil }
+        var rulesByKeyword: [Int: [Int]] = [:]
+        var alwaysEvaluated: [Int] = []
+        for (index, rule) in rules.enumerated() {
+            if let triggers = rule.condition.triggers {
+                for keyword in Set(triggers) { rulesByKeyword[keyword, default: []].append(index) }
+            } else {
+                alwaysEvaluated.append(index)
+            }
+        }
         return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, scanLimit: scanLimit,
                        levels: levels, routes: routes, rules: rules, examples: examples, keywords: keywords,
-                       path: path)
+                       rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated,
+                       usesPrefilter: rules.contains { $0.condition.hasPrefilteredRegex }, path: path)
     }
 
     // MARK: Sections

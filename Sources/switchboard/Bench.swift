@@ -15,6 +15,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Replace the rules with this many generated ones (0 keeps the file's rules).")
     var generated = 0
 
+    @Option(help: "With --generated: one rule in this many is a regex (0 for none).")
+    var regexEvery = 10
+
     @Option(help: "Analyses to time.")
     var iterations = 20_000
 
@@ -24,7 +27,7 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         let ruleSet: RuleSet
         if generated > 0 {
-            let yaml = Self.generatedRules(count: generated)
+            let yaml = Self.generatedRules(count: generated, regexEvery: regexEvery)
             let outcome = RuleSetLoader.load(yaml: yaml, path: "<generated>", fingerprint: "generated")
             guard let accepted = outcome.accepted else {
                 outcome.diagnostics.prefix(5).forEach { printError($0.description) }
@@ -60,7 +63,7 @@ struct Bench: AsyncParsableCommand {
 
     /// A deterministic rules file of `count` rules shaped like real ones: mostly keyword lists and phrases,
     /// every tenth a regex, every seventh a combination.
-    static func generatedRules(count: Int) -> String {
+    static func generatedRules(count: Int, regexEvery: Int) -> String {
         var rng = SplitMix64(seed: 42)
         let syllables = ["sal", "ar", "emp", "lo", "yee", "dep", "art", "ment", "chart", "gra", "ph", "tren", "d", "bud",
                          "get", "hire", "lon", "don", "ber", "lin", "rev", "iew", "pro", "mo", "tion", "ex", "port"]
@@ -77,7 +80,7 @@ struct Bench: AsyncParsableCommand {
                      "rules:"]
         for index in 0..<count {
             let condition: String
-            if index % 10 == 9 {
+            if regexEvery > 0, index % regexEvery == regexEvery - 1 {
                 condition = "{ regex: '\\b(\(word())|\(word()))s?\\b' }"
             } else if index % 7 == 6 {
                 condition = "{ all: [ { any_keywords: [\(word()), \(word())] }, { not: { any_keywords: [\(word())] } } ] }"

@@ -1,0 +1,61 @@
+import ChatCore
+import Foundation
+import Testing
+
+@Suite("Chat request")
+struct ChatRequestTests {
+    @Test("decodes string and block content, system, model and maxTokens")
+    func decodes() throws {
+        let body = #"""
+            {"messages":[
+               {"role":"user","content":"hello"},
+               {"role":"assistant","content":[{"type":"text","text":"a"},{"type":"tool_use","id":"t1","name":"x","input":{"n":5}},{"type":"text","text":"b"}]}
+             ],
+             "system":"be brief","model":"claude-haiku-4-5","maxTokens":512,"somethingNew":true}
+            """#
+        let request = try ChatRequest(json: Data(body.utf8))
+        #expect(request.messages.count == 2)
+        #expect(request.messages[0] == ChatMessage(role: .user, content: .text("hello")))
+        #expect(request.messages[1].text == "a\nb")
+        #expect(request.system == "be brief")
+        #expect(request.model == "claude-haiku-4-5")
+        #expect(request.maxTokens == 512)
+        guard case .blocks(let blocks) = request.messages[1].content else {
+            Issue.record("expected blocks")
+            return
+        }
+        #expect(blocks[1]["input"] == .object(["n": .number(5)]))
+    }
+
+    @Test("errors name the field", arguments: [
+        ("not json", "body"),
+        (#""text""#, "body"),
+        (#"{"messages":{}}"#, "messages"),
+        (#"{"messages":[1]}"#, "messages[0]"),
+        (#"{"messages":[{"role":"system","content":"x"}]}"#, "messages[0].role"),
+        (#"{"messages":[{"role":"user","content":[1]}]}"#, "messages[0].content[0]"),
+        (#"{"messages":[{"role":"user","content":"x"}],"model":""}"#, "model"),
+        (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":1.5}"#, "maxTokens"),
+        (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":"10"}"#, "maxTokens"),
+    ])
+    func errors(body: String, field: String) {
+        #expect {
+            _ = try ChatRequest(json: Data(body.utf8))
+        } throws: { error in
+            (error as? ChatRequestError)?.field == field
+        }
+    }
+
+    @Test("JSON values round-trip, whole numbers without a fraction")
+    func jsonRoundTrip() throws {
+        let value: JSONValue = .object(["a": .array([.number(1), .number(2.5), .bool(true), .null, .string("é")])])
+        let data = try JSONEncoder().encode(value)
+        #expect(String(decoding: data, as: UTF8.self) == #"{"a":[1,2.5,true,null,"é"]}"#)
+        #expect(try JSONDecoder().decode(JSONValue.self, from: data) == value)
+    }
+
+    @Test("timestamps are ISO-8601 UTC with milliseconds")
+    func timestamp() {
+        #expect(Timestamp.iso8601(Date(timeIntervalSince1970: 1_764_073_463.481)) == "2025-11-25T12:24:23.481Z")
+    }
+}
