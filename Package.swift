@@ -16,15 +16,26 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Already in the graph through AsyncHTTPClient; used for the rules fingerprint.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"6.0.0"),
+        // Already in the graph through Hummingbird; AsyncChannel carries events to the response writer.
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
     ],
     targets: [
         // Pure: rules model, YAML loading with diagnostics, analyzer.
         .target(name: "Routing", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Pure: chat request model, stream events, SSE encoding and decoding.
         .target(name: "ChatCore"),
+        // Anthropic (and later OpenAI-compatible) streaming clients.
+        .target(name: "Upstream", dependencies: [
+            "ChatCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The agentic loop: model ⇄ tools → events, on protocols only.
+        .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
         // Hummingbird application: routes, SSE responses, configuration, rules watching.
         .target(name: "Server", dependencies: [
-            "Routing", "ChatCore",
+            "Routing", "ChatCore", "ChatPipeline", "Upstream",
+            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -37,6 +48,11 @@ let package = Package(
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
+        .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
+        .testTarget(name: "UpstreamTests", dependencies: [
+            "Upstream",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,9 +1,11 @@
 import ChatCore
+import ChatPipeline
 import Foundation
 import Hummingbird
 import Logging
 import Routing
 import ServiceLifecycle
+import Upstream
 
 /// Why the server could not start, said in a way an operator can act on.
 public struct StartupError: Error, CustomStringConvertible {
@@ -11,7 +13,9 @@ public struct StartupError: Error, CustomStringConvertible {
 }
 
 /// Builds the application the executable runs and the tests exercise.
-public func buildApplication(configuration: ServerConfiguration, logger: Logger? = nil) throws -> some ApplicationProtocol {
+public func buildApplication(configuration: ServerConfiguration, tools: [any Tool] = [], logger: Logger? = nil) throws
+    -> some ApplicationProtocol
+{
     var logger = logger ?? Logger(label: "switchboard")
     logger.logLevel = configuration.logLevel
 
@@ -30,7 +34,16 @@ public func buildApplication(configuration: ServerConfiguration, logger: Logger?
     if case .file(let path) = source {
         services.append(RulesWatcher(path: path, store: store, interval: configuration.rulesPollInterval, logger: logger))
     }
-    let router = buildRouter(rules: store, configuration: configuration)
+    var model: AnthropicClient?
+    if let anthropic = configuration.anthropic {
+        let client = AnthropicClient(configuration: anthropic, logger: logger)
+        services.append(ShutdownService(name: "upstream client") { try await client.shutdown() })
+        model = client
+        logger.info("streaming enabled", metadata: ["upstream": "\(anthropic.baseURL)", "tools": "\(tools.count)"])
+    } else {
+        logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
+    }
+    let router = buildRouter(rules: store, configuration: configuration, model: model, tools: ToolBox(tools), logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
@@ -39,9 +52,22 @@ public func buildApplication(configuration: ServerConfiguration, logger: Logger?
     )
 }
 
-/// The routes: analyze preflight, rules status, health.
-public func buildRouter(rules store: RulesStore, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
+/// The routes: chat stream, analyze preflight, rules status, health.
+public func buildRouter<Model: LanguageModel>(
+    rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, logger: Logger
+) -> Router<BasicRequestContext> {
     let router = Router()
+    router.post("/mcp/chat/stream") { request, _ in
+        var request = request
+        guard let model else {
+            throw APIError(.serviceUnavailable, code: "not_configured",
+                           message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
+        }
+        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
+        let loop = AgentLoop(model: model, tools: tools, configuration: configuration.loop)
+        return ChatStream.response(request: request, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
+                                   logger: logger)
+    }
     router.get("/health") { _, _ in
         try Response.json(["status": "ok"])
     }
@@ -65,4 +91,15 @@ public func buildRouter(rules store: RulesStore, configuration: ServerConfigurat
                                                   defaultModel: configuration.defaultModel))
     }
     return router
+}
+
+/// Runs `shutdown` when the server stops, for resources such as the upstream HTTP client.
+struct ShutdownService: Service {
+    let name: String
+    let shutdown: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
 }

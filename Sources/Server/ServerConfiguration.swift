@@ -1,5 +1,7 @@
+import ChatPipeline
 import Foundation
 import Logging
+import Upstream
 
 /// Everything `switchboard serve` can be told, with defaults that run on a fresh machine.
 public struct ServerConfiguration: Sendable {
@@ -14,6 +16,12 @@ public struct ServerConfiguration: Sendable {
     /// Model used by stream routes that name none.
     public var defaultModel: String = "claude-sonnet-4-5"
     public var logLevel: Logger.Level = .info
+    /// The Anthropic client's settings; `nil` without `ANTHROPIC_API_KEY`, and then the stream endpoint answers 503.
+    public var anthropic: AnthropicConfiguration?
+    /// How often a `: keepalive` comment goes out on an open stream.
+    public var keepaliveInterval: Duration = .seconds(15)
+    /// The agentic loop's defaults (model calls per chat, tokens per call, tool timeout).
+    public var loop = AgentConfiguration()
 
     public init() {}
 
@@ -29,5 +37,23 @@ public struct ServerConfiguration: Sendable {
             rulesPollInterval = .milliseconds(millis)
         }
         if let level = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) { logLevel = level }
+        if let key = environment["ANTHROPIC_API_KEY"], !key.isEmpty {
+            var anthropic = AnthropicConfiguration(apiKey: key)
+            if let url = environment["ANTHROPIC_BASE_URL"], !url.isEmpty { anthropic.baseURL = url }
+            if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT"]) { anthropic.timeouts.idle = seconds }
+            if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT"]) { anthropic.timeouts.firstByte = seconds }
+            if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_TIMEOUT"]) { anthropic.timeouts.overall = seconds }
+            self.anthropic = anthropic
+        }
+        if let seconds = Self.seconds(environment["SWITCHBOARD_KEEPALIVE_SECONDS"]) { keepaliveInterval = seconds }
+        loop.model = defaultModel
+        if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }
+        if let tokens = environment["SWITCHBOARD_MAX_TOKENS"].flatMap(Int.init), tokens > 0 { loop.maxTokens = tokens }
+        if let seconds = Self.seconds(environment["SWITCHBOARD_TOOL_TIMEOUT_SECONDS"]) { loop.toolTimeout = seconds }
+    }
+
+    private static func seconds(_ text: String?) -> Duration? {
+        guard let text, let value = Double(text), value > 0 else { return nil }
+        return .milliseconds(Int64(value * 1000))
     }
 }

@@ -59,3 +59,16 @@ struct ChatRequestTests {
         #expect(Timestamp.iso8601(Date(timeIntervalSince1970: 1_764_073_463.481)) == "2025-11-25T12:24:23.481Z")
     }
 }
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test("agree with Foundation's ISO-8601 formatter across eras", arguments: [
+        0.0, 951_782_400.25, 1_709_164_800.875, 4_102_444_799.5, -86_400.0, -1.5,
+    ])
+    func matchesFoundation(seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        let millis = (seconds * 1000).rounded() / 1000
+        let expected = Date(timeIntervalSince1970: millis).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        #expect(Timestamp.iso8601(date) == expected)
+    }
+}

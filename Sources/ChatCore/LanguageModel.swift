@@ -1,0 +1,60 @@
+/// One call to a model: the conversation so far and the tools it may use.
+public struct ModelRequest: Sendable, Hashable {
+    public var model: String
+    public var system: String?
+    public var maxTokens: Int
+    public var messages: [ChatMessage]
+    public var tools: [ToolDefinition]
+
+    public init(model: String, system: String?, maxTokens: Int, messages: [ChatMessage], tools: [ToolDefinition]) {
+        self.model = model
+        self.system = system
+        self.maxTokens = maxTokens
+        self.messages = messages
+        self.tools = tools
+    }
+}
+
+/// Something the model did while its turn streams.
+public enum ModelStreamEvent: Sendable, Hashable {
+    case text(String)
+    /// The model began a tool call; its input is still arriving.
+    case toolUseStarted(id: String, name: String)
+}
+
+/// A tool call whose input arrived whole and parsed.
+public struct ToolUse: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var input: JSONValue
+
+    public init(id: String, name: String, input: JSONValue) {
+        self.id = id
+        self.name = name
+        self.input = input
+    }
+}
+
+/// A finished model turn.
+public struct ModelTurn: Sendable, Hashable {
+    /// The assistant's content blocks, to send back unchanged in the next request (thinking included).
+    public var content: [JSONValue]
+    /// Tool calls that completed; a call cut off (for example by `max_tokens`) is never here.
+    public var toolUses: [ToolUse]
+    public var stopReason: String
+    public var usage: Usage
+
+    public init(content: [JSONValue], toolUses: [ToolUse], stopReason: String, usage: Usage) {
+        self.content = content
+        self.toolUses = toolUses
+        self.stopReason = stopReason
+        self.usage = usage
+    }
+}
+
+/// A streaming chat model, such as the Anthropic Messages API.
+public protocol LanguageModel: Sendable {
+    /// Runs one turn, calling `onEvent` as text and tool calls arrive, and returns the whole turn.
+    /// Throws `StreamError` for failures the user should hear about; cancellation ends the request.
+    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn
+}

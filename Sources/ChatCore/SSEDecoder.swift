@@ -1,0 +1,88 @@
+/// One Server-Sent Event as received.
+public struct ServerSentEvent: Sendable, Hashable {
+    /// The `event:` field; `nil` when the event had none (the spec's "message").
+    public var event: String?
+    /// The `data:` lines joined with newlines.
+    public var data: String
+    public var id: String?
+
+    public init(event: String? = nil, data: String, id: String? = nil) {
+        self.event = event
+        self.data = data
+        self.id = id
+    }
+}
+
+/// A Server-Sent Events parser, as the WHATWG spec describes it, driven by bytes in chunks of any size.
+///
+/// Lines end in LF, CR or CRLF (a CRLF split across chunks counts once); text is decoded per complete line,
+/// so a multi-byte character split across chunks survives; comments and unknown fields are skipped; several
+/// `data:` lines join with newlines; an event is dispatched at a blank line, and one cut off by the end of
+/// input is not.
+public struct SSEDecoder: Sendable {
+    /// A line longer than this is an error, so a broken peer cannot grow the buffer without bound.
+    public static let maxLineBytes = 4 << 20
+
+    public struct LineTooLong: Error {}
+
+    private var line: [UInt8] = []
+    private var lastWasCR = false
+    private var eventName: String?
+    private var data: [UInt8] = []
+    private var hasData = false
+    private var id: String?
+
+    public init() {}
+
+    /// Feeds bytes, calling `dispatch` for each complete event.
+    public mutating func feed(_ bytes: some Sequence<UInt8>, dispatch: (ServerSentEvent) throws -> Void) throws {
+        for byte in bytes {
+            if byte == 0x0A {
+                if lastWasCR { lastWasCR = false; continue }
+                try endLine(dispatch)
+            } else if byte == 0x0D {
+                lastWasCR = true
+                try endLine(dispatch)
+            } else {
+                lastWasCR = false
+                line.append(byte)
+                if line.count > Self.maxLineBytes { throw LineTooLong() }
+            }
+        }
+    }
+
+    private mutating func endLine(_ dispatch: (ServerSentEvent) throws -> Void) throws {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty {
+            guard hasData || eventName != nil else { return }
+            let event = ServerSentEvent(event: eventName, data: String(decoding: data, as: UTF8.self), id: id)
+            eventName = nil
+            data.removeAll(keepingCapacity: true)
+            hasData = false
+            try dispatch(event)
+            return
+        }
+        if line[0] == UInt8(ascii: ":") { return }
+        let colon = line.firstIndex(of: UInt8(ascii: ":"))
+        let nameEnd = colon ?? line.count
+        var valueStart = colon.map { $0 + 1 } ?? line.count
+        if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        let value = line[valueStart...]
+        switch line[0..<nameEnd] {
+        case Self.dataField:
+            if hasData { data.append(0x0A) }
+            data.append(contentsOf: value)
+            hasData = true
+        case Self.eventField:
+            eventName = String(decoding: value, as: UTF8.self)
+        case Self.idField:
+            if !value.contains(0) { id = String(decoding: value, as: UTF8.self) }
+        default:
+            break // `retry` and unknown fields are not used
+        }
+    }
+
+    private static let dataField: ArraySlice<UInt8> = ArraySlice("data".utf8)
+    private static let eventField: ArraySlice<UInt8> = ArraySlice("event".utf8)
+    private static let idField: ArraySlice<UInt8> = ArraySlice("id".utf8)
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Encodes one stream's events as Server-Sent Events: `id: N`, `data: {json}`, blank line.
+///
+/// One encoder per stream. It keeps the escaped text of every chunk so far, so `accumulated` costs one
+/// copy per event, never a re-encoding of text that did not change.
+public struct SSEEncoder: Sendable {
+    private var nextId = 1
+    private var accumulatedEscaped: [UInt8] = []
+
+    public init() {}
+
+    /// The keepalive comment.
+    public static let keepalive: [UInt8] = Array(": keepalive\n\n".utf8)
+
+    /// The SSE message for `event`, stamped with `date`.
+    public mutating func encode(_ event: StreamEvent, at date: Date = Date()) -> [UInt8] {
+        var json = JSONWriter(capacity: 128 + accumulatedEscaped.count * 2)
+        json.raw("id: ")
+        json.integer(nextId)
+        nextId += 1
+        json.raw("\ndata: {\"type\":\"")
+        json.raw(Array(event.type.utf8))
+        json.raw("\",\"timestamp\":\"")
+        Timestamp.appendISO8601(date, to: &json.bytes)
+        json.raw("\"")
+        switch event {
+        case .sessionStart(let sessionId):
+            json.raw(",\"sessionId\":")
+            json.string(sessionId)
+            json.raw(",\"message\":\"Processing your request...\"")
+        case .iterationStart(let iteration):
+            json.raw(",\"iteration\":")
+            json.integer(iteration)
+        case .textChunk(let chunk):
+            let escapedStart = accumulatedEscaped.count
+            JSONWriter.appendEscaped(chunk, to: &accumulatedEscaped)
+            json.raw(",\"chunk\":\"")
+            json.bytes.append(contentsOf: accumulatedEscaped[escapedStart...])
+            json.raw("\",\"accumulated\":\"")
+            json.raw(accumulatedEscaped)
+            json.raw("\"")
+        case .toolDetected(let tool, let toolUseId):
+            json.raw(",\"tool\":")
+            json.string(tool)
+            json.raw(",\"toolUseId\":")
+            json.string(toolUseId)
+            json.raw(",\"message\":")
+            json.string("Preparing to use: \(tool)")
+        case .toolsExecuting(let tools):
+            json.raw(",\"count\":")
+            json.integer(tools.count)
+            json.raw(",\"tools\":[")
+            for (index, tool) in tools.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(tool)
+            }
+            json.raw("]")
+        case .toolProgress(let progress):
+            json.raw(",\"tool\":")
+            json.string(progress.tool)
+            json.raw(",\"toolUseId\":")
+            json.string(progress.toolUseId)
+            json.raw(",\"status\":")
+            json.string(progress.status.rawValue)
+            json.raw(",\"progress\":{\"current\":")
+            json.integer(progress.current)
+            json.raw(",\"total\":")
+            json.integer(progress.total)
+            json.raw("}")
+            if let ms = progress.executionTimeMs {
+                json.raw(",\"executionTime\":\"")
+                json.integer(ms)
+                json.raw("ms\",\"executionTimeMs\":")
+                json.integer(ms)
+            }
+            if let error = progress.error {
+                json.raw(",\"error\":")
+                json.string(error)
+            }
+        case .complete(let completion):
+            json.raw(",\"iterations\":")
+            json.integer(completion.iterations)
+            json.raw(",\"stopReason\":")
+            json.string(completion.stopReason)
+            json.raw(",\"totalTimeMs\":")
+            json.integer(completion.totalTimeMs)
+            json.raw(",\"usage\":{\"inputTokens\":")
+            json.integer(completion.usage.inputTokens)
+            json.raw(",\"outputTokens\":")
+            json.integer(completion.usage.outputTokens)
+            json.raw("}")
+        case .error(let error):
+            json.raw(",\"code\":")
+            json.string(error.code)
+            json.raw(",\"message\":")
+            json.string(error.message)
+            json.raw(",\"retryable\":")
+            json.bool(error.retryable)
+        }
+        json.raw("}\n\n")
+        return json.bytes
+    }
+}

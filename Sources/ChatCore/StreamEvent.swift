@@ -1,0 +1,103 @@
+/// What a chat stream tells the frontend, in order. Each becomes one SSE message (see Docs/STREAMING.md).
+public enum StreamEvent: Sendable, Hashable {
+    case sessionStart(sessionId: String)
+    case iterationStart(iteration: Int)
+    /// A piece of the model's text; the encoder adds `accumulated`, everything so far in this session.
+    case textChunk(String)
+    case toolDetected(tool: String, toolUseId: String)
+    case toolsExecuting(tools: [String])
+    case toolProgress(ToolProgress)
+    case complete(Completion)
+    case error(StreamError)
+
+    /// The SSE `type` field.
+    public var type: String {
+        switch self {
+        case .sessionStart: "session_start"
+        case .iterationStart: "iteration_start"
+        case .textChunk: "text_chunk"
+        case .toolDetected: "tool_detected"
+        case .toolsExecuting: "tools_executing"
+        case .toolProgress: "tool_progress"
+        case .complete: "complete"
+        case .error: "error"
+        }
+    }
+}
+
+/// A tool's state within one model turn's batch of tool calls.
+public struct ToolProgress: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        case executing
+        case completed
+        case failed
+    }
+
+    public var tool: String
+    public var toolUseId: String
+    public var status: Status
+    /// Tools of this batch finished so far, counting this one when it just finished.
+    public var current: Int
+    /// Tools in this batch.
+    public var total: Int
+    /// How long the tool ran; `nil` while executing.
+    public var executionTimeMs: Int?
+    public var error: String?
+
+    public init(tool: String, toolUseId: String, status: Status, current: Int, total: Int,
+                executionTimeMs: Int? = nil, error: String? = nil) {
+        self.tool = tool
+        self.toolUseId = toolUseId
+        self.status = status
+        self.current = current
+        self.total = total
+        self.executionTimeMs = executionTimeMs
+        self.error = error
+    }
+}
+
+/// How a session ended well.
+public struct Completion: Sendable, Hashable {
+    public var iterations: Int
+    /// The model's last stop reason (`end_turn`, `max_tokens`, …) or `max_iterations`.
+    public var stopReason: String
+    public var totalTimeMs: Int
+    public var usage: Usage
+
+    public init(iterations: Int, stopReason: String, totalTimeMs: Int, usage: Usage) {
+        self.iterations = iterations
+        self.stopReason = stopReason
+        self.totalTimeMs = totalTimeMs
+        self.usage = usage
+    }
+}
+
+/// Tokens used, summed over every model call of the session.
+public struct Usage: Sendable, Hashable {
+    public var inputTokens: Int
+    public var outputTokens: Int
+
+    public init(inputTokens: Int = 0, outputTokens: Int = 0) {
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+    }
+
+    public static func + (lhs: Usage, rhs: Usage) -> Usage {
+        Usage(inputTokens: lhs.inputTokens + rhs.inputTokens, outputTokens: lhs.outputTokens + rhs.outputTokens)
+    }
+}
+
+/// Why a session failed; the stream ends after it.
+public struct StreamError: Error, Sendable, Hashable {
+    /// Stable machine-readable code (`overloaded`, `idle_timeout`, …); see Docs/STREAMING.md.
+    public var code: String
+    public var message: String
+    /// Whether sending the same chat again may succeed.
+    public var retryable: Bool
+
+    public init(code: String, message: String, retryable: Bool) {
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+    }
+}

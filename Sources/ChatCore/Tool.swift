@@ -1,0 +1,48 @@
+/// A tool as the model sees it: name, description and the JSON Schema of its input.
+public struct ToolDefinition: Sendable, Hashable {
+    public var name: String
+    public var description: String
+    public var inputSchema: JSONValue
+
+    public init(name: String, description: String, inputSchema: JSONValue) {
+        self.name = name
+        self.description = description
+        self.inputSchema = inputSchema
+    }
+}
+
+/// What a tool returns to the model.
+public struct ToolOutput: Sendable, Hashable {
+    /// Text for the model, usually JSON.
+    public var content: String
+    /// Marks a failure the model can read and act on (`is_error` in the tool result).
+    public var isError: Bool
+
+    public init(content: String, isError: Bool = false) {
+        self.content = content
+        self.isError = isError
+    }
+}
+
+/// Something the model can call.
+public protocol Tool: Sendable {
+    var definition: ToolDefinition { get }
+    /// Runs the tool. Thrown errors become an error result for the model; cancellation must be honoured.
+    func execute(_ input: JSONValue) async throws -> ToolOutput
+}
+
+/// The tools a chat may use, by name.
+public struct ToolBox: Sendable {
+    public let tools: [String: any Tool]
+    /// Definitions in a stable order, as sent upstream.
+    public let definitions: [ToolDefinition]
+
+    public init(_ tools: [any Tool]) {
+        var byName: [String: any Tool] = [:]
+        for tool in tools where byName[tool.definition.name] == nil { byName[tool.definition.name] = tool }
+        self.tools = byName
+        self.definitions = byName.values.map(\.definition).sorted { $0.name < $1.name }
+    }
+
+    public subscript(name: String) -> (any Tool)? { tools[name] }
+}

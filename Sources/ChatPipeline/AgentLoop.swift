@@ -1,0 +1,186 @@
+import ChatCore
+import Foundation
+
+/// The agentic loop's limits and defaults.
+public struct AgentConfiguration: Sendable {
+    public var model: String
+    public var maxTokens: Int
+    public var maxIterations: Int
+    public var toolTimeout: Duration
+
+    public init(model: String = "claude-sonnet-4-5", maxTokens: Int = 4096, maxIterations: Int = 6,
+                toolTimeout: Duration = .seconds(30)) {
+        self.model = model
+        self.maxTokens = maxTokens
+        self.maxIterations = maxIterations
+        self.toolTimeout = toolTimeout
+    }
+}
+
+/// The agentic loop: model turn, tools, next turn, until the model stops or the iterations run out.
+///
+/// It depends on protocols only and pushes every event to `emit` the moment it happens. Tools of one turn
+/// run concurrently as child tasks; cancelling the caller cancels the model call and the tools.
+public struct AgentLoop<Model: LanguageModel>: Sendable {
+    public let model: Model
+    public let tools: ToolBox
+    public let configuration: AgentConfiguration
+
+    public init(model: Model, tools: ToolBox, configuration: AgentConfiguration) {
+        self.model = model
+        self.tools = tools
+        self.configuration = configuration
+    }
+
+    /// Runs a chat to its end, emitting `session_start` first and `complete` or `error` last.
+    /// Returns without emitting the last event only when cancelled or when `emit` throws (the client left).
+    public func run(_ chat: ChatRequest, sessionId: String, emit: (StreamEvent) async throws -> Void) async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        // Failures to deliver (the client left) are told apart from failures to produce.
+        func send(_ event: StreamEvent) async throws {
+            do {
+                try await emit(event)
+            } catch {
+                throw EmitFailure(underlying: error)
+            }
+        }
+        try await emit(.sessionStart(sessionId: sessionId))
+        var messages = chat.messages
+        var usage = Usage()
+        var iteration = 0
+        do {
+            while true {
+                iteration += 1
+                try await send(.iterationStart(iteration: iteration))
+                let request = ModelRequest(model: chat.model ?? configuration.model, system: chat.system,
+                                           maxTokens: chat.maxTokens ?? configuration.maxTokens,
+                                           messages: messages, tools: tools.definitions)
+                let turn = try await model.streamTurn(request) { event in
+                    switch event {
+                    case .text(let text):
+                        try await send(.textChunk(text))
+                    case .toolUseStarted(let id, let name):
+                        try await send(.toolDetected(tool: name, toolUseId: id))
+                    }
+                }
+                usage = usage + turn.usage
+
+                let continues: Bool
+                switch turn.stopReason {
+                case "tool_use" where !turn.toolUses.isEmpty:
+                    let results = try await runTools(turn.toolUses, emit: send)
+                    messages.append(ChatMessage(role: .assistant, content: .blocks(turn.content)))
+                    messages.append(ChatMessage(role: .user, content: .blocks(results)))
+                    continues = true
+                case "pause_turn":
+                    // A long server-side turn was paused: sending it back as it is lets the model go on.
+                    messages.append(ChatMessage(role: .assistant, content: .blocks(turn.content)))
+                    continues = true
+                default:
+                    continues = false
+                }
+                if !continues {
+                    try await send(.complete(Completion(iterations: iteration, stopReason: turn.stopReason,
+                                                        totalTimeMs: milliseconds(clock.now - started), usage: usage)))
+                    return
+                }
+                if iteration >= configuration.maxIterations {
+                    try await send(.complete(Completion(iterations: iteration, stopReason: "max_iterations",
+                                                        totalTimeMs: milliseconds(clock.now - started), usage: usage)))
+                    return
+                }
+            }
+        } catch let error as StreamError {
+            try Task.checkCancellation()
+            try await emit(.error(error))
+        } catch let error as EmitFailure {
+            throw error.underlying
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            try Task.checkCancellation()
+            try await emit(.error(StreamError(code: "internal_error", message: "Switchboard failed: \(type(of: error)).",
+                                              retryable: true)))
+        }
+    }
+
+    /// Runs one turn's tool calls concurrently, reporting each start and finish, and returns the
+    /// `tool_result` blocks in the order of the calls.
+    private func runTools(_ uses: [ToolUse], emit: (StreamEvent) async throws -> Void) async throws -> [JSONValue] {
+        try await emit(.toolsExecuting(tools: uses.map(\.name)))
+        for use in uses {
+            try await emit(.toolProgress(ToolProgress(tool: use.name, toolUseId: use.id, status: .executing,
+                                                      current: 0, total: uses.count)))
+        }
+        var outputs = [ToolOutput?](repeating: nil, count: uses.count)
+        let tools = self.tools
+        let timeout = configuration.toolTimeout
+        try await withThrowingTaskGroup(of: (Int, ToolOutput, Duration).self) { group in
+            for (index, use) in uses.enumerated() {
+                group.addTask {
+                    let clock = ContinuousClock()
+                    let started = clock.now
+                    let output = await Self.execute(use, tools: tools, timeout: timeout)
+                    return (index, output, clock.now - started)
+                }
+            }
+            var finished = 0
+            while let (index, output, elapsed) = try await group.next() {
+                try Task.checkCancellation()
+                finished += 1
+                outputs[index] = output
+                let use = uses[index]
+                try await emit(.toolProgress(ToolProgress(
+                    tool: use.name, toolUseId: use.id, status: output.isError ? .failed : .completed,
+                    current: finished, total: uses.count, executionTimeMs: milliseconds(elapsed),
+                    error: output.isError ? output.content : nil)))
+            }
+        }
+        return zip(uses, outputs).map { use, output in
+            var block: [String: JSONValue] = [
+                "type": .string("tool_result"),
+                "tool_use_id": .string(use.id),
+                "content": .string(output?.content ?? ""),
+            ]
+            if output?.isError == true { block["is_error"] = .bool(true) }
+            return .object(block)
+        }
+    }
+
+    /// Runs one tool with a timeout; every failure becomes an error result the model can read.
+    static func execute(_ use: ToolUse, tools: ToolBox, timeout: Duration) async -> ToolOutput {
+        guard let tool = tools[use.name] else {
+            return ToolOutput(content: "Unknown tool \"\(use.name)\". Available tools: "
+                              + tools.definitions.map(\.name).joined(separator: ", "), isError: true)
+        }
+        do {
+            return try await withThrowingTaskGroup(of: ToolOutput?.self) { group in
+                group.addTask { try await tool.execute(use.input) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                guard let output = first else {
+                    return ToolOutput(content: "The tool \"\(use.name)\" timed out after \(milliseconds(timeout)) ms.", isError: true)
+                }
+                return output
+            }
+        } catch is CancellationError {
+            return ToolOutput(content: "The tool \"\(use.name)\" was cancelled.", isError: true)
+        } catch {
+            return ToolOutput(content: "The tool \"\(use.name)\" failed: \(error)", isError: true)
+        }
+    }
+}
+
+/// An error from `emit`: the event could not be delivered, so nothing more is sent.
+struct EmitFailure: Error {
+    let underlying: any Error
+}
+
+func milliseconds(_ duration: Duration) -> Int {
+    Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+}

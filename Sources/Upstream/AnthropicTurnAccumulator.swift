@@ -1,0 +1,187 @@
+import ChatCore
+import Foundation
+
+/// Builds one model turn from Anthropic's stream events, as the SDK accumulators do.
+///
+/// Text deltas are joined per block, tool input fragments are joined and parsed only at `content_block_stop`,
+/// thinking blocks keep their signature, unknown events and block types are ignored. A tool call whose block
+/// never stopped (a `max_tokens` cut) is not a tool call.
+struct AnthropicTurnAccumulator {
+    private struct Block {
+        var start: [String: JSONValue]
+        var text = ""
+        var partialJSON = ""
+        var thinking = ""
+        var signature = ""
+        var citations: [JSONValue] = []
+        var stopped = false
+
+        var type: String { start["type"]?.stringValue ?? "" }
+    }
+
+    private var blocks: [Int: Block] = [:]
+    private var order: [Int] = []
+    private var stopReason: String?
+    private var usage = Usage()
+    private(set) var messageStopped = false
+    private let decoder = JSONDecoder()
+
+    /// The wire shape of every event, with the fields each kind uses.
+    private struct Wire: Decodable {
+        struct Delta: Decodable {
+            let type: String?
+            let text: String?
+            let partial_json: String?
+            let thinking: String?
+            let signature: String?
+            let citation: JSONValue?
+            let stop_reason: String?
+        }
+
+        struct WireUsage: Decodable {
+            let input_tokens: Int?
+            let output_tokens: Int?
+        }
+
+        struct Message: Decodable {
+            let usage: WireUsage?
+        }
+
+        struct WireError: Decodable {
+            let type: String?
+            let message: String?
+        }
+
+        let type: String
+        let index: Int?
+        let delta: Delta?
+        let content_block: JSONValue?
+        let message: Message?
+        let usage: WireUsage?
+        let error: WireError?
+        let request_id: String?
+    }
+
+    /// Handles one SSE event; returns what the pipeline should hear about, if anything.
+    mutating func handle(_ event: ServerSentEvent) throws(StreamError) -> ModelStreamEvent? {
+        let wire: Wire
+        do {
+            wire = try decoder.decode(Wire.self, from: Data(event.data.utf8))
+        } catch {
+            // Unknown shapes of unknown events are skipped; a known event we cannot read is an upstream fault.
+            if let name = event.event, !Self.knownEvents.contains(name) { return nil }
+            throw StreamError(code: "upstream_protocol_error", message: "The model service sent an event that could not be read.",
+                              retryable: true)
+        }
+        switch wire.type {
+        case "message_start":
+            if let input = wire.message?.usage?.input_tokens { usage.inputTokens = input }
+        case "content_block_start":
+            guard let index = wire.index, case .object(let start)? = wire.content_block else { return nil }
+            if blocks[index] == nil { order.append(index) }
+            blocks[index] = Block(start: start)
+            if start["type"]?.stringValue == "tool_use", let id = start["id"]?.stringValue, let name = start["name"]?.stringValue {
+                return .toolUseStarted(id: id, name: name)
+            }
+        case "content_block_delta":
+            guard let index = wire.index, let delta = wire.delta, blocks[index] != nil else { return nil }
+            switch delta.type {
+            case "text_delta":
+                guard let text = delta.text, !text.isEmpty else { return nil }
+                blocks[index]!.text += text
+                return .text(text)
+            case "input_json_delta":
+                blocks[index]!.partialJSON += delta.partial_json ?? ""
+            case "thinking_delta":
+                blocks[index]!.thinking += delta.thinking ?? ""
+            case "signature_delta":
+                blocks[index]!.signature += delta.signature ?? ""
+            case "citations_delta":
+                if let citation = delta.citation { blocks[index]!.citations.append(citation) }
+            default:
+                break
+            }
+        case "content_block_stop":
+            if let index = wire.index { blocks[index]?.stopped = true }
+        case "message_delta":
+            if let reason = wire.delta?.stop_reason { stopReason = reason }
+            // Usage here is cumulative: overwrite.
+            if let output = wire.usage?.output_tokens { usage.outputTokens = output }
+            if let input = wire.usage?.input_tokens { usage.inputTokens = input }
+        case "message_stop":
+            messageStopped = true
+        case "error":
+            throw Self.streamError(type: wire.error?.type, message: wire.error?.message)
+        default:
+            break // ping and event types added later
+        }
+        return nil
+    }
+
+    /// The finished turn; an error when the stream ended before `message_stop`.
+    func finish() throws(StreamError) -> ModelTurn {
+        guard messageStopped else {
+            throw StreamError(code: "upstream_stream_ended", message: "The model's stream ended before the message was complete.",
+                              retryable: true)
+        }
+        var content: [JSONValue] = []
+        var toolUses: [ToolUse] = []
+        for index in order {
+            guard let block = blocks[index] else { continue }
+            var fields = block.start
+            switch block.type {
+            case "text":
+                fields["text"] = .string(block.text)
+                if !block.citations.isEmpty { fields["citations"] = .array(block.citations) }
+            case "thinking":
+                fields["thinking"] = .string(block.thinking)
+                fields["signature"] = .string(block.signature)
+            case "tool_use", "server_tool_use":
+                let input = Self.parseInput(block.partialJSON)
+                if block.stopped, let input {
+                    fields["input"] = input
+                    if block.type == "tool_use", let id = fields["id"]?.stringValue, let name = fields["name"]?.stringValue {
+                        toolUses.append(ToolUse(id: id, name: name, input: input))
+                    }
+                } else {
+                    // Cut off: never run, and never sent back as if it were whole.
+                    continue
+                }
+            default:
+                break
+            }
+            content.append(.object(fields))
+        }
+        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason ?? "end_turn", usage: usage)
+    }
+
+    /// A tool's input: the joined fragments parsed as a JSON object (`{}` when there were none).
+    static func parseInput(_ json: String) -> JSONValue? {
+        if json.trimmingCharacters(in: .whitespaces).isEmpty { return .object([:]) }
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)), case .object = value else { return nil }
+        return value
+    }
+
+    static let knownEvents: Set<String> = ["message_start", "content_block_start", "content_block_delta",
+                                           "content_block_stop", "message_delta", "message_stop", "ping", "error"]
+
+    /// Our error for an Anthropic error type (from an `error` event or an HTTP error body).
+    static func streamError(type: String?, message: String?, status: Int? = nil) -> StreamError {
+        let detail = message.map { ": \($0)" } ?? ""
+        switch type {
+        case "overloaded_error":
+            return StreamError(code: "overloaded", message: "The model service is overloaded\(detail)", retryable: true)
+        case "rate_limit_error":
+            return StreamError(code: "rate_limited", message: "The model service's rate limit was reached\(detail)", retryable: true)
+        case "api_error", "timeout_error":
+            return StreamError(code: "upstream_error", message: "The model service failed\(detail)", retryable: true)
+        case "authentication_error", "permission_error":
+            return StreamError(code: "upstream_auth", message: "The model service refused the API key\(detail)", retryable: false)
+        case "invalid_request_error", "not_found_error", "request_too_large":
+            return StreamError(code: "upstream_rejected", message: "The model service rejected the request\(detail)", retryable: false)
+        default:
+            let retryable = status.map { $0 >= 500 || $0 == 408 || $0 == 409 || $0 == 429 } ?? false
+            return StreamError(code: "upstream_error", message: "The model service answered with an error\(detail)", retryable: retryable)
+        }
+    }
+}
