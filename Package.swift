@@ -49,15 +49,15 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
-        .testTarget(name: "UpstreamTests", dependencies: [
-            "Upstream",
-            .product(name: "Hummingbird", package: "hummingbird"),
-        ]),
+        // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
+        .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+                path: "Tests/AnthropicMock"),
+        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server",
+            "Server", "AnthropicMock",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        .testTarget(name: "switchboardTests", dependencies: ["switchboard"]),
+        .testTarget(name: "switchboardTests", dependencies: ["switchboard", "AnthropicMock"]),
     ]
 )

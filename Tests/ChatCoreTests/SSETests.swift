@@ -1,0 +1,131 @@
+import ChatCore
+import Foundation
+import Testing
+
+@Suite("SSE decoder")
+struct SSEDecoderTests {
+    static let stream = Array("""
+        : a comment\r
+        event: message_start\r
+        data: {"type":"message_start"}\r
+        \r
+        event: content_block_delta
+        data: {"text":"São Paulo 😀"}
+        id: 7
+        retry: 100
+        unknown: field
+
+        data: first line
+        data:second line
+        data
+
+        event: ping\rdata: {"type": "ping"}\r\rdata: cut off at the end
+        """.utf8)
+
+    static let expected = [
+        ServerSentEvent(event: "message_start", data: #"{"type":"message_start"}"#),
+        ServerSentEvent(event: "content_block_delta", data: #"{"text":"São Paulo 😀"}"#, id: "7"),
+        ServerSentEvent(event: nil, data: "first line\nsecond line\n", id: "7"),
+        ServerSentEvent(event: "ping", data: #"{"type": "ping"}"#, id: "7"),
+    ]
+
+    private func decode(_ bytes: [UInt8], chunk: Int) throws -> [ServerSentEvent] {
+        var decoder = SSEDecoder()
+        var events: [ServerSentEvent] = []
+        var start = 0
+        while start < bytes.count {
+            let end = min(start + chunk, bytes.count)
+            try decoder.feed(bytes[start..<end]) { events.append($0) }
+            start = end
+        }
+        return events
+    }
+
+    @Test("any chunk boundary gives the same events, one byte at a time included", arguments: [1, 2, 3, 5, 7, 64, 10_000])
+    func chunkBoundaries(chunk: Int) throws {
+        #expect(try decode(Self.stream, chunk: chunk) == Self.expected)
+    }
+
+    @Test("a CRLF split across chunks ends one line, not two")
+    func splitCRLF() throws {
+        var decoder = SSEDecoder()
+        var events: [ServerSentEvent] = []
+        for piece in ["data: a\r", "\n", "\r", "\ndata: b\r", "\n\r\n"] {
+            try decoder.feed(Array(piece.utf8)) { events.append($0) }
+        }
+        #expect(events == [ServerSentEvent(data: "a"), ServerSentEvent(data: "b")])
+    }
+
+    @Test("a line without end grows no further than the limit")
+    func lineLimit() {
+        var decoder = SSEDecoder()
+        #expect(throws: SSEDecoder.LineTooLong.self) {
+            try decoder.feed([UInt8](repeating: 0x61, count: SSEDecoder.maxLineBytes + 1)) { _ in }
+        }
+    }
+}
+
+@Suite("SSE encoder")
+struct SSEEncoderTests {
+    private func decodeJSON(_ bytes: [UInt8]) throws -> (id: String?, json: [String: Any]) {
+        var decoder = SSEDecoder()
+        var events: [ServerSentEvent] = []
+        try decoder.feed(bytes) { events.append($0) }
+        #expect(events.count == 1)
+        let event = try #require(events.first)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any])
+        return (event.id, json)
+    }
+
+    @Test("every event has an increasing id, its type and a millisecond UTC timestamp")
+    func envelope() throws {
+        var encoder = SSEEncoder()
+        let date = Date(timeIntervalSince1970: 1_764_073_463.25)
+        let first = try decodeJSON(encoder.encode(.sessionStart(sessionId: "s1"), at: date))
+        let second = try decodeJSON(encoder.encode(.iterationStart(iteration: 1), at: date))
+        #expect(first.id == "1")
+        #expect(second.id == "2")
+        #expect(first.json["type"] as? String == "session_start")
+        #expect(first.json["timestamp"] as? String == "2025-11-25T12:24:23.250Z")
+        #expect(first.json["sessionId"] as? String == "s1")
+        #expect(first.json["message"] as? String == "Processing your request...")
+        #expect(second.json["iteration"] as? Int == 1)
+    }
+
+    @Test("text chunks carry everything so far, escaped once")
+    func accumulated() throws {
+        var encoder = SSEEncoder()
+        let chunks = ["Hello \"wor", "ld\"\n", "\u{1}😀 São\\"]
+        var soFar = ""
+        for chunk in chunks {
+            soFar += chunk
+            let (_, json) = try decodeJSON(encoder.encode(.textChunk(chunk)))
+            #expect(json["chunk"] as? String == chunk)
+            #expect(json["accumulated"] as? String == soFar)
+        }
+    }
+
+    @Test("tool and end events carry their fields")
+    func toolEvents() throws {
+        var encoder = SSEEncoder()
+        let detected = try decodeJSON(encoder.encode(.toolDetected(tool: "get_employees", toolUseId: "toolu_1"))).json
+        #expect(detected["message"] as? String == "Preparing to use: get_employees")
+        let executing = try decodeJSON(encoder.encode(.toolsExecuting(tools: ["a", "b"]))).json
+        #expect(executing["count"] as? Int == 2)
+        #expect(executing["tools"] as? [String] == ["a", "b"])
+        let progress = try decodeJSON(encoder.encode(.toolProgress(ToolProgress(
+            tool: "a", toolUseId: "t", status: .failed, current: 1, total: 2, executionTimeMs: 752, error: "boom")))).json
+        #expect(progress["status"] as? String == "failed")
+        #expect(progress["progress"] as? [String: Int] == ["current": 1, "total": 2])
+        #expect(progress["executionTime"] as? String == "752ms")
+        #expect(progress["executionTimeMs"] as? Int == 752)
+        #expect(progress["error"] as? String == "boom")
+        let complete = try decodeJSON(encoder.encode(.complete(Completion(
+            iterations: 2, stopReason: "end_turn", totalTimeMs: 1234, usage: Usage(inputTokens: 10, outputTokens: 20))))).json
+        #expect(complete["usage"] as? [String: Int] == ["inputTokens": 10, "outputTokens": 20])
+        #expect(complete["stopReason"] as? String == "end_turn")
+        let error = try decodeJSON(encoder.encode(.error(StreamError(code: "overloaded", message: "busy", retryable: true)))).json
+        #expect(error["code"] as? String == "overloaded")
+        #expect(error["retryable"] as? Bool == true)
+    }
+}
