@@ -1,0 +1,88 @@
+import AnthropicMock
+import ChatCore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+@testable import Server
+
+/// A client that hangs up: in every phase, the upstream request and running tools stop within 100 ms.
+@Suite("Client disconnect", .serialized, .timeLimit(.minutes(1)))
+struct DisconnectTests {
+    /// Streams until `hangUpAfter` returns true, hangs up, and returns when it did.
+    private func hangUp(port: Int, after hangUpAfter: @escaping @Sendable (ReceivedStream) -> Bool) async throws -> ContinuousClock.Instant {
+        _ = try await streamChat(port: port, body: chatJSON("hi"), stopAfter: hangUpAfter)
+        return ContinuousClock().now
+    }
+
+    private func waitFor(_ condition: () -> Bool, upTo limit: Duration = .seconds(2)) async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        while !condition(), clock.now - start < limit { try await Task.sleep(for: .milliseconds(2)) }
+    }
+
+    private func withServer(_ mock: MockAnthropic, tools: [any Tool] = [], _ body: @Sendable (Int) async throws -> Void) async throws {
+        let app = try buildApplication(configuration: streamingConfiguration(mock, keepalive: .milliseconds(50)), tools: tools)
+        try await app.test(.live) { client in try await body(try #require(client.port)) }
+    }
+
+    @Test("while waiting for the first token")
+    func waitingForFirstToken() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([.pause(.seconds(10))] + SSE.textAnswer(["never"])))
+            try await withServer(mock) { port in
+                let hungUp = try await hangUp(port: port) { $0.types.contains("iteration_start") && !$0.keepalives.isEmpty }
+                try await waitFor { !mock.disconnects.isEmpty }
+                let disconnect = try #require(mock.disconnects.first)
+                #expect(disconnect - hungUp < .milliseconds(100))
+            }
+        }
+    }
+
+    @Test("in the middle of the text")
+    func midText() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hello"), .pause(.seconds(10)), SSE.messageStop]))
+            try await withServer(mock) { port in
+                let hungUp = try await hangUp(port: port) { $0.types.contains("text_chunk") }
+                try await waitFor { !mock.disconnects.isEmpty }
+                let disconnect = try #require(mock.disconnects.first)
+                #expect(disconnect - hungUp < .milliseconds(100))
+                #expect(mock.finished == 0)
+            }
+        }
+    }
+
+    @Test("while tools run")
+    func duringTools() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: nil, tools: [(id: "t1", name: "slow", fragments: ["{}"]),
+                                                                  (id: "t2", name: "slower", fragments: ["{}"])])),
+                         .stream(SSE.textAnswer(["never"])))
+            let slow = ProbeTool(name: "slow", delay: .seconds(10))
+            let slower = ProbeTool(name: "slower", delay: .seconds(20))
+            try await withServer(mock, tools: [slow, slower]) { port in
+                let hungUp = try await hangUp(port: port) { $0.events("tool_progress").count == 2 }
+                try await waitFor { slow.cancelled.count == 1 && slower.cancelled.count == 1 }
+                let cancelled = try #require((slow.cancelled + slower.cancelled).max())
+                #expect(cancelled - hungUp < .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(mock.received.count == 1, "no follow-up request after the client left")
+            }
+        }
+    }
+
+    @Test("during a retry's backoff")
+    func duringBackoff() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.status(429, headers: ["retry-after-ms": "800"], body: SSE.errorBody("rate_limit_error", "wait")),
+                         .stream(SSE.textAnswer(["too late"])))
+            try await withServer(mock) { port in
+                _ = try await hangUp(port: port) { _ in mock.received.count == 1 }
+                try await Task.sleep(for: .milliseconds(1_200))
+                #expect(mock.received.count == 1, "the retry was cancelled with the client")
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import AnthropicMock
+import ChatCore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import Server
+
+@Suite("POST /mcp/chat/stream", .serialized, .timeLimit(.minutes(1)))
+struct StreamEndpointTests {
+    /// Runs the app (with `tools`) against the mock upstream and gives the test its port.
+    private func withServer(_ mock: MockAnthropic, tools: [any Tool] = [], keepalive: Duration = .seconds(15),
+                            configure: (inout ServerConfiguration) -> Void = { _ in },
+                            _ body: @Sendable (Int) async throws -> Void) async throws {
+        var config = streamingConfiguration(mock, keepalive: keepalive)
+        configure(&config)
+        let app = try buildApplication(configuration: config, tools: tools)
+        try await app.test(.live) { client in
+            try await body(try #require(client.port))
+        }
+    }
+
+    @Test("text only: headers, event order, ids, timestamps and fields")
+    func textOnly() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.textAnswer(["Hello", ", ", "world"])))
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("hi", extra: #","system":"be kind","model":"claude-haiku-4-5""#))
+                #expect(stream.status == 200)
+                #expect(stream.header("content-type") == "text/event-stream; charset=utf-8")
+                #expect(stream.header("cache-control") == "no-cache, no-transform")
+                #expect(stream.header("x-accel-buffering") == "no")
+                #expect(stream.header("content-length") == nil)
+                #expect(stream.header("content-encoding") == nil)
+                #expect(stream.types == ["session_start", "iteration_start", "text_chunk", "text_chunk", "text_chunk", "complete"])
+                #expect(stream.arrivals.map(\.id) == (1...6).map { String($0) })
+                for arrival in stream.arrivals {
+                    let timestamp = try #require(arrival.json["timestamp"] as? String)
+                    #expect(timestamp.count == 24 && timestamp.hasSuffix("Z"), "\(timestamp)")
+                }
+                #expect((stream.events("session_start").first?["sessionId"] as? String)?.count == 36)
+                #expect(stream.events("text_chunk").map { $0["accumulated"] as? String } == ["Hello", "Hello, ", "Hello, world"])
+                let complete = try #require(stream.events("complete").first)
+                #expect(complete["iterations"] as? Int == 1)
+                #expect(complete["stopReason"] as? String == "end_turn")
+                #expect(complete["usage"] as? [String: Int] == ["inputTokens": 25, "outputTokens": 15])
+                #expect(complete["totalTimeMs"] is Int)
+                let sent = try #require(mock.received.first)
+                #expect(sent.body["system"] as? String == "be kind")
+                #expect(sent.body["model"] as? String == "claude-haiku-4-5")
+            }
+        }
+    }
+
+    @Test("one tool: detected, executed with timings, and its result sent back with the assistant turn unchanged")
+    func oneTool() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: "Let me check.", tools: [
+                (id: "toolu_1", name: "get_employees", fragments: [#"{"min_increment""#, #": 5, "max_increment": 10}"#]),
+            ])), .stream(SSE.textAnswer(["Found ", "3."])))
+            let tool = ProbeTool(name: "get_employees", delay: .milliseconds(50))
+            try await withServer(mock, tools: [tool]) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("give me list of employees with 5-10% increment"))
+                #expect(stream.types == ["session_start", "iteration_start", "text_chunk", "tool_detected", "tools_executing",
+                                         "tool_progress", "tool_progress", "iteration_start", "text_chunk", "text_chunk", "complete"])
+                let detected = try #require(stream.events("tool_detected").first)
+                #expect(detected["tool"] as? String == "get_employees")
+                #expect(detected["toolUseId"] as? String == "toolu_1")
+                #expect(detected["message"] as? String == "Preparing to use: get_employees")
+                #expect(stream.events("tools_executing").first?["tools"] as? [String] == ["get_employees"])
+                let progress = stream.events("tool_progress")
+                #expect(progress.map { $0["status"] as? String } == ["executing", "completed"])
+                #expect(progress.last?["progress"] as? [String: Int] == ["current": 1, "total": 1])
+                let ms = try #require(progress.last?["executionTimeMs"] as? Int)
+                #expect(ms >= 50)
+                #expect(progress.last?["executionTime"] as? String == "\(ms)ms")
+                #expect(stream.events("text_chunk").last?["accumulated"] as? String == "Let me check.Found 3.")
+                #expect(stream.events("complete").first?["iterations"] as? Int == 2)
+                #expect(tool.inputs == [.object(["min_increment": .number(5), "max_increment": .number(10)])])
+
+                // The follow-up: the user turn, the assistant turn as received, then one tool_result per tool_use.
+                #expect(mock.received.count == 2)
+                let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                #expect(messages.map { $0["role"] as? String } == ["user", "assistant", "user"])
+                let assistant = try #require(messages[1]["content"] as? [[String: Any]])
+                #expect(assistant.count == 2)
+                #expect(assistant[0]["text"] as? String == "Let me check.")
+                #expect(assistant[1]["type"] as? String == "tool_use")
+                #expect(assistant[1]["id"] as? String == "toolu_1")
+                #expect(assistant[1]["input"] as? [String: Int] == ["min_increment": 5, "max_increment": 10])
+                let results = try #require(messages[2]["content"] as? [[String: Any]])
+                #expect(results.count == 1)
+                #expect(results[0]["type"] as? String == "tool_result")
+                #expect(results[0]["tool_use_id"] as? String == "toolu_1")
+                #expect(results[0]["content"] as? String == #"{"tool":"get_employees","rows":3}"#)
+                #expect(results[0]["is_error"] == nil)
+            }
+        }
+    }
+
+    @Test("parallel tools run at the same time; failures and unknown tools become error results")
+    func parallelTools() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: nil, tools: [
+                (id: "t_slow", name: "slow", fragments: ["{}"]),
+                (id: "t_fast", name: "fast", fragments: ["{}"]),
+                (id: "t_bad", name: "broken", fragments: ["{}"]),
+                (id: "t_none", name: "no_such_tool", fragments: ["{}"]),
+            ])), .stream(SSE.textAnswer(["Done."])))
+            let slow = ProbeTool(name: "slow", delay: .milliseconds(400))
+            let fast = ProbeTool(name: "fast", delay: .milliseconds(50))
+            let broken = ProbeTool(name: "broken", fails: true)
+            try await withServer(mock, tools: [slow, fast, broken]) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("compare"))
+                let progress = stream.events("tool_progress")
+                #expect(progress.prefix(4).allSatisfy { $0["status"] as? String == "executing" })
+                let finished = progress.dropFirst(4)
+                #expect(finished.map { $0["progress"] as? [String: Int] }.map { $0?["current"] } == [1, 2, 3, 4])
+                #expect(finished.last?["toolUseId"] as? String == "t_slow")
+                #expect(finished.first { $0["toolUseId"] as? String == "t_bad" }?["status"] as? String == "failed")
+                #expect((finished.first { $0["toolUseId"] as? String == "t_none" }?["error"] as? String)?.contains("Unknown tool") == true)
+                // Concurrent: both started before the slow one could have finished.
+                let starts = slow.started + fast.started
+                #expect(starts.count == 2)
+                #expect(abs((starts[0] - starts[1]) / .milliseconds(1)) < 100)
+
+                let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                let results = try #require(messages.last?["content"] as? [[String: Any]])
+                #expect(results.map { $0["tool_use_id"] as? String } == ["t_slow", "t_fast", "t_bad", "t_none"])
+                #expect(results.map { $0["is_error"] as? Bool } == [nil, nil, true, true])
+            }
+        }
+    }
+
+    @Test("stops at the iteration limit with stopReason max_iterations")
+    func maxIterations() async throws {
+        try await MockAnthropic.run { mock in
+            for index in 0..<3 {
+                mock.enqueue(.stream(SSE.toolTurn(text: nil, tools: [(id: "t\(index)", name: "fast", fragments: ["{}"])])))
+            }
+            try await withServer(mock, tools: [ProbeTool(name: "fast")], configure: { $0.loop.maxIterations = 2 }) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("loop"))
+                #expect(stream.events("iteration_start").map { $0["iteration"] as? Int } == [1, 2])
+                let complete = try #require(stream.events("complete").first)
+                #expect(complete["stopReason"] as? String == "max_iterations")
+                #expect(complete["iterations"] as? Int == 2)
+                #expect(complete["usage"] as? [String: Int] == ["inputTokens": 50, "outputTokens": 30])
+                #expect(mock.received.count == 2)
+            }
+        }
+    }
+
+    @Test("max_tokens with a cut-off tool call runs no tool and says so")
+    func truncatedToolInput() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([SSE.messageStart(), SSE.toolStart(0, id: "toolu_1", name: "fast"), SSE.inputJSON(0, #"{"a": "#),
+                                  SSE.messageDelta("max_tokens"), SSE.messageStop]))
+            let tool = ProbeTool(name: "fast")
+            try await withServer(mock, tools: [tool]) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("go"))
+                #expect(stream.types == ["session_start", "iteration_start", "tool_detected", "complete"])
+                #expect(stream.events("complete").first?["stopReason"] as? String == "max_tokens")
+                #expect(tool.started.isEmpty)
+            }
+        }
+    }
+
+    @Test("delivery is incremental: text before an upstream pause arrives before the pause ends")
+    func incremental() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "First"), .pause(.milliseconds(500)),
+                                  SSE.text(0, " second"), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                let chunks = stream.arrivals.filter { $0.type == "text_chunk" }
+                #expect(chunks.count == 2)
+                #expect(chunks[1].at - chunks[0].at >= .milliseconds(400))
+                let start = try #require(stream.arrivals.first)
+                #expect(chunks[0].at - start.at < .milliseconds(300))
+            }
+        }
+    }
+
+    @Test("keepalive comments flow while the upstream is silent, and stop with the stream")
+    func keepalive() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([.pause(.milliseconds(450))] + SSE.textAnswer(["late"])))
+            try await withServer(mock, keepalive: .milliseconds(100)) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                let firstText = try #require(stream.arrivals.first { $0.type == "text_chunk" }).at
+                #expect(stream.keepalives.filter { $0 < firstText }.count >= 3)
+                let end = try #require(stream.arrivals.last)
+                #expect(end.type == "complete")
+                #expect(stream.keepalives.allSatisfy { $0 <= end.at })
+            }
+        }
+    }
+
+    @Test("a mid-stream upstream error becomes an error event and ends the stream")
+    func midStreamError() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Part"), SSE.error("overloaded_error", "Overloaded")]))
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                #expect(stream.types == ["session_start", "iteration_start", "text_chunk", "error"])
+                let error = try #require(stream.events("error").first)
+                #expect(error["code"] as? String == "overloaded")
+                #expect(error["retryable"] as? Bool == true)
+            }
+        }
+    }
+
+    @Test("upstream refusals become error events without the API key")
+    func authError() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.status(401, body: SSE.errorBody("authentication_error", "invalid x-api-key")))
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                let error = try #require(stream.events("error").first)
+                #expect(error["code"] as? String == "upstream_auth")
+                #expect(error["retryable"] as? Bool == false)
+                let everything = stream.arrivals.map { "\($0.json)" }.joined()
+                #expect(!everything.contains(AnthropicConfigurationForTests.apiKey))
+            }
+        }
+    }
+
+    @Test("bad input is refused before the stream opens")
+    func badInput() async throws {
+        try await MockAnthropic.run { mock in
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: #"{"messages":[{"role":"user","content":"x"}],"maxTokens":-1}"#)
+                #expect(stream.status == 400)
+                #expect(mock.received.isEmpty)
+            }
+        }
+    }
+
+    @Test("without an API key the stream answers 503 naming the variable, and analysis still works")
+    func notConfigured() async throws {
+        let app = try buildApplication(configuration: configuration(rules: nil))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp/chat/stream", method: .post, body: ByteBuffer(string: chatJSON("hi"))) { response in
+                #expect(response.status == .serviceUnavailable)
+                let error = try #require(try json(response.body)["error"] as? [String: Any])
+                #expect(error["code"] as? String == "not_configured")
+                #expect((error["message"] as? String)?.contains("ANTHROPIC_API_KEY") == true)
+            }
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: ByteBuffer(string: chatJSON("hi"))) { response in
+                #expect(response.status == .ok)
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import AnthropicMock
+import AsyncHTTPClient
+import ChatCore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+@testable import Server
+
+/// A stream as a frontend receives it: each event with the time it arrived, and the keepalives.
+struct ReceivedStream: Sendable {
+    struct Arrival: @unchecked Sendable {
+        let at: ContinuousClock.Instant
+        let id: String?
+        let json: [String: Any]
+        var type: String { json["type"] as? String ?? "?" }
+    }
+
+    var status: UInt = 0
+    var headers: [(String, String)] = []
+    var arrivals: [Arrival] = []
+    var keepalives: [ContinuousClock.Instant] = []
+
+    var types: [String] { arrivals.map(\.type) }
+    func events(_ type: String) -> [[String: Any]] { arrivals.filter { $0.type == type }.map(\.json) }
+    func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+}
+
+/// Posts a chat to the stream endpoint and reads the SSE as it arrives, until the server ends it or
+/// `stopAfter` says to hang up (a client disconnect).
+func streamChat(port: Int, body: String, stopAfter: (@Sendable (ReceivedStream) -> Bool)? = nil) async throws -> ReceivedStream {
+    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream")
+    request.method = .POST
+    request.headers.add(name: "content-type", value: "application/json")
+    request.body = .bytes(ByteBuffer(string: body))
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    var received = ReceivedStream()
+    received.status = response.status.code
+    received.headers = response.headers.map { ($0.name, $0.value) }
+    var decoder = SSEDecoder()
+    let clock = ContinuousClock()
+    let keepalive = Array(": keepalive".utf8)
+    var line: [UInt8] = []
+    for try await chunk in response.body {
+        let now = clock.now
+        for byte in chunk.readableBytesView {
+            if byte == 0x0A {
+                if line == keepalive { received.keepalives.append(now) }
+                line.removeAll()
+            } else {
+                line.append(byte)
+            }
+        }
+        var batch: [ReceivedStream.Arrival] = []
+        try decoder.feed(chunk.readableBytesView) { event in
+            let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
+            batch.append(.init(at: now, id: event.id, json: json))
+        }
+        received.arrivals += batch
+        if let stopAfter, stopAfter(received) { return received }
+    }
+    return received
+}
+
+func chatJSON(_ text: String, extra: String = "") -> String {
+    #"{"messages":[{"role":"user","content":"\#(text)"}]\#(extra)}"#
+}
+
+/// A server configured against the mock upstream, with fast keepalives and retries for tests.
+func streamingConfiguration(_ mock: MockAnthropic, keepalive: Duration = .seconds(15)) -> ServerConfiguration {
+    var config = configuration(rules: nil)
+    var anthropic = AnthropicConfigurationForTests.make(baseURL: mock.baseURL)
+    anthropic.retry.baseDelay = .milliseconds(20)
+    config.anthropic = anthropic
+    config.keepaliveInterval = keepalive
+    config.loop.toolTimeout = .seconds(5)
+    return config
+}
+
+import Upstream
+
+enum AnthropicConfigurationForTests {
+    static let apiKey = "sk-ant-test-NEVER-LOGGED-42"
+    static func make(baseURL: String) -> AnthropicConfiguration {
+        AnthropicConfiguration(apiKey: apiKey, baseURL: baseURL)
+    }
+}
+
+/// A tool for tests: answers after `delay`, fails on demand, and records starts, ends and cancellations.
+final class ProbeTool: Tool, Sendable {
+    let definition: ToolDefinition
+    let delay: Duration
+    let fails: Bool
+    private let log = Mutex<(started: [ContinuousClock.Instant], cancelled: [ContinuousClock.Instant], inputs: [JSONValue])>(([], [], []))
+
+    init(name: String, delay: Duration = .zero, fails: Bool = false) {
+        definition = ToolDefinition(name: name, description: "probe \(name)",
+                                    inputSchema: .object(["type": .string("object")]))
+        self.delay = delay
+        self.fails = fails
+    }
+
+    var started: [ContinuousClock.Instant] { log.withLock { $0.started } }
+    var cancelled: [ContinuousClock.Instant] { log.withLock { $0.cancelled } }
+    var inputs: [JSONValue] { log.withLock { $0.inputs } }
+
+    func execute(_ input: JSONValue) async throws -> ToolOutput {
+        log.withLock { $0.started.append(ContinuousClock().now); $0.inputs.append(input) }
+        do {
+            try await Task.sleep(for: delay)
+        } catch {
+            log.withLock { $0.cancelled.append(ContinuousClock().now) }
+            throw error
+        }
+        if fails { throw ProbeFailure() }
+        return ToolOutput(content: #"{"tool":"\#(definition.name)","rows":3}"#)
+    }
+
+    struct ProbeFailure: Error, CustomStringConvertible {
+        var description: String { "probe failure" }
+    }
+}
