@@ -43,7 +43,8 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "switchboard", dependencies: [
-            "Server", "Routing",
+            "Server", "Routing", "ChatCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),

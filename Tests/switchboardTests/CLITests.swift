@@ -20,6 +20,25 @@ struct CLI {
         let stderr: String
     }
 
+    /// Runs the binary without blocking a concurrency thread while it works (a server may be in this process).
+    static func runAsync(_ arguments: [String], in directory: URL = repositoryRoot) async throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).out")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL) }
+        let handle = try FileHandle(forWritingTo: outURL)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        try handle.close()
+        let output = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
+        return Result(status: process.terminationStatus, stdout: output, stderr: "")
+    }
+
     static func run(_ arguments: [String], in directory: URL = repositoryRoot) throws -> Result {
         let process = Process()
         process.executableURL = binary

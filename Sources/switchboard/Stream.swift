@@ -1,0 +1,139 @@
+import ArgumentParser
+import AsyncHTTPClient
+import ChatCore
+import Foundation
+import NIOCore
+
+struct Stream: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stream a chat from a running server and show each event as it arrives, with timings.",
+        discussion: """
+            Each line shows the time since the request, the time since the previous event, the latency \
+            (arrival minus the event's timestamp), the event type and its interesting fields; a summary follows.
+            """
+    )
+
+    @Option(help: "The server's base URL.")
+    var url = "http://localhost:3000"
+
+    @Option(help: "Model to ask for (default: the server's).")
+    var model: String?
+
+    @Option(help: "System prompt.")
+    var system: String?
+
+    @Flag(help: "Print each event's JSON instead of a summary line.")
+    var json = false
+
+    @Argument(help: "The message to send.")
+    var query: [String]
+
+    func validate() throws {
+        if query.joined().trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ValidationError("Give a message, for example: switchboard stream \"give me list of employees with 5-10% increment\"")
+        }
+    }
+
+    func run() async throws {
+        var body: [String: JSONValue] = [
+            "messages": .array([.object(["role": .string("user"), "content": .string(query.joined(separator: " "))])]),
+        ]
+        if let model { body["model"] = .string(model) }
+        if let system { body["system"] = .string(system) }
+        var request = HTTPClientRequest(url: url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/mcp/chat/stream")
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(body))))
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        } catch {
+            printError("cannot reach \(url): \(error)")
+            throw ExitCode(3)
+        }
+        guard response.status == .ok else {
+            let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
+            printError("HTTP \(response.status.code): \(text)")
+            throw ExitCode(1)
+        }
+
+        var decoder = SSEDecoder()
+        var previous = start
+        var events = 0
+        var firstText: Duration?
+        var failed = false
+        var line: [UInt8] = []
+        let keepalive = Array(": keepalive".utf8)
+        for try await chunk in response.body {
+            let now = clock.now
+            let wallNow = Date()
+            for byte in chunk.readableBytesView {
+                if byte == 0x0A {
+                    if line == keepalive { print(String(format: "%8.3fs                        : keepalive", seconds(now - start))) }
+                    line.removeAll()
+                } else {
+                    line.append(byte)
+                }
+            }
+            var arrived: [ServerSentEvent] = []
+            try decoder.feed(chunk.readableBytesView) { arrived.append($0) }
+            for event in arrived {
+                events += 1
+                let fields = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
+                let type = fields["type"] as? String ?? "?"
+                if type == "text_chunk", firstText == nil { firstText = now - start }
+                if type == "error" { failed = true }
+                let latency = (fields["timestamp"] as? String).flatMap(Self.parseTimestamp).map { wallNow.timeIntervalSince($0) * 1000 }
+                let latencyText = latency.map { String(format: "%.0f", max(0, $0)) } ?? "?"
+                let prefix = String(format: "%8.3fs  Δ%6.0fms  lat ", seconds(now - start), seconds(now - previous) * 1000)
+                    + pad(latencyText, 5, left: true) + "ms  " + pad(type, 16) + " "
+                print(prefix + (json ? event.data : Self.describe(type, fields)))
+                previous = now
+            }
+        }
+        let total = seconds(clock.now - start)
+        print(String(format: "\n%d events in %.3f s, %.1f events/s, first text after %@", events, total,
+                     total > 0 ? Double(events) / total : 0, firstText.map { String(format: "%.3f s", seconds($0)) } ?? "—"))
+        if failed { throw ExitCode(1) }
+    }
+
+    static func describe(_ type: String, _ f: [String: Any]) -> String {
+        func s(_ key: String) -> String { f[key].map { "\($0)" } ?? "" }
+        switch type {
+        case "session_start": return s("sessionId")
+        case "iteration_start": return "#" + s("iteration")
+        case "text_chunk":
+            let chunk = (f["chunk"] as? String ?? "").replacingOccurrences(of: "\n", with: "\\n")
+            return "\"" + (chunk.count > 70 ? String(chunk.prefix(70)) + "…" : chunk) + "\""
+        case "tool_detected": return "\(s("tool")) (\(s("toolUseId")))"
+        case "tools_executing": return "\(s("count")): " + ((f["tools"] as? [String]) ?? []).joined(separator: ", ")
+        case "tool_progress":
+            let progress = f["progress"] as? [String: Any] ?? [:]
+            var text = "\(s("tool")) \(s("status")) \(progress["current"].map { "\($0)" } ?? "?")/\(progress["total"].map { "\($0)" } ?? "?")"
+            if let time = f["executionTime"] as? String { text += " in \(time)" }
+            if let error = f["error"] as? String { text += " — \(error)" }
+            return text
+        case "complete":
+            let usage = f["usage"] as? [String: Any] ?? [:]
+            return "\(s("stopReason")) after \(s("iterations")) iteration(s), \(s("totalTimeMs")) ms, tokens in \(usage["inputTokens"] ?? "?") out \(usage["outputTokens"] ?? "?")"
+        case "error": return "\(s("code")): \(s("message")) (retryable: \(s("retryable")))"
+        default: return ""
+        }
+    }
+
+    static func parseTimestamp(_ text: String) -> Date? {
+        try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+}
+
+private func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+    let padding = String(repeating: " ", count: max(0, width - text.count))
+    return left ? padding + text : text + padding
+}
+
+private func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}

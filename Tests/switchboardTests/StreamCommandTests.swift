@@ -1,0 +1,34 @@
+import AnthropicMock
+import Foundation
+import Testing
+
+@Suite("switchboard stream", .timeLimit(.minutes(1)))
+struct StreamCommandTests {
+    @Test("prints each event as it arrives with its timings, then a summary")
+    func streamsAChat() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hello"), .pause(.milliseconds(400)),
+                                  SSE.text(0, " there"), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let server = try ServerProcess(directory: directory, arguments: [], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-cli-test", "ANTHROPIC_BASE_URL": mock.baseURL,
+            ])
+            defer { server.stop() }
+            let result = try await CLI.runAsync(["stream", "--url", "http://127.0.0.1:\(server.port)", "say", "hello"])
+            #expect(result.status == 0, "\(result.stdout)")
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            let types = ["session_start", "iteration_start", "text_chunk", "text_chunk", "complete"]
+            let eventLines = lines.filter { line in types.contains { line.contains(" \($0) ") } }
+            #expect(eventLines.count == 5, "\(result.stdout)")
+            let second = try #require(eventLines.last { $0.contains("text_chunk") })
+            #expect(second.contains("\" there\""))
+            // The Δ column of the chunk after the pause shows the pause.
+            let delta = second.split(separator: "Δ")[1].split(separator: "ms")[0].trimmingCharacters(in: .whitespaces)
+            #expect((Int(delta) ?? 0) >= 350, "\(second)")
+            #expect(lines.last?.hasPrefix("5 events in ") == true)
+            #expect(lines.last?.contains("first text after") == true)
+            #expect(mock.received.first?.body["messages"] as? [[String: String]] == [["role": "user", "content": "say hello"]])
+        }
+    }
+}
