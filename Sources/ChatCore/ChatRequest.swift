@@ -65,9 +65,9 @@ extension ChatRequest {
     public init(json body: some DataProtocol) throws(ChatRequestError) {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            value = try Array(body).withUnsafeBytes { bytes throws(JSONParseError) in try JSONValue(parsing: bytes) }
         } catch {
-            throw ChatRequestError(field: "body", message: "the body is not valid JSON: \(Self.describe(error))")
+            throw ChatRequestError(field: "body", message: "the body is not valid JSON: \(error)")
         }
         try self.init(validating: value)
     }
@@ -155,13 +155,5 @@ extension ChatRequest {
         case .number(let number): number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
         default: value.typeName
         }
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
-        }
-        return "\(error)"
     }
 }

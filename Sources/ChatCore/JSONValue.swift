@@ -17,6 +17,12 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The value as a whole number, when it is one.
+    public var intValue: Int? {
+        if case .number(let value) = self, value.rounded() == value, abs(value) < 9e15 { return Int(value) }
+        return nil
+    }
+
     /// The JSON type's name, for error messages ("expected a string, found a number").
     public var typeName: String {
         switch self {

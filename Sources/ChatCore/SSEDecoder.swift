@@ -36,18 +36,32 @@ public struct SSEDecoder: Sendable {
 
     /// Feeds bytes, calling `dispatch` for each complete event.
     public mutating func feed(_ bytes: some Sequence<UInt8>, dispatch: (ServerSentEvent) throws -> Void) throws {
-        for byte in bytes {
-            if byte == 0x0A {
-                if lastWasCR { lastWasCR = false; continue }
-                try endLine(dispatch)
-            } else if byte == 0x0D {
-                lastWasCR = true
-                try endLine(dispatch)
-            } else {
+        let array = Array(bytes)
+        try array.withUnsafeBytes { try feed($0, dispatch: dispatch) }
+    }
+
+    /// Feeds bytes from a buffer (the fast path: no per-byte generic calls), calling `dispatch` per event.
+    public mutating func feed(_ buffer: UnsafeRawBufferPointer, dispatch: (ServerSentEvent) throws -> Void) throws {
+        let count = buffer.count
+        var index = 0
+        while index < count {
+            if lastWasCR {
                 lastWasCR = false
-                line.append(byte)
+                if buffer[index] == 0x0A {
+                    index += 1
+                    continue
+                }
+            }
+            var end = index
+            while end < count, buffer[end] != 0x0A, buffer[end] != 0x0D { end += 1 }
+            if end > index {
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[index..<end]))
                 if line.count > Self.maxLineBytes { throw LineTooLong() }
             }
+            guard end < count else { return }
+            lastWasCR = buffer[end] == 0x0D
+            try endLine(dispatch)
+            index = end + 1
         }
     }
 

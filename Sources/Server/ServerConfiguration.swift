@@ -43,6 +43,9 @@ public struct ServerConfiguration: Sendable {
             if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT"]) { anthropic.timeouts.idle = seconds }
             if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT"]) { anthropic.timeouts.firstByte = seconds }
             if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_TIMEOUT"]) { anthropic.timeouts.overall = seconds }
+            if let count = environment["SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS"].flatMap(Int.init), count > 0 {
+                anthropic.maxConnections = count
+            }
             self.anthropic = anthropic
         }
         if let seconds = Self.seconds(environment["SWITCHBOARD_KEEPALIVE_SECONDS"]) { keepaliveInterval = seconds }

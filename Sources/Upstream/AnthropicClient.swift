@@ -33,6 +33,9 @@ public struct AnthropicConfiguration: Sendable {
 
     public var baseURL: String = "https://api.anthropic.com"
     public var apiKey: String
+    /// Upstream HTTP/1.1 connections per host. Each open stream holds one, so this bounds concurrent streams;
+    /// AsyncHTTPClient's default of 8 would queue the ninth chat.
+    public var maxConnections: Int = 1024
     public var version: String = "2023-06-01"
     public var timeouts = Timeouts()
     public var retry = Retry()
@@ -60,6 +63,8 @@ public final class AnthropicClient: LanguageModel, Sendable {
             timeout: .init(connect: .nanoseconds(Int64(configuration.timeouts.connect.nanoseconds)),
                            read: .nanoseconds(Int64(configuration.timeouts.idle.nanoseconds))))
         httpConfiguration.decompression = .disabled
+        httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60),
+                                                 concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnections)
         self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
     }
 
@@ -89,14 +94,14 @@ public final class AnthropicClient: LanguageModel, Sendable {
             }
             guard let chunk else { break }
             do {
-                try decoder.feed(chunk.readableBytesView) { event in
+                try chunk.withUnsafeReadableBytes { bytes in try decoder.feed(bytes) { event in
                     guard decodeError == nil else { return }
                     do throws(StreamError) {
                         if let modelEvent = try accumulator.handle(event) { pending.append(modelEvent) }
                     } catch {
                         decodeError = error
                     }
-                }
+                } }
             } catch {
                 throw StreamError(code: "upstream_protocol_error", message: "The model service sent a line longer than 4 MiB.",
                                   retryable: false)

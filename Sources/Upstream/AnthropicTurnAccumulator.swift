@@ -24,94 +24,58 @@ struct AnthropicTurnAccumulator {
     private var stopReason: String?
     private var usage = Usage()
     private(set) var messageStopped = false
-    private let decoder = JSONDecoder()
-
-    /// The wire shape of every event, with the fields each kind uses.
-    private struct Wire: Decodable {
-        struct Delta: Decodable {
-            let type: String?
-            let text: String?
-            let partial_json: String?
-            let thinking: String?
-            let signature: String?
-            let citation: JSONValue?
-            let stop_reason: String?
-        }
-
-        struct WireUsage: Decodable {
-            let input_tokens: Int?
-            let output_tokens: Int?
-        }
-
-        struct Message: Decodable {
-            let usage: WireUsage?
-        }
-
-        struct WireError: Decodable {
-            let type: String?
-            let message: String?
-        }
-
-        let type: String
-        let index: Int?
-        let delta: Delta?
-        let content_block: JSONValue?
-        let message: Message?
-        let usage: WireUsage?
-        let error: WireError?
-        let request_id: String?
-    }
 
     /// Handles one SSE event; returns what the pipeline should hear about, if anything.
     mutating func handle(_ event: ServerSentEvent) throws(StreamError) -> ModelStreamEvent? {
-        let wire: Wire
+        let wire: JSONValue
         do {
-            wire = try decoder.decode(Wire.self, from: Data(event.data.utf8))
+            wire = try JSONValue(parsing: event.data)
         } catch {
             // Unknown shapes of unknown events are skipped; a known event we cannot read is an upstream fault.
             if let name = event.event, !Self.knownEvents.contains(name) { return nil }
             throw StreamError(code: "upstream_protocol_error", message: "The model service sent an event that could not be read.",
                               retryable: true)
         }
-        switch wire.type {
+        let index = wire["index"]?.intValue
+        switch wire["type"]?.stringValue ?? event.event {
         case "message_start":
-            if let input = wire.message?.usage?.input_tokens { usage.inputTokens = input }
+            if let input = wire["message"]?["usage"]?["input_tokens"]?.intValue { usage.inputTokens = input }
         case "content_block_start":
-            guard let index = wire.index, case .object(let start)? = wire.content_block else { return nil }
+            guard let index, case .object(let start)? = wire["content_block"] else { return nil }
             if blocks[index] == nil { order.append(index) }
             blocks[index] = Block(start: start)
             if start["type"]?.stringValue == "tool_use", let id = start["id"]?.stringValue, let name = start["name"]?.stringValue {
                 return .toolUseStarted(id: id, name: name)
             }
         case "content_block_delta":
-            guard let index = wire.index, let delta = wire.delta, blocks[index] != nil else { return nil }
-            switch delta.type {
+            guard let index, let delta = wire["delta"], blocks[index] != nil else { return nil }
+            switch delta["type"]?.stringValue {
             case "text_delta":
-                guard let text = delta.text, !text.isEmpty else { return nil }
+                guard let text = delta["text"]?.stringValue, !text.isEmpty else { return nil }
                 blocks[index]!.text += text
                 return .text(text)
             case "input_json_delta":
-                blocks[index]!.partialJSON += delta.partial_json ?? ""
+                blocks[index]!.partialJSON += delta["partial_json"]?.stringValue ?? ""
             case "thinking_delta":
-                blocks[index]!.thinking += delta.thinking ?? ""
+                blocks[index]!.thinking += delta["thinking"]?.stringValue ?? ""
             case "signature_delta":
-                blocks[index]!.signature += delta.signature ?? ""
+                blocks[index]!.signature += delta["signature"]?.stringValue ?? ""
             case "citations_delta":
-                if let citation = delta.citation { blocks[index]!.citations.append(citation) }
+                if let citation = delta["citation"] { blocks[index]!.citations.append(citation) }
             default:
                 break
             }
         case "content_block_stop":
-            if let index = wire.index { blocks[index]?.stopped = true }
+            if let index { blocks[index]?.stopped = true }
         case "message_delta":
-            if let reason = wire.delta?.stop_reason { stopReason = reason }
+            if let reason = wire["delta"]?["stop_reason"]?.stringValue { stopReason = reason }
             // Usage here is cumulative: overwrite.
-            if let output = wire.usage?.output_tokens { usage.outputTokens = output }
-            if let input = wire.usage?.input_tokens { usage.inputTokens = input }
+            if let output = wire["usage"]?["output_tokens"]?.intValue { usage.outputTokens = output }
+            if let input = wire["usage"]?["input_tokens"]?.intValue { usage.inputTokens = input }
         case "message_stop":
             messageStopped = true
         case "error":
-            throw Self.streamError(type: wire.error?.type, message: wire.error?.message)
+            throw Self.streamError(type: wire["error"]?["type"]?.stringValue, message: wire["error"]?["message"]?.stringValue)
         default:
             break // ping and event types added later
         }
@@ -158,7 +122,7 @@ struct AnthropicTurnAccumulator {
     /// A tool's input: the joined fragments parsed as a JSON object (`{}` when there were none).
     static func parseInput(_ json: String) -> JSONValue? {
         if json.trimmingCharacters(in: .whitespaces).isEmpty { return .object([:]) }
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)), case .object = value else { return nil }
+        guard let value = try? JSONValue(parsing: json), case .object = value else { return nil }
         return value
     }
 

@@ -1,0 +1,38 @@
+import ChatCore
+import Foundation
+import Testing
+
+@Suite("JSON parsing")
+struct JSONParsingTests {
+    @Test("agrees with Foundation's decoder", arguments: [
+        #"{"a":1,"b":[true,false,null],"c":"x\"y\\z\/\n\t\u00e9\ud83d\ude00","d":-12.5e-1,"e":{},"f":[]}"#,
+        #"  [1, 2.0, 3e2, -0, 0.001, 123456789012345678901234567890]  "#,
+        #""São Paulo 😀""#,
+        #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word "}}"#,
+        "9007199254740993",
+    ])
+    func agrees(text: String) throws {
+        let ours = try JSONValue(parsing: text)
+        let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(ours == foundation)
+    }
+
+    @Test("refuses what is not JSON, saying where", arguments: [
+        ("", 0), ("{", 1), (#"{"a" 1}"#, 5), ("[1,]", 3), ("01", 0), (#""\x""#, 2), ("tru", 0), ("{} x", 3),
+        ("\"a\u{1}\"", 2), ("1.", 2), ("-", 1),
+    ])
+    func refuses(text: String, offset: Int) {
+        #expect {
+            _ = try JSONValue(parsing: text)
+        } throws: { error in
+            (error as? JSONParseError)?.offset == offset
+        }
+    }
+
+    @Test("lone surrogates become U+FFFD; nesting is bounded")
+    func edges() throws {
+        #expect(try JSONValue(parsing: #""\ud800x""#) == .string("\u{FFFD}x"))
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: deep) }
+    }
+}

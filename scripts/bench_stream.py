@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Load benchmark for POST /mcp/chat/stream (method and figures: Docs/BENCHMARKS.md).
+
+Starts a local upstream that speaks Anthropic's streaming format, runs the release server against it,
+and measures, on loopback only:
+  1. CPU per relayed event: server CPU time (utime+stime from /proc) over many streams / events delivered;
+  2. memory per open stream: server RSS with N streams held open, minus the RSS before, over N;
+  3. that hanging up all clients closes every upstream request (cancellation under load).
+Every loop is bounded in count and time.
+"""
+import argparse, asyncio, json, os, resource, subprocess, sys, time
+
+DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word "}}\n\n'
+START = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_b","type":"message","role":"assistant",'
+         b'"model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":1}}}\n\n'
+         b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n')
+END = (b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+       b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":100}}\n\n'
+       b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+class Upstream:
+    def __init__(self, deltas, hold):
+        self.deltas, self.hold = deltas, hold
+        self.open = 0
+        self.closed_early = 0
+
+    async def handle(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                self.open += 1
+                try:
+                    def chunk(data):
+                        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    chunk(START)
+                    if self.hold:
+                        chunk(DELTA)
+                        await writer.drain()
+                        # Wait for the client to go away (or the hold to run out).
+                        try:
+                            await asyncio.wait_for(reader.read(1), timeout=self.hold)
+                        except asyncio.TimeoutError:
+                            pass
+                        self.closed_early += 1
+                        return
+                    for _ in range(self.deltas):
+                        chunk(DELTA)
+                        await writer.drain()
+                    chunk(END)
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+                finally:
+                    self.open -= 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+BODY = json.dumps({"messages": [{"role": "user", "content": "benchmark"}]}).encode()
+
+async def client(port, results, first_text=None, hold=False):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /mcp/chat/stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                 b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY))
+    await writer.drain()
+    events = 0
+    data = b""
+    try:
+        while True:
+            part = await reader.read(65536)
+            if not part:
+                break
+            data = data[-64:] + part
+            events += part.count(b"\ndata: ")
+            if first_text is not None and b"text_chunk" in part and not first_text.done():
+                first_text.set_result(True)
+                if hold:
+                    await asyncio.sleep(3600)
+    finally:
+        writer.close()
+    results.append(events)
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+async def run_server(binary, upstream_port, port):
+    env = dict(os.environ, ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{upstream_port}",
+               LOG_LEVEL="error", SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096")
+    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--log-level", "error"], env=env)
+    for _ in range(200):
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return proc
+        except OSError:
+            await asyncio.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+async def main(args):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    throughput = Upstream(args.deltas, hold=0)
+    holding = Upstream(0, hold=60)
+    up1 = await asyncio.start_server(throughput.handle, "127.0.0.1", 0, backlog=4096)
+    up2 = await asyncio.start_server(holding.handle, "127.0.0.1", 0, backlog=4096)
+
+    # 1. CPU per relayed event.
+    server = await run_server(args.binary, up1.sockets[0].getsockname()[1], args.port)
+    try:
+        warm = []
+        await asyncio.gather(*(client(args.port, warm) for _ in range(50)))
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        results = []
+        sem = asyncio.Semaphore(args.concurrency)
+        async def limited():
+            async with sem:
+                await client(args.port, results)
+        await asyncio.wait_for(asyncio.gather(*(limited() for _ in range(args.streams))), timeout=300)
+        cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
+        events = sum(results)
+        complete = sum(1 for r in results if r == args.deltas + 3)
+        print(f"throughput: {len(results)} streams ({complete} complete), {args.concurrency} at a time, "
+              f"{events} events in {wall:.2f} s = {events / wall:,.0f} events/s")
+        print(f"server CPU: {cpu:.2f} s = {cpu / events * 1e6:.1f} µs per relayed event")
+    finally:
+        server.terminate(); server.wait()
+
+    # 2. Memory per open stream, 3. cancellation of every upstream request on hang-up.
+    server = await run_server(args.binary, up2.sockets[0].getsockname()[1], args.port)
+    try:
+        warm = []
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(client(args.port, warm) for _ in range(20)), return_exceptions=True)
+        base = rss_kib(server.pid)
+        firsts = [loop.create_future() for _ in range(args.open)]
+        results = []
+        tasks = [asyncio.create_task(client(args.port, results, f, hold=True)) for f in firsts]
+        await asyncio.wait_for(asyncio.gather(*firsts), timeout=120)
+        await asyncio.sleep(1)
+        full = rss_kib(server.pid)
+        print(f"memory: {args.open} open streams, RSS {base / 1024:.1f} MiB before, {full / 1024:.1f} MiB with them open "
+              f"= {(full - base) / args.open:.1f} KiB per open stream (upstream connections open: {holding.open})")
+        t0 = time.monotonic()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        while holding.open > 0 and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.01)
+        print(f"hang-up: all {args.open} clients closed; upstream requests still open after "
+              f"{time.monotonic() - t0:.2f} s: {holding.open}")
+    finally:
+        server.terminate(); server.wait()
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=".build/release/switchboard")
+    parser.add_argument("--port", type=int, default=3917)
+    parser.add_argument("--streams", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument("--deltas", type=int, default=100)
+    parser.add_argument("--open", type=int, default=1000)
+    asyncio.run(main(parser.parse_args()))
