@@ -132,6 +132,48 @@ struct StreamEndpointTests {
         }
     }
 
+    @Test("the head and session_start go out before the upstream answers; keepalives continue while tools run")
+    func earlyHeadAndToolKeepalive() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.delayed(.milliseconds(400), .stream(SSE.toolTurn(text: nil, tools: [(id: "t1", name: "slow", fragments: ["{}"])]))),
+                         .stream(SSE.textAnswer(["done"])))
+            let slow = ProbeTool(name: "slow", delay: .milliseconds(450))
+            try await withServer(mock, tools: [slow], keepalive: .milliseconds(100)) { port in
+                let clock = ContinuousClock()
+                let sent = clock.now
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                let start = try #require(stream.arrivals.first)
+                #expect(start.type == "session_start")
+                #expect(start.at - sent < .milliseconds(200))
+                let executing = try #require(stream.arrivals.first { $0.type == "tools_executing" }).at
+                let finished = try #require(stream.arrivals.first { $0.json["status"] as? String == "completed" }).at
+                #expect(stream.keepalives.filter { $0 > executing && $0 < finished }.count >= 3)
+            }
+        }
+    }
+
+    @Test("a tool that runs past its timeout is reported failed and the model hears why")
+    func toolTimeout() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: nil, tools: [(id: "t1", name: "stuck", fragments: ["{}"])])),
+                         .stream(SSE.textAnswer(["sorry"])))
+            let stuck = ProbeTool(name: "stuck", delay: .seconds(30))
+            try await withServer(mock, tools: [stuck], configure: { $0.loop.toolTimeout = .milliseconds(200) }) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                let failed = try #require(stream.events("tool_progress").last)
+                #expect(failed["status"] as? String == "failed")
+                #expect((failed["error"] as? String)?.contains("timed out after 200 ms") == true)
+                let ms = try #require(failed["executionTimeMs"] as? Int)
+                #expect(ms >= 200 && ms < 1_000)
+                #expect(stuck.cancelled.count == 1)
+                let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                let result = try #require((messages.last?["content"] as? [[String: Any]])?.first)
+                #expect(result["is_error"] as? Bool == true)
+                #expect(stream.types.last == "complete")
+            }
+        }
+    }
+
     @Test("stops at the iteration limit with stopReason max_iterations")
     func maxIterations() async throws {
         try await MockAnthropic.run { mock in

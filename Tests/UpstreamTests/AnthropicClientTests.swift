@@ -31,7 +31,11 @@ struct AnthropicClientTests {
     @Test("streams text and returns the turn; sends the documented request")
     func textTurn() async throws {
         try await MockAnthropic.run { mock in
-            mock.enqueue(.stream(SSE.textAnswer(["Hel", "lo ", "São Paulo"]) + [SSE.ping]))
+            var pieces = SSE.textAnswer(["Hel", "lo ", "São Paulo"])
+            // Pings and event types added after this client was written are ignored.
+            pieces.insert(contentsOf: [SSE.ping, SSE.event("content_block_hologram", #"{"type":"content_block_hologram","shape":[1,2]}"#),
+                                       .send(": a comment\r\n\r\n")], at: 3)
+            mock.enqueue(.stream(pieces))
             let model = client(mock)
             defer { Task { try? await model.shutdown() } }
             let seen = Seen()
