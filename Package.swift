@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"6.0.0"),
         // Already in the graph through Hummingbird; AsyncChannel carries events to the response writer.
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Pure: rules model, YAML loading with diagnostics, analyzer.
@@ -30,11 +31,17 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB).
+        .target(name: "Tools", dependencies: [
+            "ChatCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The agentic loop: model ⇄ tools → events, on protocols only.
         .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
         // Hummingbird application: routes, SSE responses, configuration, rules watching.
         .target(name: "Server", dependencies: [
-            "Routing", "ChatCore", "ChatPipeline", "Upstream",
+            "Routing", "ChatCore", "ChatPipeline", "Upstream", "Tools",
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
@@ -50,6 +57,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
+        .testTarget(name: "ToolsTests", dependencies: ["Tools"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),

@@ -78,6 +78,7 @@ public struct SSEEncoder: Sendable {
                 json.raw(",\"error\":")
                 json.string(error)
             }
+            if progress.truncated { json.raw(",\"truncated\":true") }
         case .complete(let completion):
             json.raw(",\"iterations\":")
             json.integer(completion.iterations)

@@ -43,9 +43,11 @@ public struct ToolProgress: Sendable, Hashable {
     /// How long the tool ran; `nil` while executing.
     public var executionTimeMs: Int?
     public var error: String?
+    /// The result was cut to the size limit before it went to the model.
+    public var truncated: Bool
 
     public init(tool: String, toolUseId: String, status: Status, current: Int, total: Int,
-                executionTimeMs: Int? = nil, error: String? = nil) {
+                executionTimeMs: Int? = nil, error: String? = nil, truncated: Bool = false) {
         self.tool = tool
         self.toolUseId = toolUseId
         self.status = status
@@ -53,6 +55,7 @@ public struct ToolProgress: Sendable, Hashable {
         self.total = total
         self.executionTimeMs = executionTimeMs
         self.error = error
+        self.truncated = truncated
     }
 }
 

@@ -17,10 +17,13 @@ public struct ToolOutput: Sendable, Hashable {
     public var content: String
     /// Marks a failure the model can read and act on (`is_error` in the tool result).
     public var isError: Bool
+    /// The content was cut to the result size limit.
+    public var truncated: Bool
 
-    public init(content: String, isError: Bool = false) {
+    public init(content: String, isError: Bool = false, truncated: Bool = false) {
         self.content = content
         self.isError = isError
+        self.truncated = truncated
     }
 }
 

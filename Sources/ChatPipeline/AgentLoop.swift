@@ -134,7 +134,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 try await emit(.toolProgress(ToolProgress(
                     tool: use.name, toolUseId: use.id, status: output.isError ? .failed : .completed,
                     current: finished, total: uses.count, executionTimeMs: milliseconds(elapsed),
-                    error: output.isError ? output.content : nil)))
+                    error: output.isError ? output.content : nil, truncated: output.truncated)))
             }
         }
         return zip(uses, outputs).map { use, output in
