@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Routing
 import ServiceLifecycle
+import Tools
 import Upstream
 
 /// Why the server could not start, said in a way an operator can act on.
@@ -13,8 +14,8 @@ public struct StartupError: Error, CustomStringConvertible {
 }
 
 /// Builds the application the executable runs and the tests exercise.
-public func buildApplication(configuration: ServerConfiguration, tools: [any Tool] = [], logger: Logger? = nil) throws
-    -> some ApplicationProtocol
+public func buildApplication(configuration: ServerConfiguration, tools extraTools: [any Tool] = [], logger: Logger? = nil)
+    async throws -> some ApplicationProtocol
 {
     var logger = logger ?? Logger(label: "switchboard")
     logger.logLevel = configuration.logLevel
@@ -34,16 +35,31 @@ public func buildApplication(configuration: ServerConfiguration, tools: [any Too
     if case .file(let path) = source {
         services.append(RulesWatcher(path: path, store: store, interval: configuration.rulesPollInterval, logger: logger))
     }
+    let database: any SQLDatabase
+    do {
+        database = try configuration.databasePath.map { try SQLiteDatabase(path: $0) } ?? SQLiteDatabase()
+        let seeded = try await HRSchema.prepare(database)
+        logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
+    } catch {
+        throw StartupError(description: "cannot start: the HR database at \(configuration.databasePath ?? ":memory:") "
+                           + "cannot be opened or prepared: \(error)")
+    }
+    var registry = ToolRegistry()
+    for clash in registry.register(HRTools.all(database: database), source: "built-in") + registry.register(extraTools, source: "extra") {
+        logger.warning("\(clash)")
+    }
+    let tools = registry.toolBox
+
     var model: AnthropicClient?
     if let anthropic = configuration.anthropic {
         let client = AnthropicClient(configuration: anthropic, logger: logger)
         services.append(ShutdownService(name: "upstream client") { try await client.shutdown() })
         model = client
-        logger.info("streaming enabled", metadata: ["upstream": "\(anthropic.baseURL)", "tools": "\(tools.count)"])
+        logger.info("streaming enabled", metadata: ["upstream": "\(anthropic.baseURL)", "tools": "\(tools.definitions.count)"])
     } else {
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
-    let router = buildRouter(rules: store, configuration: configuration, model: model, tools: ToolBox(tools), logger: logger)
+    let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools, logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),

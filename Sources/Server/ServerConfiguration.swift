@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// The Anthropic client's settings; `nil` without `ANTHROPIC_API_KEY`, and then the stream endpoint answers 503.
     public var anthropic: AnthropicConfiguration?
+    /// The HR database file (SQLite, created and seeded on first start); `nil` keeps it in memory.
+    public var databasePath: String? = "data/switchboard.sqlite"
     /// How often a `: keepalive` comment goes out on an open stream.
     public var keepaliveInterval: Duration = .seconds(15)
     /// The agentic loop's defaults (model calls per chat, tokens per call, tool timeout).
@@ -49,6 +51,7 @@ public struct ServerConfiguration: Sendable {
             self.anthropic = anthropic
         }
         if let seconds = Self.seconds(environment["SWITCHBOARD_KEEPALIVE_SECONDS"]) { keepaliveInterval = seconds }
+        if let path = environment["SWITCHBOARD_DATABASE"], !path.isEmpty { databasePath = path == ":memory:" ? nil : path }
         loop.model = defaultModel
         if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }
         if let tokens = environment["SWITCHBOARD_MAX_TOKENS"].flatMap(Int.init), tokens > 0 { loop.maxTokens = tokens }

@@ -19,6 +19,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
     var rules: String?
 
+    @Option(help: "HR database file (SQLite; created and seeded on first start; default data/switchboard.sqlite).")
+    var database: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
@@ -39,9 +42,10 @@ struct Serve: AsyncParsableCommand {
         if let host { configuration.host = host }
         if let port { configuration.port = port }
         if let rules { configuration.rulesPath = rules }
+        if let database { configuration.databasePath = database }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
         do {
-            let app = try buildApplication(configuration: configuration)
+            let app = try await buildApplication(configuration: configuration)
             try await app.runService()
         } catch let error as StartupError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))

@@ -10,7 +10,7 @@ struct AnalyzeEndpointTests {
     func advice() async throws {
         let rules = try TemporaryRules(chartRules(weight: 4))
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.router) { client in
             try await client.execute(uri: "/mcp/chat/analyze", method: .post,
                                      body: chatBody("Chart the salaries and compare them")) { response in
@@ -50,7 +50,7 @@ struct AnalyzeEndpointTests {
     func contentBlocks() async throws {
         let rules = try TemporaryRules(chartRules(weight: 4))
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path))
         let body = #"""
             {"messages":[
               {"role":"user","content":"compare"},
@@ -91,7 +91,7 @@ struct AnalyzeEndpointTests {
     func badInput(body: String, status: Int, field: String) async throws {
         let rules = try TemporaryRules(chartRules(weight: 4))
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.router) { client in
             try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: ByteBuffer(string: body)) { response in
                 #expect(response.status.code == status)
@@ -107,7 +107,7 @@ struct AnalyzeEndpointTests {
     func bodyLimit() async throws {
         let rules = try TemporaryRules(chartRules(weight: 4))
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path, maxBodyBytes: 100))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path, maxBodyBytes: 100))
         try await app.test(.router) { client in
             try await client.execute(uri: "/mcp/chat/analyze", method: .post,
                                      body: chatBody(String(repeating: "word ", count: 50))) { response in
@@ -126,7 +126,7 @@ struct AnalyzeEndpointTests {
     func rulesStatus() async throws {
         let rules = try TemporaryRules(chartRules(weight: 4))
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.router) { client in
             try await client.execute(uri: "/rules", method: .get) { response in
                 let body = try json(response.body)
@@ -145,11 +145,11 @@ struct AnalyzeEndpointTests {
     }
 
     @Test("an invalid rules file stops the server from starting, with its diagnostics")
-    func invalidAtStart() throws {
+    func invalidAtStart() async throws {
         let rules = try TemporaryRules("version: 1\nlevels: []\nroutes: {}\nrules: []\n")
         defer { rules.remove() }
-        #expect {
-            _ = try buildApplication(configuration: configuration(rules: rules.path))
+        await #expect {
+            _ = try await buildApplication(configuration: configuration(rules: rules.path))
         } throws: { error in
             "\(error)".contains("\(rules.path):2:9: error: \"levels\" is empty")
         }

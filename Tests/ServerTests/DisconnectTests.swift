@@ -23,7 +23,7 @@ struct DisconnectTests {
     }
 
     private func withServer(_ mock: MockAnthropic, tools: [any Tool] = [], _ body: @Sendable (Int) async throws -> Void) async throws {
-        let app = try buildApplication(configuration: streamingConfiguration(mock, keepalive: .milliseconds(50)), tools: tools)
+        let app = try await buildApplication(configuration: streamingConfiguration(mock, keepalive: .milliseconds(50)), tools: tools)
         try await app.test(.live) { client in try await body(try #require(client.port)) }
     }
 

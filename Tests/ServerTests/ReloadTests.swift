@@ -32,7 +32,7 @@ struct ReloadTests {
         defer { rules.remove() }
         var config = configuration(rules: rules.path)
         config.rulesPollInterval = ServerConfiguration().rulesPollInterval
-        let app = try buildApplication(configuration: config)
+        let app = try await buildApplication(configuration: config)
         try await app.test(.live) { client in
             #expect(try await analyze(client, "chart compare")["score"] as? Int == 5)
             let clock = ContinuousClock()
@@ -53,7 +53,7 @@ struct ReloadTests {
     func brokenFileKeepsLastGood() async throws {
         let rules = try TemporaryRules(versionA())
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.live) { client in
             let goodVersion = try await rulesStatus(client)["version"] as? String
             try rules.write(versionA().replacingOccurrences(of: "any_keywords: [chart, graph]", with: "any_keyword: [chart]"))
@@ -85,7 +85,7 @@ struct ReloadTests {
     func reloadUnderLoad() async throws {
         let rules = try TemporaryRules(versionA())
         defer { rules.remove() }
-        let app = try buildApplication(configuration: configuration(rules: rules.path))
+        let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.live) { client in
             let port = try #require(client.port)
             let httpClient = HTTPClient.shared

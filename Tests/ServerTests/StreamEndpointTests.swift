@@ -14,7 +14,7 @@ struct StreamEndpointTests {
                             _ body: @Sendable (Int) async throws -> Void) async throws {
         var config = streamingConfiguration(mock, keepalive: keepalive)
         configure(&config)
-        let app = try buildApplication(configuration: config, tools: tools)
+        let app = try await buildApplication(configuration: config, tools: tools)
         try await app.test(.live) { client in
             try await body(try #require(client.port))
         }
@@ -56,18 +56,18 @@ struct StreamEndpointTests {
     func oneTool() async throws {
         try await MockAnthropic.run { mock in
             mock.enqueue(.stream(SSE.toolTurn(text: "Let me check.", tools: [
-                (id: "toolu_1", name: "get_employees", fragments: [#"{"min_increment""#, #": 5, "max_increment": 10}"#]),
+                (id: "toolu_1", name: "lookup_people", fragments: [#"{"min_increment""#, #": 5, "max_increment": 10}"#]),
             ])), .stream(SSE.textAnswer(["Found ", "3."])))
-            let tool = ProbeTool(name: "get_employees", delay: .milliseconds(50))
+            let tool = ProbeTool(name: "lookup_people", delay: .milliseconds(50))
             try await withServer(mock, tools: [tool]) { port in
                 let stream = try await streamChat(port: port, body: chatJSON("give me list of employees with 5-10% increment"))
                 #expect(stream.types == ["session_start", "iteration_start", "text_chunk", "tool_detected", "tools_executing",
                                          "tool_progress", "tool_progress", "iteration_start", "text_chunk", "text_chunk", "complete"])
                 let detected = try #require(stream.events("tool_detected").first)
-                #expect(detected["tool"] as? String == "get_employees")
+                #expect(detected["tool"] as? String == "lookup_people")
                 #expect(detected["toolUseId"] as? String == "toolu_1")
-                #expect(detected["message"] as? String == "Preparing to use: get_employees")
-                #expect(stream.events("tools_executing").first?["tools"] as? [String] == ["get_employees"])
+                #expect(detected["message"] as? String == "Preparing to use: lookup_people")
+                #expect(stream.events("tools_executing").first?["tools"] as? [String] == ["lookup_people"])
                 let progress = stream.events("tool_progress")
                 #expect(progress.map { $0["status"] as? String } == ["executing", "completed"])
                 #expect(progress.last?["progress"] as? [String: Int] == ["current": 1, "total": 1])
@@ -92,8 +92,33 @@ struct StreamEndpointTests {
                 #expect(results.count == 1)
                 #expect(results[0]["type"] as? String == "tool_result")
                 #expect(results[0]["tool_use_id"] as? String == "toolu_1")
-                #expect(results[0]["content"] as? String == #"{"tool":"get_employees","rows":3}"#)
+                #expect(results[0]["content"] as? String == #"{"tool":"lookup_people","rows":3}"#)
                 #expect(results[0]["is_error"] == nil)
+            }
+        }
+    }
+
+    @Test("the seed chat: the model calls get_employees and the HR database answers")
+    func seedChat() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: "I'll look that up.", tools: [
+                (id: "toolu_hr", name: "get_employees", fragments: [#"{"min_increment_pct": 5, "#, #""max_increment_pct": 10}"#]),
+            ])), .stream(SSE.textAnswer(["Here are the employees."])))
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("give me list of employees with 5-10% increment"))
+                #expect(stream.events("tool_progress").last?["status"] as? String == "completed")
+                #expect(stream.types.last == "complete")
+                let tools = try #require(mock.received.first?.body["tools"] as? [[String: Any]])
+                #expect(Set(tools.compactMap { $0["name"] as? String }).isSuperset(of: [
+                    "get_employees", "get_employee", "get_departments", "get_salary_stats", "get_increment_distribution"]))
+                let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                let result = try #require((messages.last?["content"] as? [[String: Any]])?.first)
+                #expect(result["is_error"] == nil)
+                let content = try #require(result["content"] as? String)
+                let answer = try #require(try JSONSerialization.jsonObject(with: Data(content.utf8)) as? [String: Any])
+                #expect((answer["total"] as? Int ?? 0) > 0)
+                let employees = try #require(answer["employees"] as? [[String: Any]])
+                #expect(employees.allSatisfy { (5...10).contains($0["incrementPct"] as? Double ?? -1) })
             }
         }
     }
@@ -280,7 +305,7 @@ struct StreamEndpointTests {
 
     @Test("without an API key the stream answers 503 naming the variable, and analysis still works")
     func notConfigured() async throws {
-        let app = try buildApplication(configuration: configuration(rules: nil))
+        let app = try await buildApplication(configuration: configuration(rules: nil))
         try await app.test(.router) { client in
             try await client.execute(uri: "/mcp/chat/stream", method: .post, body: ByteBuffer(string: chatJSON("hi"))) { response in
                 #expect(response.status == .serviceUnavailable)
