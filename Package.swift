@@ -19,6 +19,7 @@ let package = Package(
         // Already in the graph through Hummingbird; AsyncChannel carries events to the response writer.
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure: rules model, YAML loading with diagnostics, analyzer.
@@ -31,11 +32,13 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB).
+        // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB) or PostgreSQL.
         .target(name: "Tools", dependencies: [
             "ChatCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The agentic loop: model ⇄ tools → events, on protocols only.
         .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
@@ -63,7 +66,7 @@ let package = Package(
                 path: "Tests/AnthropicMock"),
         .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "AnthropicMock",
+            "Server", "AnthropicMock", "Tools",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

@@ -37,9 +37,21 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let database: any SQLDatabase
     do {
-        database = try configuration.databasePath.map { try SQLiteDatabase(path: $0) } ?? SQLiteDatabase()
-        let seeded = try await HRSchema.prepare(database)
-        logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
+        if let path = configuration.databasePath, path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") {
+            // The pool runs as a service; the schema is prepared once it is up, and tools wait for that.
+            let gate = ReadinessGate()
+            let postgres = try PostgresDatabase(url: path, logger: logger) { [logger] database in
+                let seeded = try await HRSchema.prepare(database)
+                logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
+                gate.open()
+            }
+            services.append(postgres)
+            database = GatedDatabase(base: postgres, gate: gate)
+        } else {
+            database = try configuration.databasePath.map { try SQLiteDatabase(path: $0) } ?? SQLiteDatabase()
+            let seeded = try await HRSchema.prepare(database)
+            logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
+        }
     } catch {
         throw StartupError(description: "cannot start: the HR database at \(configuration.databasePath ?? ":memory:") "
                            + "cannot be opened or prepared: \(error)")
@@ -84,6 +96,9 @@ public func buildRouter<Model: LanguageModel>(
         return ChatStream.response(request: request, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
                                    logger: logger)
     }
+    router.get("/tools") { _, _ in
+        try Response.json(ToolListResponse(tools: tools.definitions))
+    }
     router.get("/health") { _, _ in
         try Response.json(["status": "ok"])
     }
@@ -117,5 +132,20 @@ struct ShutdownService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         try await shutdown()
+    }
+}
+
+/// The body of `GET /tools`: every tool the model can call, as the model sees it.
+struct ToolListResponse: Encodable {
+    struct Entry: Encodable {
+        let name: String
+        let description: String
+        let inputSchema: JSONValue
+    }
+
+    let tools: [Entry]
+
+    init(tools: [ToolDefinition]) {
+        self.tools = tools.map { Entry(name: $0.name, description: $0.description, inputSchema: $0.inputSchema) }
     }
 }

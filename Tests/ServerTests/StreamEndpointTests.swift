@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import Tools
 @testable import Server
 
 @Suite("POST /mcp/chat/stream", .serialized, .timeLimit(.minutes(1)))
@@ -315,6 +316,45 @@ struct StreamEndpointTests {
             }
             try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: ByteBuffer(string: chatJSON("hi"))) { response in
                 #expect(response.status == .ok)
+            }
+        }
+    }
+}
+
+@Suite("PostgreSQL behind the server", .timeLimit(.minutes(1)),
+       .enabled(if: ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] != nil))
+struct PostgresServerTests {
+    @Test("with SWITCHBOARD_DATABASE set to a PostgreSQL URL, the tools run on it")
+    func toolsOnPostgres() async throws {
+        let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]!
+            .replacingOccurrences(of: "/switchboard_test?", with: "/switchboard_test_server?")
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: nil, tools: [(id: "t1", name: "get_departments", fragments: ["{}"])])),
+                         .stream(SSE.textAnswer(["Eight departments."])))
+            // A fresh schema each run, so the server migrates and seeds it.
+            let reset = try PostgresDatabase(url: url)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await reset.run() }
+                try await reset.transaction(["salary_increments", "employees", "locations", "departments", "schema_migrations"]
+                    .map { ("DROP TABLE IF EXISTS \($0)", []) })
+                group.cancelAll()
+            }
+            var config = streamingConfiguration(mock)
+            config.databasePath = url
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                try await client.execute(uri: "/tools", method: .get) { response in
+                    let names = (try json(response.body)["tools"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+                    #expect(names?.contains("get_departments") == true)
+                }
+                // Asked at once: the tool waits until the pool is up and the schema prepared.
+                let stream = try await streamChat(port: port, body: chatJSON("how many departments?"))
+                #expect(stream.events("tool_progress").last?["status"] as? String == "completed")
+                let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                let content = try #require((messages.last?["content"] as? [[String: Any]])?.first?["content"] as? String)
+                #expect(content.contains("\"headCount\""))
+                #expect(content.contains("Engineering"))
             }
         }
     }

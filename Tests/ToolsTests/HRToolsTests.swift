@@ -3,23 +3,50 @@ import Foundation
 import Testing
 @testable import Tools
 
-/// One seeded in-memory database shared by the read-only tests.
-private let shared: Task<SQLiteDatabase, Error> = Task {
+/// The databases the tool suite runs on: SQLite always, PostgreSQL when `SWITCHBOARD_TEST_POSTGRES_URL` names
+/// one (`.ci/run` starts it with scripts/test-postgres.sh).
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    static var available: [Backend] {
+        ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] == nil ? [.sqlite] : [.sqlite, .postgres]
+    }
+
+    var testDescription: String { rawValue }
+
+    /// The shared seeded database of this kind (read-only tests share it).
+    var database: any SQLDatabase {
+        get async throws {
+            switch self {
+            case .sqlite: try await sharedSQLite.value
+            case .postgres: try await sharedPostgres.value
+            }
+        }
+    }
+}
+
+private let sharedSQLite: Task<any SQLDatabase, Error> = Task {
     let database = try SQLiteDatabase()
     try await HRSchema.prepare(database)
     return database
 }
 
-private func tools() async throws -> (ToolBox, any SQLDatabase) {
-    let database = try await shared.value
-    var registry = ToolRegistry()
-    registry.register(HRTools.all(database: database), source: "built-in")
-    return (registry.toolBox, database)
+/// A fresh schema in the test server's database, with the pool running for the rest of the test process.
+private let sharedPostgres: Task<any SQLDatabase, Error> = Task {
+    let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] ?? ""
+    let database = try PostgresDatabase(url: url)
+    Task { try await database.run() }
+    try await database.transaction(["salary_increments", "employees", "locations", "departments", "schema_migrations"]
+        .map { ("DROP TABLE IF EXISTS \($0)", []) })
+    try await HRSchema.prepare(database)
+    return database
 }
 
-private func call(_ name: String, _ input: JSONValue) async throws -> (ToolOutput, JSONValue) {
-    let (box, _) = try await tools()
-    let tool = try #require(box[name])
+private func call(_ name: String, _ input: JSONValue, on backend: Backend) async throws -> (ToolOutput, JSONValue) {
+    var registry = ToolRegistry()
+    registry.register(HRTools.all(database: try await backend.database), source: "built-in")
+    let tool = try #require(registry.toolBox[name])
     let output = try await tool.execute(input)
     let json = (try? JSONValue(parsing: output.content)) ?? .null
     return (output, json)
@@ -50,6 +77,15 @@ struct HRDatabaseTests {
         #expect(departments.first?["n"]?.int == 8)
     }
 
+    @Test("PostgreSQL holds the same data as SQLite", .enabled(if: Backend.available.contains(.postgres)))
+    func sameDataOnBoth() async throws {
+        let query = "SELECT COUNT(*) AS n, SUM(salary) AS s, MIN(hire_date) AS first, MAX(email) AS last, "
+            + "(SELECT COUNT(*) FROM salary_increments) AS i, (SELECT SUM(new_salary) FROM salary_increments) AS t FROM employees"
+        let sqlite = try await Backend.sqlite.database.fetch(query, [])
+        let postgres = try await Backend.postgres.database.fetch(query, [])
+        #expect(sqlite == postgres)
+    }
+
     @Test("a database file survives a restart without reseeding")
     func fileDatabase() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hr-\(UUID().uuidString)")
@@ -62,39 +98,40 @@ struct HRDatabaseTests {
 
 @Suite("HR tools")
 struct HRToolsTests {
-    @Test("get_employees: the seed's 5-10% increment question")
-    func incrementRange() async throws {
-        let (output, json) = try await call("get_employees", ["min_increment_pct": 5, "max_increment_pct": 10, "limit": 200])
+    @Test("get_employees: the seed's 5-10% increment question", arguments: Backend.available)
+    func incrementRange(backend: Backend) async throws {
+        let (output, json) = try await call("get_employees", ["min_increment_pct": 5, "max_increment_pct": 10, "limit": 200], on: backend)
         #expect(!output.isError, "\(output.content)")
         let pcts = numbers(json["employees"], "incrementPct")
         #expect(!pcts.isEmpty)
         #expect(pcts.allSatisfy { (5...10).contains($0) })
-        let database = try await shared.value
+        let database = try await backend.database
         let expected = try await database.fetch(
             "SELECT COUNT(*) AS n FROM salary_increments WHERE year = 2025 AND percentage BETWEEN 5 AND 10", [])
         #expect(json["total"] == .number(Double(expected.first?["n"]?.int ?? -1)))
         #expect(json["incrementYear"] == 2025)
     }
 
-    @Test("get_employees filters", arguments: [
+    @Test("get_employees filters", arguments: Backend.available, [
         (["department": "engineering"] as JSONValue, "department", "Engineering"),
         (["location": "são paulo"] as JSONValue, "location", "São Paulo, Brazil"),
         (["location": "germany"] as JSONValue, "location", "Berlin, Germany"),
         (["status": "on_leave"] as JSONValue, "status", "on_leave"),
     ])
-    func filters(input: JSONValue, field: String, value: String) async throws {
-        let (output, json) = try await call("get_employees", input)
+    func filters(backend: Backend, example: (JSONValue, String, String)) async throws {
+        let (input, field, value) = example
+        let (output, json) = try await call("get_employees", input, on: backend)
         #expect(!output.isError, "\(output.content)")
         guard case .array(let employees)? = json["employees"] else { Issue.record("no employees"); return }
         #expect(!employees.isEmpty)
         #expect(employees.allSatisfy { $0[field]?.stringValue == value })
     }
 
-    @Test("get_employees: title text, hire dates, salary range, sorting and paging")
-    func moreFilters() async throws {
+    @Test("get_employees: title text, hire dates, salary range, sorting and paging", arguments: Backend.available)
+    func moreFilters(backend: Backend) async throws {
         let (_, seniors) = try await call("get_employees", ["title": "senior", "hired_after": "2020-01-01", "hired_before": "2023-12-31",
                                                               "min_salary": 60000, "max_salary": 120000, "sort_by": "salary",
-                                                              "sort_order": "desc", "limit": 200])
+                                                              "sort_order": "desc", "limit": 200], on: backend)
         guard case .array(let employees)? = seniors["employees"] else { Issue.record("no employees"); return }
         #expect(!employees.isEmpty)
         for employee in employees {
@@ -106,8 +143,8 @@ struct HRToolsTests {
         #expect(salaries == salaries.sorted(by: >))
         #expect(salaries.allSatisfy { (60000...120000).contains($0) })
 
-        let (_, page1) = try await call("get_employees", ["limit": 10, "offset": 0])
-        let (_, page2) = try await call("get_employees", ["limit": 10, "offset": 10])
+        let (_, page1) = try await call("get_employees", ["limit": 10, "offset": 0], on: backend)
+        let (_, page2) = try await call("get_employees", ["limit": 10, "offset": 10], on: backend)
         let ids1 = numbers(page1["employees"], "id")
         let ids2 = numbers(page2["employees"], "id")
         #expect(ids1.count == 10 && ids2.count == 10)
@@ -115,20 +152,20 @@ struct HRToolsTests {
         #expect(page1["total"] == 500)
     }
 
-    @Test("input never reaches the SQL text", arguments: [
+    @Test("input never reaches the SQL text", arguments: Backend.available, [
         ["department": "x' OR '1'='1"] as JSONValue,
         ["title": "%"] as JSONValue,
         ["location": "Berlin'; DROP TABLE employees; --"] as JSONValue,
     ])
-    func injection(input: JSONValue) async throws {
-        let (output, json) = try await call("get_employees", input)
+    func injection(backend: Backend, input: JSONValue) async throws {
+        let (output, json) = try await call("get_employees", input, on: backend)
         #expect(!output.isError)
         #expect(json["total"] == 0)
-        let database = try await shared.value
+        let database = try await backend.database
         #expect(try await database.fetch("SELECT COUNT(*) AS n FROM employees", []).first?["n"]?.int == 500)
     }
 
-    @Test("bad input gets a message the model can act on", arguments: [
+    @Test("bad input gets a message the model can act on", arguments: Backend.available, [
         ("get_employees", ["limit": "ten"] as JSONValue, "input.limit: expected a whole number, got \"ten\""),
         ("get_employees", ["limit": 500] as JSONValue, "input.limit: must be at most 200, got 500"),
         ("get_employees", ["departmnt": "Sales"] as JSONValue, "input.departmnt: unknown field"),
@@ -139,30 +176,31 @@ struct HRToolsTests {
         ("get_employee", ["id": 99999] as JSONValue, "No employee with id 99999."),
         ("get_salary_stats", ["group_by": "colour"] as JSONValue, "input.group_by: must be one of"),
     ])
-    func badInput(tool: String, input: JSONValue, message: String) async throws {
-        let (output, _) = try await call(tool, input)
+    func badInput(backend: Backend, example: (String, JSONValue, String)) async throws {
+        let (tool, input, message) = example
+        let (output, _) = try await call(tool, input, on: backend)
         #expect(output.isError)
         #expect(output.content.contains(message), "\(output.content)")
     }
 
-    @Test("get_employee by id and by e-mail, with manager and increments")
-    func employee() async throws {
-        let (_, byId) = try await call("get_employee", ["id": 42])
+    @Test("get_employee by id and by e-mail, with manager and increments", arguments: Backend.available)
+    func employee(backend: Backend) async throws {
+        let (_, byId) = try await call("get_employee", ["id": 42], on: backend)
         #expect(byId["id"] == 42)
         let email = try #require(byId["email"]?.stringValue)
-        let (_, byEmail) = try await call("get_employee", ["email": .string(email.uppercased())])
+        let (_, byEmail) = try await call("get_employee", ["email": .string(email.uppercased())], on: backend)
         #expect(byEmail == byId)
         #expect(byId["manager"]?["name"]?.stringValue?.isEmpty == false)
         let years = numbers(byId["increments"], "year")
         #expect(years == years.sorted())
-        let (_, head) = try await call("get_employee", ["id": 1])
+        let (_, head) = try await call("get_employee", ["id": 1], on: backend)
         #expect(head["manager"] == .null)
         #expect((head["directReports"].flatMap { if case .number(let n) = $0 { n } else { nil } } ?? 0) > 0)
     }
 
-    @Test("get_departments: head counts add up to everyone")
-    func departments() async throws {
-        let (_, json) = try await call("get_departments", [:])
+    @Test("get_departments: head counts add up to everyone", arguments: Backend.available)
+    func departments(backend: Backend) async throws {
+        let (_, json) = try await call("get_departments", [:], on: backend)
         let counts = numbers(json["departments"], "headCount")
         #expect(counts.count == 8)
         #expect(counts.reduce(0, +) == 500)
@@ -170,12 +208,12 @@ struct HRToolsTests {
         #expect(departments.allSatisfy { $0["head"]?.stringValue?.isEmpty == false })
     }
 
-    @Test("get_salary_stats: groups, medians, and a series per year")
-    func salaryStats() async throws {
-        let (_, json) = try await call("get_salary_stats", ["group_by": "department", "department": "Legal"])
+    @Test("get_salary_stats: groups, medians, and a series per year", arguments: Backend.available)
+    func salaryStats(backend: Backend) async throws {
+        let (_, json) = try await call("get_salary_stats", ["group_by": "department", "department": "Legal"], on: backend)
         guard case .array(let groups)? = json["groups"] else { Issue.record("no groups"); return }
         #expect(groups.count == 1)
-        let database = try await shared.value
+        let database = try await backend.database
         let salaries = try await database.fetch(
             "SELECT e.salary FROM employees e JOIN departments d ON d.id = e.department_id WHERE d.name = 'Legal' AND e.status = 'active' ORDER BY e.salary", [])
             .compactMap { $0["salary"]?.double }
@@ -186,14 +224,14 @@ struct HRToolsTests {
         let median = salaries.count % 2 == 1 ? salaries[middle] : (salaries[middle - 1] + salaries[middle]) / 2
         #expect(groups[0]["median"] == .number((median * 100).rounded() / 100))
 
-        let (_, series) = try await call("get_salary_stats", ["group_by": "location", "per_year": true, "from_year": 2023])
+        let (_, series) = try await call("get_salary_stats", ["group_by": "location", "per_year": true, "from_year": 2023], on: backend)
         let years = Set(numbers(series["groups"], "year"))
         #expect(years == [2023, 2024, 2025])
     }
 
-    @Test("get_increment_distribution: buckets add up and cover the range")
-    func distribution() async throws {
-        let (_, json) = try await call("get_increment_distribution", ["bucket_width": 2.5])
+    @Test("get_increment_distribution: buckets add up and cover the range", arguments: Backend.available)
+    func distribution(backend: Backend) async throws {
+        let (_, json) = try await call("get_increment_distribution", ["bucket_width": 2.5], on: backend)
         #expect(json["year"] == 2025)
         let counts = numbers(json["buckets"], "count")
         #expect(counts.reduce(0, +) == (json["count"].flatMap { if case .number(let n) = $0 { n } else { nil } } ?? -1))

@@ -96,9 +96,10 @@ struct GetEmployees: Tool {
     let database: any SQLDatabase
 
     /// Sort keys and their SQL: fixed fragments, chosen by name, so no input reaches the SQL text.
+    /// `%@` takes the direction; employees without an increment that year sort last either way.
     static let sortColumns: [String: String] = [
-        "name": "e.last_name, e.first_name", "salary": "e.salary", "hire_date": "e.hire_date",
-        "increment_pct": "(i.percentage IS NULL), i.percentage", "department": "d.name",
+        "name": "e.last_name %@, e.first_name %@", "salary": "e.salary %@", "hire_date": "e.hire_date %@",
+        "increment_pct": "(i.percentage IS NULL), i.percentage %@", "department": "d.name %@",
     ]
 
     let definition = ToolDefinition(
@@ -152,7 +153,7 @@ struct GetEmployees: Tool {
 
         let sort = Self.sortColumns[input["sort_by"]?.stringValue ?? "name"]!
         let order = input["sort_order"]?.stringValue == "desc" ? "DESC" : "ASC"
-        let orderBy = sort.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) \(order)" }.joined(separator: ", ")
+        let orderBy = sort.replacingOccurrences(of: "%@", with: order)
         let limit = input["limit"]?.intValue ?? 50
         let offset = input["offset"]?.intValue ?? 0
         let rows = try await database.fetch(

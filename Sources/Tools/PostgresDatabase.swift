@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// PostgreSQL through postgres-nio's connection pool. The pool runs as a `Service` (its `run()`), so it
+/// belongs in the server's service group; queries wait for it.
+public final class PostgresDatabase: SQLDatabase, Service {
+    private let client: PostgresClient
+    private let logger: Logger
+    private let prepare: (@Sendable (PostgresDatabase) async throws -> Void)?
+    public let description: String
+
+    /// Connects with a URL such as `postgres://user:password@127.0.0.1:5432/hr` (`?sslmode=disable` turns TLS off).
+    /// `prepare` runs once the pool is up (migrations, seeding); if it fails, `run()` fails.
+    public init(url: String, logger: Logger = Logger(label: "switchboard.postgres"),
+                prepare: (@Sendable (PostgresDatabase) async throws -> Void)? = nil) throws {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+              let host = components.host, !host.isEmpty else {
+            throw ToolError("Not a PostgreSQL URL: expected postgres://user:password@host:5432/database.")
+        }
+        let sslMode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS = switch sslMode {
+        case "disable": .disable
+        case "require": .require(.makeClientConfiguration())
+        default: .prefer(.makeClientConfiguration())
+        }
+        let database = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: database.isEmpty ? nil : database, tls: tls)
+        configuration.options.maximumConnections = 20
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.logger = logger
+        self.prepare = prepare
+        // The password stays out of descriptions and logs.
+        description = "postgres://\(components.user ?? "postgres")@\(host):\(components.port ?? 5432)/\(database)"
+    }
+
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            if let prepare {
+                do {
+                    try await prepare(self)
+                } catch {
+                    logger.error("PostgreSQL database could not be prepared: \(String(reflecting: error))")
+                    throw error
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    public func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
+        let rows = try await client.query(Self.query(sql, arguments), logger: logger)
+        var result: [SQLRow] = []
+        for try await row in rows {
+            var fields: SQLRow = [:]
+            for cell in row { fields[cell.columnName] = try Self.value(cell) }
+            result.append(fields)
+        }
+        return result
+    }
+
+    public func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws {
+        let logger = self.logger
+        try await client.withTransaction(logger: logger) { connection in
+            for statement in statements {
+                try await connection.query(Self.query(statement.sql, statement.arguments), logger: logger)
+            }
+        }
+    }
+
+    /// `?` placeholders become `$1`, `$2`, … (outside quoted text), and the values become binds.
+    static func query(_ sql: String, _ arguments: [SQLValue]) -> PostgresQuery {
+        var text = ""
+        var number = 0
+        var quoted = false
+        for character in sql {
+            if character == "'" { quoted.toggle() }
+            if character == "?", !quoted {
+                number += 1
+                text += "$\(number)"
+            } else {
+                text.append(character)
+            }
+        }
+        var binds = PostgresBindings(capacity: arguments.count)
+        for argument in arguments {
+            switch argument {
+            case .null: binds.appendNull()
+            case .int(let value): binds.append(value)
+            case .double(let value): binds.append(value)
+            case .text(let value): binds.append(value)
+            }
+        }
+        return PostgresQuery(unsafeSQL: text, binds: binds)
+    }
+
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int2: return .int(Int64(try cell.decode(Int16.self)))
+        case .int4: return .int(Int64(try cell.decode(Int32.self)))
+        case .int8: return .int(try cell.decode(Int64.self))
+        case .float4: return .double(Double(try cell.decode(Float.self)))
+        case .float8: return .double(try cell.decode(Double.self))
+        case .numeric: return .double(Double(try cell.decode(String.self)) ?? 0)
+        case .bool: return .int(try cell.decode(Bool.self) ? 1 : 0)
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+}
