@@ -98,12 +98,14 @@ enum HRSeed {
             // One increment a year from the year after hiring, 2021 on; most between 2 and 10 percent.
             for year in stride(from: max(firstYear, hireYear + 1), through: lastYear, by: 1)
             where !(status == "terminated" && year == lastYear) {
+                // In tenths of a percent, so every value is exact to one decimal.
                 let bucket = random.unit()
-                let percentage: Double
-                if bucket < 0.15 { percentage = Double(random.int(0...19)) / 10 }
-                else if bucket < 0.45 { percentage = 2 + Double(random.int(0...29)) / 10 }
-                else if bucket < 0.85 { percentage = 5 + Double(random.int(0...50)) / 10 }
-                else { percentage = 10.1 + Double(random.int(0...49)) / 10 }
+                let tenths: Int
+                if bucket < 0.15 { tenths = random.int(0...19) }
+                else if bucket < 0.45 { tenths = 20 + random.int(0...29) }
+                else if bucket < 0.85 { tenths = 50 + random.int(0...50) }
+                else { tenths = 101 + random.int(0...49) }
+                let percentage = Double(tenths) / 10
                 let newSalary = Int((Double(salary) * (1 + percentage / 100)).rounded())
                 increments.append([.int(Int64(incrementId)), .int(Int64(id)), .int(Int64(year)),
                                    .text("\(year)-\(pad(random.int(1...4)))-01"), .double(percentage),
