@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
     ],
     targets: [
         // Pure: rules model, YAML loading with diagnostics, analyzer.
@@ -32,11 +33,14 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB) or PostgreSQL.
+        // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB) or PostgreSQL;
+        // MCP both ways (tools from MCP servers, and ours served over MCP).
         .target(name: "Tools", dependencies: [
             "ChatCore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "MCP", package: "swift-sdk"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -60,7 +64,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
-        .testTarget(name: "ToolsTests", dependencies: ["Tools"]),
+        .testTarget(name: "ToolsTests", dependencies: ["Tools"], exclude: ["Fixtures"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),
@@ -70,6 +74,6 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        .testTarget(name: "switchboardTests", dependencies: ["switchboard", "AnthropicMock"]),
+        .testTarget(name: "switchboardTests", dependencies: ["switchboard", "AnthropicMock"], exclude: ["Fixtures"]),
     ]
 )

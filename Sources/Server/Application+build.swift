@@ -60,6 +60,27 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     for clash in registry.register(HRTools.all(database: database), source: "built-in") + registry.register(extraTools, source: "extra") {
         logger.warning("\(clash)")
     }
+    var mcpServers: [MCPServerConnection] = []
+    if let path = configuration.mcpConfigPath {
+        let mcp: MCPConfiguration
+        do {
+            mcp = try MCPConfiguration.load(path: path)
+        } catch {
+            throw StartupError(description: "cannot start: the MCP configuration \(path) cannot be read: \(error)")
+        }
+        for (name, spec) in mcp.mcpServers.sorted(by: { $0.key < $1.key }) {
+            let connection = MCPServerConnection(name: name, spec: spec, logger: logger)
+            let remote: [any Tool]
+            do {
+                remote = try await connection.start()
+            } catch {
+                throw StartupError(description: "cannot start: the MCP server \"\(name)\" from \(path) cannot be reached: \(error)")
+            }
+            for clash in registry.register(remote, source: "MCP server \"\(name)\"") { logger.warning("\(clash)") }
+            services.append(connection)
+            mcpServers.append(connection)
+        }
+    }
     let tools = registry.toolBox
 
     var model: AnthropicClient?
@@ -71,7 +92,8 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     } else {
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
-    let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools, logger: logger)
+    let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
+                             mcpServers: mcpServers, logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
@@ -82,7 +104,8 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 
 /// The routes: chat stream, analyze preflight, rules status, health.
 public func buildRouter<Model: LanguageModel>(
-    rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, logger: Logger
+    rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox,
+    mcpServers: [MCPServerConnection] = [], logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.post("/mcp/chat/stream") { request, _ in
@@ -100,7 +123,13 @@ public func buildRouter<Model: LanguageModel>(
         try Response.json(ToolListResponse(tools: tools.definitions))
     }
     router.get("/health") { _, _ in
-        try Response.json(["status": "ok"])
+        // Degraded (still 200: the server answers) while an MCP server is being reconnected.
+        let down = mcpServers.filter { !$0.isConnected }.map(\.name)
+        return try Response.json(HealthResponse(
+            status: down.isEmpty ? "ok" : "degraded",
+            mcpServers: mcpServers.isEmpty ? nil : Dictionary(uniqueKeysWithValues: mcpServers.map {
+                ($0.name, $0.isConnected ? "connected" : "reconnecting")
+            })))
     }
     router.get("/rules") { _, _ in
         try Response.json(RulesStatusResponse(store))
@@ -133,6 +162,12 @@ struct ShutdownService: Service {
         try? await gracefulShutdown()
         try await shutdown()
     }
+}
+
+/// The body of `GET /health`.
+struct HealthResponse: Encodable {
+    let status: String
+    let mcpServers: [String: String]?
 }
 
 /// The body of `GET /tools`: every tool the model can call, as the model sees it.

@@ -86,8 +86,10 @@ struct GuardedTool: Tool {
 }
 
 /// A failure a tool reports in words meant for the model ("no employee with id 9999").
-public struct ToolError: Error, Sendable {
+public struct ToolError: Error, Sendable, CustomStringConvertible {
     public let message: String
+
+    public var description: String { message }
 
     public init(_ message: String) {
         self.message = message

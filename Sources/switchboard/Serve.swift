@@ -19,8 +19,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
     var rules: String?
 
-    @Option(help: "HR database file (SQLite; created and seeded on first start; default data/switchboard.sqlite).")
+    @Option(help: "HR database: a SQLite file (created and seeded on first start; default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
     var database: String?
+
+    @Option(help: "MCP configuration file ({\"mcpServers\": {…}}, as desktop MCP clients use) whose servers' tools join the built-in ones.")
+    var mcpConfig: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
@@ -35,6 +38,9 @@ struct Serve: AsyncParsableCommand {
         if let rules, !FileManager.default.fileExists(atPath: rules) {
             throw ValidationError("No rules file at \(rules). Pass an existing file, or leave --rules out to use ./rules.yaml or the built-in rules.")
         }
+        if let mcpConfig, !FileManager.default.fileExists(atPath: mcpConfig) {
+            throw ValidationError("No MCP configuration file at \(mcpConfig).")
+        }
     }
 
     func run() async throws {
@@ -42,7 +48,8 @@ struct Serve: AsyncParsableCommand {
         if let host { configuration.host = host }
         if let port { configuration.port = port }
         if let rules { configuration.rulesPath = rules }
-        if let database { configuration.databasePath = database }
+        if let database { configuration.databasePath = database == ":memory:" ? nil : database }
+        if let mcpConfig { configuration.mcpConfigPath = mcpConfig }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
         do {
             let app = try await buildApplication(configuration: configuration)

@@ -5,6 +5,6 @@ struct Switchboard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "A streaming chat server between chat frontends and an LLM with tools.",
-        subcommands: [Serve.self, Stream.self, Analyze.self, Rules.self, ToolsCommand.self, Bench.self]
+        subcommands: [Serve.self, Stream.self, Analyze.self, Rules.self, ToolsCommand.self, MCPCommand.self, Bench.self]
     )
 }

@@ -1,0 +1,289 @@
+import ChatCore
+import Foundation
+import Logging
+import MCP
+import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// MCP servers to take tools from, in the format desktop MCP clients use:
+/// `{"mcpServers": {"files": {"command": "npx", "args": […], "env": {…}}, "web": {"url": "http://…/mcp"}}}`.
+public struct MCPConfiguration: Sendable, Decodable {
+    public struct ServerSpec: Sendable, Decodable {
+        public var command: String?
+        public var args: [String]?
+        public var env: [String: String]?
+        public var url: String?
+        /// Extra HTTP headers for a `url` server (for example an `Authorization` token).
+        public var headers: [String: String]?
+
+        public init(command: String? = nil, args: [String]? = nil, env: [String: String]? = nil,
+                    url: String? = nil, headers: [String: String]? = nil) {
+            self.command = command
+            self.args = args
+            self.env = env
+            self.url = url
+            self.headers = headers
+        }
+    }
+
+    public var mcpServers: [String: ServerSpec]
+
+    public static func load(path: String) throws -> MCPConfiguration {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            let configuration = try JSONDecoder().decode(MCPConfiguration.self, from: data)
+            for (name, spec) in configuration.mcpServers where (spec.command == nil) == (spec.url == nil) {
+                throw ToolError("\(path): server \"\(name)\" needs either \"command\" (stdio) or \"url\" (Streamable HTTP)")
+            }
+            return configuration
+        } catch let error as DecodingError {
+            throw ToolError("\(path): not a valid MCP configuration: \(error)")
+        }
+    }
+}
+
+/// One MCP server: connected at start, its tools offered under their own names, reconnected when it dies.
+/// While it is down, its tools fail at once with a message saying so (the model can read it and go on).
+public final class MCPServerConnection: Service, Sendable {
+    public let name: String
+    let spec: MCPConfiguration.ServerSpec
+    let logger: Logger
+    let reconnectDelay: Duration
+    let connectTimeout: Duration
+
+    private struct Live {
+        var client: Client?
+        var process: Process?
+        var pipes: [Pipe] = []
+        var generation = 0
+    }
+
+    private let live = Mutex<Live>(Live())
+    private let definitions = Mutex<[ToolDefinition]>([])
+
+    public init(name: String, spec: MCPConfiguration.ServerSpec, logger: Logger,
+                reconnectDelay: Duration = .seconds(1), connectTimeout: Duration = .seconds(15)) {
+        self.name = name
+        self.spec = spec
+        var logger = logger
+        logger[metadataKey: "mcp_server"] = "\(name)"
+        self.logger = logger
+        self.reconnectDelay = reconnectDelay
+        self.connectTimeout = connectTimeout
+    }
+
+    /// Whether the server is connected now.
+    public var isConnected: Bool { live.withLock { $0.client != nil } }
+
+    /// How many times a connection was made (1 after `start`, more after reconnections).
+    public var connections: Int { live.withLock { $0.generation } }
+
+    /// The tools the server listed when it last connected.
+    public var toolDefinitions: [ToolDefinition] { definitions.withLock { $0 } }
+
+    /// Connects and lists the tools; call once before registering them.
+    public func start() async throws -> [any ChatCore.Tool] {
+        try await connect()
+        return toolDefinitions.map { MCPRemoteTool(definition: $0, connection: self) }
+    }
+
+    /// Watches the connection and reconnects (with a pause between attempts) when it is lost.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var attempts = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(50))
+                guard !self.isConnected, !Task.isCancelled else { continue }
+                do {
+                    try await self.connect()
+                    attempts = 0
+                    self.logger.notice("MCP server reconnected")
+                } catch {
+                    attempts += 1
+                    // Log the first failures, then one in ten, so a server down for long does not flood the log.
+                    if attempts <= 3 || attempts % 10 == 0 {
+                        self.logger.error("MCP server still down", metadata: ["error": "\(error)", "attempts": "\(attempts)"])
+                    }
+                    try? await Task.sleep(for: self.reconnectDelay)
+                }
+            }
+        }
+        await disconnect()
+    }
+
+    func call(_ tool: String, _ input: JSONValue) async throws -> ToolOutput {
+        guard let client = live.withLock({ $0.client }) else {
+            throw ToolError("The MCP server \"\(name)\" that provides \(tool) is not connected right now; it is being restarted. Try again shortly.")
+        }
+        let arguments: [String: MCP.Value]
+        if case .object(let fields) = input { arguments = fields.mapValues(\.mcpValue) } else { arguments = [:] }
+        do {
+            let request: RequestContext<CallTool.Result> = try await client.callTool(name: tool, arguments: arguments)
+            // A tool cancelled here (client gone, tool timeout) is cancelled on the server too.
+            let result = try await withTaskCancellationHandler {
+                try await request.value
+            } onCancel: {
+                Task { try? await client.cancelRequest(request.requestID, reason: "cancelled by the client") }
+            }
+            return ToolOutput(mcpContent: result.content, isError: result.isError)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as MCPError where !error.isTransportFailure {
+            // The server answered with a JSON-RPC error: it is alive, the call failed.
+            throw ToolError("\(tool) on the MCP server \"\(name)\" failed: \(error.localizedDescription)")
+        } catch {
+            lose(client, reason: "\(error)")
+            throw ToolError("The MCP server \"\(name)\" was lost while running \(tool); it is being restarted.")
+        }
+    }
+
+    private func connect() async throws {
+        let client = Client(name: "switchboard", version: "0.1.0")
+        var process: Process?
+        var pipes: [Pipe] = []
+        let transport: any Transport
+        if let command = spec.command {
+            let launched = try launch(command)
+            process = launched.process
+            pipes = launched.pipes
+            transport = launched.transport
+        } else if let url = spec.url {
+            transport = StreamableHTTPTransport(endpoint: url, headers: spec.headers ?? [:], logger: logger)
+        } else {
+            throw ToolError("MCP server \"\(name)\" has no command or URL")
+        }
+        do {
+            let tools = try await withTimeout(connectTimeout, onTimeout: { await client.disconnect() }) {
+                _ = try await client.connect(transport: transport)
+                var tools: [ToolDefinition] = []
+                var cursor: String?
+                repeat {
+                    let page = try await client.listTools(cursor: cursor)
+                    tools += page.tools.map {
+                        ToolDefinition(name: $0.name, description: $0.description ?? "", inputSchema: JSONValue($0.inputSchema))
+                    }
+                    cursor = page.nextCursor
+                } while cursor != nil
+                return tools
+            }
+            definitions.withLock { $0 = tools }
+        } catch {
+            await client.disconnect()
+            process?.terminate()
+            withExtendedLifetime(pipes) {}
+            throw error
+        }
+        let generation = live.withLock { state -> Int in
+            state.client = client
+            state.process = process
+            state.pipes = pipes
+            state.generation += 1
+            return state.generation
+        }
+        process?.terminationHandler = { [weak self, weak client] ended in
+            guard let self, let client else { return }
+            self.lose(client, reason: "exited with status \(ended.terminationStatus)")
+        }
+        if let process, !process.isRunning { lose(client, reason: "exited at start") }
+        logger.info("MCP server connected", metadata: ["tools": "\(toolDefinitions.count)", "connection": "\(generation)"])
+    }
+
+    /// Marks this client's connection lost (once) and tears it down: pending calls fail, the process ends.
+    private func lose(_ client: Client, reason: String) {
+        let taken = live.withLock { state -> (Process?, [Pipe])? in
+            guard state.client === client else { return nil }
+            defer { state.client = nil; state.process = nil; state.pipes = [] }
+            return (state.process, state.pipes)
+        }
+        guard let (process, pipes) = taken else { return }
+        logger.error("MCP server lost; reconnecting", metadata: ["reason": "\(reason)"])
+        // One task per lost connection (not per call): disconnecting fails the calls in flight.
+        Task {
+            await client.disconnect()
+            if let process, process.isRunning { process.terminate() }
+            // The transport has stopped reading; the pipes' descriptors may close now.
+            withExtendedLifetime(pipes) {}
+        }
+    }
+
+    private func disconnect() async {
+        let (client, process, pipes) = live.withLock { state in
+            defer { state.client = nil; state.process = nil; state.pipes = [] }
+            return (state.client, state.process, state.pipes)
+        }
+        await client?.disconnect()
+        if let process, process.isRunning { process.terminate() }
+        withExtendedLifetime(pipes) {}
+    }
+
+    /// Writing to a server that died must be an error (EPIPE), not a signal that ends this process.
+    private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
+    private func launch(_ command: String) throws -> (process: Process, transport: StdioTransport, pipes: [Pipe]) {
+        Self.ignoreBrokenPipes
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [command] + (spec.args ?? [])
+        process.environment = ProcessInfo.processInfo.environment.merging(spec.env ?? [:]) { $1 }
+        let toServer = Pipe()
+        let fromServer = Pipe()
+        process.standardInput = toServer
+        process.standardOutput = fromServer
+        process.standardError = FileHandle.standardError
+        do {
+            try process.run()
+        } catch {
+            throw ToolError("cannot start \(command): \(error.localizedDescription)")
+        }
+        let transport = StdioTransport(input: FileDescriptor(rawValue: fromServer.fileHandleForReading.fileDescriptor),
+                                       output: FileDescriptor(rawValue: toServer.fileHandleForWriting.fileDescriptor),
+                                       logger: logger)
+        return (process, transport, [toServer, fromServer])
+    }
+}
+
+extension MCPError {
+    /// Whether the error means the connection to the server is gone (rather than an error the server answered).
+    var isTransportFailure: Bool {
+        switch self {
+        case .connectionClosed, .transportError: true
+        case .internalError(let detail): detail == "Client disconnected" || detail == "Client connection not initialized"
+        default: false
+        }
+    }
+}
+
+/// A tool provided by an MCP server, run like a built-in.
+struct MCPRemoteTool: ChatCore.Tool {
+    let definition: ToolDefinition
+    let connection: MCPServerConnection
+
+    func execute(_ input: JSONValue) async throws -> ToolOutput {
+        try await connection.call(definition.name, input)
+    }
+}
+
+/// Runs `operation`, giving up after `limit`.
+/// `onTimeout` runs when time is up, to unblock an operation that does not heed cancellation.
+func withTimeout<T: Sendable>(_ limit: Duration, onTimeout: @Sendable () async -> Void = {},
+                              _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask { try await Task.sleep(for: limit); return nil }
+        let first = try await group.next()!
+        group.cancelAll()
+        guard let first else {
+            await onTimeout()
+            throw ToolError("timed out after \(limit)")
+        }
+        return first
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Tools
+
+struct MCPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp",
+        abstract: "Serve the built-in tools over MCP on standard input/output (for Claude Desktop and other MCP clients).",
+        discussion: "See Docs/TOOLS.md for the desktop client's configuration."
+    )
+
+    @Option(help: "HR database: a SQLite file (default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
+    var database = "data/switchboard.sqlite"
+
+    func run() async throws {
+        // Standard output carries the protocol: every log line goes to standard error.
+        var logger = Logger(label: "switchboard.mcp") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        let db: any SQLDatabase
+        if database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") {
+            let postgres = try PostgresDatabase(url: database, logger: logger)
+            Task { try await postgres.run() }
+            db = postgres
+        } else {
+            db = database == ":memory:" ? try SQLiteDatabase() : try SQLiteDatabase(path: database)
+        }
+        try await HRSchema.prepare(db)
+        var registry = ToolRegistry()
+        registry.register(HRTools.all(database: db), source: "built-in")
+        try await MCPToolServer.serveStdio(registry.toolBox, version: "0.1.0", logger: logger)
+    }
+}

@@ -1,0 +1,86 @@
+import AnthropicMock
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import Server
+
+/// Whether Python's fastmcp (installed by `.ci/run`) is here to play the MCP server.
+private let fastMCPAvailable: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import fastmcp"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+private let pythonServer = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../ToolsTests/Fixtures/mcp_server.py").standardizedFileURL.path
+
+@Suite("MCP servers' tools in the stream", .serialized, .timeLimit(.minutes(1)),
+       .enabled(if: fastMCPAvailable, "needs python3 with fastmcp (pip install fastmcp)"))
+struct MCPToolsServerTests {
+    @Test("a configured MCP server's tools are listed, run in the stream with progress and timings, and its health shown")
+    func mcpToolInStream() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-mcp-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configPath = directory.appendingPathComponent("mcp.json").path
+        try #"{"mcpServers": {"python": {"command": "python3", "args": ["\#(pythonServer)"]}}}"#
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.toolTurn(text: "Adding.", tools: [
+                (id: "toolu_add", name: "add", fragments: [#"{"a": 2, "#, #""b": 3}"#]),
+                (id: "toolu_shout", name: "shout", fragments: [#"{"text": "ok"}"#]),
+            ])), .stream(SSE.textAnswer(["It is 5."])))
+            var config = streamingConfiguration(mock)
+            config.mcpConfigPath = configPath
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let tools = try await client.execute(uri: "/tools", method: .get) { try json($0.body) }
+                let names = (tools["tools"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+                // The built-ins and the Python server's, the clashing get_departments once (the built-in).
+                #expect(names.filter { $0 == "get_departments" }.count == 1)
+                #expect(Set(names).isSuperset(of: ["get_employees", "add", "shout", "crash", "fail", "slow"]))
+
+                let health = try await client.execute(uri: "/health", method: .get) { try json($0.body) }
+                #expect(health["status"] as? String == "ok")
+                #expect(health["mcpServers"] as? [String: String] == ["python": "connected"])
+
+                let stream = try await streamChat(port: port, body: chatJSON("add two and three"))
+                let progress = stream.events("tool_progress")
+                #expect(progress.filter { $0["status"] as? String == "completed" }.count == 2)
+                #expect(progress.filter { $0["status"] as? String == "completed" }.allSatisfy { $0["executionTimeMs"] is Int })
+                #expect(stream.types.last == "complete")
+                let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                let results = try #require(messages.last?["content"] as? [[String: Any]])
+                #expect(results.map { $0["content"] as? String } == ["5", "OK"])
+                #expect(results.allSatisfy { $0["is_error"] == nil })
+            }
+        }
+    }
+
+    @Test("an MCP server that cannot be started stops the server from starting, naming it")
+    func unreachableServer() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-mcp-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configPath = directory.appendingPathComponent("mcp.json").path
+        try #"{"mcpServers": {"ghost": {"url": "http://127.0.0.1:1/mcp"}}}"#
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        var config = configuration(rules: nil)
+        config.mcpConfigPath = configPath
+        do {
+            _ = try await buildApplication(configuration: config)
+            Issue.record("expected a StartupError")
+        } catch let error as StartupError {
+            #expect(error.description.hasPrefix("cannot start: the MCP server \"ghost\" from \(configPath) cannot be reached"))
+        }
+    }
+}

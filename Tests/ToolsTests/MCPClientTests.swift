@@ -1,0 +1,246 @@
+import ChatCore
+import Foundation
+import Logging
+import Testing
+@testable import Tools
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether the independent MCP implementation (Python's fastmcp, installed by `.ci/run`) is here.
+let fastMCPAvailable: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import fastmcp"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+let mcpServerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("Fixtures/mcp_server.py").path
+
+private let quietLogger: Logger = {
+    var logger = Logger(label: "test.mcp")
+    logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    return logger
+}()
+
+private func text(_ output: ToolOutput) -> String { output.content }
+
+/// Runs `body` with the connection's service (reconnection) running beside it.
+private func withService<T: Sendable>(_ connection: MCPServerConnection,
+                                      _ body: @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await connection.run(); return nil }
+        let result = try await body()
+        group.cancelAll()
+        return result
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+private func eventually(within limit: Duration = .seconds(15), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return await condition()
+}
+
+/// A TCP port nobody listens on now.
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The Python MCP server on Streamable HTTP, for one test.
+final class PythonHTTPServer: Sendable {
+    let port: Int
+    let mode: String
+    let process: Process
+
+    init(mode: String, port: Int = freeLoopbackPort()) throws {
+        self.port = port
+        self.mode = mode
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", mcpServerScript, mode, String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+    }
+
+    var url: String { "http://127.0.0.1:\(port)/mcp" }
+
+    /// Waits until the server accepts connections.
+    func ready() async -> Bool {
+        await eventually {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+        }
+    }
+
+    /// Kills the server (as a crash would: no graceful shutdown waiting on open connections).
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+@Suite("MCP client against fastmcp", .enabled(if: fastMCPAvailable, "needs python3 with fastmcp (pip install fastmcp)"))
+struct MCPClientTests {
+    let stdio = MCPConfiguration.ServerSpec(command: "python3", args: [mcpServerScript])
+
+    @Test("stdio: tools are listed, clash with a built-in is reported, calls run through the registry like built-ins")
+    func stdioTools() async throws {
+        let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger)
+        let remote = try await connection.start()
+        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "fail", "get_departments", "shout", "slow"])
+        let add = try #require(remote.first { $0.definition.name == "add" })
+        #expect(add.definition.description == "Add two whole numbers.")
+        #expect(add.definition.inputSchema["properties"]?["a"]?["type"] == "integer")
+
+        var registry = ToolRegistry()
+        registry.register(HRTools.all(database: try SQLiteDatabase()), source: "built-in")
+        let clashes = registry.register(remote, source: "MCP server \"python\"")
+        #expect(clashes.map(\.description) == [
+            "tool \"get_departments\" from MCP server \"python\" clashes with the one from built-in; the first one is kept",
+        ])
+        let tools = registry.toolBox
+
+        let sum = try await #require(tools["add"]).execute(["a": 2, "b": 3])
+        #expect(sum.content == "5")
+        #expect(!sum.isError)
+        let loud = try await #require(tools["shout"]).execute(["text": "São Paulo"])
+        #expect(loud.content == "SÃO PAULO")
+        // Our schema validation runs before the call leaves the process.
+        let bad = try await #require(tools["add"]).execute(["a": "two", "b": 3])
+        #expect(bad.isError)
+        #expect(bad.content.contains("a"))
+        // A tool that raises comes back as an error result the model can read.
+        let failed = try await #require(tools["fail"]).execute([:])
+        #expect(failed.isError)
+        #expect(failed.content.contains("the python tool failed on purpose"))
+        try await withService(connection) {}
+    }
+
+    @Test("stdio: a server that dies fails its call cleanly, its tools fail while down, and it is reconnected")
+    func stdioReconnect() async throws {
+        let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger,
+                                             reconnectDelay: .milliseconds(200))
+        var registry = ToolRegistry()
+        registry.register(try await connection.start(), source: "python")
+        let tools = registry.toolBox
+        try await withService(connection) {
+            let started = ContinuousClock.now
+            let crashed = try await #require(tools["crash"]).execute([:])
+            #expect(crashed.isError)
+            #expect(crashed.content.contains("python"))
+            #expect(ContinuousClock.now - started < .seconds(5))
+
+            #expect(await eventually { connection.connections == 2 && connection.isConnected })
+            let sum = try await #require(tools["add"]).execute(["a": 40, "b": 2])
+            #expect(sum.content == "42")
+        }
+    }
+
+    @Test("stdio: cancelling a call (client gone, tool timeout) returns at once and the server stays usable")
+    func stdioCancel() async throws {
+        let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger)
+        var registry = ToolRegistry()
+        registry.register(try await connection.start(), source: "python")
+        let tools = registry.toolBox
+        let slow = try #require(tools["slow"])
+        let started = ContinuousClock.now
+        let call = Task { try await slow.execute(["seconds": 30]) }
+        try await Task.sleep(for: .milliseconds(300))
+        call.cancel()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        let sum = try await #require(tools["add"]).execute(["a": 1, "b": 1])
+        #expect(sum.content == "2")
+        try await withService(connection) {}
+    }
+
+    @Test("stdio: a command that does not exist fails to start with a clear error")
+    func missingCommand() async throws {
+        let spec = MCPConfiguration.ServerSpec(command: "no-such-mcp-server-here", args: [])
+        let connection = MCPServerConnection(name: "ghost", spec: spec, logger: quietLogger, connectTimeout: .seconds(3))
+        await #expect(throws: (any Error).self) { try await connection.start() }
+        #expect(!connection.isConnected)
+    }
+
+    @Test("Streamable HTTP: SSE and JSON answers; the server restarting is survived", arguments: ["http", "http-json"])
+    func http(mode: String) async throws {
+        let server = try PythonHTTPServer(mode: mode)
+        defer { server.stop() }
+        #expect(await server.ready())
+        let connection = MCPServerConnection(name: "web", spec: .init(url: server.url), logger: quietLogger,
+                                             reconnectDelay: .milliseconds(200))
+        var registry = ToolRegistry()
+        registry.register(try await connection.start(), source: "web")
+        let tools = registry.toolBox
+        #expect(registry.names.sorted() == ["add", "crash", "fail", "get_departments", "shout", "slow"])
+        #expect(try await #require(tools["add"]).execute(["a": 20, "b": 22]).content == "42")
+        let failed = try await #require(tools["fail"]).execute([:])
+        #expect(failed.isError && failed.content.contains("failed on purpose"))
+
+        try await withService(connection) {
+            server.stop()
+            let down = try await #require(tools["add"]).execute(["a": 1, "b": 2])
+            #expect(down.isError)
+            let restarted = try PythonHTTPServer(mode: mode, port: server.port)
+            defer { restarted.stop() }
+            #expect(await restarted.ready())
+            #expect(await eventually { connection.connections == 2 && connection.isConnected })
+            #expect(try await #require(tools["add"]).execute(["a": 1, "b": 2]).content == "3")
+        }
+    }
+
+    @Test("configuration: the desktop clients' format; a server with neither command nor url is refused")
+    func configuration() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mcp-config-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let good = directory.appendingPathComponent("good.json")
+        try #"{"mcpServers": {"py": {"command": "python3", "args": ["x.py"], "env": {"A": "1"}}, "web": {"url": "http://127.0.0.1:1/mcp", "headers": {"Authorization": "Bearer t"}}}}"#
+            .write(to: good, atomically: true, encoding: .utf8)
+        let configuration = try MCPConfiguration.load(path: good.path)
+        #expect(configuration.mcpServers["py"]?.args == ["x.py"])
+        #expect(configuration.mcpServers["web"]?.headers?["Authorization"] == "Bearer t")
+
+        let bad = directory.appendingPathComponent("bad.json")
+        try #"{"mcpServers": {"broken": {"args": []}}}"#.write(to: bad, atomically: true, encoding: .utf8)
+        #expect(throws: ToolError.self) { try MCPConfiguration.load(path: bad.path) }
+        do { _ = try MCPConfiguration.load(path: bad.path) } catch let error as ToolError {
+            #expect(error.message == "\(bad.path): server \"broken\" needs either \"command\" (stdio) or \"url\" (Streamable HTTP)")
+        }
+    }
+}
