@@ -149,7 +149,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
                 retryAfter = Self.retryAfter(response.headers)
             } catch let error where !(error is StreamError) {
                 try Task.checkCancellation()
-                failure = Self.transportError(error, timeouts: configuration.timeouts)
+                failure = Self.transportError(error, timeouts: configuration.timeouts, beforeHead: true)
                 retryAfter = nil
             }
             guard attempt < retry.maxAttempts else { throw failure }
@@ -239,7 +239,8 @@ public final class AnthropicClient: LanguageModel, Sendable {
     }
 
     /// Our error for a transport failure; never includes the request (and so never the key).
-    static func transportError(_ error: any Error, timeouts: AnthropicConfiguration.Timeouts) -> StreamError {
+    /// `beforeHead`: no response head yet, so silence is a first-byte timeout whichever timer noticed it.
+    static func transportError(_ error: any Error, timeouts: AnthropicConfiguration.Timeouts, beforeHead: Bool = false) -> StreamError {
         guard let error = error as? HTTPClientError else {
             return StreamError(code: "upstream_unreachable", message: "Could not reach the model service (\(type(of: error))).",
                                retryable: true)
@@ -248,7 +249,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
         case .connectTimeout, .tlsHandshakeTimeout:
             return StreamError(code: "connect_timeout", message: "Could not connect to the model service within \(describe(timeouts.connect)).",
                                retryable: true)
-        case .deadlineExceeded:
+        case .deadlineExceeded, .readTimeout where beforeHead:
             return StreamError(code: "first_byte_timeout", message: "The model service did not answer within \(describe(timeouts.firstByte)).",
                                retryable: true)
         case .readTimeout:
