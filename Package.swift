@@ -64,16 +64,18 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
-        .testTarget(name: "ToolsTests", dependencies: ["Tools"], exclude: ["Fixtures"]),
+        .testTarget(name: "ToolsTests", dependencies: ["Tools", "TestSupport"]),
+        // Helpers shared by the test targets: Python's fastmcp as an independent MCP peer, child processes, ports.
+        .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["Fixtures"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),
         .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "AnthropicMock", "Tools",
+            "Server", "AnthropicMock", "Tools", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        .testTarget(name: "switchboardTests", dependencies: ["switchboard", "AnthropicMock"], exclude: ["Fixtures"]),
+        .testTarget(name: "switchboardTests", dependencies: ["switchboard", "AnthropicMock", "TestSupport"]),
     ]
 )

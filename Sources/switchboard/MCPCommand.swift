@@ -15,19 +15,15 @@ struct MCPCommand: AsyncParsableCommand {
 
     func run() async throws {
         // Standard output carries the protocol: every log line goes to standard error.
-        var logger = Logger(label: "switchboard.mcp") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let db: any SQLDatabase
-        if database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") {
-            let postgres = try PostgresDatabase(url: database, logger: logger)
-            Task { try await postgres.run() }
-            db = postgres
-        } else {
-            db = database == ":memory:" ? try SQLiteDatabase() : try SQLiteDatabase(path: database)
+        let logger = {
+            var logger = Logger(label: "switchboard.mcp") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            return logger
+        }()
+        try await withHRDatabase(database, logger: logger) { db in
+            var registry = ToolRegistry()
+            registry.register(HRTools.all(database: db), source: "built-in")
+            try await MCPToolServer.serveStdio(registry.toolBox, version: "0.1.0", logger: logger)
         }
-        try await HRSchema.prepare(db)
-        var registry = ToolRegistry()
-        registry.register(HRTools.all(database: db), source: "built-in")
-        try await MCPToolServer.serveStdio(registry.toolBox, version: "0.1.0", logger: logger)
     }
 }

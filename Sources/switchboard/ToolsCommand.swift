@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChatCore
 import Foundation
+import Logging
 import Tools
 
 struct ToolsCommand: AsyncParsableCommand {
@@ -10,7 +11,7 @@ struct ToolsCommand: AsyncParsableCommand {
         discussion: "Example: switchboard tools get_employees '{\"min_increment_pct\": 5, \"max_increment_pct\": 10}'"
     )
 
-    @Option(help: "HR database: a SQLite file (default data/switchboard.sqlite) or :memory:.")
+    @Option(help: "HR database: a SQLite file (default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
     var database = "data/switchboard.sqlite"
 
     @Argument(help: "The tool to call; leave out to list them.")
@@ -20,11 +21,20 @@ struct ToolsCommand: AsyncParsableCommand {
     var input = "{}"
 
     func run() async throws {
-        let db: any SQLDatabase = database == ":memory:" ? try SQLiteDatabase() : try SQLiteDatabase(path: database)
-        try await HRSchema.prepare(db)
-        var registry = ToolRegistry()
-        registry.register(HRTools.all(database: db), source: "built-in")
-        let box = registry.toolBox
+        let logger = {
+            var logger = Logger(label: "switchboard.tools") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .warning
+            return logger
+        }()
+        let (name, input) = (name, input)
+        try await withHRDatabase(database, logger: logger) { db in
+            var registry = ToolRegistry()
+            registry.register(HRTools.all(database: db), source: "built-in")
+            try await Self.call(name, input, in: registry.toolBox)
+        }
+    }
+
+    private static func call(_ name: String?, _ input: String, in box: ToolBox) async throws {
         guard let name else {
             for definition in box.definitions {
                 print("\(definition.name)\n    \(definition.description.replacingOccurrences(of: "\n", with: " "))")

@@ -3,26 +3,12 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TestSupport
 import Testing
 @testable import Server
 
-/// Whether Python's fastmcp (installed by `.ci/run`) is here to play the MCP server.
-private let fastMCPAvailable: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import fastmcp"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return false }
-    process.waitUntilExit()
-    return process.terminationStatus == 0
-}()
-
-private let pythonServer = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("../ToolsTests/Fixtures/mcp_server.py").standardizedFileURL.path
-
 @Suite("MCP servers' tools in the stream", .serialized, .timeLimit(.minutes(1)),
-       .enabled(if: fastMCPAvailable, "needs python3 with fastmcp (pip install fastmcp)"))
+       .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"))
 struct MCPToolsServerTests {
     @Test("a configured MCP server's tools are listed, run in the stream with progress and timings, and its health shown")
     func mcpToolInStream() async throws {
@@ -30,7 +16,7 @@ struct MCPToolsServerTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let configPath = directory.appendingPathComponent("mcp.json").path
-        try #"{"mcpServers": {"python": {"command": "python3", "args": ["\#(pythonServer)"]}}}"#
+        try #"{"mcpServers": {"python": {"command": "python3", "args": ["\#(FastMCP.serverScript)"]}}}"#
             .write(toFile: configPath, atomically: true, encoding: .utf8)
 
         try await MockAnthropic.run { mock in

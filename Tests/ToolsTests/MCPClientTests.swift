@@ -1,27 +1,13 @@
 import ChatCore
 import Foundation
 import Logging
+import TestSupport
 import Testing
 @testable import Tools
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Whether the independent MCP implementation (Python's fastmcp, installed by `.ci/run`) is here.
-let fastMCPAvailable: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import fastmcp"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return false }
-    process.waitUntilExit()
-    return process.terminationStatus == 0
-}()
-
-let mcpServerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("Fixtures/mcp_server.py").path
 
 private let quietLogger: Logger = {
     var logger = Logger(label: "test.mcp")
@@ -42,34 +28,6 @@ private func withService<T: Sendable>(_ connection: MCPServerConnection,
     }
 }
 
-/// Polls `condition` until it holds or `limit` passes.
-private func eventually(within limit: Duration = .seconds(15), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return await condition()
-}
-
-/// A TCP port nobody listens on now.
-func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// The Python MCP server on Streamable HTTP, for one test.
 final class PythonHTTPServer: Sendable {
     let port: Int
@@ -81,7 +39,7 @@ final class PythonHTTPServer: Sendable {
         self.mode = mode
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", mcpServerScript, mode, String(port)]
+        process.arguments = ["python3", FastMCP.serverScript, mode, String(port)]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -92,19 +50,7 @@ final class PythonHTTPServer: Sendable {
 
     /// Waits until the server accepts connections.
     func ready() async -> Bool {
-        await eventually {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-        }
+        await eventually { acceptsConnections(port: port) }
     }
 
     /// Kills the server (as a crash would: no graceful shutdown waiting on open connections).
@@ -114,9 +60,9 @@ final class PythonHTTPServer: Sendable {
     }
 }
 
-@Suite("MCP client against fastmcp", .enabled(if: fastMCPAvailable, "needs python3 with fastmcp (pip install fastmcp)"))
+@Suite("MCP client against fastmcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"))
 struct MCPClientTests {
-    let stdio = MCPConfiguration.ServerSpec(command: "python3", args: [mcpServerScript])
+    let stdio = MCPConfiguration.ServerSpec(command: "python3", args: [FastMCP.serverScript])
 
     @Test("stdio: tools are listed, clash with a built-in is reported, calls run through the registry like built-ins")
     func stdioTools() async throws {

@@ -1,36 +1,14 @@
 import Foundation
+import TestSupport
 import Testing
 
-/// Whether Python's fastmcp (installed by `.ci/run`) is here to play the MCP client.
-private let fastMCPAvailable: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import fastmcp"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return false }
-    process.waitUntilExit()
-    return process.terminationStatus == 0
-}()
-
-@Suite("switchboard mcp", .enabled(if: fastMCPAvailable, "needs python3 with fastmcp (pip install fastmcp)"))
+@Suite("switchboard mcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"))
 struct MCPServeTests {
     @Test("an independent MCP client (fastmcp over stdio) lists and calls the same tools the stream uses")
     func fastMCPClient() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/mcp_client.py")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, CLI.binary.path]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(String(decoding: stderr, as: UTF8.self))")
-        let report = try #require(try JSONSerialization.jsonObject(with: stdout) as? [String: Any])
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", FastMCP.clientScript, CLI.binary.path])
+        #expect(result.status == 0, "\(result.stderrText)")
+        let report = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any])
 
         #expect(report["tools"] as? [String] == ["get_departments", "get_employee", "get_employees",
                                                  "get_increment_distribution", "get_salary_stats"])
