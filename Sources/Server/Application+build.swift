@@ -1,6 +1,7 @@
 import ChatCore
 import ChatPipeline
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import Routing
@@ -102,7 +103,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     )
 }
 
-/// The routes: chat stream, analyze preflight, rules status, health.
+/// The routes: chat stream, smart-routed chat, analyze preflight, rules status, tools, health.
 public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox,
     mcpServers: [MCPServerConnection] = [], logger: Logger
@@ -137,20 +138,52 @@ public func buildRouter<Model: LanguageModel>(
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let active = store.active
-        let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
-        let clock = ContinuousClock()
-        let started = clock.now
-        guard let analysis = active.analyzer.analyze(input) else {
-            throw APIError(.badRequest, code: "invalid_request",
-                           message: "no user message has text to analyse", field: "messages")
-        }
-        let elapsed = clock.now - started
-        let micros = Int((elapsed / .microseconds(1)).rounded(.up))
-        return try Response.json(AnalysisResponse(analysis, rulesVersion: active.rules.fingerprint, micros: micros,
+        let (analysis, rules, micros) = try analyze(chat, with: store)
+        return try Response.json(AnalysisResponse(analysis, rulesVersion: rules.fingerprint, micros: micros,
                                                   defaultModel: configuration.defaultModel))
     }
+    // Smart routing: analyse, then advise (JSON) or stream (SSE) with the route's model and iteration limit.
+    router.post("/mcp/chat") { request, _ in
+        var request = request
+        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
+        let (analysis, rules, micros) = try analyze(chat, with: store)
+        let advice = AnalysisResponse(analysis, rulesVersion: rules.fingerprint, micros: micros,
+                                      defaultModel: configuration.defaultModel)
+        guard analysis.route.action == .stream else {
+            return try Response.json(advice)
+        }
+        guard let model else {
+            throw APIError(.serviceUnavailable, code: "not_configured",
+                           message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
+        }
+        var loopConfiguration = configuration.loop
+        loopConfiguration.model = advice.model ?? configuration.defaultModel
+        if let limit = analysis.route.maxIterations { loopConfiguration.maxIterations = limit }
+        var routed = chat
+        routed.model = nil  // the route chooses the model
+        let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
+        var headers = HTTPFields()
+        headers[HTTPField.Name("X-Switchboard-Complexity")!] = advice.complexity
+        headers[HTTPField.Name("X-Switchboard-Route")!] = advice.route
+        headers[HTTPField.Name("X-Switchboard-Model")!] = loopConfiguration.model
+        headers[HTTPField.Name("X-Switchboard-Rules-Version")!] = advice.rulesVersion
+        return ChatStream.response(request: request, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
+                                   logger: logger, extraHeaders: headers)
+    }
     return router
+}
+
+/// Analyses a chat with the rules in service now (a request keeps the rules it started with).
+private func analyze(_ chat: ChatRequest, with store: RulesStore) throws -> (Analysis, RuleSet, Int) {
+    let active = store.active
+    let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
+    let clock = ContinuousClock()
+    let started = clock.now
+    guard let analysis = active.analyzer.analyze(input) else {
+        throw APIError(.badRequest, code: "invalid_request", message: "no user message has text to analyse", field: "messages")
+    }
+    let elapsed = clock.now - started
+    return (analysis, active.rules, Int((elapsed / .microseconds(1)).rounded(.up)))
 }
 
 /// Runs `shutdown` when the server stops, for resources such as the upstream HTTP client.

@@ -20,6 +20,9 @@ struct ReceivedStream: Sendable {
     var status: UInt = 0
     var headers: [(String, String)] = []
     var arrivals: [Arrival] = []
+    /// The body, when the answer was not an event stream (a JSON error or advice).
+    var bodyData: Data?
+    var body: [String: Any]? { bodyData.flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] } }
     var keepalives: [ContinuousClock.Instant] = []
 
     var types: [String] { arrivals.map(\.type) }
@@ -29,8 +32,9 @@ struct ReceivedStream: Sendable {
 
 /// Posts a chat to the stream endpoint and reads the SSE as it arrives, until the server ends it or
 /// `stopAfter` says to hang up (a client disconnect).
-func streamChat(port: Int, body: String, stopAfter: (@Sendable (ReceivedStream) -> Bool)? = nil) async throws -> ReceivedStream {
-    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream")
+func streamChat(port: Int, body: String, path: String = "/mcp/chat/stream",
+                stopAfter: (@Sendable (ReceivedStream) -> Bool)? = nil) async throws -> ReceivedStream {
+    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
     request.method = .POST
     request.headers.add(name: "content-type", value: "application/json")
     request.body = .bytes(ByteBuffer(string: body))
@@ -38,6 +42,11 @@ func streamChat(port: Int, body: String, stopAfter: (@Sendable (ReceivedStream) 
     var received = ReceivedStream()
     received.status = response.status.code
     received.headers = response.headers.map { ($0.name, $0.value) }
+    if !(received.header("content-type") ?? "").hasPrefix("text/event-stream") {
+        let data = try await response.body.collect(upTo: 1 << 20)
+        received.bodyData = Data(data.readableBytesView)
+        return received
+    }
     var decoder = SSEDecoder()
     let clock = ContinuousClock()
     let keepalive = Array(": keepalive".utf8)

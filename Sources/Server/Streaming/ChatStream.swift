@@ -29,8 +29,11 @@ enum ChatStream {
     }()
 
     static func response<Model: LanguageModel>(
-        request: Request, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger
+        request: Request, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger,
+        extraHeaders: HTTPFields = [:]
     ) -> Response {
+        var headers = headers
+        headers.append(contentsOf: extraHeaders)
         let sessionId = UUID().uuidString.lowercased()
         var logger = logger
         logger[metadataKey: "session"] = "\(sessionId)"
