@@ -22,6 +22,9 @@ struct Stream: AsyncParsableCommand {
     @Option(help: "System prompt.")
     var system: String?
 
+    @Flag(help: "Use smart routing (POST /mcp/chat): the rules pick the model, or answer with advice.")
+    var routed = false
+
     @Flag(help: "Print each event's JSON instead of a summary line.")
     var json = false
 
@@ -40,7 +43,7 @@ struct Stream: AsyncParsableCommand {
         ]
         if let model { body["model"] = .string(model) }
         if let system { body["system"] = .string(system) }
-        var request = HTTPClientRequest(url: url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/mcp/chat/stream")
+        var request = HTTPClientRequest(url: url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (routed ? "/mcp/chat" : "/mcp/chat/stream"))
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(body))))
@@ -58,6 +61,24 @@ struct Stream: AsyncParsableCommand {
             let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
             printError("HTTP \(response.status.code): \(text)")
             throw ExitCode(1)
+        }
+        if let route = response.headers.first(name: "x-switchboard-route") {
+            print("routed: \(response.headers.first(name: "x-switchboard-complexity") ?? "?") → \(route) on "
+                  + (response.headers.first(name: "x-switchboard-model") ?? "?"))
+        }
+        if response.headers.first(name: "content-type")?.hasPrefix("application/json") == true {
+            // Smart routing advised instead of streaming.
+            let data = try await response.body.collect(upTo: 1 << 20)
+            let advice = (try? JSONSerialization.jsonObject(with: Data(data.readableBytesView))) as? [String: Any] ?? [:]
+            if json {
+                print(String(buffer: data))
+            } else {
+                let rules = (advice["matchedRules"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+                print("advice: \(advice["complexity"] ?? "?") → \(advice["route"] ?? "?") (score \(advice["score"] ?? "?"); "
+                      + "rules: \(rules.isEmpty ? "none" : rules.joined(separator: ", ")))")
+                print(advice["message"] as? String ?? "")
+            }
+            return
         }
 
         var decoder = SSEDecoder()

@@ -31,4 +31,31 @@ struct StreamCommandTests {
             #expect(mock.received.first?.body["messages"] as? [[String: String]] == [["role": "user", "content": "say hello"]])
         }
     }
+
+    @Test("--routed goes through smart routing: shows the route and streams, or prints the advice")
+    func routed() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.textAnswer(["Here they are."])))
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let server = try ServerProcess(directory: directory, arguments: [], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-cli-test", "ANTHROPIC_BASE_URL": mock.baseURL,
+            ])
+            defer { server.stop() }
+            let url = "http://127.0.0.1:\(server.port)"
+            let simple = try await CLI.runAsync(["stream", "--routed", "--url", url, "give me list of employees with 5-10% increment"])
+            #expect(simple.status == 0, "\(simple.stdout)")
+            #expect(simple.stdout.hasPrefix("routed: simple → fast on claude-haiku-4-5\n"), "\(simple.stdout)")
+            #expect(simple.stdout.contains("\"Here they are.\""))
+            #expect(mock.received.first?.body["model"] as? String == "claude-haiku-4-5")
+
+            let complex = try await CLI.runAsync(["stream", "--routed", "--url", url,
+                                                  "chart salary trends by department and compare with last year"])
+            #expect(complex.status == 0, "\(complex.stdout)")
+            let lines = complex.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first?.hasPrefix("advice: complex → desktop (score ") == true, "\(complex.stdout)")
+            #expect(lines.first?.contains("rules: charts, comparison") == true, "\(complex.stdout)")
+            #expect(mock.received.count == 1)
+        }
+    }
 }
