@@ -15,7 +15,8 @@ public struct StartupError: Error, CustomStringConvertible {
 }
 
 /// Builds the application the executable runs and the tests exercise.
-public func buildApplication(configuration: ServerConfiguration, tools extraTools: [any Tool] = [], logger: Logger? = nil)
+public func buildApplication(configuration: ServerConfiguration, tools extraTools: [any Tool] = [], logger: Logger? = nil,
+                             metrics: ServerMetrics = ServerMetrics())
     async throws -> some ApplicationProtocol
 {
     var logger = logger ?? Logger(label: "switchboard")
@@ -30,7 +31,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     for warning in outcome.diagnostics { logger.warning("\(warning)") }
     logger.info("rules loaded", metadata: ["path": "\(source.path)", "version": "\(rules.fingerprint)",
                                            "rules": "\(rules.rules.count)", "levels": "\(rules.levels.count)"])
-    let store = RulesStore(rules: rules, source: source, warnings: outcome.diagnostics)
+    let store = RulesStore(rules: rules, source: source, warnings: outcome.diagnostics, metrics: metrics)
 
     var services: [any Service] = []
     if case .file(let path) = source {
@@ -82,7 +83,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
             mcpServers.append(connection)
         }
     }
-    let tools = registry.toolBox
+    let tools = ToolBox(registry.toolBox.tools.values.map { InstrumentedTool(wrapped: $0, metrics: metrics) })
 
     var model: AnthropicClient?
     if let anthropic = configuration.anthropic {
@@ -94,7 +95,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
-                             mcpServers: mcpServers, logger: logger)
+                             mcpServers: mcpServers, metrics: metrics, logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
@@ -106,9 +107,15 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 /// The routes: chat stream, smart-routed chat, analyze preflight, rules status, tools, health.
 public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox,
-    mcpServers: [MCPServerConnection] = [], logger: Logger
+    mcpServers: [MCPServerConnection] = [], metrics: ServerMetrics = ServerMetrics(), logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    router.get("/metrics") { _, _ in
+        for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
     router.post("/mcp/chat/stream") { request, _ in
         var request = request
         guard let model else {
@@ -118,7 +125,7 @@ public func buildRouter<Model: LanguageModel>(
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let loop = AgentLoop(model: model, tools: tools, configuration: configuration.loop)
         return ChatStream.response(request: request, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   logger: logger)
+                                   logger: logger, metrics: metrics)
     }
     router.get("/tools") { _, _ in
         try Response.json(ToolListResponse(tools: tools.definitions))
@@ -138,7 +145,7 @@ public func buildRouter<Model: LanguageModel>(
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (analysis, rules, micros) = try analyze(chat, with: store)
+        let (analysis, rules, micros) = try analyze(chat, with: store, metrics: metrics, endpoint: "analyze")
         return try Response.json(AnalysisResponse(analysis, rulesVersion: rules.fingerprint, micros: micros,
                                                   defaultModel: configuration.defaultModel))
     }
@@ -146,7 +153,7 @@ public func buildRouter<Model: LanguageModel>(
     router.post("/mcp/chat") { request, _ in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (analysis, rules, micros) = try analyze(chat, with: store)
+        let (analysis, rules, micros) = try analyze(chat, with: store, metrics: metrics, endpoint: "chat")
         let advice = AnalysisResponse(analysis, rulesVersion: rules.fingerprint, micros: micros,
                                       defaultModel: configuration.defaultModel)
         guard analysis.route.action == .stream else {
@@ -168,13 +175,15 @@ public func buildRouter<Model: LanguageModel>(
         headers[HTTPField.Name("X-Switchboard-Model")!] = loopConfiguration.model
         headers[HTTPField.Name("X-Switchboard-Rules-Version")!] = advice.rulesVersion
         return ChatStream.response(request: request, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   logger: logger, extraHeaders: headers)
+                                   logger: logger, metrics: metrics, extraHeaders: headers)
     }
     return router
 }
 
 /// Analyses a chat with the rules in service now (a request keeps the rules it started with).
-private func analyze(_ chat: ChatRequest, with store: RulesStore) throws -> (Analysis, RuleSet, Int) {
+private func analyze(_ chat: ChatRequest, with store: RulesStore, metrics: ServerMetrics, endpoint: String)
+    throws -> (Analysis, RuleSet, Int)
+{
     let active = store.active
     let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
     let clock = ContinuousClock()
@@ -183,6 +192,7 @@ private func analyze(_ chat: ChatRequest, with store: RulesStore) throws -> (Ana
         throw APIError(.badRequest, code: "invalid_request", message: "no user message has text to analyse", field: "messages")
     }
     let elapsed = clock.now - started
+    metrics.analysis(complexity: analysis.level.name, route: analysis.route.name, endpoint: endpoint, duration: elapsed)
     return (analysis, active.rules, Int((elapsed / .microseconds(1)).rounded(.up)))
 }
 

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import Server
 
 struct Serve: AsyncParsableCommand {
@@ -52,7 +54,10 @@ struct Serve: AsyncParsableCommand {
         if let mcpConfig { configuration.mcpConfigPath = mcpConfig }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
         do {
-            let app = try await buildApplication(configuration: configuration)
+            // One registry for our metrics and any library's that speak swift-metrics, served at GET /metrics.
+            let metrics = ServerMetrics()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+            let app = try await buildApplication(configuration: configuration, metrics: metrics)
             try await app.runService()
         } catch let error as StartupError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))

@@ -31,8 +31,11 @@ public final class RulesStore: Sendable {
     }
 
     private let state: Mutex<State>
+    private let metrics: ServerMetrics?
 
-    public init(rules: RuleSet, source: RulesSource, warnings: [Diagnostic] = [], loadedAt: Date = Date()) {
+    public init(rules: RuleSet, source: RulesSource, warnings: [Diagnostic] = [], loadedAt: Date = Date(),
+                metrics: ServerMetrics? = nil) {
+        self.metrics = metrics
         let active = Active(analyzer: QueryAnalyzer(rules: rules), source: source, loadedAt: loadedAt, warnings: warnings)
         state = Mutex(State(active: active, lastRejection: nil, reloads: 0))
     }
@@ -49,10 +52,12 @@ public final class RulesStore: Sendable {
             $0.lastRejection = nil
             $0.reloads += 1
         }
+        metrics?.rulesReload(accepted: true)
     }
 
     func reject(_ diagnostics: [Diagnostic], fingerprint: String?) {
         let rejection = Rejection(at: Date(), fingerprint: fingerprint, diagnostics: diagnostics)
         state.withLock { $0.lastRejection = rejection }
+        metrics?.rulesReload(accepted: false)
     }
 }

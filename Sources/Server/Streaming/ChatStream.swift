@@ -30,18 +30,20 @@ enum ChatStream {
 
     static func response<Model: LanguageModel>(
         request: Request, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger,
-        extraHeaders: HTTPFields = [:]
+        metrics: ServerMetrics, extraHeaders: HTTPFields = [:]
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
         let sessionId = UUID().uuidString.lowercased()
         var logger = logger
         logger[metadataKey: "session"] = "\(sessionId)"
-        return Response(status: .ok, headers: headers, body: ResponseBody { [logger] writer in
+        return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
             let clock = ContinuousClock()
             let started = clock.now
             var events = 0
             var last = "none"
+            var errorCode: String?
+            metrics.streamOpened()
             do {
                 try await request.body.consumeWithCancellationOnInboundClose { _ in
                     let channel = AsyncChannel<Outgoing>()
@@ -65,6 +67,7 @@ enum ChatStream {
                                 try await writer.write(ByteBuffer(bytes: encoder.encode(event)))
                                 events += 1
                                 last = event.type
+                                if case .error(let error) = event { errorCode = error.code }
                             case .keepalive:
                                 try await writer.write(ByteBuffer(bytes: SSEEncoder.keepalive))
                             }
@@ -74,11 +77,15 @@ enum ChatStream {
                     }
                 }
                 try await writer.finish(nil)
+                let elapsed = clock.now - started
+                metrics.streamClosed(outcome: errorCode == nil ? "complete" : "error", errorCode: errorCode,
+                                     events: events, duration: elapsed)
                 logger.info("stream finished", metadata: [
-                    "events": "\(events)", "last": "\(last)", "ms": "\((clock.now - started).components.seconds * 1000 + (clock.now - started).components.attoseconds / 1_000_000_000_000_000)",
+                    "events": "\(events)", "last": "\(last)", "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
                 ])
             } catch {
                 // The client left (or the connection failed): everything under it was cancelled.
+                metrics.streamClosed(outcome: "client_gone", errorCode: nil, events: events, duration: clock.now - started)
                 logger.info("stream ended early: client went away", metadata: ["events": "\(events)", "last": "\(last)"])
             }
         })
