@@ -111,6 +111,7 @@ public func buildRouter<Model: LanguageModel>(
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    if configuration.cors != .off { router.add(middleware: CORSMiddleware(policy: configuration.cors)) }
     router.get("/metrics") { _, _ in
         for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

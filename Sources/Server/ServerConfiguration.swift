@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     /// An MCP configuration file (`{"mcpServers": {…}}`, the desktop clients' format) naming servers whose
     /// tools join the built-in ones; `nil` for none.
     public var mcpConfigPath: String?
+    /// Which browser origins may call the API from other sites (`SWITCHBOARD_CORS_ORIGINS`).
+    public var cors: CORSPolicy = .off
     /// How often a `: keepalive` comment goes out on an open stream.
     public var keepaliveInterval: Duration = .seconds(15)
     /// The agentic loop's defaults (model calls per chat, tokens per call, tool timeout).
@@ -56,6 +58,7 @@ public struct ServerConfiguration: Sendable {
         if let seconds = Self.seconds(environment["SWITCHBOARD_KEEPALIVE_SECONDS"]) { keepaliveInterval = seconds }
         if let path = environment["SWITCHBOARD_DATABASE"], !path.isEmpty { databasePath = path == ":memory:" ? nil : path }
         if let path = environment["SWITCHBOARD_MCP_CONFIG"], !path.isEmpty { mcpConfigPath = path }
+        if let origins = environment["SWITCHBOARD_CORS_ORIGINS"] { cors = CORSPolicy(origins) }
         loop.model = defaultModel
         if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }
         if let tokens = environment["SWITCHBOARD_MAX_TOKENS"].flatMap(Int.init), tokens > 0 { loop.maxTokens = tokens }

@@ -27,6 +27,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "MCP configuration file ({\"mcpServers\": {…}}, as desktop MCP clients use) whose servers' tools join the built-in ones.")
     var mcpConfig: String?
 
+    @Option(help: "Browser origins allowed to call the API from other sites: '*' or a comma-separated list (default: none).")
+    var corsOrigins: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
@@ -52,6 +55,7 @@ struct Serve: AsyncParsableCommand {
         if let rules { configuration.rulesPath = rules }
         if let database { configuration.databasePath = database == ":memory:" ? nil : database }
         if let mcpConfig { configuration.mcpConfigPath = mcpConfig }
+        if let corsOrigins { configuration.cors = CORSPolicy(corsOrigins) }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
         do {
             // One registry for our metrics and any library's that speak swift-metrics, served at GET /metrics.
