@@ -231,6 +231,8 @@ private struct JSONParser {
         if simple { return Double(bytes[start] == UInt8(ascii: "-") ? -integer : integer) }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw JSONParseError(offset: start, reason: "invalid number") }
+        // 1e999 would be infinity, which no JSON text can carry onward.
+        guard value.isFinite else { throw JSONParseError(offset: start, reason: "number out of range") }
         return value
     }
 }
