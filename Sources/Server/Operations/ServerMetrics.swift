@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics, served at `GET /metrics`.
 ///
@@ -34,14 +35,32 @@ public final class ServerMetrics: Sendable {
             buckets: [.microseconds(5), .microseconds(10), .microseconds(20), .microseconds(50), .microseconds(200), .milliseconds(1)])
     }
 
+    private struct RequestKey: Hashable {
+        let method: HTTPRequest.Method
+        let path: String
+        let status: Int
+    }
+
+    /// The request metrics per method, route and status, made once (the registry's lookup builds names and
+    /// compares label lists on every call).
+    private let requestSeries = Mutex<[RequestKey: (Counter, DurationHistogram)]>([:])
+
     func request(method: HTTPRequest.Method, path: String, status: HTTPResponse.Status, duration: Duration) {
-        let labels = [("method", method.rawValue), ("path", path), ("status", String(status.code))]
-        registry.makeCounter(descriptor: .switchboard("http_requests_total", "HTTP requests answered."), labels: labels).increment()
-        registry.makeDurationHistogram(
-            descriptor: .switchboard("http_request_duration_seconds",
-                                     "HTTP requests from arrival to the end of the response body (streams included)."),
-            labels: [("path", path)], buckets: Self.requestBuckets)
-            .record(duration)
+        let key = RequestKey(method: method, path: path, status: status.code)
+        let (counter, histogram) = requestSeries.withLock { series in
+            if let made = series[key] { return made }
+            let made = (
+                registry.makeCounter(descriptor: .switchboard("http_requests_total", "HTTP requests answered."),
+                                     labels: [("method", method.rawValue), ("path", path), ("status", String(status.code))]),
+                registry.makeDurationHistogram(
+                    descriptor: .switchboard("http_request_duration_seconds",
+                                             "HTTP requests from arrival to the end of the response body (streams included)."),
+                    labels: [("path", path)], buckets: Self.requestBuckets))
+            series[key] = made
+            return made
+        }
+        counter.increment()
+        histogram.record(duration)
     }
 
     func streamOpened() { streamsOpen.increment() }
