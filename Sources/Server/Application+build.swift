@@ -95,7 +95,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
-                             mcpServers: mcpServers, metrics: metrics, logger: logger)
+                             toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
@@ -106,7 +106,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 
 /// The routes: chat stream, smart-routed chat, analyze preflight, rules status, tools, health.
 public func buildRouter<Model: LanguageModel>(
-    rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox,
+    rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, toolSources: [String: String] = [:],
     mcpServers: [MCPServerConnection] = [], metrics: ServerMetrics = ServerMetrics(), logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
@@ -129,7 +129,7 @@ public func buildRouter<Model: LanguageModel>(
                                    logger: logger, metrics: metrics)
     }
     router.get("/tools") { _, _ in
-        try Response.json(ToolListResponse(tools: tools.definitions))
+        try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
     }
     router.get("/health") { _, _ in
         // Degraded (still 200: the server answers) while an MCP server is being reconnected.
@@ -220,11 +220,15 @@ struct ToolListResponse: Encodable {
         let name: String
         let description: String
         let inputSchema: JSONValue
+        /// "built-in", or the MCP server it comes from.
+        let source: String?
     }
 
     let tools: [Entry]
 
-    init(tools: [ToolDefinition]) {
-        self.tools = tools.map { Entry(name: $0.name, description: $0.description, inputSchema: $0.inputSchema) }
+    init(tools: [ToolDefinition], sources: [String: String]) {
+        self.tools = tools.map {
+            Entry(name: $0.name, description: $0.description, inputSchema: $0.inputSchema, source: sources[$0.name])
+        }
     }
 }

@@ -44,6 +44,11 @@ public struct ToolRegistry: Sendable {
 
     public var names: [String] { tools.map(\.tool.definition.name) }
 
+    /// Where each tool came from ("built-in", "MCP server \"files\"", …), by name.
+    public var sources: [String: String] {
+        Dictionary(tools.map { ($0.tool.definition.name, $0.source) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// The registered tools, validated and capped, for the agentic loop.
     public var toolBox: ToolBox {
         ToolBox(tools.map { GuardedTool(wrapped: $0.tool, maxResultBytes: maxResultBytes) })

@@ -34,6 +34,11 @@ struct MCPToolsServerTests {
                 // The built-ins and the Python server's, the clashing get_departments once (the built-in).
                 #expect(names.filter { $0 == "get_departments" }.count == 1)
                 #expect(Set(names).isSuperset(of: ["get_employees", "add", "shout", "crash", "fail", "slow"]))
+                let sources = Dictionary(uniqueKeysWithValues: (tools["tools"] as? [[String: Any]] ?? []).map {
+                    ($0["name"] as? String ?? "", $0["source"] as? String ?? "")
+                })
+                #expect(sources["add"] == "MCP server \"python\"")
+                #expect(sources["get_departments"] == "built-in")
 
                 let health = try await client.execute(uri: "/health", method: .get) { try json($0.body) }
                 #expect(health["status"] as? String == "ok")
