@@ -108,8 +108,8 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, toolSources: [String: String] = [:],
     mcpServers: [MCPServerConnection] = [], metrics: ServerMetrics = ServerMetrics(), logger: Logger
-) -> Router<BasicRequestContext> {
-    let router = Router()
+) -> Router<SwitchboardRequestContext> {
+    let router = Router(context: SwitchboardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     if configuration.cors != .off { router.add(middleware: CORSMiddleware(policy: configuration.cors)) }
     router.get("/metrics") { _, _ in
@@ -117,7 +117,7 @@ public func buildRouter<Model: LanguageModel>(
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }
-    router.post("/mcp/chat/stream") { request, _ in
+    router.post("/mcp/chat/stream") { request, context in
         var request = request
         guard let model else {
             throw APIError(.serviceUnavailable, code: "not_configured",
@@ -125,7 +125,7 @@ public func buildRouter<Model: LanguageModel>(
         }
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let loop = AgentLoop(model: model, tools: tools, configuration: configuration.loop)
-        return ChatStream.response(request: request, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
+        return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
                                    logger: logger, metrics: metrics)
     }
     router.get("/tools") { _, _ in
@@ -151,7 +151,7 @@ public func buildRouter<Model: LanguageModel>(
                                                   defaultModel: configuration.defaultModel))
     }
     // Smart routing: analyse, then advise (JSON) or stream (SSE) with the route's model and iteration limit.
-    router.post("/mcp/chat") { request, _ in
+    router.post("/mcp/chat") { request, context in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let (analysis, rules, micros) = try analyze(chat, with: store, metrics: metrics, endpoint: "chat")
@@ -175,7 +175,7 @@ public func buildRouter<Model: LanguageModel>(
         headers[HTTPField.Name("X-Switchboard-Route")!] = advice.route
         headers[HTTPField.Name("X-Switchboard-Model")!] = loopConfiguration.model
         headers[HTTPField.Name("X-Switchboard-Rules-Version")!] = advice.rulesVersion
-        return ChatStream.response(request: request, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
+        return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
                                    logger: logger, metrics: metrics, extraHeaders: headers)
     }
     return router

@@ -38,6 +38,7 @@ struct MetricsTests {
                          .status(401, body: SSE.errorBody("authentication_error", "invalid x-api-key")))
             var config = streamingConfiguration(mock)
             config.rulesPath = rules.path
+            config.logLevel = .trace
             let app = try await buildApplication(configuration: config, tools: [ProbeTool(name: "metric_probe")])
             try await app.test(.live) { client in
                 let port = try #require(client.port)

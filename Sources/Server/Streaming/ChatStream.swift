@@ -1,23 +1,19 @@
-import AsyncAlgorithms
 import ChatCore
 import ChatPipeline
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-
-/// What travels from the pipeline and the keepalive timer to the one task that writes the response.
-private enum Outgoing: Sendable {
-    case event(StreamEvent)
-    case keepalive
-}
+import NIOCore
+import Synchronization
 
 /// The SSE response of `POST /mcp/chat/stream`.
 ///
-/// The head and `session_start` go out at once. The pipeline runs in a child task and hands each event over a
-/// rendezvous channel (no queue: it waits until the event is written); a second child sends keepalive comments.
-/// The writer encodes each event once and awaits the write. If the client goes away, the whole group is
-/// cancelled: the upstream request, running tools and the keepalive stop with it.
+/// The head and `session_start` go out at once. The pipeline runs in the response's own task and writes each
+/// event itself: one JSON encoding and one awaited write, no hand-over to another task (no queue either: the
+/// pipeline waits until the event is written). A child task sends keepalive comments; an async mutex keeps
+/// its writes and the pipeline's whole and in order. If the client goes away, the whole group is cancelled:
+/// the upstream request, running tools and the keepalive stop with it.
 enum ChatStream {
     static let headers: HTTPFields = {
         var headers = HTTPFields()
@@ -29,7 +25,7 @@ enum ChatStream {
     }()
 
     static func response<Model: LanguageModel>(
-        request: Request, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger,
+        channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger,
         metrics: ServerMetrics, extraHeaders: HTTPFields = [:]
     ) -> Response {
         var headers = headers
@@ -40,54 +36,142 @@ enum ChatStream {
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
             let clock = ContinuousClock()
             let started = clock.now
-            var events = 0
-            var last = "none"
-            var errorCode: String?
+            let tally = StreamTally()
             metrics.streamOpened()
             do {
-                try await request.body.consumeWithCancellationOnInboundClose { _ in
-                    let channel = AsyncChannel<Outgoing>()
-                    try await withThrowingTaskGroup(of: Void.self) { group in
+                let shared = SharedBodyWriter(writer)
+                let (gone, goneSignal) = AsyncStream<Void>.makeStream()
+                try await channel.watchingInboundClose({ goneSignal.finish() }) {
+                    try await withThrowingTaskGroup(of: Bool.self) { group in
+                        // The pipeline writes each event itself: one encoding, one awaited write.
                         group.addTask {
-                            defer { channel.finish() }
+                            var encoder = SSEEncoder()
                             try await loop.run(chat, sessionId: sessionId) { event in
-                                await channel.send(.event(event))
+                                try await shared.write(ByteBuffer(bytes: encoder.encode(event)))
+                                tally.count(event)
                             }
+                            // Nothing follows the last event, not even a keepalive that was waiting for its turn.
+                            await shared.close()
+                            return true
                         }
                         group.addTask {
                             while true {
-                                do { try await Task.sleep(for: keepalive) } catch { return }
-                                await channel.send(.keepalive)
+                                do { try await Task.sleep(for: keepalive) } catch { return false }
+                                try await shared.write(ByteBuffer(bytes: SSEEncoder.keepalive), unlessClosed: true)
                             }
                         }
-                        var encoder = SSEEncoder()
-                        for await item in channel {
-                            switch item {
-                            case .event(let event):
-                                try await writer.write(ByteBuffer(bytes: encoder.encode(event)))
-                                events += 1
-                                last = event.type
-                                if case .error(let error) = event { errorCode = error.code }
-                            case .keepalive:
-                                try await writer.write(ByteBuffer(bytes: SSEEncoder.keepalive))
-                            }
+                        // The client went away: everything under the group is cancelled, the upstream call and tools too.
+                        group.addTask {
+                            for await _ in gone {}
+                            if Task.isCancelled { return false }
+                            throw CancellationError()
+                        }
+                        while let finished = try await group.next() {
+                            if finished { break }
                         }
                         group.cancelAll()
-                        try await group.waitForAll()
                     }
                 }
+                goneSignal.finish()
                 try await writer.finish(nil)
                 let elapsed = clock.now - started
-                metrics.streamClosed(outcome: errorCode == nil ? "complete" : "error", errorCode: errorCode,
-                                     events: events, duration: elapsed)
+                metrics.streamClosed(outcome: tally.errorCode == nil ? "complete" : "error", errorCode: tally.errorCode,
+                                     events: tally.events, duration: elapsed)
                 logger.info("stream finished", metadata: [
-                    "events": "\(events)", "last": "\(last)", "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+                    "events": "\(tally.events)", "last": "\(tally.last)",
+                    "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
                 ])
             } catch {
                 // The client left (or the connection failed): everything under it was cancelled.
-                metrics.streamClosed(outcome: "client_gone", errorCode: nil, events: events, duration: clock.now - started)
-                logger.info("stream ended early: client went away", metadata: ["events": "\(events)", "last": "\(last)"])
+                metrics.streamClosed(outcome: "client_gone", errorCode: nil, events: tally.events, duration: clock.now - started)
+                logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
             }
         })
+    }
+}
+
+/// What a stream sent, for its log line and metrics. Written only by the pipeline's task and read after it
+/// has finished, so it needs no lock.
+private final class StreamTally: @unchecked Sendable {
+    var events = 0
+    var last = "none"
+    var errorCode: String?
+
+    func count(_ event: StreamEvent) {
+        events += 1
+        last = event.type
+        if case .error(let error) = event { errorCode = error.code }
+    }
+}
+
+/// The response body's writer, shared by the pipeline and the keepalive timer. Writes are serialized by an
+/// async mutex, so each SSE message goes out whole; uncontended (nearly always), taking it does not suspend.
+private final class SharedBodyWriter: @unchecked Sendable {
+    // Hummingbird's body writers are stateless handles on the connection's outbound writer, so this copy
+    // writes to the same response; the mutex makes the exclusive access the type asks for.
+    private var writer: any ResponseBodyWriter
+    private var closed = false
+    private let mutex = AsyncMutex()
+
+    init(_ writer: any ResponseBodyWriter) {
+        self.writer = writer
+    }
+
+    /// Writes `buffer`; with `unlessClosed`, not after `close()`.
+    func write(_ buffer: ByteBuffer, unlessClosed: Bool = false) async throws {
+        await mutex.lock()
+        defer { mutex.unlock() }
+        if unlessClosed, closed { return }
+        try await writer.write(buffer)
+    }
+
+    /// Ends the writes made with `unlessClosed`.
+    func close() async {
+        await mutex.lock()
+        closed = true
+        mutex.unlock()
+    }
+}
+
+/// A mutual exclusion lock for async code: `lock()` suspends only while another task holds it, and hands
+/// it over in arrival order.
+final class AsyncMutex: Sendable {
+    private struct State {
+        var locked = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func lock() async {
+        let acquired = state.withLock { state in
+            guard !state.locked else { return false }
+            state.locked = true
+            return true
+        }
+        if acquired { return }
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                guard state.locked else {
+                    state.locked = true
+                    return true
+                }
+                state.waiters.append(waiter)
+                return false
+            }
+            if now { waiter.resume() }
+        }
+    }
+
+    /// Releases the lock, passing it straight to the first waiter if there is one.
+    func unlock() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiters.isEmpty else {
+                state.locked = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }
