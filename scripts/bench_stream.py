@@ -78,6 +78,9 @@ async def client(port, results, first_text=None, hold=False):
                 break
             data = data[-64:] + part
             events += part.count(b"\ndata: ")
+            # The zero-length chunk ends the response; the connection stays open for another request.
+            if data.endswith(b"\r\n0\r\n\r\n"):
+                break
             if first_text is not None and b"text_chunk" in part and not first_text.done():
                 first_text.set_result(True)
                 if hold:
