@@ -1,3 +1,5 @@
+import ChatCore
+
 /// Deterministic demo data: 500 employees in 8 departments and 6 cities, with managers, statuses and
 /// salary increments for 2021–2025. The same rows every time, on every database.
 enum HRSeed {
@@ -33,14 +35,9 @@ enum HRSeed {
                             "Usman", "Varga", "Wagner", "Xu", "Yilmaz", "Zimmermann", "Silva", "Singh", "Brown", "Kim", "Novak"]
 
     struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var base: SplitMix64
+        init(state: UInt64) { base = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { base.next() }
         mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
         mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
     }
