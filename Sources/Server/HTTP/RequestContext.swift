@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// The request context of every route: Hummingbird's core context plus the connection's channel, which the
 /// stream watches to notice a client that went away.
@@ -44,21 +45,45 @@ final class InboundCloseHandler: ChannelInboundHandler, RemovableChannelHandler 
 }
 
 extension Channel {
-    /// Runs `body` with `onClose` called when the client closes its side or the connection ends.
-    func watchingInboundClose<T>(_ onClose: @escaping @Sendable () -> Void, _ body: () async throws -> T) async throws -> T {
-        let name = "switchboard.inbound-close.\(ObjectIdentifier(self).hashValue).\(UInt64.random(in: 0...UInt64.max))"
+    /// Runs `body`, cancelling the current task at once, from the event loop, when the client closes its side
+    /// or the connection ends. Cancelling from the event loop (not from a task that would first have to be
+    /// scheduled) stops the upstream call and tools within milliseconds even when every core is busy.
+    func cancellingOnInboundClose<T>(_ body: () async throws -> T) async throws -> T {
+        let handle = CurrentTaskHandle()
+        let name = "switchboard.inbound-close.\(UInt64.random(in: 0...UInt64.max))"
         let channel = self
         try await eventLoop.submit {
-            if !channel.isActive { onClose() }
-            try channel.pipeline.syncOperations.addHandler(InboundCloseHandler(onClose: onClose), name: name, position: .first)
+            if !channel.isActive { handle.cancel() }
+            try channel.pipeline.syncOperations.addHandler(InboundCloseHandler { handle.cancel() }, name: name, position: .first)
         }.get()
+        // The handle forgets the task before this function returns, so the task is never touched after it ends.
+        defer { handle.forget() }
         do {
             let value = try await body()
+            handle.forget()
             try? await pipeline.removeHandler(name: name).get()
             return value
         } catch {
+            handle.forget()
             try? await pipeline.removeHandler(name: name).get()
             throw error
         }
+    }
+}
+
+/// The running task, to cancel it from another thread while it runs.
+private final class CurrentTaskHandle: Sendable {
+    private let task: Mutex<UnsafeCurrentTask?>
+
+    init() {
+        task = Mutex(withUnsafeCurrentTask { $0 })
+    }
+
+    func cancel() {
+        task.withLock { $0?.cancel() }
+    }
+
+    func forget() {
+        task.withLock { $0 = nil }
     }
 }

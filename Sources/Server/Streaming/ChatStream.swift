@@ -40,8 +40,8 @@ enum ChatStream {
             metrics.streamOpened()
             do {
                 let shared = SharedBodyWriter(writer)
-                let (gone, goneSignal) = AsyncStream<Void>.makeStream()
-                try await channel.watchingInboundClose({ goneSignal.finish() }) {
+                // A client that goes away cancels this task: the group, the upstream call and tools stop with it.
+                try await channel.cancellingOnInboundClose {
                     try await withThrowingTaskGroup(of: Bool.self) { group in
                         // The pipeline writes each event itself: one encoding, one awaited write.
                         group.addTask {
@@ -60,19 +60,13 @@ enum ChatStream {
                                 try await shared.write(ByteBuffer(bytes: SSEEncoder.keepalive), unlessClosed: true)
                             }
                         }
-                        // The client went away: everything under the group is cancelled, the upstream call and tools too.
-                        group.addTask {
-                            for await _ in gone {}
-                            if Task.isCancelled { return false }
-                            throw CancellationError()
-                        }
                         while let finished = try await group.next() {
                             if finished { break }
                         }
                         group.cancelAll()
                     }
                 }
-                goneSignal.finish()
+                try Task.checkCancellation()
                 try await writer.finish(nil)
                 let elapsed = clock.now - started
                 metrics.streamClosed(outcome: tally.errorCode == nil ? "complete" : "error", errorCode: tally.errorCode,
