@@ -66,11 +66,11 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
-        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore"]),
+        .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
         .testTarget(name: "ToolsTests", dependencies: ["Tools", "TestSupport"]),
         // Helpers shared by the test targets: Python's fastmcp as an independent MCP peer, child processes, ports.
-        .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["Fixtures"]),
+        .target(name: "TestSupport", dependencies: ["ChatCore"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),

@@ -82,12 +82,12 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 }
                 if !continues {
                     try await send(.complete(Completion(iterations: iteration, stopReason: turn.stopReason,
-                                                        totalTimeMs: milliseconds(clock.now - started), usage: usage)))
+                                                        totalTimeMs: (clock.now - started).inMilliseconds, usage: usage)))
                     return
                 }
                 if iteration >= configuration.maxIterations {
                     try await send(.complete(Completion(iterations: iteration, stopReason: "max_iterations",
-                                                        totalTimeMs: milliseconds(clock.now - started), usage: usage)))
+                                                        totalTimeMs: (clock.now - started).inMilliseconds, usage: usage)))
                     return
                 }
             }
@@ -133,7 +133,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 let use = uses[index]
                 try await emit(.toolProgress(ToolProgress(
                     tool: use.name, toolUseId: use.id, status: output.isError ? .failed : .completed,
-                    current: finished, total: uses.count, executionTimeMs: milliseconds(elapsed),
+                    current: finished, total: uses.count, executionTimeMs: elapsed.inMilliseconds,
                     error: output.isError ? output.content : nil, truncated: output.truncated)))
             }
         }
@@ -155,19 +155,10 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                               + tools.definitions.map(\.name).joined(separator: ", "), isError: true)
         }
         do {
-            return try await withThrowingTaskGroup(of: ToolOutput?.self) { group in
-                group.addTask { try await tool.execute(use.input) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                let first = try await group.next()!
-                group.cancelAll()
-                guard let output = first else {
-                    return ToolOutput(content: "The tool \"\(use.name)\" timed out after \(milliseconds(timeout)) ms.", isError: true)
-                }
-                return output
+            guard let output = try await withTimeout(timeout, { try await tool.execute(use.input) }) else {
+                return ToolOutput(content: "The tool \"\(use.name)\" timed out after \(timeout.inMilliseconds) ms.", isError: true)
             }
+            return output
         } catch is CancellationError {
             return ToolOutput(content: "The tool \"\(use.name)\" was cancelled.", isError: true)
         } catch {
@@ -181,6 +172,3 @@ struct EmitFailure: Error {
     let underlying: any Error
 }
 
-func milliseconds(_ duration: Duration) -> Int {
-    Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-}

@@ -39,10 +39,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let database: any SQLDatabase
     do {
-        if let path = configuration.databasePath, path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") {
+        if case .postgres(let url) = configuration.database {
             // The pool runs as a service; the schema is prepared once it is up, and tools wait for that.
             let gate = ReadinessGate()
-            let postgres = try PostgresDatabase(url: path, logger: logger) { [logger] database in
+            let postgres = try PostgresDatabase(url: url, logger: logger) { [logger] database in
                 let seeded = try await HRSchema.prepare(database)
                 logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
                 gate.open()
@@ -50,12 +50,12 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
             services.append(postgres)
             database = GatedDatabase(base: postgres, gate: gate)
         } else {
-            database = try configuration.databasePath.map { try SQLiteDatabase(path: $0) } ?? SQLiteDatabase()
+            database = try configuration.database.openSQLite()!
             let seeded = try await HRSchema.prepare(database)
             logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
         }
     } catch {
-        throw StartupError(description: "cannot start: the HR database at \(configuration.databasePath ?? ":memory:") "
+        throw StartupError(description: "cannot start: the HR database at \(configuration.database) "
                            + "cannot be opened or prepared: \(error)")
     }
     var registry = ToolRegistry()
@@ -120,8 +120,7 @@ public func buildRouter<Model: LanguageModel>(
     router.post("/mcp/chat/stream") { request, context in
         var request = request
         guard let model else {
-            throw APIError(.serviceUnavailable, code: "not_configured",
-                           message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
+            throw APIError.streamingNotConfigured
         }
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let loop = AgentLoop(model: model, tools: tools, configuration: configuration.loop)
@@ -133,12 +132,9 @@ public func buildRouter<Model: LanguageModel>(
     }
     router.get("/health") { _, _ in
         // Degraded (still 200: the server answers) while an MCP server is being reconnected.
-        let down = mcpServers.filter { !$0.isConnected }.map(\.name)
-        return try Response.json(HealthResponse(
-            status: down.isEmpty ? "ok" : "degraded",
-            mcpServers: mcpServers.isEmpty ? nil : Dictionary(uniqueKeysWithValues: mcpServers.map {
-                ($0.name, $0.isConnected ? "connected" : "reconnecting")
-            })))
+        let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
+        return try Response.json(HealthResponse(status: states.values.contains("reconnecting") ? "degraded" : "ok",
+                                                mcpServers: states.isEmpty ? nil : states))
     }
     router.get("/rules") { _, _ in
         try Response.json(RulesStatusResponse(store))
@@ -161,8 +157,7 @@ public func buildRouter<Model: LanguageModel>(
             return try Response.json(advice)
         }
         guard let model else {
-            throw APIError(.serviceUnavailable, code: "not_configured",
-                           message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
+            throw APIError.streamingNotConfigured
         }
         var loopConfiguration = configuration.loop
         loopConfiguration.model = advice.model ?? configuration.defaultModel
@@ -171,14 +166,31 @@ public func buildRouter<Model: LanguageModel>(
         routed.model = nil  // the route chooses the model
         let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
         var headers = HTTPFields()
-        headers[HTTPField.Name("X-Switchboard-Complexity")!] = advice.complexity
-        headers[HTTPField.Name("X-Switchboard-Route")!] = advice.route
-        headers[HTTPField.Name("X-Switchboard-Model")!] = loopConfiguration.model
-        headers[HTTPField.Name("X-Switchboard-Rules-Version")!] = advice.rulesVersion
+        headers[.switchboardComplexity] = advice.complexity
+        headers[.switchboardRoute] = advice.route
+        headers[.switchboardModel] = loopConfiguration.model
+        headers[.switchboardRulesVersion] = advice.rulesVersion
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
                                    logger: logger, metrics: metrics, extraHeaders: headers)
     }
     return router
+}
+
+extension APIError {
+    /// The stream endpoints without an API key (everything else still works).
+    static var streamingNotConfigured: APIError {
+        APIError(.serviceUnavailable, code: "not_configured",
+                 message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
+    }
+}
+
+extension HTTPField.Name {
+    /// What smart routing chose, on `POST /mcp/chat` streams (exposed to other origins by CORS).
+    static let switchboardComplexity = HTTPField.Name("X-Switchboard-Complexity")!
+    static let switchboardRoute = HTTPField.Name("X-Switchboard-Route")!
+    static let switchboardModel = HTTPField.Name("X-Switchboard-Model")!
+    static let switchboardRulesVersion = HTTPField.Name("X-Switchboard-Rules-Version")!
+    static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardModel, .switchboardRulesVersion]
 }
 
 /// Analyses a chat with the rules in service now (a request keeps the rules it started with).

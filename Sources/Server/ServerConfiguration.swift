@@ -1,6 +1,7 @@
 import ChatPipeline
 import Foundation
 import Logging
+import Tools
 import Upstream
 
 /// Everything `switchboard serve` can be told, with defaults that run on a fresh machine.
@@ -18,8 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// The Anthropic client's settings; `nil` without `ANTHROPIC_API_KEY`, and then the stream endpoint answers 503.
     public var anthropic: AnthropicConfiguration?
-    /// The HR database file (SQLite, created and seeded on first start); `nil` keeps it in memory.
-    public var databasePath: String? = "data/switchboard.sqlite"
+    /// The HR database: a SQLite file (created and seeded on first start), in memory, or PostgreSQL.
+    public var database: DatabaseLocation = .sqlite(path: "data/switchboard.sqlite")
     /// An MCP configuration file (`{"mcpServers": {…}}`, the desktop clients' format) naming servers whose
     /// tools join the built-in ones; `nil` for none.
     public var mcpConfigPath: String?
@@ -56,7 +57,7 @@ public struct ServerConfiguration: Sendable {
             self.anthropic = anthropic
         }
         if let seconds = Self.seconds(environment["SWITCHBOARD_KEEPALIVE_SECONDS"]) { keepaliveInterval = seconds }
-        if let path = environment["SWITCHBOARD_DATABASE"], !path.isEmpty { databasePath = path == ":memory:" ? nil : path }
+        if let spec = environment["SWITCHBOARD_DATABASE"], !spec.isEmpty { database = DatabaseLocation(spec) }
         if let path = environment["SWITCHBOARD_MCP_CONFIG"], !path.isEmpty { mcpConfigPath = path }
         if let origins = environment["SWITCHBOARD_CORS_ORIGINS"] { cors = CORSPolicy(origins) }
         loop.model = defaultModel

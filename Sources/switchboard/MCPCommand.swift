@@ -15,11 +15,7 @@ struct MCPCommand: AsyncParsableCommand {
 
     func run() async throws {
         // Standard output carries the protocol: every log line goes to standard error.
-        let logger = {
-            var logger = Logger(label: "switchboard.mcp") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-            return logger
-        }()
+        let logger = standardErrorLogger(label: "switchboard.mcp")
         try await withHRDatabase(database, logger: logger) { db in
             var registry = ToolRegistry()
             registry.register(HRTools.all(database: db), source: "built-in")

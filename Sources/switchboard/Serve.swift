@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import Prometheus
 import Server
+import Tools
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,7 +54,7 @@ struct Serve: AsyncParsableCommand {
         if let host { configuration.host = host }
         if let port { configuration.port = port }
         if let rules { configuration.rulesPath = rules }
-        if let database { configuration.databasePath = database == ":memory:" ? nil : database }
+        if let database { configuration.database = DatabaseLocation(database) }
         if let mcpConfig { configuration.mcpConfigPath = mcpConfig }
         if let corsOrigins { configuration.cors = CORSPolicy(corsOrigins) }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }

@@ -21,11 +21,7 @@ struct ToolsCommand: AsyncParsableCommand {
     var input = "{}"
 
     func run() async throws {
-        let logger = {
-            var logger = Logger(label: "switchboard.tools") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = .warning
-            return logger
-        }()
+        let logger = standardErrorLogger(label: "switchboard.tools")
         let (name, input) = (name, input)
         try await withHRDatabase(database, logger: logger) { db in
             var registry = ToolRegistry()

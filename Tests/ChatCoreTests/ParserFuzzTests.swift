@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import TestSupport
 import Testing
 
 /// Seeded, so every run mutates the same way and a failure can be replayed.
@@ -39,7 +40,7 @@ private func hasRepeatedKey(_ text: String) -> Bool {
     return Set(keys).count < keys.count
 }
 
-@Suite("Parsers under mutated input")
+@Suite("Parsers under mutated input", .cpuQuiet)
 struct ParserFuzzTests {
     @Test("the JSON parser accepts exactly what Foundation accepts, and agrees on the value, over 20,000 mutations")
     func jsonDifferential() throws {

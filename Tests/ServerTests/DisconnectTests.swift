@@ -4,11 +4,12 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Synchronization
+import TestSupport
 import Testing
 @testable import Server
 
 /// A client that hangs up: in every phase, the upstream request and running tools stop within 100 ms.
-@Suite("Client disconnect", .serialized, .timeLimit(.minutes(1)))
+@Suite("Client disconnect", .serialized, .timeLimit(.minutes(1)), .cpuQuiet)
 struct DisconnectTests {
     /// Streams until `hangUpAfter` returns true, hangs up, and returns when it did.
     private func hangUp(port: Int, after hangUpAfter: @escaping @Sendable (ReceivedStream) -> Bool) async throws -> ContinuousClock.Instant {

@@ -340,7 +340,7 @@ struct PostgresServerTests {
                 group.cancelAll()
             }
             var config = streamingConfiguration(mock)
-            config.databasePath = url
+            config.database = .postgres(url: url)
             let app = try await buildApplication(configuration: config)
             try await app.test(.live) { client in
                 let port = try #require(client.port)

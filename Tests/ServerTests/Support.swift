@@ -56,7 +56,7 @@ func configuration(rules path: String?, maxBodyBytes: Int = 1 << 20) -> ServerCo
     configuration.maxBodyBytes = maxBodyBytes
     configuration.rulesPollInterval = .milliseconds(50)
     configuration.logLevel = .critical
-    configuration.databasePath = nil
+    configuration.database = .memory
     return configuration
 }
 

@@ -15,8 +15,6 @@ private let quietLogger: Logger = {
     return logger
 }()
 
-private func text(_ output: ToolOutput) -> String { output.content }
-
 /// Runs `body` with the connection's service (reconnection) running beside it.
 private func withService<T: Sendable>(_ connection: MCPServerConnection,
                                       _ body: @Sendable () async throws -> T) async throws -> T {
@@ -60,7 +58,7 @@ final class PythonHTTPServer: Sendable {
     }
 }
 
-@Suite("MCP client against fastmcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"))
+@Suite("MCP client against fastmcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"), .cpuQuiet)
 struct MCPClientTests {
     let stdio = MCPConfiguration.ServerSpec(command: "python3", args: [FastMCP.serverScript])
 
@@ -94,7 +92,7 @@ struct MCPClientTests {
         let failed = try await #require(tools["fail"]).execute([:])
         #expect(failed.isError)
         #expect(failed.content.contains("the python tool failed on purpose"))
-        try await withService(connection) {}
+        await connection.disconnect()
     }
 
     @Test("stdio: a server that dies fails its call cleanly, its tools fail while down, and it is reconnected")
@@ -132,7 +130,7 @@ struct MCPClientTests {
         #expect(ContinuousClock.now - started < .seconds(2))
         let sum = try await #require(tools["add"]).execute(["a": 1, "b": 1])
         #expect(sum.content == "2")
-        try await withService(connection) {}
+        await connection.disconnect()
     }
 
     @Test("stdio: a command that does not exist fails to start with a clear error")

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("switchboard mcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"))
+@Suite("switchboard mcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"), .cpuQuiet)
 struct MCPServeTests {
     @Test("an independent MCP client (fastmcp over stdio) lists and calls the same tools the stream uses")
     func fastMCPClient() throws {

@@ -23,7 +23,6 @@ public enum CORSPolicy: Sendable, Equatable {
 struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: CORSPolicy
 
-    static var exposed: String { "X-Switchboard-Complexity, X-Switchboard-Route, X-Switchboard-Model, X-Switchboard-Rules-Version" }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let origin = request.headers[.origin], let allowed = allowedOrigin(origin) else {
@@ -38,7 +37,7 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
             headers[.accessControlMaxAge] = "600"
             return Response(status: .noContent, headers: headers)
         }
-        headers[.accessControlExposeHeaders] = Self.exposed
+        headers[.accessControlExposeHeaders] = exposedRoutingHeaders
         var response: Response
         do {
             response = try await next(request, context)
@@ -58,3 +57,6 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+/// The smart-routing headers a page on another origin may read.
+private let exposedRoutingHeaders = HTTPField.Name.routingHeaders.map(\.rawName).joined(separator: ", ")

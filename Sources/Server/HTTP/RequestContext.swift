@@ -56,18 +56,12 @@ extension Channel {
             if !channel.isActive { handle.cancel() }
             try channel.pipeline.syncOperations.addHandler(InboundCloseHandler { handle.cancel() }, name: name, position: .first)
         }.get()
-        // The handle forgets the task before this function returns, so the task is never touched after it ends.
-        defer { handle.forget() }
-        do {
-            let value = try await body()
-            handle.forget()
-            try? await pipeline.removeHandler(name: name).get()
-            return value
-        } catch {
-            handle.forget()
-            try? await pipeline.removeHandler(name: name).get()
-            throw error
-        }
+        let outcome: Result<T, any Error>
+        do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+        // Forgotten before this function returns, so the task is never touched after it ends.
+        handle.forget()
+        try? await pipeline.removeHandler(name: name).get()
+        return try outcome.get()
     }
 }
 

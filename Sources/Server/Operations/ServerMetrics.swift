@@ -35,32 +35,51 @@ public final class ServerMetrics: Sendable {
             buckets: [.microseconds(5), .microseconds(10), .microseconds(20), .microseconds(50), .microseconds(200), .milliseconds(1)])
     }
 
-    private struct RequestKey: Hashable {
-        let method: HTTPRequest.Method
-        let path: String
-        let status: Int
+    /// A labelled series: the metric's name and its label values.
+    private struct SeriesKey: Hashable {
+        let name: String
+        let values: [String]
     }
 
-    /// The request metrics per method, route and status, made once (the registry's lookup builds names and
-    /// compares label lists on every call).
-    private let requestSeries = Mutex<[RequestKey: (Counter, DurationHistogram)]>([:])
+    /// Every labelled series, made once: the registry's own lookup builds the full name and compares label
+    /// lists on each call, which requests, analyses and tool calls need not pay again and again.
+    private let counters = Mutex<[SeriesKey: Counter]>([:])
+    private let histograms = Mutex<[SeriesKey: DurationHistogram]>([:])
+    private let gauges = Mutex<[SeriesKey: Gauge]>([:])
+
+    private func counter(_ name: String, _ help: @autoclosure () -> String, _ labels: [(String, String)]) -> Counter {
+        Self.cached(counters, name, labels) { registry.makeCounter(descriptor: .switchboard(name, help()), labels: labels) }
+    }
+
+    private func histogram(_ name: String, _ help: @autoclosure () -> String, _ labels: [(String, String)],
+                           buckets: [Duration]) -> DurationHistogram {
+        Self.cached(histograms, name, labels) {
+            registry.makeDurationHistogram(descriptor: .switchboard(name, help()), labels: labels, buckets: buckets)
+        }
+    }
+
+    private func gauge(_ name: String, _ help: @autoclosure () -> String, _ labels: [(String, String)]) -> Gauge {
+        Self.cached(gauges, name, labels) { registry.makeGauge(descriptor: .switchboard(name, help()), labels: labels) }
+    }
+
+    /// The series `name` with these label values from `cache`, made with `make` the first time.
+    private static func cached<Series>(_ cache: borrowing Mutex<[SeriesKey: Series]>, _ name: String, _ labels: [(String, String)],
+                                       _ make: () -> Series) -> Series {
+        cache.withLock { made in
+            let key = SeriesKey(name: name, values: labels.map(\.1))
+            if let series = made[key] { return series }
+            let series = make()
+            made[key] = series
+            return series
+        }
+    }
 
     func request(method: HTTPRequest.Method, path: String, status: HTTPResponse.Status, duration: Duration) {
-        let key = RequestKey(method: method, path: path, status: status.code)
-        let (counter, histogram) = requestSeries.withLock { series in
-            if let made = series[key] { return made }
-            let made = (
-                registry.makeCounter(descriptor: .switchboard("http_requests_total", "HTTP requests answered."),
-                                     labels: [("method", method.rawValue), ("path", path), ("status", String(status.code))]),
-                registry.makeDurationHistogram(
-                    descriptor: .switchboard("http_request_duration_seconds",
-                                             "HTTP requests from arrival to the end of the response body (streams included)."),
-                    labels: [("path", path)], buckets: Self.requestBuckets))
-            series[key] = made
-            return made
-        }
-        counter.increment()
-        histogram.record(duration)
+        counter("http_requests_total", "HTTP requests answered.",
+                [("method", method.rawValue), ("path", path), ("status", String(status.code))]).increment()
+        histogram("http_request_duration_seconds",
+                  "HTTP requests from arrival to the end of the response body (streams included).",
+                  [("path", path)], buckets: Self.requestBuckets).record(duration)
     }
 
     func streamOpened() { streamsOpen.increment() }
@@ -70,39 +89,33 @@ public final class ServerMetrics: Sendable {
         streamsOpen.decrement()
         streamEvents.increment(by: Int64(events))
         streamDuration.record(duration)
-        registry.makeCounter(descriptor: .switchboard("streams_total", "Chat streams ended, by how they ended."),
-                             labels: [("outcome", outcome)]).increment()
+        counter("streams_total", "Chat streams ended, by how they ended.", [("outcome", outcome)]).increment()
         if let errorCode {
-            registry.makeCounter(descriptor: .switchboard("stream_errors_total", "Chat streams ended by an error event, by its code."),
-                                 labels: [("code", errorCode)]).increment()
+            counter("stream_errors_total", "Chat streams ended by an error event, by its code.", [("code", errorCode)]).increment()
         }
     }
 
     func analysis(complexity: String, route: String, endpoint: String, duration: Duration) {
         analysisDuration.record(duration)
-        registry.makeCounter(descriptor: .switchboard("analyses_total", "Chats analysed, by the level and route chosen."),
-                             labels: [("complexity", complexity), ("route", route), ("endpoint", endpoint)]).increment()
+        counter("analyses_total", "Chats analysed, by the level and route chosen.",
+                [("complexity", complexity), ("route", route), ("endpoint", endpoint)]).increment()
     }
 
     /// `status`: `completed`, `failed` or `cancelled`.
     func toolCall(_ tool: String, status: String, duration: Duration) {
-        registry.makeCounter(descriptor: .switchboard("tool_calls_total", "Tool calls, by tool and outcome."),
-                             labels: [("tool", tool), ("status", status)]).increment()
-        registry.makeDurationHistogram(descriptor: .switchboard("tool_duration_seconds", "Tool call execution time."), labels: [("tool", tool)],
-                                       buckets: Self.toolBuckets)
+        counter("tool_calls_total", "Tool calls, by tool and outcome.", [("tool", tool), ("status", status)]).increment()
+        histogram("tool_duration_seconds", "Tool call execution time.", [("tool", tool)], buckets: Self.toolBuckets)
             .record(duration)
     }
 
     func rulesReload(accepted: Bool) {
-        registry.makeCounter(
-            descriptor: .switchboard("rules_reloads_total", "Rules file reloads, accepted or rejected (the last good rules keep serving)."),
-            labels: [("result", accepted ? "accepted" : "rejected")]).increment()
+        counter("rules_reloads_total", "Rules file reloads, accepted or rejected (the last good rules keep serving).",
+                [("result", accepted ? "accepted" : "rejected")]).increment()
     }
 
     func mcpServer(_ name: String, up: Bool) {
-        registry.makeGauge(
-            descriptor: .switchboard("mcp_server_up", "1 while the MCP server is connected, 0 while it is being reconnected."),
-            labels: [("server", name)]).set(up ? 1.0 : 0.0)
+        gauge("mcp_server_up", "1 while the MCP server is connected, 0 while it is being reconnected.", [("server", name)])
+            .set(up ? 1.0 : 0.0)
     }
 }
 

@@ -5,7 +5,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import Synchronization
 
 /// The SSE response of `POST /mcp/chat/stream`.
 ///
@@ -73,7 +72,7 @@ enum ChatStream {
                                      events: tally.events, duration: elapsed)
                 logger.info("stream finished", metadata: [
                     "events": "\(tally.events)", "last": "\(tally.last)",
-                    "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+                    "ms": "\(elapsed.inMilliseconds)",
                 ])
             } catch {
                 // The client left (or the connection failed): everything under it was cancelled.
@@ -124,48 +123,5 @@ private final class SharedBodyWriter: @unchecked Sendable {
         await mutex.lock()
         closed = true
         mutex.unlock()
-    }
-}
-
-/// A mutual exclusion lock for async code: `lock()` suspends only while another task holds it, and hands
-/// it over in arrival order.
-final class AsyncMutex: Sendable {
-    private struct State {
-        var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    private let state = Mutex(State())
-
-    func lock() async {
-        let acquired = state.withLock { state in
-            guard !state.locked else { return false }
-            state.locked = true
-            return true
-        }
-        if acquired { return }
-        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state in
-                guard state.locked else {
-                    state.locked = true
-                    return true
-                }
-                state.waiters.append(waiter)
-                return false
-            }
-            if now { waiter.resume() }
-        }
-    }
-
-    /// Releases the lock, passing it straight to the first waiter if there is one.
-    func unlock() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.waiters.isEmpty else {
-                state.locked = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }

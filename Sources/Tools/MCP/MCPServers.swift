@@ -161,7 +161,8 @@ public final class MCPServerConnection: Service, Sendable {
             throw ToolError("MCP server \"\(name)\" has no command or URL")
         }
         do {
-            let tools = try await withTimeout(connectTimeout, onTimeout: { await client.disconnect() }) {
+            // The SDK's requests do not heed cancellation: disconnecting fails them when time is up.
+            let listed = try await withTimeout(connectTimeout, onTimeout: { await client.disconnect() }) {
                 _ = try await client.connect(transport: transport)
                 var tools: [ToolDefinition] = []
                 var cursor: String?
@@ -174,7 +175,8 @@ public final class MCPServerConnection: Service, Sendable {
                 } while cursor != nil
                 return tools
             }
-            definitions.withLock { $0 = tools }
+            guard let listed else { throw ToolError("no answer within \(connectTimeout)") }
+            definitions.withLock { $0 = listed }
         } catch {
             await client.disconnect()
             process?.terminate()
@@ -214,7 +216,8 @@ public final class MCPServerConnection: Service, Sendable {
         }
     }
 
-    private func disconnect() async {
+    /// Ends the connection and its process; `run()` does this when the service stops.
+    func disconnect() async {
         let (client, process, pipes) = live.withLock { state in
             defer { state.client = nil; state.process = nil; state.pipes = [] }
             return (state.client, state.process, state.pipes)
@@ -268,22 +271,5 @@ struct MCPRemoteTool: ChatCore.Tool {
 
     func execute(_ input: JSONValue) async throws -> ToolOutput {
         try await connection.call(definition.name, input)
-    }
-}
-
-/// Runs `operation`, giving up after `limit`.
-/// `onTimeout` runs when time is up, to unblock an operation that does not heed cancellation.
-func withTimeout<T: Sendable>(_ limit: Duration, onTimeout: @Sendable () async -> Void = {},
-                              _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask { try await Task.sleep(for: limit); return nil }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let first else {
-            await onTimeout()
-            throw ToolError("timed out after \(limit)")
-        }
-        return first
     }
 }
