@@ -16,7 +16,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Already in the graph through AsyncHTTPClient; used for the rules fingerprint.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"6.0.0"),
-        // Already in the graph through Hummingbird; AsyncChannel carries events to the response writer.
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
@@ -24,10 +23,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
-        // Pure: rules model, YAML loading with diagnostics, analyzer.
-        .target(name: "Routing", dependencies: [.product(name: "Yams", package: "Yams")]),
-        // Pure: chat request model, stream events, SSE encoding and decoding.
+        // Pure: chat request model, stream events, SSE encoding and decoding, the shared vocabulary.
         .target(name: "ChatCore"),
+        // Pure: rules model, YAML loading with diagnostics, analyzer, the analysis report.
+        .target(name: "Routing", dependencies: ["ChatCore", .product(name: "Yams", package: "Yams")]),
+        // Rules files on disk: where the rules come from, reading them, their fingerprint (Routing's I/O edge,
+        // shared by the server and the rules commands).
+        .target(name: "RulesFiles", dependencies: ["Routing", .product(name: "Crypto", package: "swift-crypto")]),
         // Anthropic (and later OpenAI-compatible) streaming clients.
         .target(name: "Upstream", dependencies: [
             "ChatCore",
@@ -49,23 +51,21 @@ let package = Package(
         .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
         // Hummingbird application: routes, SSE responses, configuration, rules watching.
         .target(name: "Server", dependencies: [
-            "Routing", "ChatCore", "ChatPipeline", "Upstream", "Tools",
+            "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .executableTarget(name: "switchboard", dependencies: [
-            "Server", "Routing", "ChatCore", "Tools",
+            "Server", "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Tools",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "RulesFiles"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
         .testTarget(name: "ToolsTests", dependencies: ["Tools", "TestSupport"]),
@@ -74,9 +74,9 @@ let package = Package(
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),
-        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock"]),
+        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock", "TestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "AnthropicMock", "Tools", "TestSupport",
+            "Server", "RulesFiles", "AnthropicMock", "Tools", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

@@ -41,10 +41,10 @@ public struct ModelTurn: Sendable, Hashable {
     public var content: [JSONValue]
     /// Tool calls that completed; a call cut off (for example by `max_tokens`) is never here.
     public var toolUses: [ToolUse]
-    public var stopReason: String
+    public var stopReason: StopReason
     public var usage: Usage
 
-    public init(content: [JSONValue], toolUses: [ToolUse], stopReason: String, usage: Usage) {
+    public init(content: [JSONValue], toolUses: [ToolUse], stopReason: StopReason, usage: Usage) {
         self.content = content
         self.toolUses = toolUses
         self.stopReason = stopReason

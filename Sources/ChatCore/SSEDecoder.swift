@@ -16,7 +16,8 @@ public struct ServerSentEvent: Sendable, Hashable {
 /// A Server-Sent Events parser, as the WHATWG spec describes it, driven by bytes in chunks of any size.
 ///
 /// Lines end in LF, CR or CRLF (a CRLF split across chunks counts once); text is decoded per complete line,
-/// so a multi-byte character split across chunks survives; comments and unknown fields are skipped; several
+/// so a multi-byte character split across chunks survives; comments go to `comment` (a keepalive is one),
+/// unknown fields are skipped; several
 /// `data:` lines join with newlines; an event is dispatched at a blank line, and one cut off by the end of
 /// input is not.
 public struct SSEDecoder: Sendable {
@@ -34,14 +35,18 @@ public struct SSEDecoder: Sendable {
 
     public init() {}
 
-    /// Feeds bytes, calling `dispatch` for each complete event.
-    public mutating func feed(_ bytes: some Sequence<UInt8>, dispatch: (ServerSentEvent) throws -> Void) throws {
+    /// Feeds bytes, calling `dispatch` for each complete event and `comment` with each comment line's text
+    /// (after the colon and one space: `keepalive` for `: keepalive`).
+    public mutating func feed(_ bytes: some Sequence<UInt8>, comment: (String) throws -> Void = { _ in },
+                              dispatch: (ServerSentEvent) throws -> Void) throws {
         let array = Array(bytes)
-        try array.withUnsafeBytes { try feed($0, dispatch: dispatch) }
+        try array.withUnsafeBytes { try feed($0, comment: comment, dispatch: dispatch) }
     }
 
-    /// Feeds bytes from a buffer (the fast path: no per-byte generic calls), calling `dispatch` per event.
-    public mutating func feed(_ buffer: UnsafeRawBufferPointer, dispatch: (ServerSentEvent) throws -> Void) throws {
+    /// Feeds bytes from a buffer (the fast path: no per-byte generic calls), calling `dispatch` per event and
+    /// `comment` per comment line.
+    public mutating func feed(_ buffer: UnsafeRawBufferPointer, comment: (String) throws -> Void = { _ in },
+                              dispatch: (ServerSentEvent) throws -> Void) throws {
         let count = buffer.count
         var index = 0
         while index < count {
@@ -60,12 +65,12 @@ public struct SSEDecoder: Sendable {
             }
             guard end < count else { return }
             lastWasCR = buffer[end] == 0x0D
-            try endLine(dispatch)
+            try endLine(comment, dispatch)
             index = end + 1
         }
     }
 
-    private mutating func endLine(_ dispatch: (ServerSentEvent) throws -> Void) throws {
+    private mutating func endLine(_ comment: (String) throws -> Void, _ dispatch: (ServerSentEvent) throws -> Void) throws {
         defer { line.removeAll(keepingCapacity: true) }
         if line.isEmpty {
             guard hasData || eventName != nil else { return }
@@ -76,7 +81,11 @@ public struct SSEDecoder: Sendable {
             try dispatch(event)
             return
         }
-        if line[0] == UInt8(ascii: ":") { return }
+        if line[0] == UInt8(ascii: ":") {
+            let start = line.count > 1 && line[1] == UInt8(ascii: " ") ? 2 : 1
+            try comment(String(decoding: line[start...], as: UTF8.self))
+            return
+        }
         let colon = line.firstIndex(of: UInt8(ascii: ":"))
         let nameEnd = colon ?? line.count
         var valueStart = colon.map { $0 + 1 } ?? line.count

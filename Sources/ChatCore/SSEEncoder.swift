@@ -83,7 +83,7 @@ public struct SSEEncoder: Sendable {
             json.raw(",\"iterations\":")
             json.integer(completion.iterations)
             json.raw(",\"stopReason\":")
-            json.string(completion.stopReason)
+            json.string(completion.stopReason.rawValue)
             json.raw(",\"totalTimeMs\":")
             json.integer(completion.totalTimeMs)
             json.raw(",\"usage\":{\"inputTokens\":")
@@ -93,7 +93,7 @@ public struct SSEEncoder: Sendable {
             json.raw("}")
         case .error(let error):
             json.raw(",\"code\":")
-            json.string(error.code)
+            json.string(error.code.rawValue)
             json.raw(",\"message\":")
             json.string(error.message)
             json.raw(",\"retryable\":")

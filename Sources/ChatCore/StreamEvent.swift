@@ -63,11 +63,11 @@ public struct ToolProgress: Sendable, Hashable {
 public struct Completion: Sendable, Hashable {
     public var iterations: Int
     /// The model's last stop reason (`end_turn`, `max_tokens`, …) or `max_iterations`.
-    public var stopReason: String
+    public var stopReason: StopReason
     public var totalTimeMs: Int
     public var usage: Usage
 
-    public init(iterations: Int, stopReason: String, totalTimeMs: Int, usage: Usage) {
+    public init(iterations: Int, stopReason: StopReason, totalTimeMs: Int, usage: Usage) {
         self.iterations = iterations
         self.stopReason = stopReason
         self.totalTimeMs = totalTimeMs
@@ -92,13 +92,13 @@ public struct Usage: Sendable, Hashable {
 
 /// Why a session failed; the stream ends after it.
 public struct StreamError: Error, Sendable, Hashable {
-    /// Stable machine-readable code (`overloaded`, `idle_timeout`, …); see Docs/STREAMING.md.
-    public var code: String
+    /// Stable machine-readable code; see Docs/STREAMING.md.
+    public var code: StreamErrorCode
     public var message: String
     /// Whether sending the same chat again may succeed.
     public var retryable: Bool
 
-    public init(code: String, message: String, retryable: Bool) {
+    public init(code: StreamErrorCode, message: String, retryable: Bool) {
         self.code = code
         self.message = message
         self.retryable = retryable

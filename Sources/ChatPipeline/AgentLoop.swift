@@ -68,12 +68,12 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
 
                 let continues: Bool
                 switch turn.stopReason {
-                case "tool_use" where !turn.toolUses.isEmpty:
+                case .toolUse where !turn.toolUses.isEmpty:
                     let results = try await runTools(turn.toolUses, emit: send)
                     messages.append(ChatMessage(role: .assistant, content: .blocks(turn.content)))
                     messages.append(ChatMessage(role: .user, content: .blocks(results)))
                     continues = true
-                case "pause_turn":
+                case .pauseTurn:
                     // A long server-side turn was paused: sending it back as it is lets the model go on.
                     messages.append(ChatMessage(role: .assistant, content: .blocks(turn.content)))
                     continues = true
@@ -86,7 +86,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                     return
                 }
                 if iteration >= configuration.maxIterations {
-                    try await send(.complete(Completion(iterations: iteration, stopReason: "max_iterations",
+                    try await send(.complete(Completion(iterations: iteration, stopReason: .maxIterations,
                                                         totalTimeMs: (clock.now - started).inMilliseconds, usage: usage)))
                     return
                 }
@@ -100,7 +100,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
             throw CancellationError()
         } catch {
             try Task.checkCancellation()
-            try await emit(.error(StreamError(code: "internal_error", message: "Switchboard failed: \(type(of: error)).",
+            try await emit(.error(StreamError(code: .internalError, message: "Switchboard failed: \(type(of: error)).",
                                               retryable: true)))
         }
     }

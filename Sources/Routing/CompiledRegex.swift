@@ -54,11 +54,7 @@ struct CompiledRegex: @unchecked Sendable {
             guard index < chars.count else { return false }
             switch chars[index] {
             case "*", "+": return true
-            case "{":
-                var j = index + 1
-                var text = ""
-                while j < chars.count, chars[j] != "}" { text.unicodeScalars.append(chars[j]); j += 1 }
-                return j < chars.count && text.hasSuffix(",")
+            case "{": return BraceQuantifier(chars, at: index)?.isUnbounded == true
             default: return false
             }
         }

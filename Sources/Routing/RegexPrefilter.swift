@@ -166,15 +166,14 @@ enum RegexPrefilter {
             case "*": result = (0, true); index += 1
             case "+": result = (1, true); index += 1
             case "{":
-                var j = index + 1
-                var text = ""
-                while j < chars.count, chars[j] != "}" { text.unicodeScalars.append(chars[j]); j += 1 }
-                guard j < chars.count else { valid = false; return (1, false) }
-                let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-                guard let minimum = Int(parts[0]) else { valid = false; return (1, false) }
-                index = j + 1
-                result = (minimum, parts.count > 1)
-                if minimum > 1 || (parts.count > 1 && parts[1] != "" && Int(parts[1]) != minimum) { result.1 = true }
+                guard let quantifier = BraceQuantifier(chars, at: index), let minimum = quantifier.minimum else {
+                    valid = false
+                    return (1, false)
+                }
+                index = quantifier.end
+                let maximum = quantifier.maximumText
+                result = (minimum, maximum != nil)
+                if minimum > 1 || (maximum.map { $0 != "" && Int($0) != minimum } ?? false) { result.1 = true }
             default:
                 return (1, false)
             }

@@ -1,3 +1,5 @@
+import ChatCore
+
 /// Loads rules YAML: parse, validate, compile, then run the file's examples. Pure: text in, values out.
 public enum RuleSetLoader {
     /// What a load produced.
@@ -47,9 +49,9 @@ public struct ExampleResult: Sendable {
     public var passed: Bool { mismatches.isEmpty }
 
     var failureSummary: String {
-        "example \"\(example.query)\" failed: \(mismatches.joined(separator: "; ")) (score \(format(analysis.score))"
+        "example \"\(example.query)\" failed: \(mismatches.joined(separator: "; ")) (score \(analysis.score.compactText)"
             + (analysis.matchedRules.isEmpty ? ", no rules matched)"
-               : " from \(analysis.matchedRules.map { "\($0.id) \(format($0.weight))" }.joined(separator: ", ")))")
+               : " from \(analysis.matchedRules.map { "\($0.id) \($0.weight.compactText)" }.joined(separator: ", ")))")
     }
 }
 
@@ -68,7 +70,7 @@ public enum ExampleRunner {
                 mismatches.append("expected route \(route), got \(analysis.route.name)")
             }
             if let score = expect.score, score != analysis.score {
-                mismatches.append("expected score \(format(score)), got \(format(analysis.score))")
+                mismatches.append("expected score \(score.compactText), got \(analysis.score.compactText)")
             }
             if let ids = expect.rules, Set(ids) != Set(analysis.matchedRules.map(\.id)) {
                 let got = analysis.matchedRules.map(\.id)

@@ -1,3 +1,4 @@
+import ChatCore
 import Yams
 
 /// Turns rules YAML into a compiled `RuleSet`, collecting every problem with its line and column.
@@ -142,7 +143,7 @@ struct RuleSetParser {
                 if isLast {
                     error("\(context): the last level takes every higher score, so it must not set max_score", at: scoreNode)
                 } else if let maxScore, let previous = levels.last?.maxScore, maxScore <= previous {
-                    error("\(context): max_score \(format(maxScore)) must be greater than the previous level's \(format(previous))",
+                    error("\(context): max_score \(maxScore.compactText) must be greater than the previous level's \(previous.compactText)",
                           at: scoreNode)
                 }
             } else if !isLast {
@@ -391,7 +392,7 @@ struct RuleSetParser {
             return nil
         }
         if let minimum, value < minimum {
-            error("\(what): must be at least \(format(minimum)), found \(format(value))", at: node)
+            error("\(what): must be at least \(minimum.compactText), found \(value.compactText)", at: node)
             return nil
         }
         return value
@@ -431,8 +432,4 @@ struct RuleSetParser {
             diagnostics.append(Diagnostic(.error, "invalid YAML: \(yamlError)", path: path))
         }
     }
-}
-
-func format(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }

@@ -5,14 +5,10 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Routing
+import RulesFiles
 import ServiceLifecycle
 import Tools
 import Upstream
-
-/// Why the server could not start, said in a way an operator can act on.
-public struct StartupError: Error, CustomStringConvertible {
-    public let description: String
-}
 
 /// Builds the application the executable runs and the tests exercise.
 public func buildApplication(configuration: ServerConfiguration, tools extraTools: [any Tool] = [], logger: Logger? = nil,
@@ -39,21 +35,9 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let database: any SQLDatabase
     do {
-        if case .postgres(let url) = configuration.database {
-            // The pool runs as a service; the schema is prepared once it is up, and tools wait for that.
-            let gate = ReadinessGate()
-            let postgres = try PostgresDatabase(url: url, logger: logger) { [logger] database in
-                let seeded = try await HRSchema.prepare(database)
-                logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
-                gate.open()
-            }
-            services.append(postgres)
-            database = GatedDatabase(base: postgres, gate: gate)
-        } else {
-            database = try configuration.database.openSQLite()!
-            let seeded = try await HRSchema.prepare(database)
-            logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
-        }
+        let opened = try await HRDatabase.open(configuration.database, logger: logger)
+        database = opened.database
+        if let pool = opened.service { services.append(pool) }
     } catch {
         throw StartupError(description: "cannot start: the HR database at \(configuration.database) "
                            + "cannot be opened or prepared: \(error)")
@@ -142,17 +126,14 @@ public func buildRouter<Model: LanguageModel>(
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (analysis, rules, micros) = try analyze(chat, with: store, metrics: metrics, endpoint: "analyze")
-        return try Response.json(AnalysisResponse(analysis, rulesVersion: rules.fingerprint, micros: micros,
-                                                  defaultModel: configuration.defaultModel))
+        let (_, report) = try store.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "analyze")
+        return try Response.json(report)
     }
     // Smart routing: analyse, then advise (JSON) or stream (SSE) with the route's model and iteration limit.
     router.post("/mcp/chat") { request, context in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (analysis, rules, micros) = try analyze(chat, with: store, metrics: metrics, endpoint: "chat")
-        let advice = AnalysisResponse(analysis, rulesVersion: rules.fingerprint, micros: micros,
-                                      defaultModel: configuration.defaultModel)
+        let (analysis, advice) = try store.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "chat")
         guard analysis.route.action == .stream else {
             return try Response.json(advice)
         }
@@ -160,7 +141,7 @@ public func buildRouter<Model: LanguageModel>(
             throw APIError.streamingNotConfigured
         }
         var loopConfiguration = configuration.loop
-        loopConfiguration.model = advice.model ?? configuration.defaultModel
+        loopConfiguration.model = advice.model ?? configuration.loop.model
         if let limit = analysis.route.maxIterations { loopConfiguration.maxIterations = limit }
         var routed = chat
         routed.model = nil  // the route chooses the model
@@ -174,73 +155,4 @@ public func buildRouter<Model: LanguageModel>(
                                    logger: logger, metrics: metrics, extraHeaders: headers)
     }
     return router
-}
-
-extension APIError {
-    /// The stream endpoints without an API key (everything else still works).
-    static var streamingNotConfigured: APIError {
-        APIError(.serviceUnavailable, code: "not_configured",
-                 message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
-    }
-}
-
-extension HTTPField.Name {
-    /// What smart routing chose, on `POST /mcp/chat` streams (exposed to other origins by CORS).
-    static let switchboardComplexity = HTTPField.Name("X-Switchboard-Complexity")!
-    static let switchboardRoute = HTTPField.Name("X-Switchboard-Route")!
-    static let switchboardModel = HTTPField.Name("X-Switchboard-Model")!
-    static let switchboardRulesVersion = HTTPField.Name("X-Switchboard-Rules-Version")!
-    static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardModel, .switchboardRulesVersion]
-}
-
-/// Analyses a chat with the rules in service now (a request keeps the rules it started with).
-private func analyze(_ chat: ChatRequest, with store: RulesStore, metrics: ServerMetrics, endpoint: String)
-    throws -> (Analysis, RuleSet, Int)
-{
-    let active = store.active
-    let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
-    let clock = ContinuousClock()
-    let started = clock.now
-    guard let analysis = active.analyzer.analyze(input) else {
-        throw APIError(.badRequest, code: "invalid_request", message: "no user message has text to analyse", field: "messages")
-    }
-    let elapsed = clock.now - started
-    metrics.analysis(complexity: analysis.level.name, route: analysis.route.name, endpoint: endpoint, duration: elapsed)
-    return (analysis, active.rules, Int((elapsed / .microseconds(1)).rounded(.up)))
-}
-
-/// Runs `shutdown` when the server stops, for resources such as the upstream HTTP client.
-struct ShutdownService: Service {
-    let name: String
-    let shutdown: @Sendable () async throws -> Void
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await shutdown()
-    }
-}
-
-/// The body of `GET /health`.
-struct HealthResponse: Encodable {
-    let status: String
-    let mcpServers: [String: String]?
-}
-
-/// The body of `GET /tools`: every tool the model can call, as the model sees it.
-struct ToolListResponse: Encodable {
-    struct Entry: Encodable {
-        let name: String
-        let description: String
-        let inputSchema: JSONValue
-        /// "built-in", or the MCP server it comes from.
-        let source: String?
-    }
-
-    let tools: [Entry]
-
-    init(tools: [ToolDefinition], sources: [String: String]) {
-        self.tools = tools.map {
-            Entry(name: $0.name, description: $0.description, inputSchema: $0.inputSchema, source: sources[$0.name])
-        }
-    }
 }

@@ -14,8 +14,6 @@ public struct ServerConfiguration: Sendable {
     public var rulesPollInterval: Duration = .milliseconds(250)
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes: Int = 1 << 20
-    /// Model used by stream routes that name none.
-    public var defaultModel: String = "claude-sonnet-4-5"
     public var logLevel: Logger.Level = .info
     /// The Anthropic client's settings; `nil` without `ANTHROPIC_API_KEY`, and then the stream endpoint answers 503.
     public var anthropic: AnthropicConfiguration?
@@ -28,7 +26,8 @@ public struct ServerConfiguration: Sendable {
     public var cors: CORSPolicy = .off
     /// How often a `: keepalive` comment goes out on an open stream.
     public var keepaliveInterval: Duration = .seconds(15)
-    /// The agentic loop's defaults (model calls per chat, tokens per call, tool timeout).
+    /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
+    /// calls per chat, tokens per call, tool timeout.
     public var loop = AgentConfiguration()
 
     public init() {}
@@ -40,7 +39,6 @@ public struct ServerConfiguration: Sendable {
         if let port = environment["SWITCHBOARD_PORT"].flatMap(Int.init) { self.port = port }
         if let path = environment["SWITCHBOARD_RULES"] { rulesPath = path }
         if let limit = environment["SWITCHBOARD_MAX_BODY_BYTES"].flatMap(Int.init) { maxBodyBytes = limit }
-        if let model = environment["SWITCHBOARD_DEFAULT_MODEL"] { defaultModel = model }
         if let millis = environment["SWITCHBOARD_RULES_POLL_MS"].flatMap(Int.init), millis > 0 {
             rulesPollInterval = .milliseconds(millis)
         }
@@ -60,7 +58,7 @@ public struct ServerConfiguration: Sendable {
         if let spec = environment["SWITCHBOARD_DATABASE"], !spec.isEmpty { database = DatabaseLocation(spec) }
         if let path = environment["SWITCHBOARD_MCP_CONFIG"], !path.isEmpty { mcpConfigPath = path }
         if let origins = environment["SWITCHBOARD_CORS_ORIGINS"] { cors = CORSPolicy(origins) }
-        loop.model = defaultModel
+        if let model = environment["SWITCHBOARD_DEFAULT_MODEL"], !model.isEmpty { loop.model = model }
         if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }
         if let tokens = environment["SWITCHBOARD_MAX_TOKENS"].flatMap(Int.init), tokens > 0 { loop.maxTokens = tokens }
         if let seconds = Self.seconds(environment["SWITCHBOARD_TOOL_TIMEOUT_SECONDS"]) { loop.toolTimeout = seconds }

@@ -1,28 +1,44 @@
 import Synchronization
 
-/// A latch that opens once: callers of `wait()` suspend until `open()`.
+/// A latch that opens once: callers of `wait()` suspend until `open()`, or until their task is cancelled.
 public final class ReadinessGate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private struct State {
+        var open = false
+        var nextId = 0
+        var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     public func open() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { state in
             state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
+            defer { state.waiters = [:] }
+            return state.waiters.values
         }
         for waiter in waiters { waiter.resume() }
     }
 
-    public func wait() async {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> Bool in
-                if state.open { return true }
-                state.waiters.append(continuation)
-                return false
+    /// Returns once the gate is open; throws `CancellationError` if the task is cancelled first.
+    public func wait() async throws {
+        let id = state.withLock { state in
+            state.nextId += 1
+            return state.nextId
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Void, any Error>? = state.withLock { state in
+                    if state.open { return .success(()) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
         }
     }
 }
@@ -41,12 +57,12 @@ public struct GatedDatabase: SQLDatabase {
     public var description: String { base.description }
 
     public func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
-        await gate.wait()
+        try await gate.wait()
         return try await base.fetch(sql, arguments)
     }
 
     public func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws {
-        await gate.wait()
+        try await gate.wait()
         try await base.transaction(statements)
     }
 }

@@ -14,8 +14,8 @@ public enum SchemaValidator {
 
     private static func check(_ value: JSONValue, _ schema: JSONValue, _ path: String, _ problems: inout [String]) {
         if let allowed = schema["enum"], case .array(let options) = allowed, !options.contains(value) {
-            let list = options.map(describe).joined(separator: ", ")
-            problems.append("\(path): must be one of \(list), got \(describe(value))")
+            let list = options.map(\.briefDescription).joined(separator: ", ")
+            problems.append("\(path): must be one of \(list), got \(value.briefDescription)")
             return
         }
         guard let type = schema["type"]?.stringValue else { return }
@@ -51,21 +51,21 @@ public enum SchemaValidator {
                 problems.append("\(path): at most \(maxLength) characters")
             }
             if schema["format"]?.stringValue == "date", !isDate(text) {
-                problems.append("\(path): expected a date as YYYY-MM-DD, got \(describe(value))")
+                problems.append("\(path): expected a date as YYYY-MM-DD, got \(value.briefDescription)")
             }
         case ("integer", .number(let number)) where number.rounded() == number,
              ("number", .number(let number)):
             if case .number(let minimum)? = schema["minimum"], number < minimum {
-                problems.append("\(path): must be at least \(format(minimum)), got \(format(number))")
+                problems.append("\(path): must be at least \(minimum.compactText), got \(number.compactText)")
             }
             if case .number(let maximum)? = schema["maximum"], number > maximum {
-                problems.append("\(path): must be at most \(format(maximum)), got \(format(number))")
+                problems.append("\(path): must be at most \(maximum.compactText), got \(number.compactText)")
             }
         case ("boolean", .bool):
             break
         default:
             let expected = type == "integer" ? "a whole number" : (type == "object" ? "an object" : (type == "array" ? "an array" : "a \(type)"))
-            problems.append("\(path): expected \(expected), got \(describe(value))")
+            problems.append("\(path): expected \(expected), got \(value.briefDescription)")
         }
     }
 
@@ -76,18 +76,4 @@ public enum SchemaValidator {
         return year >= 1900 && (1...12).contains(month) && (1...31).contains(day)
     }
 
-    private static func describe(_ value: JSONValue) -> String {
-        switch value {
-        case .string(let text): "\"\(text.count > 40 ? String(text.prefix(40)) + "…" : text)\""
-        case .number(let number): format(number)
-        case .bool(let flag): flag ? "true" : "false"
-        case .null: "null"
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
-
-    private static func format(_ number: Double) -> String {
-        number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
-    }
 }

@@ -60,8 +60,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
         self.configuration = configuration
         self.logger = logger
         var httpConfiguration = HTTPClient.Configuration(
-            timeout: .init(connect: .nanoseconds(Int64(configuration.timeouts.connect.nanoseconds)),
-                           read: .nanoseconds(Int64(configuration.timeouts.idle.nanoseconds))))
+            timeout: .init(connect: TimeAmount(configuration.timeouts.connect), read: TimeAmount(configuration.timeouts.idle)))
         httpConfiguration.decompression = .disabled
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60),
                                                  concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnections)
@@ -103,7 +102,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
                     }
                 } }
             } catch {
-                throw StreamError(code: "upstream_protocol_error", message: "The model service sent a line longer than 4 MiB.",
+                throw StreamError(code: .upstreamProtocolError, message: "The model service sent a line longer than 4 MiB.",
                                   retryable: false)
             }
             // Events go out before anything else happens, errors included: what arrived is delivered.
@@ -114,7 +113,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
                 throw error
             }
             if clock.now > deadline {
-                throw StreamError(code: "overall_timeout",
+                throw StreamError(code: .overallTimeout,
                                   message: "The model call took longer than \(Self.describe(configuration.timeouts.overall)).",
                                   retryable: true)
             }
@@ -140,7 +139,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
             let failure: StreamError
             let retryAfter: Duration?
             do {
-                let response = try await http.execute(request, deadline: .now() + .nanoseconds(configuration.timeouts.firstByte.nanoseconds))
+                let response = try await http.execute(request, deadline: .now() + TimeAmount(configuration.timeouts.firstByte))
                 if response.status == .ok { return response }
                 let errorBody = try? await response.body.collect(upTo: 64 << 10)
                 let error = Self.httpError(status: response.status, body: errorBody, requestId: response.headers.first(name: "request-id"))
@@ -164,7 +163,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
             }
             guard ContinuousClock().now + delay < deadline else { throw failure }
             logger.notice("model call failed, retrying", metadata: [
-                "attempt": "\(attempt)", "code": "\(failure.code)", "delay_ms": "\(delay.nanoseconds / 1_000_000)",
+                "attempt": "\(attempt)", "code": "\(failure.code.rawValue)", "delay_ms": "\(delay.inMilliseconds)",
             ])
             try await Task.sleep(for: delay)
         }
@@ -242,36 +241,30 @@ public final class AnthropicClient: LanguageModel, Sendable {
     /// `beforeHead`: no response head yet, so silence is a first-byte timeout whichever timer noticed it.
     static func transportError(_ error: any Error, timeouts: AnthropicConfiguration.Timeouts, beforeHead: Bool = false) -> StreamError {
         guard let error = error as? HTTPClientError else {
-            return StreamError(code: "upstream_unreachable", message: "Could not reach the model service (\(type(of: error))).",
+            return StreamError(code: .upstreamUnreachable, message: "Could not reach the model service (\(type(of: error))).",
                                retryable: true)
         }
         switch error {
         case .connectTimeout, .tlsHandshakeTimeout:
-            return StreamError(code: "connect_timeout", message: "Could not connect to the model service within \(describe(timeouts.connect)).",
+            return StreamError(code: .connectTimeout, message: "Could not connect to the model service within \(describe(timeouts.connect)).",
                                retryable: true)
         case .deadlineExceeded, .readTimeout where beforeHead:
-            return StreamError(code: "first_byte_timeout", message: "The model service did not answer within \(describe(timeouts.firstByte)).",
+            return StreamError(code: .firstByteTimeout, message: "The model service did not answer within \(describe(timeouts.firstByte)).",
                                retryable: true)
         case .readTimeout:
-            return StreamError(code: "idle_timeout", message: "The model service went silent for \(describe(timeouts.idle)).",
+            return StreamError(code: .idleTimeout, message: "The model service went silent for \(describe(timeouts.idle)).",
                                retryable: true)
         case .remoteConnectionClosed:
-            return StreamError(code: "upstream_stream_ended", message: "The model service closed the connection.", retryable: true)
+            return StreamError(code: .upstreamStreamEnded, message: "The model service closed the connection.", retryable: true)
         default:
-            return StreamError(code: "upstream_unreachable", message: "Could not reach the model service (\(error.shortDescription)).",
+            return StreamError(code: .upstreamUnreachable, message: "Could not reach the model service (\(error.shortDescription)).",
                                retryable: true)
         }
     }
 
     static func describe(_ duration: Duration) -> String {
-        let ms = duration.nanoseconds / 1_000_000
+        let ms = duration.inMilliseconds
         return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
 

@@ -21,7 +21,7 @@ struct AnthropicTurnAccumulator {
 
     private var blocks: [Int: Block] = [:]
     private var order: [Int] = []
-    private var stopReason: String?
+    private var stopReason: StopReason?
     private var usage = Usage()
     private(set) var messageStopped = false
 
@@ -33,7 +33,7 @@ struct AnthropicTurnAccumulator {
         } catch {
             // Unknown shapes of unknown events are skipped; a known event we cannot read is an upstream fault.
             if let name = event.event, !Self.knownEvents.contains(name) { return nil }
-            throw StreamError(code: "upstream_protocol_error", message: "The model service sent an event that could not be read.",
+            throw StreamError(code: .upstreamProtocolError, message: "The model service sent an event that could not be read.",
                               retryable: true)
         }
         let index = wire["index"]?.intValue
@@ -68,7 +68,7 @@ struct AnthropicTurnAccumulator {
         case "content_block_stop":
             if let index { blocks[index]?.stopped = true }
         case "message_delta":
-            if let reason = wire["delta"]?["stop_reason"]?.stringValue { stopReason = reason }
+            if let reason = wire["delta"]?["stop_reason"]?.stringValue { stopReason = StopReason(rawValue: reason) }
             // Usage here is cumulative: overwrite.
             if let output = wire["usage"]?["output_tokens"]?.intValue { usage.outputTokens = output }
             if let input = wire["usage"]?["input_tokens"]?.intValue { usage.inputTokens = input }
@@ -85,7 +85,7 @@ struct AnthropicTurnAccumulator {
     /// The finished turn; an error when the stream ended before `message_stop`.
     func finish() throws(StreamError) -> ModelTurn {
         guard messageStopped else {
-            throw StreamError(code: "upstream_stream_ended", message: "The model's stream ended before the message was complete.",
+            throw StreamError(code: .upstreamStreamEnded, message: "The model's stream ended before the message was complete.",
                               retryable: true)
         }
         var content: [JSONValue] = []
@@ -116,7 +116,7 @@ struct AnthropicTurnAccumulator {
             }
             content.append(.object(fields))
         }
-        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason ?? "end_turn", usage: usage)
+        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason ?? .endTurn, usage: usage)
     }
 
     /// A tool's input: the joined fragments parsed as a JSON object (`{}` when there were none).
@@ -134,18 +134,18 @@ struct AnthropicTurnAccumulator {
         let detail = message.map { ": \($0)" } ?? ""
         switch type {
         case "overloaded_error":
-            return StreamError(code: "overloaded", message: "The model service is overloaded\(detail)", retryable: true)
+            return StreamError(code: .overloaded, message: "The model service is overloaded\(detail)", retryable: true)
         case "rate_limit_error":
-            return StreamError(code: "rate_limited", message: "The model service's rate limit was reached\(detail)", retryable: true)
+            return StreamError(code: .rateLimited, message: "The model service's rate limit was reached\(detail)", retryable: true)
         case "api_error", "timeout_error":
-            return StreamError(code: "upstream_error", message: "The model service failed\(detail)", retryable: true)
+            return StreamError(code: .upstreamError, message: "The model service failed\(detail)", retryable: true)
         case "authentication_error", "permission_error":
-            return StreamError(code: "upstream_auth", message: "The model service refused the API key\(detail)", retryable: false)
+            return StreamError(code: .upstreamAuth, message: "The model service refused the API key\(detail)", retryable: false)
         case "invalid_request_error", "not_found_error", "request_too_large":
-            return StreamError(code: "upstream_rejected", message: "The model service rejected the request\(detail)", retryable: false)
+            return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(detail)", retryable: false)
         default:
             let retryable = status.map { $0 >= 500 || $0 == 408 || $0 == 409 || $0 == 429 } ?? false
-            return StreamError(code: "upstream_error", message: "The model service answered with an error\(detail)", retryable: retryable)
+            return StreamError(code: .upstreamError, message: "The model service answered with an error\(detail)", retryable: retryable)
         }
     }
 }

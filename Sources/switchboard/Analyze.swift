@@ -1,8 +1,8 @@
 import ArgumentParser
 import ChatCore
+import ChatPipeline
 import Foundation
 import Routing
-import Server
 
 struct Analyze: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,7 +34,8 @@ struct Analyze: AsyncParsableCommand {
         guard let analysis = analyzer.analyze(AnalysisInput(query: text)) else { throw ExitCode(1) }
         let micros = Int(((clock.now - started) / .microseconds(1)).rounded(.up))
         if json {
-            let data = try analysisJSON(analysis, rulesVersion: ruleSet.fingerprint, micros: micros)
+            let report = AnalysisReport(analysis, rulesVersion: ruleSet.fingerprint, micros: micros, defaultModel: AgentConfiguration().model)
+            let data = try JSONEncoder.sortedKeys.encode(report)
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -44,10 +45,10 @@ struct Analyze: AsyncParsableCommand {
     private func explain(_ analysis: Analysis, text: String, rules: RuleSet) -> String {
         var lines: [String] = []
         let route = analysis.route
-        lines.append("complexity: \(analysis.level.name) (score \(formatNumber(analysis.score)))")
+        lines.append("complexity: \(analysis.level.name) (score \(analysis.score.compactText))")
         switch route.action {
         case .stream:
-            let model = route.model ?? ServerConfiguration().defaultModel
+            let model = route.model ?? AgentConfiguration().model
             lines.append("route:      \(route.name) → stream with \(model)"
                          + (route.maxIterations.map { ", up to \($0) iterations" } ?? ""))
         case .advise:
@@ -56,13 +57,13 @@ struct Analyze: AsyncParsableCommand {
         if let forcedBy = analysis.routeForcedBy {
             lines.append("            (forced by rule \(forcedBy); the level's route is \(analysis.level.route))")
         }
-        lines.append("estimate:   \(formatNumber(analysis.level.estimatedSeconds)) s")
+        lines.append("estimate:   \(analysis.level.estimatedSeconds.compactText) s")
         if analysis.matchedRules.isEmpty {
             lines.append("matched:    no rules")
         } else {
             lines.append("matched:")
             for rule in analysis.matchedRules {
-                var line = "  \(rule.id) +\(formatNumber(rule.weight))"
+                var line = "  \(rule.id) +\(rule.weight.compactText)"
                 if let route = rule.route { line += " → \(route)" }
                 if !rule.matches.isEmpty {
                     line += "  on " + rule.matches.map { "\"\($0.text)\" [\($0.start)..<\($0.end)]" }.joined(separator: ", ")
@@ -72,29 +73,10 @@ struct Analyze: AsyncParsableCommand {
             }
         }
         let thresholds = rules.levels.map { level in
-            level.maxScore.map { "\(level.name) ≤ \(formatNumber($0))" } ?? "\(level.name) above"
+            level.maxScore.map { "\(level.name) ≤ \($0.compactText)" } ?? "\(level.name) above"
         }
         lines.append("levels:     " + thresholds.joined(separator: ", "))
         lines.append("rules:      \(rules.path) \(rules.fingerprint.prefix(19))…")
         return lines.joined(separator: "\n")
     }
-}
-
-/// Loads rules for a CLI command, printing diagnostics and exiting non-zero when they are invalid.
-func loadRules(_ path: String?) throws -> RuleSet {
-    let source = RulesSource.resolve(explicitPath: path)
-    let outcome = RulesFile.load(source)
-    guard let rules = outcome.accepted else {
-        for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
-        throw ExitCode(2)
-    }
-    return rules
-}
-
-func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
-}
-
-func formatNumber(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }

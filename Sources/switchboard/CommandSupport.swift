@@ -1,24 +1,19 @@
+import ArgumentParser
 import Foundation
 import Logging
+import Routing
+import RulesFiles
 import Tools
 
 /// Opens the HR database a command names (a SQLite file, `:memory:`, or a `postgres://` URL), prepared
 /// and seeded, for the duration of `body`; a PostgreSQL pool runs beside it and stops after.
 func withHRDatabase<T: Sendable>(_ spec: String, logger: Logger,
                                  _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-    let location = DatabaseLocation(spec)
-    if let database = try location.openSQLite() {
-        try await HRSchema.prepare(database)
-        return try await body(database)
-    }
-    guard case .postgres(let url) = location else { preconditionFailure("only PostgreSQL runs as a service") }
-    let postgres = try PostgresDatabase(url: url, logger: logger)
+    let opened = try await HRDatabase.open(DatabaseLocation(spec), logger: logger)
+    guard let service = opened.service else { return try await body(opened.database) }
     return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await postgres.run(); return nil }
-        group.addTask {
-            try await HRSchema.prepare(postgres)
-            return try await body(postgres)
-        }
+        group.addTask { try await service.run(); return nil }
+        group.addTask { try await body(opened.database) }
         // The pool runs until cancelled; the first result is the body's (or an error from either).
         while let result = try await group.next() {
             if let result {
@@ -36,4 +31,19 @@ func standardErrorLogger(label: String, defaultLevel: Logger.Level = .warning) -
     var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
     logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
     return logger
+}
+
+/// Loads rules for a CLI command, printing diagnostics and exiting non-zero when they are invalid.
+func loadRules(_ path: String?) throws -> RuleSet {
+    let source = RulesSource.resolve(explicitPath: path)
+    let outcome = RulesFile.load(source)
+    guard let rules = outcome.accepted else {
+        for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
+        throw ExitCode(2)
+    }
+    return rules
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
 }

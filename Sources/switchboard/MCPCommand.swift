@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChatCore
 import Foundation
 import Logging
 import Tools
@@ -19,7 +20,7 @@ struct MCPCommand: AsyncParsableCommand {
         try await withHRDatabase(database, logger: logger) { db in
             var registry = ToolRegistry()
             registry.register(HRTools.all(database: db), source: "built-in")
-            try await MCPToolServer.serveStdio(registry.toolBox, version: "0.1.0", logger: logger)
+            try await MCPToolServer.serveStdio(registry.toolBox, version: SwitchboardVersion.current, logger: logger)
         }
     }
 }

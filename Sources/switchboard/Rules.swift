@@ -1,7 +1,8 @@
 import ArgumentParser
+import ChatCore
 import Foundation
 import Routing
-import Server
+import RulesFiles
 
 struct Rules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,8 +47,8 @@ struct Rules: AsyncParsableCommand {
             }
             for result in outcome.exampleResults {
                 let analysis = result.analysis
-                let summary = "\(analysis.level.name)/\(analysis.route.name), score \(formatNumber(analysis.score))"
-                    + (analysis.matchedRules.isEmpty ? "" : " from " + analysis.matchedRules.map { "\($0.id) +\(formatNumber($0.weight))" }.joined(separator: ", "))
+                let summary = "\(analysis.level.name)/\(analysis.route.name), score \(analysis.score.compactText)"
+                    + (analysis.matchedRules.isEmpty ? "" : " from " + analysis.matchedRules.map { "\($0.id) +\($0.weight.compactText)" }.joined(separator: ", "))
                 if result.passed {
                     print("PASS \(path):\(result.example.line): \"\(result.example.query)\" → \(summary)")
                 } else {

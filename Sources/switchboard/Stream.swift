@@ -86,21 +86,13 @@ struct Stream: AsyncParsableCommand {
         var events = 0
         var firstText: Duration?
         var failed = false
-        var line: [UInt8] = []
-        let keepalive = Array(": keepalive".utf8)
         for try await chunk in response.body {
             let now = clock.now
             let wallNow = Date()
-            for byte in chunk.readableBytesView {
-                if byte == 0x0A {
-                    if line == keepalive { print(String(format: "%8.3fs                        : keepalive", seconds(now - start))) }
-                    line.removeAll()
-                } else {
-                    line.append(byte)
-                }
-            }
             var arrived: [ServerSentEvent] = []
-            try decoder.feed(chunk.readableBytesView) { arrived.append($0) }
+            try decoder.feed(chunk.readableBytesView, comment: { text in
+                print(String(format: "%8.3fs                        : ", seconds(now - start)) + text)
+            }) { arrived.append($0) }
             for event in arrived {
                 events += 1
                 let fields = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]

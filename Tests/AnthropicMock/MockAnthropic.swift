@@ -39,6 +39,7 @@ public final class MockAnthropic: Sendable {
         var replies: [Reply] = []
         var received: [Received] = []
         var disconnects: [ContinuousClock.Instant] = []
+        var answered: [ContinuousClock.Instant] = []
         var finished = 0
         var port = 0
     }
@@ -50,6 +51,8 @@ public final class MockAnthropic: Sendable {
     public var received: [Received] { state.withLock { $0.received } }
     /// When the client went away in the middle of a streamed reply.
     public var disconnects: [ContinuousClock.Instant] { state.withLock { $0.disconnects } }
+    /// When each reply began, after its `delayed` wait: the first byte the client could see.
+    public var answered: [ContinuousClock.Instant] { state.withLock { $0.answered } }
     /// Streamed replies written to their end.
     public var finished: Int { state.withLock { $0.finished } }
 
@@ -106,6 +109,7 @@ public final class MockAnthropic: Sendable {
             try await Task.sleep(for: delay)
             reply = inner
         }
+        state.withLock { $0.answered.append(ContinuousClock().now) }
         switch reply {
         case .status(let code, let extra, let body):
             var fields = HTTPFields()

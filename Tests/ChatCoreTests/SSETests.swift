@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("SSE decoder")
@@ -124,8 +125,39 @@ struct SSEEncoderTests {
             iterations: 2, stopReason: "end_turn", totalTimeMs: 1234, usage: Usage(inputTokens: 10, outputTokens: 20))))).json
         #expect(complete["usage"] as? [String: Int] == ["inputTokens": 10, "outputTokens": 20])
         #expect(complete["stopReason"] as? String == "end_turn")
-        let error = try decodeJSON(encoder.encode(.error(StreamError(code: "overloaded", message: "busy", retryable: true)))).json
+        let error = try decodeJSON(encoder.encode(.error(StreamError(code: .overloaded, message: "busy", retryable: true)))).json
         #expect(error["code"] as? String == "overloaded")
         #expect(error["retryable"] as? Bool == true)
+    }
+}
+
+@Suite("The shared vocabulary")
+struct VocabularyTests {
+    @Test("Docs/STREAMING.md's error table lists exactly the stream error codes")
+    func errorCodesDocumented() throws {
+        let documented = try ProjectDocs.tableColumn("STREAMING.md", after: "### Error codes", column: 0)
+        #expect(documented == StreamErrorCode.allCases.map(\.rawValue))
+    }
+
+    @Test("stop reasons keep their wire text, new ones included", arguments: [
+        "end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal", "max_iterations", "model_context_window_exceeded",
+    ])
+    func stopReasonRoundTrip(_ text: String) {
+        #expect(StopReason(rawValue: text).rawValue == text)
+    }
+
+    @Test("a stop reason the model service adds later is kept, not mistaken for a known one")
+    func unknownStopReason() {
+        #expect(StopReason(rawValue: "model_context_window_exceeded") == .other("model_context_window_exceeded"))
+        #expect(StopReason(rawValue: "end_turn") == .endTurn)
+    }
+}
+
+extension VocabularyTests {
+    @Test("a known reason sent as text is the known case (equality goes by meaning, not by spelling)")
+    func knownReasonEquality() {
+        #expect(StopReason.other("end_turn") == .endTurn)
+        #expect(StopReason(rawValue: "tool_use") == .toolUse)
+        #expect(StopReason(rawValue: "tool_use") != .endTurn)
     }
 }

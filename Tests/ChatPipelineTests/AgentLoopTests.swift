@@ -24,7 +24,7 @@ final class ScriptedModel: LanguageModel, Sendable {
 
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
         requestLog.withLock { $0.append(request) }
-        let step = steps.withLock { $0.isEmpty ? Step.fail(StreamError(code: "script_empty", message: "", retryable: false)) : $0.removeFirst() }
+        let step = steps.withLock { $0.isEmpty ? Step.fail(StreamError(code: .internalError, message: "the script ran out", retryable: false)) : $0.removeFirst() }
         switch step {
         case .turn(let events, let turn):
             for event in events { try await onEvent(event) }
@@ -103,13 +103,16 @@ struct AgentLoopTests {
     }
 
     @Test("model failures end the stream with an error event", arguments: [
-        (ScriptedModel.Step.fail(StreamError(code: "overloaded", message: "busy", retryable: true)), "overloaded"),
-        (ScriptedModel.Step.crash, "internal_error"),
+        (ScriptedModel.Step.fail(StreamError(code: .overloaded, message: "busy", retryable: true)), StreamErrorCode.overloaded),
+        (ScriptedModel.Step.crash, StreamErrorCode.internalError),
     ])
-    func failures(step: ScriptedModel.Step, code: String) async throws {
+    func failures(step: ScriptedModel.Step, code: StreamErrorCode) async throws {
         let events = try await run(ScriptedModel([step]))
         #expect(events.map(\.type) == ["session_start", "iteration_start", "error"])
-        guard case .error(let error) = events.last else { return }
+        guard case .error(let error) = events.last else {
+            Issue.record("the last event is not an error: \(events.map(\.type))")
+            return
+        }
         #expect(error.code == code)
     }
 

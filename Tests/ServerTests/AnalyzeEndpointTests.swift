@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TestSupport
 import Testing
 @testable import Server
 
@@ -153,5 +154,11 @@ struct AnalyzeEndpointTests {
         } throws: { error in
             "\(error)".contains("\(rules.path):2:9: error: \"levels\" is empty")
         }
+    }
+
+    @Test("Docs/API.md's error table lists exactly the API error codes")
+    func errorCodesDocumented() throws {
+        let documented = try ProjectDocs.tableColumn("API.md", after: "## Errors", column: 1)
+        #expect(documented == APIErrorCode.allCases.map(\.rawValue))
     }
 }

@@ -17,12 +17,6 @@ struct DisconnectTests {
         return ContinuousClock().now
     }
 
-    private func waitFor(_ condition: () -> Bool, upTo limit: Duration = .seconds(2)) async throws {
-        let clock = ContinuousClock()
-        let start = clock.now
-        while !condition(), clock.now - start < limit { try await Task.sleep(for: .milliseconds(2)) }
-    }
-
     private func withServer(_ mock: MockAnthropic, tools: [any Tool] = [], _ body: @Sendable (Int) async throws -> Void) async throws {
         let app = try await buildApplication(configuration: streamingConfiguration(mock, keepalive: .milliseconds(50)), tools: tools)
         try await app.test(.live) { client in try await body(try #require(client.port)) }
@@ -34,7 +28,7 @@ struct DisconnectTests {
             mock.enqueue(.stream([.pause(.seconds(10))] + SSE.textAnswer(["never"])))
             try await withServer(mock) { port in
                 let hungUp = try await hangUp(port: port) { $0.types.contains("iteration_start") && !$0.keepalives.isEmpty }
-                try await waitFor { !mock.disconnects.isEmpty }
+                await eventually(within: .seconds(2)) { !mock.disconnects.isEmpty }
                 let disconnect = try #require(mock.disconnects.first)
                 #expect(disconnect - hungUp < .milliseconds(100))
             }
@@ -47,7 +41,7 @@ struct DisconnectTests {
             mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hello"), .pause(.seconds(10)), SSE.messageStop]))
             try await withServer(mock) { port in
                 let hungUp = try await hangUp(port: port) { $0.types.contains("text_chunk") }
-                try await waitFor { !mock.disconnects.isEmpty }
+                await eventually(within: .seconds(2)) { !mock.disconnects.isEmpty }
                 let disconnect = try #require(mock.disconnects.first)
                 #expect(disconnect - hungUp < .milliseconds(100))
                 #expect(mock.finished == 0)
@@ -65,7 +59,7 @@ struct DisconnectTests {
             let slower = ProbeTool(name: "slower", delay: .seconds(20))
             try await withServer(mock, tools: [slow, slower]) { port in
                 let hungUp = try await hangUp(port: port) { $0.events("tool_progress").count == 2 }
-                try await waitFor { slow.cancelled.count == 1 && slower.cancelled.count == 1 }
+                await eventually(within: .seconds(2)) { slow.cancelled.count == 1 && slower.cancelled.count == 1 }
                 let cancelled = try #require((slow.cancelled + slower.cancelled).max())
                 #expect(cancelled - hungUp < .milliseconds(100))
                 try await Task.sleep(for: .milliseconds(200))

@@ -4,7 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Synchronization
+import TestSupport
 import Testing
+import RulesFiles
 @testable import Server
 
 /// Two rule versions that score "chart compare" differently in both rules, so a mix of them would show.
@@ -26,7 +28,8 @@ struct ReloadTests {
         try await client.execute(uri: "/rules", method: .get) { try json($0.body) }
     }
 
-    @Test("a good change is served within 1 s at the default poll interval", .timeLimit(.minutes(1)))
+    // An upper bound in time (the README promises "within a second"): it takes its turn with the other timing tests.
+    @Test("a good change is served within 1 s at the default poll interval", .timeLimit(.minutes(1)), .cpuQuiet)
     func reloadsWithinOneSecond() async throws {
         let rules = try TemporaryRules(versionA())
         defer { rules.remove() }
@@ -38,12 +41,10 @@ struct ReloadTests {
             let clock = ContinuousClock()
             let written = clock.now
             try rules.write(versionB())
-            var score = 5
-            while score == 5, clock.now - written < .seconds(3) {
-                try await Task.sleep(for: .milliseconds(20))
-                score = try await analyze(client, "chart compare")["score"] as? Int ?? -1
+            let reloaded = try await eventually(within: .seconds(3), every: .milliseconds(20)) {
+                try await analyze(client, "chart compare")["score"] as? Int == 4
             }
-            #expect(score == 4)
+            #expect(reloaded)
             #expect(clock.now - written < .seconds(1))
             #expect(try await rulesStatus(client)["reloads"] as? Int == 1)
         }
@@ -58,9 +59,9 @@ struct ReloadTests {
             let goodVersion = try await rulesStatus(client)["version"] as? String
             try rules.write(versionA().replacingOccurrences(of: "any_keywords: [chart, graph]", with: "any_keyword: [chart]"))
             var status: [String: Any] = [:]
-            for _ in 0..<100 where !(status["lastReloadError"] is [String: Any]) {
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually(within: .seconds(5), every: .milliseconds(20)) {
                 status = try await rulesStatus(client)
+                return status["lastReloadError"] is [String: Any]
             }
             let failure = try #require(status["lastReloadError"] as? [String: Any])
             #expect(failure["diagnostics"] as? [String] == [
@@ -71,11 +72,9 @@ struct ReloadTests {
 
             // Mending the file clears the error and serves the new rules.
             try rules.write(versionB())
-            for _ in 0..<100 where !(status["lastReloadError"] is NSNull) {
-                try await Task.sleep(for: .milliseconds(20))
-                status = try await rulesStatus(client)
-            }
-            #expect(status["lastReloadError"] is NSNull)
+            #expect(try await eventually(within: .seconds(5), every: .milliseconds(20)) {
+                try await rulesStatus(client)["lastReloadError"] is NSNull
+            })
             #expect(try await analyze(client, "chart compare")["score"] as? Int == 4)
         }
     }

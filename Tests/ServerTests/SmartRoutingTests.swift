@@ -30,7 +30,6 @@ struct SmartRoutingTests {
         defer { rules.remove() }
         var config = mock.map { streamingConfiguration($0) } ?? configuration(rules: nil)
         config.rulesPath = rules.path
-        config.defaultModel = "claude-sonnet-4-5"
         config.loop.model = "claude-sonnet-4-5"
         let app = try await buildApplication(configuration: config, tools: tools)
         try await app.test(.live) { client in try await body(try #require(client.port)) }

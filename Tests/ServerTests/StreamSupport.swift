@@ -49,20 +49,10 @@ func streamChat(port: Int, body: String, path: String = "/mcp/chat/stream",
     }
     var decoder = SSEDecoder()
     let clock = ContinuousClock()
-    let keepalive = Array(": keepalive".utf8)
-    var line: [UInt8] = []
     for try await chunk in response.body {
         let now = clock.now
-        for byte in chunk.readableBytesView {
-            if byte == 0x0A {
-                if line == keepalive { received.keepalives.append(now) }
-                line.removeAll()
-            } else {
-                line.append(byte)
-            }
-        }
         var batch: [ReceivedStream.Arrival] = []
-        try decoder.feed(chunk.readableBytesView) { event in
+        try decoder.feed(chunk.readableBytesView, comment: { if $0 == "keepalive" { received.keepalives.append(now) } }) { event in
             let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
             batch.append(.init(at: now, id: event.id, json: json))
         }
@@ -101,7 +91,14 @@ final class ProbeTool: Tool, Sendable {
     let definition: ToolDefinition
     let delay: Duration
     let fails: Bool
-    private let log = Mutex<(started: [ContinuousClock.Instant], cancelled: [ContinuousClock.Instant], inputs: [JSONValue])>(([], [], []))
+    private struct Log {
+        var started: [ContinuousClock.Instant] = []
+        var finished: [ContinuousClock.Instant] = []
+        var cancelled: [ContinuousClock.Instant] = []
+        var inputs: [JSONValue] = []
+    }
+
+    private let log = Mutex(Log())
 
     init(name: String, delay: Duration = .zero, fails: Bool = false) {
         definition = ToolDefinition(name: name, description: "probe \(name)",
@@ -111,6 +108,8 @@ final class ProbeTool: Tool, Sendable {
     }
 
     var started: [ContinuousClock.Instant] { log.withLock { $0.started } }
+    /// When each call finished its delay (not cancelled).
+    var finished: [ContinuousClock.Instant] { log.withLock { $0.finished } }
     var cancelled: [ContinuousClock.Instant] { log.withLock { $0.cancelled } }
     var inputs: [JSONValue] { log.withLock { $0.inputs } }
 
@@ -122,6 +121,7 @@ final class ProbeTool: Tool, Sendable {
             log.withLock { $0.cancelled.append(ContinuousClock().now) }
             throw error
         }
+        log.withLock { $0.finished.append(ContinuousClock().now) }
         if fails { throw ProbeFailure() }
         return ToolOutput(content: #"{"tool":"\#(definition.name)","rows":3}"#)
     }

@@ -127,7 +127,7 @@ struct MCPClientTests {
         try await Task.sleep(for: .milliseconds(300))
         call.cancel()
         await #expect(throws: CancellationError.self) { try await call.value }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < .seconds(10), "returned long before the tool's 30 s")
         let sum = try await #require(tools["add"]).execute(["a": 1, "b": 1])
         #expect(sum.content == "2")
         await connection.disconnect()

@@ -2,16 +2,26 @@ import AnthropicMock
 import ChatCore
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 @testable import Upstream
 
 private let apiKey = "sk-ant-test-SECRET-0123456789"
 
-private func client(_ mock: MockAnthropic, configure: (inout AnthropicConfiguration) -> Void = { _ in }) -> AnthropicClient {
+/// Runs `body` with a client of the mock, and shuts the client down after it, whatever happened.
+private func withClient(_ mock: MockAnthropic, configure: (inout AnthropicConfiguration) -> Void = { _ in },
+                        _ body: (AnthropicClient) async throws -> Void) async throws {
     var configuration = AnthropicConfiguration(apiKey: apiKey, baseURL: mock.baseURL)
     configuration.retry.baseDelay = .milliseconds(20)
     configure(&configuration)
-    return AnthropicClient(configuration: configuration)
+    let model = AnthropicClient(configuration: configuration)
+    do {
+        try await body(model)
+    } catch {
+        try? await model.shutdown()
+        throw error
+    }
+    try await model.shutdown()
 }
 
 private let request = ModelRequest(
@@ -36,25 +46,25 @@ struct AnthropicClientTests {
             pieces.insert(contentsOf: [SSE.ping, SSE.event("content_block_hologram", #"{"type":"content_block_hologram","shape":[1,2]}"#),
                                        .send(": a comment\r\n\r\n")], at: 3)
             mock.enqueue(.stream(pieces))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let seen = Seen()
-            let turn = try await model.streamTurn(request) { seen.record($0) }
-            #expect(seen.all == [.text("Hel"), .text("lo "), .text("São Paulo")])
-            #expect(turn.stopReason == "end_turn")
-            #expect(turn.usage == Usage(inputTokens: 25, outputTokens: 15))
-            #expect(turn.content == [.object(["type": .string("text"), "text": .string("Hello São Paulo")])])
+            try await withClient(mock) { model in
+                let seen = Seen()
+                let turn = try await model.streamTurn(request) { seen.record($0) }
+                #expect(seen.all == [.text("Hel"), .text("lo "), .text("São Paulo")])
+                #expect(turn.stopReason == "end_turn")
+                #expect(turn.usage == Usage(inputTokens: 25, outputTokens: 15))
+                #expect(turn.content == [.object(["type": .string("text"), "text": .string("Hello São Paulo")])])
 
-            let sent = try #require(mock.received.first)
-            #expect(sent.headers["x-api-key"] == apiKey)
-            #expect(sent.headers["anthropic-version"] == "2023-06-01")
-            #expect(sent.body["stream"] as? Bool == true)
-            #expect(sent.body["model"] as? String == "claude-haiku-4-5")
-            #expect(sent.body["max_tokens"] as? Int == 256)
-            #expect(sent.body["system"] as? String == "be brief")
-            let tools = try #require(sent.body["tools"] as? [[String: Any]])
-            #expect(tools.first?["name"] as? String == "get_employees")
-            #expect(tools.first?["input_schema"] as? [String: String] == ["type": "object"])
+                let sent = try #require(mock.received.first)
+                #expect(sent.headers["x-api-key"] == apiKey)
+                #expect(sent.headers["anthropic-version"] == "2023-06-01")
+                #expect(sent.body["stream"] as? Bool == true)
+                #expect(sent.body["model"] as? String == "claude-haiku-4-5")
+                #expect(sent.body["max_tokens"] as? Int == 256)
+                #expect(sent.body["system"] as? String == "be brief")
+                let tools = try #require(sent.body["tools"] as? [[String: Any]])
+                #expect(tools.first?["name"] as? String == "get_employees")
+                #expect(tools.first?["input_schema"] as? [String: String] == ["type": "object"])
+            }
         }
     }
 
@@ -66,18 +76,18 @@ struct AnthropicClientTests {
                        SSE.inputJSON(1, #"{"min_incr"#), SSE.inputJSON(1, #"ement": 5, "city": "S\u00e3o"#),
                        SSE.inputJSON(1, #" Paulo"}"#), SSE.stop(1), SSE.messageDelta("tool_use"), SSE.messageStop]
             mock.enqueue(.stream(pieces))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let seen = Seen()
-            let turn = try await model.streamTurn(request) { seen.record($0) }
-            #expect(seen.all == [.toolUseStarted(id: "toolu_1", name: "get_employees")])
-            #expect(turn.stopReason == "tool_use")
-            let input: JSONValue = .object(["min_increment": .number(5), "city": .string("São Paulo")])
-            #expect(turn.toolUses == [ToolUse(id: "toolu_1", name: "get_employees", input: input)])
-            #expect(turn.content == [
-                .object(["type": .string("thinking"), "thinking": .string("Let me look"), "signature": .string("sig==")]),
-                .object(["type": .string("tool_use"), "id": .string("toolu_1"), "name": .string("get_employees"), "input": input]),
-            ])
+            try await withClient(mock) { model in
+                let seen = Seen()
+                let turn = try await model.streamTurn(request) { seen.record($0) }
+                #expect(seen.all == [.toolUseStarted(id: "toolu_1", name: "get_employees")])
+                #expect(turn.stopReason == "tool_use")
+                let input: JSONValue = .object(["min_increment": .number(5), "city": .string("São Paulo")])
+                #expect(turn.toolUses == [ToolUse(id: "toolu_1", name: "get_employees", input: input)])
+                #expect(turn.content == [
+                    .object(["type": .string("thinking"), "thinking": .string("Let me look"), "signature": .string("sig==")]),
+                    .object(["type": .string("tool_use"), "id": .string("toolu_1"), "name": .string("get_employees"), "input": input]),
+                ])
+            }
         }
     }
 
@@ -87,12 +97,12 @@ struct AnthropicClientTests {
             mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Looking"), SSE.stop(0),
                                   SSE.toolStart(1, id: "toolu_1", name: "get_employees"), SSE.inputJSON(1, #"{"depart"#),
                                   SSE.messageDelta("max_tokens"), SSE.messageStop]))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let turn = try await model.streamTurn(request) { _ in }
-            #expect(turn.stopReason == "max_tokens")
-            #expect(turn.toolUses.isEmpty)
-            #expect(turn.content == [.object(["type": .string("text"), "text": .string("Looking")])])
+            try await withClient(mock) { model in
+                let turn = try await model.streamTurn(request) { _ in }
+                #expect(turn.stopReason == "max_tokens")
+                #expect(turn.toolUses.isEmpty)
+                #expect(turn.content == [.object(["type": .string("text"), "text": .string("Looking")])])
+            }
         }
     }
 
@@ -102,14 +112,14 @@ struct AnthropicClientTests {
             mock.enqueue(.status(529, body: SSE.errorBody("overloaded_error", "Overloaded")),
                          .status(429, headers: ["retry-after-ms": "300"], body: SSE.errorBody("rate_limit_error", "slow down")),
                          .stream(SSE.textAnswer(["ok"])))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let clock = ContinuousClock()
-            let start = clock.now
-            let turn = try await model.streamTurn(request) { _ in }
-            #expect(turn.content.count == 1)
-            #expect(mock.received.count == 3)
-            #expect(clock.now - start >= .milliseconds(300))
+            try await withClient(mock) { model in
+                let clock = ContinuousClock()
+                let start = clock.now
+                let turn = try await model.streamTurn(request) { _ in }
+                #expect(turn.content.count == 1)
+                #expect(mock.received.count == 3)
+                #expect(clock.now - start >= .milliseconds(300))
+            }
         }
     }
 
@@ -117,14 +127,14 @@ struct AnthropicClientTests {
     func givesUp() async throws {
         try await MockAnthropic.run { mock in
             for _ in 0..<3 { mock.enqueue(.status(529, body: SSE.errorBody("overloaded_error", "Overloaded"))) }
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-            #expect(error?.code == "overloaded")
-            #expect(error?.retryable == true)
-            #expect(error?.message.contains("HTTP 529") == true)
-            #expect(error?.message.contains(apiKey) == false)
-            #expect(mock.received.count == 3)
+            try await withClient(mock) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code == .overloaded)
+                #expect(error?.retryable == true)
+                #expect(error?.message.contains("HTTP 529") == true)
+                #expect(error?.message.contains(apiKey) == false)
+                #expect(mock.received.count == 3)
+            }
         }
     }
 
@@ -135,12 +145,12 @@ struct AnthropicClientTests {
     func noRetry(status: Int, type: String, code: String) async throws {
         try await MockAnthropic.run { mock in
             mock.enqueue(.status(status, body: SSE.errorBody(type, "no")))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-            #expect(error?.code == code)
-            #expect(error?.retryable == false)
-            #expect(mock.received.count == 1)
+            try await withClient(mock) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code.rawValue == code)
+                #expect(error?.retryable == false)
+                #expect(mock.received.count == 1)
+            }
         }
     }
 
@@ -148,11 +158,11 @@ struct AnthropicClientTests {
     func longRetryAfter() async throws {
         try await MockAnthropic.run { mock in
             mock.enqueue(.status(429, headers: ["retry-after": "3600"], body: SSE.errorBody("rate_limit_error", "spend cap")))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-            #expect(error?.code == "rate_limited")
-            #expect(mock.received.count == 1)
+            try await withClient(mock) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code == .rateLimited)
+                #expect(mock.received.count == 1)
+            }
         }
     }
 
@@ -161,13 +171,13 @@ struct AnthropicClientTests {
         try await MockAnthropic.run { mock in
             mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Partial"),
                                   SSE.error("overloaded_error", "Overloaded")]))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let seen = Seen()
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { seen.record($0) } }
-            #expect(seen.all == [.text("Partial")])
-            #expect(error?.code == "overloaded")
-            #expect(mock.received.count == 1)
+            try await withClient(mock) { model in
+                let seen = Seen()
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { seen.record($0) } }
+                #expect(seen.all == [.text("Partial")])
+                #expect(error?.code == .overloaded)
+                #expect(mock.received.count == 1)
+            }
         }
     }
 
@@ -175,10 +185,10 @@ struct AnthropicClientTests {
     func cutStream() async throws {
         try await MockAnthropic.run { mock in
             mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Half")]))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-            #expect(error?.code == "upstream_stream_ended")
+            try await withClient(mock) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code == .upstreamStreamEnded)
+            }
         }
     }
 
@@ -194,34 +204,33 @@ struct AnthropicClientTests {
                 mock.enqueue(.stream([SSE.messageStart()] + Array(repeating: [SSE.ping, .pause(.milliseconds(50))], count: 40).flatMap { $0 }
                                      + [SSE.messageStop]))
             }
-            let model = client(mock) { configuration in
+            try await withClient(mock, configure: { configuration in
                 configuration.timeouts.idle = .milliseconds(300)
                 configuration.timeouts.firstByte = .milliseconds(300)
                 configuration.timeouts.overall = kind == "overall" ? .milliseconds(500) : .seconds(30)
                 configuration.retry.maxAttempts = 1
+            }) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code.rawValue == "\(kind)_timeout")
             }
-            defer { Task { try? await model.shutdown() } }
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-            #expect(error?.code == "\(kind)_timeout")
         }
     }
 
-    @Test("cancelling the caller closes the upstream request at once")
+    @Test("cancelling the caller closes the upstream request at once", .cpuQuiet)
     func cancellation() async throws {
         try await MockAnthropic.run { mock in
             mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hi"), .pause(.seconds(10)), SSE.messageStop]))
-            let model = client(mock)
-            defer { Task { try? await model.shutdown() } }
-            let seen = Seen()
-            let task = Task { try await model.streamTurn(request) { seen.record($0) } }
-            while seen.all.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
-            let clock = ContinuousClock()
-            let cancelledAt = clock.now
-            task.cancel()
-            _ = await task.result
-            while mock.disconnects.isEmpty, clock.now - cancelledAt < .seconds(2) { try await Task.sleep(for: .milliseconds(5)) }
-            let disconnect = try #require(mock.disconnects.first)
-            #expect(disconnect - cancelledAt < .milliseconds(100))
+            try await withClient(mock) { model in
+                let seen = Seen()
+                let task = Task { try await model.streamTurn(request) { seen.record($0) } }
+                #expect(await eventually { !seen.all.isEmpty })
+                let cancelledAt = ContinuousClock.now
+                task.cancel()
+                _ = await task.result
+                #expect(await eventually(within: .seconds(2)) { !mock.disconnects.isEmpty })
+                let disconnect = try #require(mock.disconnects.first)
+                #expect(disconnect - cancelledAt < .milliseconds(100))
+            }
         }
     }
 }

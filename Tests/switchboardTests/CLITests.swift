@@ -27,17 +27,26 @@ struct CLI {
         process.executableURL = binary
         process.arguments = arguments
         process.currentDirectoryURL = directory
-        let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).out")
+        // Files, not pipes: a pipe nobody reads while the process runs could fill and stall it.
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out")
+        let errURL = base.appendingPathExtension("err")
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: outURL) }
-        let handle = try FileHandle(forWritingTo: outURL)
-        process.standardOutput = handle
-        process.standardError = handle
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
         try process.run()
-        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        try handle.close()
-        let output = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-        return Result(status: process.terminationStatus, stdout: output, stderr: "")
+        await eventually(within: .seconds(120), every: .milliseconds(10)) { !process.isRunning }
+        try out.close()
+        try err.close()
+        return Result(status: process.terminationStatus, stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }
 
     static func run(_ arguments: [String], in directory: URL = repositoryRoot) throws -> Result {
@@ -158,12 +167,9 @@ struct CLITests {
 
         try Data(shipped.replacingOccurrences(of: "weight: 4", with: "weight: 3").utf8).write(to: rulesURL)
         kill(server.process.processIdentifier, SIGHUP)
-        var reloads = 0
-        for _ in 0..<100 where reloads == 0 {
-            try await Task.sleep(for: .milliseconds(20))
-            reloads = try await server.get("/rules")["reloads"] as? Int ?? 0
-        }
-        #expect(reloads == 1)
+        #expect(try await eventually(within: .seconds(5), every: .milliseconds(20)) {
+            try await server.get("/rules")["reloads"] as? Int == 1
+        })
         #expect(server.process.isRunning)
 
         kill(server.process.processIdentifier, SIGTERM)

@@ -16,7 +16,8 @@ struct StreamCommandTests {
             ])
             defer { server.stop() }
             let result = try await CLI.runAsync(["stream", "--url", "http://127.0.0.1:\(server.port)", "say", "hello"])
-            #expect(result.status == 0, "\(result.stdout)")
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stderr.isEmpty, "a successful stream prints nothing on standard error")
             let lines = result.stdout.split(separator: "\n").map(String.init)
             let types = ["session_start", "iteration_start", "text_chunk", "text_chunk", "complete"]
             let eventLines = lines.filter { line in types.contains { line.contains(" \($0) ") } }

@@ -3,16 +3,26 @@ import Foundation
 import Hummingbird
 import NIOCore
 
+/// The `code` of an error answer. Raw values are the wire's; Docs/API.md lists every case (a test keeps the
+/// two equal).
+public enum APIErrorCode: String, Sendable, Hashable, CaseIterable {
+    /// The body is not JSON, or a field is missing or wrong.
+    case invalidRequest = "invalid_request"
+    /// The body is over the limit.
+    case bodyTooLarge = "body_too_large"
+    /// A stream was asked of a server without a model to stream from.
+    case notConfigured = "not_configured"
+}
+
 /// An error answered as JSON: `{"error":{"code":…,"message":…,"field":…}}`.
 public struct APIError: HTTPResponseError, Sendable {
     public let status: HTTPResponse.Status
-    /// A stable machine-readable code (`invalid_request`, `body_too_large`, …).
-    public let code: String
+    public let code: APIErrorCode
     public let message: String
     /// The request field at fault, as a path (`messages[0].role`), when there is one.
     public let field: String?
 
-    public init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
+    public init(_ status: HTTPResponse.Status, code: APIErrorCode, message: String, field: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
@@ -20,11 +30,17 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public init(_ error: ChatRequestError) {
-        self.init(.badRequest, code: "invalid_request", message: error.message, field: error.field)
+        self.init(.badRequest, code: .invalidRequest, message: error.message, field: error.field)
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try Response.json(ErrorBody(error: .init(code: code, message: message, field: field)), status: status)
+        try Response.json(ErrorBody(error: .init(code: code.rawValue, message: message, field: field)), status: status)
+    }
+
+    /// The stream endpoints without an API key (everything else still works).
+    static var streamingNotConfigured: APIError {
+        APIError(.serviceUnavailable, code: .notConfigured,
+                 message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")
     }
 }
 
@@ -32,16 +48,7 @@ private struct ErrorBody: Encodable {
     struct Detail: Encodable {
         let code: String
         let message: String
-        let field: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(code, forKey: .code)
-            try container.encode(message, forKey: .message)
-            try container.encode(field, forKey: .field)
-        }
-
-        enum CodingKeys: CodingKey { case code, message, field }
+        @ExplicitNull var field: String?
     }
 
     let error: Detail
@@ -49,7 +56,7 @@ private struct ErrorBody: Encodable {
 
 extension Response {
     /// A JSON response from an encodable value.
-    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, encoder: JSONEncoder = .api) throws -> Response {
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, encoder: JSONEncoder = .sortedKeys) throws -> Response {
         let data = try encoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
@@ -62,7 +69,7 @@ extension Request {
         do {
             return try await collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "body_too_large",
+            throw APIError(.contentTooLarge, code: .bodyTooLarge,
                            message: "the body is larger than the limit of \(limit) bytes", field: "body")
         }
     }
@@ -75,14 +82,5 @@ extension Request {
         } catch {
             throw APIError(error)
         }
-    }
-}
-
-extension JSONEncoder {
-    /// The encoder for every JSON answer: keys sorted, so answers are byte-for-byte repeatable.
-    public static var api: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
     }
 }

@@ -84,14 +84,14 @@ public final class ServerMetrics: Sendable {
 
     func streamOpened() { streamsOpen.increment() }
 
-    /// `outcome`: `complete`, `error` (with the error's code) or `client_gone`.
-    func streamClosed(outcome: String, errorCode: String?, events: Int, duration: Duration) {
+    /// A stream ended: how, and with which error code when it ended with an `error` event.
+    func streamClosed(outcome: StreamOutcome, errorCode: StreamErrorCode?, events: Int, duration: Duration) {
         streamsOpen.decrement()
         streamEvents.increment(by: Int64(events))
         streamDuration.record(duration)
-        counter("streams_total", "Chat streams ended, by how they ended.", [("outcome", outcome)]).increment()
+        counter("streams_total", "Chat streams ended, by how they ended.", [("outcome", outcome.rawValue)]).increment()
         if let errorCode {
-            counter("stream_errors_total", "Chat streams ended by an error event, by its code.", [("code", errorCode)]).increment()
+            counter("stream_errors_total", "Chat streams ended by an error event, by its code.", [("code", errorCode.rawValue)]).increment()
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Routing
+import RulesFiles
 import Synchronization
 
 /// The rules the server answers with, swapped atomically on reload.

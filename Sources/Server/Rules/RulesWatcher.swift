@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Routing
+import RulesFiles
 import ServiceLifecycle
 import Synchronization
 import UnixSignals

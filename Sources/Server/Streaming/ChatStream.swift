@@ -68,7 +68,7 @@ enum ChatStream {
                 try Task.checkCancellation()
                 try await writer.finish(nil)
                 let elapsed = clock.now - started
-                metrics.streamClosed(outcome: tally.errorCode == nil ? "complete" : "error", errorCode: tally.errorCode,
+                metrics.streamClosed(outcome: tally.errorCode == nil ? .complete : .error, errorCode: tally.errorCode,
                                      events: tally.events, duration: elapsed)
                 logger.info("stream finished", metadata: [
                     "events": "\(tally.events)", "last": "\(tally.last)",
@@ -76,7 +76,7 @@ enum ChatStream {
                 ])
             } catch {
                 // The client left (or the connection failed): everything under it was cancelled.
-                metrics.streamClosed(outcome: "client_gone", errorCode: nil, events: tally.events, duration: clock.now - started)
+                metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: clock.now - started)
                 logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
             }
         })
@@ -88,7 +88,7 @@ enum ChatStream {
 private final class StreamTally: @unchecked Sendable {
     var events = 0
     var last = "none"
-    var errorCode: String?
+    var errorCode: StreamErrorCode?
 
     func count(_ event: StreamEvent) {
         events += 1

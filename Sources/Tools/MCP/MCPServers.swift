@@ -146,7 +146,7 @@ public final class MCPServerConnection: Service, Sendable {
     }
 
     private func connect() async throws {
-        let client = Client(name: "switchboard", version: "0.1.0")
+        let client = Client(name: "switchboard", version: SwitchboardVersion.current)
         var process: Process?
         var pipes: [Pipe] = []
         let transport: any Transport

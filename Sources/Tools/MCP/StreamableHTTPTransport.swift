@@ -42,7 +42,7 @@ public actor StreamableHTTPTransport: Transport {
         self.endpoint = endpoint
         self.http = http
         self.headers = headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        self.requestTimeout = .nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000)
+        self.requestTimeout = TimeAmount(requestTimeout)
         self.logger = logger
         (messages, continuation) = AsyncThrowingStream.makeStream()
     }

@@ -2,25 +2,6 @@ import Crypto
 import Foundation
 import Routing
 
-/// Where the rules come from: a file on disk, or the copy of rules.yaml built into the binary.
-public enum RulesSource: Sendable, Hashable {
-    case file(String)
-    case embedded
-
-    /// `--rules PATH` if given, else `./rules.yaml` if it exists, else the embedded defaults.
-    public static func resolve(explicitPath: String?, fileManager: FileManager = .default) -> RulesSource {
-        if let explicitPath { return .file(explicitPath) }
-        return fileManager.fileExists(atPath: "rules.yaml") ? .file("rules.yaml") : .embedded
-    }
-
-    public var path: String {
-        switch self {
-        case .file(let path): path
-        case .embedded: DefaultRules.path
-        }
-    }
-}
-
 /// Reads a rules file and loads it; the only place rules bytes come from disk.
 public enum RulesFile {
     /// The content fingerprint shown as `rulesVersion`.
@@ -45,7 +26,7 @@ public enum RulesFile {
     }
 
     /// The file's text and fingerprint, or why it cannot be used.
-    static func read(_ path: String) -> Result<(String, String), UnreadableRules> {
+    public static func read(_ path: String) -> Result<(String, String), UnreadableRules> {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -61,6 +42,6 @@ public enum RulesFile {
 }
 
 /// A rules file that could not be read at all.
-struct UnreadableRules: Error {
-    let diagnostic: Diagnostic
+public struct UnreadableRules: Error {
+    public let diagnostic: Diagnostic
 }

@@ -1,0 +1,58 @@
+import ChatCore
+
+/// Routing advice and its reasons: the body of `POST /mcp/chat/analyze` and of `switchboard analyze --json`.
+public struct AnalysisReport: Encodable, Sendable {
+    public struct Matched: Encodable, Sendable {
+        public let id: String
+        public let description: String?
+        public let weight: Double
+        public let route: String?
+        public let matches: [Span]
+    }
+
+    public struct Span: Encodable, Sendable {
+        public let text: String
+        public let start: Int
+        public let end: Int
+        public let messageIndex: Int
+    }
+
+    public let complexity: String
+    public let score: Double
+    public let route: String
+    public let action: String
+    @ExplicitNull public private(set) var model: String?
+    @ExplicitNull public private(set) var maxIterations: Int?
+    public let estimatedSeconds: Double
+    @ExplicitNull public private(set) var message: String?
+    @ExplicitNull public private(set) var routeForcedBy: String?
+    public let matchedRules: [Matched]
+    public let rulesVersion: String
+    public let analysisMicros: Int
+
+    /// `defaultModel` names the model of a stream route that names none.
+    public init(_ analysis: Analysis, rulesVersion: String, micros: Int, defaultModel: String) {
+        complexity = analysis.level.name
+        score = analysis.score
+        route = analysis.route.name
+        action = analysis.route.action.rawValue
+        switch analysis.route.action {
+        case .stream:
+            model = analysis.route.model ?? defaultModel
+            maxIterations = analysis.route.maxIterations
+        case .advise:
+            model = nil
+            maxIterations = nil
+        }
+        estimatedSeconds = analysis.level.estimatedSeconds
+        message = analysis.route.message
+        routeForcedBy = analysis.routeForcedBy
+        matchedRules = analysis.matchedRules.map { rule in
+            Matched(id: rule.id, description: rule.description, weight: rule.weight, route: rule.route,
+                    matches: rule.matches.map { Span(text: $0.text, start: $0.start, end: $0.end, messageIndex: $0.messageIndex) })
+        }
+        self.rulesVersion = rulesVersion
+        analysisMicros = micros
+    }
+
+}

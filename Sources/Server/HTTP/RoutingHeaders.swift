@@ -1,0 +1,10 @@
+import HTTPTypes
+
+extension HTTPField.Name {
+    /// What smart routing chose, on `POST /mcp/chat` streams (exposed to other origins by CORS).
+    static let switchboardComplexity = HTTPField.Name("X-Switchboard-Complexity")!
+    static let switchboardRoute = HTTPField.Name("X-Switchboard-Route")!
+    static let switchboardModel = HTTPField.Name("X-Switchboard-Model")!
+    static let switchboardRulesVersion = HTTPField.Name("X-Switchboard-Rules-Version")!
+    static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardModel, .switchboardRulesVersion]
+}

@@ -1,0 +1,23 @@
+import ChatCore
+import Routing
+
+extension RulesStore {
+    /// Analyses a chat with the rules in service now (a request keeps the rules it started with), counts it,
+    /// and gives the analysis with its report; a chat with no user text is a 400 naming `messages`.
+    func analyze(_ chat: ChatRequest, defaultModel: String, metrics: ServerMetrics, endpoint: String)
+        throws -> (analysis: Analysis, report: AnalysisReport)
+    {
+        let active = self.active
+        let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
+        let clock = ContinuousClock()
+        let started = clock.now
+        guard let analysis = active.analyzer.analyze(input) else {
+            throw APIError(.badRequest, code: .invalidRequest, message: "no user message has text to analyse", field: "messages")
+        }
+        let elapsed = clock.now - started
+        metrics.analysis(complexity: analysis.level.name, route: analysis.route.name, endpoint: endpoint, duration: elapsed)
+        let report = AnalysisReport(analysis, rulesVersion: active.rules.fingerprint,
+                                    micros: Int((elapsed / .microseconds(1)).rounded(.up)), defaultModel: defaultModel)
+        return (analysis, report)
+    }
+}
