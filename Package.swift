@@ -67,14 +67,15 @@ let package = Package(
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "RulesFiles"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
-        .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline"]),
+        .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline", "TestSupport"]),
         .testTarget(name: "ToolsTests", dependencies: ["Tools", "TestSupport"]),
         // Helpers shared by the test targets: Python's fastmcp as an independent MCP peer, child processes, ports.
         .target(name: "TestSupport", dependencies: ["ChatCore"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),
-        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock", "TestSupport"]),
+        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "RulesFiles", "AnthropicMock", "Tools", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

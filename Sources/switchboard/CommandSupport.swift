@@ -1,28 +1,43 @@
 import ArgumentParser
+import ChatCore
 import Foundation
 import Logging
 import Routing
 import RulesFiles
 import Tools
 
-/// Opens the HR database a command names (a SQLite file, `:memory:`, or a `postgres://` URL), prepared
-/// and seeded, for the duration of `body`; a PostgreSQL pool runs beside it and stops after.
-func withHRDatabase<T: Sendable>(_ spec: String, logger: Logger,
-                                 _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-    let opened = try await HRDatabase.open(DatabaseLocation(spec), logger: logger)
-    guard let service = opened.service else { return try await body(opened.database) }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await service.run(); return nil }
-        group.addTask { try await body(opened.database) }
-        // The pool runs until cancelled; the first result is the body's (or an error from either).
-        while let result = try await group.next() {
-            if let result {
-                group.cancelAll()
-                return result
+/// `--database`, for the commands that work on the HR database without a server.
+struct DatabaseOption: ParsableArguments {
+    @Option(help: "HR database: a SQLite file (default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
+    var database = "data/switchboard.sqlite"
+
+    /// Runs `body` with the built-in tools on the database, opened, prepared and seeded; a PostgreSQL pool runs
+    /// beside it and stops after.
+    func withBuiltInTools<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (ToolBox) async throws -> T) async throws -> T {
+        let opened = try await HRDatabase.open(DatabaseLocation(database), logger: logger)
+        var registry = ToolRegistry()
+        registry.register(HRTools.all(database: opened.database), source: "built-in")
+        let tools = registry.toolBox
+        guard let service = opened.service else { return try await body(tools) }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await service.run(); return nil }
+            group.addTask { try await body(tools) }
+            // The pool runs until cancelled; the first result is the body's (or an error from either).
+            while let result = try await group.next() {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
             }
+            throw CancellationError()
         }
-        throw CancellationError()
     }
+}
+
+/// The rules file argument of the `rules` commands.
+struct RulesFileArgument: ParsableArguments {
+    @Argument(help: "The rules file.")
+    var path: String = "rules.yaml"
 }
 
 /// A logger for a command whose standard output is its product (tool results, the MCP protocol):

@@ -11,16 +11,13 @@ struct MCPCommand: AsyncParsableCommand {
         discussion: "See Docs/TOOLS.md for the desktop client's configuration."
     )
 
-    @Option(help: "HR database: a SQLite file (default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
-    var database = "data/switchboard.sqlite"
+    @OptionGroup var storage: DatabaseOption
 
     func run() async throws {
         // Standard output carries the protocol: every log line goes to standard error.
         let logger = standardErrorLogger(label: "switchboard.mcp")
-        try await withHRDatabase(database, logger: logger) { db in
-            var registry = ToolRegistry()
-            registry.register(HRTools.all(database: db), source: "built-in")
-            try await MCPToolServer.serveStdio(registry.toolBox, version: SwitchboardVersion.current, logger: logger)
+        try await storage.withBuiltInTools(logger: logger) { tools in
+            try await MCPToolServer.serveStdio(tools, version: SwitchboardVersion.current, logger: logger)
         }
     }
 }

@@ -14,10 +14,10 @@ struct Rules: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print every problem in a rules file, compiler-style; exit 1 on errors.")
 
-        @Argument(help: "The rules file.")
-        var path: String = "rules.yaml"
+        @OptionGroup var file: RulesFileArgument
 
         func run() async throws {
+            let path = file.path
             let outcome = RulesFile.load(.file(path))
             for diagnostic in outcome.diagnostics { print(diagnostic.description) }
             let errors = outcome.diagnostics.filter { $0.severity == .error }.count
@@ -36,10 +36,10 @@ struct Rules: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the file's examples and print each pass or failure with its analysis.")
 
-        @Argument(help: "The rules file.")
-        var path: String = "rules.yaml"
+        @OptionGroup var file: RulesFileArgument
 
         func run() async throws {
+            let path = file.path
             let outcome = RulesFile.load(.file(path))
             guard outcome.compiled != nil else {
                 for diagnostic in outcome.diagnostics { print(diagnostic.description) }

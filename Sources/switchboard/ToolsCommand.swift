@@ -11,8 +11,7 @@ struct ToolsCommand: AsyncParsableCommand {
         discussion: "Example: switchboard tools get_employees '{\"min_increment_pct\": 5, \"max_increment_pct\": 10}'"
     )
 
-    @Option(help: "HR database: a SQLite file (default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
-    var database = "data/switchboard.sqlite"
+    @OptionGroup var storage: DatabaseOption
 
     @Argument(help: "The tool to call; leave out to list them.")
     var name: String?
@@ -23,10 +22,8 @@ struct ToolsCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = standardErrorLogger(label: "switchboard.tools")
         let (name, input) = (name, input)
-        try await withHRDatabase(database, logger: logger) { db in
-            var registry = ToolRegistry()
-            registry.register(HRTools.all(database: db), source: "built-in")
-            try await Self.call(name, input, in: registry.toolBox)
+        try await storage.withBuiltInTools(logger: logger) { tools in
+            try await Self.call(name, input, in: tools)
         }
     }
 

@@ -1,5 +1,6 @@
 import ChatCore
 import Synchronization
+import TestSupport
 import Testing
 @testable import ChatPipeline
 
@@ -122,5 +123,137 @@ struct AgentLoopTests {
                                                             timeout: .seconds(1))
         #expect(output.isError)
         #expect(output.content == "Unknown tool \"nope\". Available tools: double")
+    }
+}
+
+/// A tool that waits on a gate the test opens, and records when it started, finished or was cancelled.
+final class GatedTool: Tool, Sendable {
+    enum Event: Equatable, Sendable { case started, finished, cancelled }
+
+    let definition: ToolDefinition
+    private let log = Mutex<[Event]>([])
+    private let release = AsyncStream<Void>.makeStream()
+
+    init(name: String) {
+        definition = ToolDefinition(name: name, description: "", inputSchema: ["type": "object"])
+    }
+
+    var events: [Event] { log.withLock { $0 } }
+    /// Lets the tool finish.
+    func open() { release.continuation.finish() }
+
+    func execute(_ input: JSONValue) async throws -> ToolOutput {
+        log.withLock { $0.append(.started) }
+        for await _ in release.stream {}
+        if Task.isCancelled {
+            log.withLock { $0.append(.cancelled) }
+            throw CancellationError()
+        }
+        log.withLock { $0.append(.finished) }
+        return ToolOutput(content: definition.name)
+    }
+}
+
+private func toolCalls(_ names: [String]) -> ModelTurn {
+    ModelTurn(content: names.enumerated().map { ["type": "tool_use", "id": .string("t\($0.offset)"), "name": .string($0.element), "input": [:]] },
+              toolUses: names.enumerated().map { ToolUse(id: "t\($0.offset)", name: $0.element, input: [:]) },
+              stopReason: .toolUse, usage: Usage())
+}
+
+private let finalAnswer = ScriptedModel.Step.turn(events: [.text("done")], ModelTurn(
+    content: [["type": "text", "text": "done"]], toolUses: [], stopReason: .endTurn, usage: Usage()))
+
+/// The events a run emitted, shared with the task that runs it.
+final class EventLog: Sendable {
+    private let log = Mutex<[StreamEvent]>([])
+    func append(_ event: StreamEvent) { log.withLock { $0.append(event) } }
+    var events: [StreamEvent] { log.withLock { $0 } }
+}
+
+@Suite("Agent loop: tools")
+struct AgentLoopToolTests {
+    @Test("a turn's tools run at the same time: both start before either may finish, and results keep the call order")
+    func parallelTools() async throws {
+        let first = GatedTool(name: "first")
+        let second = GatedTool(name: "second")
+        let model = ScriptedModel([.turn(events: [], toolCalls(["first", "second"])), finalAnswer])
+        let loop = AgentLoop(model: model, tools: ToolBox([first, second]), configuration: AgentConfiguration())
+        let events = EventLog()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await loop.run(ChatRequest(messages: [ChatMessage(role: .user, content: .text("go"))]), sessionId: "s") { event in
+                    events.append(event)
+                }
+            }
+            // Neither tool can finish until both have started: sequential tools would never get here.
+            #expect(await eventually(within: .seconds(10)) { first.events == [.started] && second.events == [.started] })
+            second.open()
+            #expect(await eventually(within: .seconds(10)) { second.events == [.started, .finished] })
+            first.open()
+            try await group.waitForAll()
+        }
+        let progress = events.events.compactMap { event -> ToolProgress? in
+            if case .toolProgress(let progress) = event { return progress }
+            return nil
+        }
+        #expect(progress.map(\.status) == [.executing, .executing, .completed, .completed])
+        // Reported as they finish: the second first.
+        #expect(progress.suffix(2).map(\.tool) == ["second", "first"])
+        #expect(progress.suffix(2).map(\.current) == [1, 2])
+        let results = try #require(model.requests.last?.messages.last)
+        guard case .blocks(let blocks) = results.content else {
+            Issue.record("the tool results are not content blocks: \(results.content)")
+            return
+        }
+        #expect(blocks.map { $0["tool_use_id"]?.stringValue } == ["t0", "t1"])
+    }
+
+    @Test("a tool past its timeout is cancelled and reported failed; the model hears why and the loop goes on")
+    func toolTimeout() async throws {
+        let stuck = GatedTool(name: "stuck")
+        let model = ScriptedModel([.turn(events: [], toolCalls(["stuck"])), finalAnswer])
+        let loop = AgentLoop(model: model, tools: ToolBox([stuck]),
+                             configuration: AgentConfiguration(toolTimeout: .milliseconds(50)))
+        let events = EventLog()
+        try await loop.run(ChatRequest(messages: [ChatMessage(role: .user, content: .text("go"))]), sessionId: "s") { event in
+            events.append(event)
+        }
+        #expect(stuck.events == [.started, .cancelled])
+        let failed = events.events.compactMap { event -> ToolProgress? in
+            if case .toolProgress(let progress) = event, progress.status == .failed { return progress }
+            return nil
+        }
+        #expect(failed.count == 1)
+        #expect(failed.first?.error == "The tool \"stuck\" timed out after 50 ms.")
+        #expect((failed.first?.executionTimeMs ?? 0) >= 50)
+        guard case .complete = events.events.last else {
+            Issue.record("the loop did not complete after the timeout")
+            return
+        }
+        guard case .blocks(let blocks)? = model.requests.last?.messages.last?.content else {
+            Issue.record("no tool result went back to the model")
+            return
+        }
+        #expect(blocks.first?["is_error"] == .bool(true))
+    }
+
+    @Test("cancelling the caller cancels running tools and sends nothing more: no error event, no next model call")
+    func cancellation() async throws {
+        let slow = GatedTool(name: "slow")
+        let model = ScriptedModel([.turn(events: [], toolCalls(["slow"])), finalAnswer])
+        let loop = AgentLoop(model: model, tools: ToolBox([slow]), configuration: AgentConfiguration())
+        let events = EventLog()
+        let run = Task {
+            try await loop.run(ChatRequest(messages: [ChatMessage(role: .user, content: .text("go"))]), sessionId: "s") { event in
+                events.append(event)
+            }
+        }
+        #expect(await eventually(within: .seconds(10)) { slow.events == [.started] })
+        run.cancel()
+        let outcome = await run.result
+        #expect(throws: CancellationError.self) { try outcome.get() }
+        #expect(slow.events == [.started, .cancelled])
+        #expect(model.requests.count == 1)
+        #expect(!events.events.contains { if case .error = $0 { true } else { false } })
     }
 }

@@ -17,9 +17,17 @@ struct DisconnectTests {
         return ContinuousClock().now
     }
 
+    private let metrics = ServerMetrics()
+
     private func withServer(_ mock: MockAnthropic, tools: [any Tool] = [], _ body: @Sendable (Int) async throws -> Void) async throws {
-        let app = try await buildApplication(configuration: streamingConfiguration(mock, keepalive: .milliseconds(50)), tools: tools)
+        let app = try await buildApplication(configuration: streamingConfiguration(mock, keepalive: .milliseconds(50)), tools: tools,
+                                             metrics: metrics)
         try await app.test(.live) { client in try await body(try #require(client.port)) }
+    }
+
+    /// Whether the server has finished the stream the client left: its task has ended, so it can send nothing more.
+    private func streamEnded() -> Bool {
+        String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self).contains(#"switchboard_streams_total{outcome="client_gone"} 1"#)
     }
 
     @Test("while waiting for the first token")
@@ -62,7 +70,7 @@ struct DisconnectTests {
                 await eventually(within: .seconds(2)) { slow.cancelled.count == 1 && slower.cancelled.count == 1 }
                 let cancelled = try #require((slow.cancelled + slower.cancelled).max())
                 #expect(cancelled - hungUp < .milliseconds(100))
-                try await Task.sleep(for: .milliseconds(200))
+                #expect(await eventually(within: .seconds(5)) { streamEnded() })
                 #expect(mock.received.count == 1, "no follow-up request after the client left")
             }
         }
@@ -74,8 +82,10 @@ struct DisconnectTests {
             mock.enqueue(.status(429, headers: ["retry-after-ms": "800"], body: SSE.errorBody("rate_limit_error", "wait")),
                          .stream(SSE.textAnswer(["too late"])))
             try await withServer(mock) { port in
-                _ = try await hangUp(port: port) { _ in mock.received.count == 1 }
-                try await Task.sleep(for: .milliseconds(1_200))
+                let hungUp = try await hangUp(port: port) { _ in mock.received.count == 1 }
+                #expect(await eventually(within: .seconds(5)) { streamEnded() })
+                // Ended during the 800 ms backoff, not after it: the retry was cancelled with the client.
+                #expect(ContinuousClock.now - hungUp < .milliseconds(800))
                 #expect(mock.received.count == 1, "the retry was cancelled with the client")
             }
         }

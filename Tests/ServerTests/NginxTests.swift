@@ -95,8 +95,7 @@ struct NginxTests {
                 // The first chunk reached the client through nginx well before the upstream pause ended.
                 #expect(gap >= .milliseconds(500), "gap \(gap)")
                 // Keepalive comments sent during the pause got through too, as they were sent.
-                let during = stream.keepalives.filter { $0 > chunks[0].at && $0 < chunks[1].at }
-                #expect(during.count >= 2, "\(stream.keepalives.count) keepalives")
+                #expect(stream.keepalives.contains { $0 > chunks[0].at && $0 < chunks[1].at }, "\(stream.keepalives.count) keepalives")
             }
         }
     }

@@ -204,7 +204,10 @@ struct HRToolsTests {
         let counts = numbers(json["departments"], "headCount")
         #expect(counts.count == 8)
         #expect(counts.reduce(0, +) == 500)
-        guard case .array(let departments)? = json["departments"] else { return }
+        guard case .array(let departments)? = json["departments"] else {
+            Issue.record("no departments array: \(json)")
+            return
+        }
         #expect(departments.allSatisfy { $0["head"]?.stringValue?.isEmpty == false })
     }
 

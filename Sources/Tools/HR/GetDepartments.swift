@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 
+/// `get_departments`: every department with its head counts (everyone, and active only) and its head.
 struct GetDepartments: Tool {
     let database: any SQLDatabase
 

@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 
+/// `get_employee`: one employee by id or e-mail, with manager and increment history.
 struct GetEmployee: Tool {
     let database: any SQLDatabase
 

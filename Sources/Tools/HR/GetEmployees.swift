@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 
+/// `get_employees`: employees matching the shared filters, sorted and paged.
 struct GetEmployees: Tool {
     let database: any SQLDatabase
 

@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 
+/// `get_increment_distribution`: a histogram of one year's increment percentages, with count, mean and median.
 struct GetIncrementDistribution: Tool {
     let database: any SQLDatabase
 

@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 
+/// `get_salary_stats`: salary statistics (count, min, max, mean, median) by group, now or per year.
 struct GetSalaryStats: Tool {
     let database: any SQLDatabase
 
