@@ -1,3 +1,14 @@
+/// Where something stands in a YAML file: 1-based line and column (Unicode scalars).
+public struct SourceLocation: Sendable, Hashable {
+    public let line: Int
+    public let column: Int
+
+    public init(line: Int, column: Int) {
+        self.line = line
+        self.column = column
+    }
+}
+
 /// A problem found in a rules file, printed compiler-style: `rules.yaml:12:5: error: …`.
 public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
     public enum Severity: String, Sendable, Hashable, Codable {

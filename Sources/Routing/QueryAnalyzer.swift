@@ -64,7 +64,8 @@ public struct QueryAnalyzer: Sendable {
         self.rules = rules
     }
 
-    /// Analyses the last user turn (with `history` earlier user turns); `nil` when no user turn has text.
+    /// Analyses the last user turn (with `history` earlier user turns, and one more when the last turn is a
+    /// follow-up); `nil` when no user turn has text.
     public func analyze(_ input: AnalysisInput) -> Analysis? {
         guard let (text, segments) = analysedText(of: input) else { return nil }
         let scanLength = min(text.utf16.count, rules.scanLimit)
@@ -124,15 +125,13 @@ public struct QueryAnalyzer: Sendable {
     }
 
     private func analysedText(of input: AnalysisInput) -> (String, [Segment])? {
-        var turns: [Int] = []
-        for index in input.messages.indices.reversed() where input.messages[index].isUser {
-            if input.messages[index].text.isEmpty { continue }
-            turns.append(index)
-            if turns.count > rules.history { break }
-        }
-        guard !turns.isEmpty else { return nil }
+        let userTurns = input.messages.indices.reversed().filter { input.messages[$0].isUser && !input.messages[$0].text.isEmpty }
+        guard let last = userTurns.first else { return nil }
+        var count = rules.history + 1
+        if count < userTurns.count, isFollowUp(input.messages[last].text, messages: input.messages.count) { count += 1 }
+        let turns = userTurns.prefix(count)
         if turns.count == 1 {
-            return (input.messages[turns[0]].text, [Segment(start: 0, messageIndex: turns[0])])
+            return (input.messages[last].text, [Segment(start: 0, messageIndex: last)])
         }
         var text = ""
         var segments: [Segment] = []
@@ -142,6 +141,21 @@ public struct QueryAnalyzer: Sendable {
             text += input.messages[index].text
         }
         return (text, segments)
+    }
+
+    /// Whether the last user turn, on its own, matches `analyze.follow_up`.
+    private func isFollowUp(_ text: String, messages: Int) -> Bool {
+        guard let condition = rules.followUp else { return false }
+        let scanLength = min(text.utf16.count, rules.scanLimit)
+        var keywordHits: [Int: [Range<Int>]] = [:]
+        for hit in rules.keywords.hits(in: WordTokenizer.tokens(in: text, limit: scanLength)) {
+            keywordHits[hit.keyword, default: []].append(hit.start..<hit.end)
+        }
+        var facts = Facts(text: text, scanLength: scanLength, characters: text.unicodeScalars.count, messages: messages,
+                          keywordHits: keywordHits,
+                          folded: condition.hasPrefilteredRegex ? FoldedText(text, limit: scanLength) : nil)
+        var ignored: [Range<Int>] = []
+        return evaluate(condition, &facts, &ignored)
     }
 
     private func evaluate(_ condition: Condition, _ facts: inout Facts, _ spans: inout [Range<Int>]) -> Bool {

@@ -6,6 +6,9 @@ public struct RuleSet: Sendable {
     public let fingerprint: String
     /// How many earlier user turns join the last one.
     public let history: Int
+    /// When the last user turn matches this, it is a follow-up ("and for marketing?"): one more earlier user
+    /// turn joins it, so the follow-up is judged with what it follows.
+    let followUp: Condition?
     /// Matching looks at no more than this many UTF-16 units of text; longer text is cut for matching only.
     public let scanLimit: Int
     public let levels: [Level]
@@ -30,6 +33,8 @@ public struct Level: Sendable, Hashable {
     public let maxScore: Double?
     public let route: String
     public let estimatedSeconds: Double
+    /// Where `max_score` is written, for tools that suggest a new value.
+    public let maxScoreLocation: SourceLocation?
 }
 
 /// What to do with a chat that lands on a route.
@@ -55,6 +60,10 @@ public struct Rule: Sendable {
     public let weight: Double
     /// A route this rule forces when it matches, overriding the level's route.
     public let route: String?
+    /// Where the rule starts, and where its `weight` is written (`nil` when it has none), for tools that
+    /// suggest a new weight.
+    public let location: SourceLocation
+    public let weightLocation: SourceLocation?
     let condition: Condition
 }
 

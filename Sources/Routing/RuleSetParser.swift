@@ -2,9 +2,9 @@ import ChatCore
 import Yams
 
 /// Turns rules YAML into a compiled `RuleSet`, collecting every problem with its line and column.
-struct RuleSetParser {
+struct RuleSetParser: YAMLDiagnosing {
     let path: String
-    private(set) var diagnostics: [Diagnostic] = []
+    var diagnostics: [Diagnostic] = []
     private var keywords = KeywordMatcher()
     private var routeNames: Set<String> = []
 
@@ -13,7 +13,7 @@ struct RuleSetParser {
     }
 
     static let topLevelKeys = ["version", "analyze", "levels", "routes", "rules", "examples"]
-    static let analyzeKeys = ["history", "scan_limit"]
+    static let analyzeKeys = ["history", "scan_limit", "follow_up"]
     static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
     static let routeKeys = ["action", "model", "max_iterations", "message"]
     static let ruleKeys = ["id", "description", "when", "weight", "route"]
@@ -25,20 +25,7 @@ struct RuleSetParser {
 
     /// Parses and compiles; returns `nil` when any error was found (the diagnostics say which).
     mutating func parse(_ yaml: String, fingerprint: String) -> RuleSet? {
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: yaml) else {
-                error("the file is empty; expected a mapping with version, levels, routes and rules", at: nil)
-                return nil
-            }
-            root = node
-        } catch let yamlError as YamlError {
-            report(yamlError)
-            return nil
-        } catch {
-            self.error("cannot read YAML: \(error)", at: nil)
-            return nil
-        }
+        guard let root = compose(yaml, expected: "a mapping with version, levels, routes and rules") else { return nil }
         guard let top = mapping(root, "the top level") else { return nil }
         checkKeys(top, allowed: Self.topLevelKeys, context: "top level")
 
@@ -53,10 +40,12 @@ struct RuleSetParser {
 
         var history = 0
         var scanLimit = Self.defaultScanLimit
+        var followUp: Condition?
         if let analyze = top["analyze"], let map = mapping(analyze, "analyze") {
             checkKeys(map, allowed: Self.analyzeKeys, context: "analyze")
             if let node = map["history"], let value = integer(node, "analyze.history", minimum: 0) { history = value }
             if let node = map["scan_limit"], let value = integer(node, "analyze.scan_limit", minimum: 1) { scanLimit = value }
+            if let node = map["follow_up"] { followUp = parseCondition(node, context: "analyze.follow_up") }
         }
 
         let routes = parseRoutes(top["routes"], root: root)
@@ -76,7 +65,8 @@ struct RuleSetParser {
                 alwaysEvaluated.append(index)
             }
         }
-        return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, scanLimit: scanLimit,
+        return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
+                       scanLimit: scanLimit,
                        levels: levels, routes: routes, rules: rules, examples: examples, keywords: keywords,
                        rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated,
                        usesPrefilter: rules.contains { $0.condition.hasPrefilteredRegex }, path: path)
@@ -157,7 +147,8 @@ struct RuleSetParser {
                 error("\(context): missing \"route\"", at: nameNode)
             }
             let seconds = fields["estimated_seconds"].flatMap { number($0, "\(context): estimated_seconds", minimum: 0) }
-            levels.append(Level(name: name, maxScore: maxScore, route: routeName, estimatedSeconds: seconds ?? 0))
+            levels.append(Level(name: name, maxScore: maxScore, route: routeName, estimatedSeconds: seconds ?? 0,
+                                maxScoreLocation: fields["max_score"].map(location)))
         }
         return levels
     }
@@ -191,7 +182,8 @@ struct RuleSetParser {
             if fields["weight"] == nil, route == nil {
                 warning("\(context): has neither a weight nor a route, so matching it changes nothing", at: idNode)
             }
-            rules.append(Rule(id: id, description: description, weight: weight, route: route, condition: condition))
+            rules.append(Rule(id: id, description: description, weight: weight, route: route, location: location(item),
+                              weightLocation: fields["weight"].map(location), condition: condition))
         }
         return rules
     }
@@ -345,91 +337,5 @@ struct RuleSetParser {
     private mutating func checkRouteExists(_ name: String, context: String, at node: Node) {
         guard !routeNames.contains(name), !routeNames.isEmpty else { return }
         error("\(context): unknown route \"\(name)\"" + Suggestion.didYouMean(name, in: routeNames.sorted()), at: node)
-    }
-
-    private mutating func checkKeys(_ map: Node.Mapping, allowed: [String], context: String) {
-        for key in map.keys {
-            let name = key.string ?? ""
-            if !allowed.contains(name) {
-                error("\(context): unknown key \"\(name)\"" + Suggestion.didYouMean(name, in: allowed), at: key)
-            }
-        }
-    }
-
-    private mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
-        if let map = node.mapping { return map }
-        error("\(what): expected a mapping (key: value), found \(describe(node))", at: node)
-        return nil
-    }
-
-    private mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
-        if let items = node.sequence { return Array(items) }
-        error("\(what): expected a list, found \(describe(node))", at: node)
-        return nil
-    }
-
-    private mutating func string(_ node: Node, _ what: String) -> String? {
-        if case .scalar(let scalar) = node, node.null == nil || scalar.style != .plain { return scalar.string }
-        error("\(what): expected text, found \(describe(node))", at: node)
-        return nil
-    }
-
-    private mutating func integer(_ node: Node, _ what: String, minimum: Int? = nil) -> Int? {
-        guard case .scalar = node, let value = node.int else {
-            error("\(what): expected a whole number, found \(describe(node))", at: node)
-            return nil
-        }
-        if let minimum, value < minimum {
-            error("\(what): must be at least \(minimum), found \(value)", at: node)
-            return nil
-        }
-        return value
-    }
-
-    private mutating func number(_ node: Node, _ what: String, minimum: Double? = nil) -> Double? {
-        guard case .scalar = node, let value = node.int.map(Double.init) ?? node.float, value.isFinite else {
-            error("\(what): expected a number, found \(describe(node))", at: node)
-            return nil
-        }
-        if let minimum, value < minimum {
-            error("\(what): must be at least \(minimum.compactText), found \(value.compactText)", at: node)
-            return nil
-        }
-        return value
-    }
-
-    private func describe(_ node: Node) -> String {
-        switch node {
-        case .mapping: return "a mapping"
-        case .sequence: return "a list"
-        case .alias: return "an alias"
-        case .scalar(let scalar):
-            if node.null != nil, scalar.style == .plain { return "nothing" }
-            return "\"\(scalar.string)\""
-        }
-    }
-
-    private mutating func error(_ message: String, at node: Node?) {
-        diagnostics.append(Diagnostic(.error, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
-    }
-
-    private mutating func warning(_ message: String, at node: Node?) {
-        diagnostics.append(Diagnostic(.warning, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
-    }
-
-    private mutating func report(_ yamlError: YamlError) {
-        switch yamlError {
-        case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            let detail = context.map { "\($0.text) at \($0.mark.line):\($0.mark.column): " } ?? ""
-            diagnostics.append(Diagnostic(.error, "invalid YAML: \(detail)\(problem)", path: path,
-                                          line: mark.line, column: mark.column))
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            diagnostics.append(Diagnostic(.error, "duplicate key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) \(context.text)",
-                                          path: path, line: context.mark.line, column: context.mark.column))
-        default:
-            diagnostics.append(Diagnostic(.error, "invalid YAML: \(yamlError)", path: path))
-        }
     }
 }

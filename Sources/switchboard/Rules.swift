@@ -6,8 +6,8 @@ import RulesFiles
 
 struct Rules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check and test a rules file.",
-        subcommands: [Check.self, Test.self]
+        abstract: "Check, test and evaluate a rules file.",
+        subcommands: [Check.self, Test.self, Eval.self]
     )
 
     struct Check: AsyncParsableCommand {

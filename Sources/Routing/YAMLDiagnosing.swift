@@ -1,0 +1,119 @@
+import ChatCore
+import Yams
+
+/// A parser of a YAML file that reports every problem as a `Diagnostic` with the file's line and column, and
+/// reads typed values through the same checks: the rules file and the routing evaluation set share it.
+protocol YAMLDiagnosing {
+    var path: String { get }
+    var diagnostics: [Diagnostic] { get set }
+}
+
+extension YAMLDiagnosing {
+    /// The YAML's root node; `nil` (with a diagnostic) when it is empty or not YAML.
+    mutating func compose(_ yaml: String, expected: String) -> Node? {
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                error("the file is empty; expected \(expected)", at: nil)
+                return nil
+            }
+            return node
+        } catch let yamlError as YamlError {
+            report(yamlError)
+            return nil
+        } catch {
+            self.error("cannot read YAML: \(error)", at: nil)
+            return nil
+        }
+    }
+
+    /// Where `node` stands in the file.
+    func location(_ node: Node) -> SourceLocation {
+        SourceLocation(line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
+    }
+
+    mutating func checkKeys(_ map: Node.Mapping, allowed: [String], context: String) {
+        for key in map.keys {
+            let name = key.string ?? ""
+            if !allowed.contains(name) {
+                error("\(context): unknown key \"\(name)\"" + Suggestion.didYouMean(name, in: allowed), at: key)
+            }
+        }
+    }
+
+    mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
+        if let map = node.mapping { return map }
+        error("\(what): expected a mapping (key: value), found \(describe(node))", at: node)
+        return nil
+    }
+
+    mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
+        if let items = node.sequence { return Array(items) }
+        error("\(what): expected a list, found \(describe(node))", at: node)
+        return nil
+    }
+
+    mutating func string(_ node: Node, _ what: String) -> String? {
+        if case .scalar(let scalar) = node, node.null == nil || scalar.style != .plain { return scalar.string }
+        error("\(what): expected text, found \(describe(node))", at: node)
+        return nil
+    }
+
+    mutating func integer(_ node: Node, _ what: String, minimum: Int? = nil) -> Int? {
+        guard case .scalar = node, let value = node.int else {
+            error("\(what): expected a whole number, found \(describe(node))", at: node)
+            return nil
+        }
+        if let minimum, value < minimum {
+            error("\(what): must be at least \(minimum), found \(value)", at: node)
+            return nil
+        }
+        return value
+    }
+
+    mutating func number(_ node: Node, _ what: String, minimum: Double? = nil) -> Double? {
+        guard case .scalar = node, let value = node.int.map(Double.init) ?? node.float, value.isFinite else {
+            error("\(what): expected a number, found \(describe(node))", at: node)
+            return nil
+        }
+        if let minimum, value < minimum {
+            error("\(what): must be at least \(minimum.compactText), found \(value.compactText)", at: node)
+            return nil
+        }
+        return value
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar):
+            if node.null != nil, scalar.style == .plain { return "nothing" }
+            return "\"\(scalar.string)\""
+        }
+    }
+
+    mutating func error(_ message: String, at node: Node?) {
+        diagnostics.append(Diagnostic(.error, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
+    }
+
+    mutating func warning(_ message: String, at node: Node?) {
+        diagnostics.append(Diagnostic(.warning, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
+    }
+
+    mutating func report(_ yamlError: YamlError) {
+        switch yamlError {
+        case .scanner(let context, let problem, let mark, _),
+             .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\($0.text) at \($0.mark.line):\($0.mark.column): " } ?? ""
+            diagnostics.append(Diagnostic(.error, "invalid YAML: \(detail)\(problem)", path: path,
+                                          line: mark.line, column: mark.column))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            diagnostics.append(Diagnostic(.error, "duplicate key \(duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")) \(context.text)",
+                                          path: path, line: context.mark.line, column: context.mark.column))
+        default:
+            diagnostics.append(Diagnostic(.error, "invalid YAML: \(yamlError)", path: path))
+        }
+    }
+}
