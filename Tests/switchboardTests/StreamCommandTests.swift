@@ -55,7 +55,7 @@ struct StreamCommandTests {
             #expect(complex.status == 0, "\(complex.stdout)")
             let lines = complex.stdout.split(separator: "\n").map(String.init)
             #expect(lines.first?.hasPrefix("advice: complex → desktop (score ") == true, "\(complex.stdout)")
-            #expect(lines.first?.contains("rules: charts, comparison") == true, "\(complex.stdout)")
+            #expect(lines.first?.contains("rules: charts, trends, comparison") == true, "\(complex.stdout)")
             #expect(mock.received.count == 1)
         }
     }
