@@ -4,9 +4,9 @@ import ChatCore
 public struct AnalysisReport: Encodable, Sendable {
     public struct Matched: Encodable, Sendable {
         public let id: String
-        public let description: String?
+        @ExplicitNull public private(set) var description: String?
         public let weight: Double
-        public let route: String?
+        @ExplicitNull public private(set) var route: String?
         public let matches: [Span]
     }
 

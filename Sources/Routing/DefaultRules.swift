@@ -47,8 +47,8 @@ rules:
         - not:
             any:
               - { any_keywords: [chart of accounts, plot of land, plots of land, plot twist] }
-              - regex: '(?i)\b(chart|charts|graph|graphs|plot|plots|dashboard|dashboards|visuali[sz]ation|visuali[sz]ations)[ -](team|teams|squad|guild|group|project|database|databases|engineers?|designers?|developers?|course|courses|training|allocation|studio|desk|owners?|leads?|specialists?|design)\b'
-              - regex: '(?i)\bdata visuali[sz]ation (team|squad|guild|group|engineers?|designers?|developers?|specialists?)\b' 
+              - regex: '\b(chart|charts|graph|graphs|plot|plots|dashboard|dashboards|visuali[sz]ation|visuali[sz]ations)[ -](team|teams|squad|guild|group|project|database|databases|engineers?|designers?|developers?|course|courses|training|allocation|studio|desk|owners?|leads?|specialists?|design)\b'
+              - regex: '\bdata visuali[sz]ation (team|squad|guild|group|engineers?|designers?|developers?|specialists?)\b' 
     weight: 7
 
   - id: trends
@@ -61,10 +61,10 @@ rules:
                                raise, raises, over, since, last, past, years, year, time, monthly, quarterly] }
         - { any_keywords: [over time, year over year, yoy, over the years, evolution, evolved, evolve, multi year, multiyear,
                            several years, across years] }
-        - { regex: '(?i)\bsince (19|20)\d\d\b|\bfrom (19|20)\d\d (to|until|through) (19|20)\d\d\b' }
-        - { regex: '(?i)\b(last|past) (\d+|two|three|four|five|six|seven|eight|nine|ten|several|few) years\b' }
-        - { regex: '(?i)\bhow (has|have|did) .{1,60} (changed?|grown|grow|develop|developed|evolved?)\b' }
-        - { regex: '(?i)\b(develop|developed|change|changed|grow|grew|grown|evolve|evolved)\b.{0,40}\b(19|20)\d\d\b.{0,20}\b(19|20)\d\d\b' }
+        - { regex: '\bsince (19|20)\d\d\b|\bfrom (19|20)\d\d (to|until|through) (19|20)\d\d\b' }
+        - { regex: '\b(last|past) (\d+|two|three|four|five|six|seven|eight|nine|ten|several|few) years\b' }
+        - { regex: '\bhow (has|have|did) .{1,60} (changed?|grown|grow|develop|developed|evolved?)\b' }
+        - { regex: '\b(develop|developed|change|changed|grow|grew|grown|evolve|evolved)\b.{0,40}\b(19|20)\d\d\b.{0,20}\b(19|20)\d\d\b' }
     weight: 7
 
   - id: exports
@@ -87,7 +87,7 @@ rules:
     description: comparing many groups or periods at once
     when:
       all:
-        - { regex: '(?i)\b(compare|comparing|comparison|versus|vs\.?|side by side)\b' }
+        - { regex: '\b(compare|comparing|comparison|versus|vs\.?|side by side)\b' }
         - { any_keywords: [all, every, each, across, side by side] }
     weight: 5             # with comparison (2): complex
 
@@ -114,7 +114,7 @@ rules:
     description: comparing two groups means more than one query
     when:
       any:
-        - { regex: '(?i)\b(compare|compared|comparing|comparison|versus|vs\.?)\b' }
+        - { regex: '\b(compare|compared|comparing|comparison|versus|vs\.?)\b' }
         - { any_keywords: [higher than, lower than, more than in, less than in, stack up, against] }
     weight: 2
 

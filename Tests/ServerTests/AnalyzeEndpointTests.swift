@@ -29,6 +29,8 @@ struct AnalyzeEndpointTests {
                 #expect(body["analysisMicros"] is Int)
                 let matched = try #require(body["matchedRules"] as? [[String: Any]])
                 #expect(matched.map { $0["id"] as? String } == ["charts", "compare"])
+                // Every documented key is there: a rule without a route or description says null.
+                #expect(matched.allSatisfy { $0["route"] is NSNull && $0.keys.contains("description") })
                 let spans = try #require(matched.first?["matches"] as? [[String: Any]])
                 #expect(spans.count == 1)
                 #expect(spans.first?["text"] as? String == "Chart")
