@@ -48,7 +48,6 @@ rules:
             any:
               - { any_keywords: [chart of accounts, plot of land, plots of land, plot twist] }
               - regex: '\b(chart|charts|graph|graphs|plot|plots|dashboard|dashboards|visuali[sz]ation|visuali[sz]ations)[ -](team|teams|squad|guild|group|project|database|databases|engineers?|designers?|developers?|course|courses|training|allocation|studio|desk|owners?|leads?|specialists?|design)\b'
-              - regex: '\bdata visuali[sz]ation (team|squad|guild|group|engineers?|designers?|developers?|specialists?)\b' 
     weight: 7
 
   - id: trends
@@ -87,7 +86,7 @@ rules:
     description: comparing many groups or periods at once
     when:
       all:
-        - { regex: '\b(compare|comparing|comparison|versus|vs\.?|side by side)\b' }
+        - { any_keywords: [compare, comparing, comparison, versus, vs, side by side] }
         - { any_keywords: [all, every, each, across, side by side] }
     weight: 5             # with comparison (2): complex
 
@@ -114,8 +113,8 @@ rules:
     description: comparing two groups means more than one query
     when:
       any:
-        - { regex: '\b(compare|compared|comparing|comparison|versus|vs\.?)\b' }
-        - { any_keywords: [higher than, lower than, more than in, less than in, stack up, against] }
+        - { any_keywords: [compare, compared, comparing, comparison, versus, vs, higher than, lower than, more than in,
+                           less than in, stack up, against] }
     weight: 2
 
   - id: long_request
