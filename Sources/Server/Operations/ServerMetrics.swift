@@ -119,55 +119,6 @@ public final class ServerMetrics: Sendable {
     }
 }
 
-/// Counts each request with its route's path (not the raw URI, so the label set stays small) and status;
-/// the duration runs to the end of the body, so a stream's is the whole stream.
-struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let metrics: ServerMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let started = ContinuousClock.now
-        do {
-            var response = try await next(request, context)
-            let status = response.status
-            let path = context.endpointPath ?? "unmatched"
-            let body = response.body
-            response.body = ResponseBody(contentLength: body.contentLength) { [metrics] writer in
-                defer {
-                    metrics.request(method: request.method, path: path, status: status, duration: ContinuousClock.now - started)
-                }
-                try await body.write(writer)
-            }
-            return response
-        } catch {
-            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            metrics.request(method: request.method, path: context.endpointPath ?? "unmatched", status: status,
-                            duration: ContinuousClock.now - started)
-            throw error
-        }
-    }
-}
-
-/// A tool with its calls counted and timed (validation failures included: it wraps the guarded tool).
-struct InstrumentedTool: Tool {
-    let wrapped: any Tool
-    let metrics: ServerMetrics
-
-    var definition: ToolDefinition { wrapped.definition }
-
-    func execute(_ input: JSONValue) async throws -> ToolOutput {
-        let started = ContinuousClock.now
-        do {
-            let output = try await wrapped.execute(input)
-            metrics.toolCall(definition.name, status: output.isError ? "failed" : "completed", duration: ContinuousClock.now - started)
-            return output
-        } catch {
-            metrics.toolCall(definition.name, status: error is CancellationError ? "cancelled" : "failed",
-                             duration: ContinuousClock.now - started)
-            throw error
-        }
-    }
-}
-
 extension MetricNameDescriptor {
     /// `switchboard_NAME`, with its help text.
     static func switchboard(_ name: String, _ help: String) -> MetricNameDescriptor {

@@ -13,43 +13,6 @@ import System
 import SystemPackage
 #endif
 
-/// MCP servers to take tools from, in the format desktop MCP clients use:
-/// `{"mcpServers": {"files": {"command": "npx", "args": […], "env": {…}}, "web": {"url": "http://…/mcp"}}}`.
-public struct MCPConfiguration: Sendable, Decodable {
-    public struct ServerSpec: Sendable, Decodable {
-        public var command: String?
-        public var args: [String]?
-        public var env: [String: String]?
-        public var url: String?
-        /// Extra HTTP headers for a `url` server (for example an `Authorization` token).
-        public var headers: [String: String]?
-
-        public init(command: String? = nil, args: [String]? = nil, env: [String: String]? = nil,
-                    url: String? = nil, headers: [String: String]? = nil) {
-            self.command = command
-            self.args = args
-            self.env = env
-            self.url = url
-            self.headers = headers
-        }
-    }
-
-    public var mcpServers: [String: ServerSpec]
-
-    public static func load(path: String) throws -> MCPConfiguration {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        do {
-            let configuration = try JSONDecoder().decode(MCPConfiguration.self, from: data)
-            for (name, spec) in configuration.mcpServers where (spec.command == nil) == (spec.url == nil) {
-                throw ToolError("\(path): server \"\(name)\" needs either \"command\" (stdio) or \"url\" (Streamable HTTP)")
-            }
-            return configuration
-        } catch let error as DecodingError {
-            throw ToolError("\(path): not a valid MCP configuration: \(error)")
-        }
-    }
-}
-
 /// One MCP server: connected at start, its tools offered under their own names, reconnected when it dies.
 /// While it is down, its tools fail at once with a message saying so (the model can read it and go on).
 public final class MCPServerConnection: Service, Sendable {
@@ -261,15 +224,5 @@ extension MCPError {
         case .internalError(let detail): detail == "Client disconnected" || detail == "Client connection not initialized"
         default: false
         }
-    }
-}
-
-/// A tool provided by an MCP server, run like a built-in.
-struct MCPRemoteTool: ChatCore.Tool {
-    let definition: ToolDefinition
-    let connection: MCPServerConnection
-
-    func execute(_ input: JSONValue) async throws -> ToolOutput {
-        try await connection.call(definition.name, input)
     }
 }
