@@ -53,6 +53,8 @@ let package = Package(
         .target(name: "Server", dependencies: [
             "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

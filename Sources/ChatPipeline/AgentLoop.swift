@@ -7,13 +7,16 @@ public struct AgentConfiguration: Sendable {
     public var maxTokens: Int
     public var maxIterations: Int
     public var toolTimeout: Duration
+    /// Tool calls run from one model turn; the calls after these get an error result and do not run.
+    public var maxToolCallsPerTurn: Int
 
     public init(model: String = "claude-sonnet-4-5", maxTokens: Int = 4096, maxIterations: Int = 6,
-                toolTimeout: Duration = .seconds(30)) {
+                toolTimeout: Duration = .seconds(30), maxToolCallsPerTurn: Int = 16) {
         self.model = model
         self.maxTokens = maxTokens
         self.maxIterations = maxIterations
         self.toolTimeout = toolTimeout
+        self.maxToolCallsPerTurn = maxToolCallsPerTurn
     }
 }
 
@@ -116,12 +119,16 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
         var outputs = [ToolOutput?](repeating: nil, count: uses.count)
         let tools = self.tools
         let timeout = configuration.toolTimeout
+        let limit = configuration.maxToolCallsPerTurn
         try await withThrowingTaskGroup(of: (Int, ToolOutput, Duration).self) { group in
             for (index, use) in uses.enumerated() {
                 group.addTask {
                     let clock = ContinuousClock()
                     let started = clock.now
-                    let output = await Self.execute(use, tools: tools, timeout: timeout)
+                    // Past the cap a call does not run: the model hears why and can ask again in its next turn.
+                    let output = index < limit ? await Self.execute(use, tools: tools, timeout: timeout)
+                        : ToolOutput(content: "Not run: at most \(limit) tool calls run per turn; ask for this one again.",
+                                     isError: true)
                     return (index, output, clock.now - started)
                 }
             }

@@ -45,8 +45,8 @@ extension Array where Element == Diagnostic {
 }
 
 /// Suggests the closest known name for a misspelt one ("regx" → "regex").
-enum Suggestion {
-    static func closest(to name: String, in candidates: some Sequence<String>) -> String? {
+public enum Suggestion {
+    public static func closest(to name: String, in candidates: some Sequence<String>) -> String? {
         let target = Array(name.lowercased().unicodeScalars)
         var best: (name: String, distance: Int)?
         for candidate in candidates {
@@ -59,7 +59,7 @@ enum Suggestion {
         return best?.name
     }
 
-    static func didYouMean(_ name: String, in candidates: some Sequence<String>) -> String {
+    public static func didYouMean(_ name: String, in candidates: some Sequence<String>) -> String {
         closest(to: name, in: candidates).map { " (did you mean \"\($0)\"?)" } ?? ""
     }
 

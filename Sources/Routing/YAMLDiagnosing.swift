@@ -2,15 +2,16 @@ import ChatCore
 import Yams
 
 /// A parser of a YAML file that reports every problem as a `Diagnostic` with the file's line and column, and
-/// reads typed values through the same checks: the rules file and the routing evaluation set share it.
-protocol YAMLDiagnosing {
+/// reads typed values through the same checks: the rules file, the routing evaluation set and the API keys
+/// file share it.
+public protocol YAMLDiagnosing {
     var path: String { get }
     var diagnostics: [Diagnostic] { get set }
 }
 
 extension YAMLDiagnosing {
     /// The YAML's root node; `nil` (with a diagnostic) when it is empty or not YAML.
-    mutating func compose(_ yaml: String, expected: String) -> Node? {
+    public mutating func compose(_ yaml: String, expected: String) -> Node? {
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
                 error("the file is empty; expected \(expected)", at: nil)
@@ -27,11 +28,11 @@ extension YAMLDiagnosing {
     }
 
     /// Where `node` stands in the file.
-    func location(_ node: Node) -> SourceLocation {
+    public func location(_ node: Node) -> SourceLocation {
         SourceLocation(line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
     }
 
-    mutating func checkKeys(_ map: Node.Mapping, allowed: [String], context: String) {
+    public mutating func checkKeys(_ map: Node.Mapping, allowed: [String], context: String) {
         for key in map.keys {
             let name = key.string ?? ""
             if !allowed.contains(name) {
@@ -40,25 +41,25 @@ extension YAMLDiagnosing {
         }
     }
 
-    mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
+    public mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
         if let map = node.mapping { return map }
         error("\(what): expected a mapping (key: value), found \(describe(node))", at: node)
         return nil
     }
 
-    mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
+    public mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
         if let items = node.sequence { return Array(items) }
         error("\(what): expected a list, found \(describe(node))", at: node)
         return nil
     }
 
-    mutating func string(_ node: Node, _ what: String) -> String? {
+    public mutating func string(_ node: Node, _ what: String) -> String? {
         if case .scalar(let scalar) = node, node.null == nil || scalar.style != .plain { return scalar.string }
         error("\(what): expected text, found \(describe(node))", at: node)
         return nil
     }
 
-    mutating func integer(_ node: Node, _ what: String, minimum: Int? = nil) -> Int? {
+    public mutating func integer(_ node: Node, _ what: String, minimum: Int? = nil) -> Int? {
         guard case .scalar = node, let value = node.int else {
             error("\(what): expected a whole number, found \(describe(node))", at: node)
             return nil
@@ -70,7 +71,7 @@ extension YAMLDiagnosing {
         return value
     }
 
-    mutating func number(_ node: Node, _ what: String, minimum: Double? = nil) -> Double? {
+    public mutating func number(_ node: Node, _ what: String, minimum: Double? = nil) -> Double? {
         guard case .scalar = node, let value = node.int.map(Double.init) ?? node.float, value.isFinite else {
             error("\(what): expected a number, found \(describe(node))", at: node)
             return nil
@@ -82,7 +83,7 @@ extension YAMLDiagnosing {
         return value
     }
 
-    func describe(_ node: Node) -> String {
+    public func describe(_ node: Node) -> String {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
@@ -93,15 +94,15 @@ extension YAMLDiagnosing {
         }
     }
 
-    mutating func error(_ message: String, at node: Node?) {
+    public mutating func error(_ message: String, at node: Node?) {
         diagnostics.append(Diagnostic(.error, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
     }
 
-    mutating func warning(_ message: String, at node: Node?) {
+    public mutating func warning(_ message: String, at node: Node?) {
         diagnostics.append(Diagnostic(.warning, message, path: path, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0))
     }
 
-    mutating func report(_ yamlError: YamlError) {
+    public mutating func report(_ yamlError: YamlError) {
         switch yamlError {
         case .scanner(let context, let problem, let mark, _),
              .parser(let context, let problem, let mark, _),

@@ -33,6 +33,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     if case .file(let path) = source {
         services.append(RulesWatcher(path: path, store: store, interval: configuration.rulesPollInterval, logger: logger))
     }
+    let keys = try openAPIKeys(configuration, logger: logger)
+    if let keys, let path = configuration.apiKeysPath {
+        services.append(FileWatcher(path: path, target: keys, interval: configuration.rulesPollInterval, logger: logger))
+    }
     let database: any SQLDatabase
     do {
         let opened = try await HRDatabase.open(configuration.database, logger: logger)
@@ -79,7 +83,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
-                             toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger)
+                             toolSources: registry.sources, mcpServers: mcpServers, keys: keys, metrics: metrics, logger: logger)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
@@ -91,11 +95,15 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 /// The routes: chat stream, smart-routed chat, analyze preflight, rules status, tools, health.
 public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, toolSources: [String: String] = [:],
-    mcpServers: [MCPServerConnection] = [], metrics: ServerMetrics = ServerMetrics(), logger: Logger
+    mcpServers: [MCPServerConnection] = [], keys: APIKeyStore? = nil, quotas: any QuotaStore = InMemoryQuotaStore(),
+    metrics: ServerMetrics = ServerMetrics(), logger: Logger
 ) -> Router<SwitchboardRequestContext> {
     let router = Router(context: SwitchboardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     if configuration.cors != .off { router.add(middleware: CORSMiddleware(policy: configuration.cors)) }
+    router.add(middleware: BrowserSafetyMiddleware(allowedHosts: configuration.effectiveAllowedHosts, cors: configuration.cors))
+    if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
+    let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
     router.get("/metrics") { _, _ in
         for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -106,10 +114,19 @@ public func buildRouter<Model: LanguageModel>(
         guard let model else {
             throw APIError.streamingNotConfigured
         }
-        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let loop = AgentLoop(model: model, tools: tools, configuration: configuration.loop)
+        let key = context.apiKey
+        if let routes = key?.routes {
+            throw APIError(.forbidden, code: .forbidden, message: "this key may only chat through smart routing (POST /mcp/chat), "
+                           + "on the routes \(routes.sorted().joined(separator: ", "))")
+        }
+        let chat = try gate.capped(try await request.decodeChatRequest(limit: configuration.maxBodyBytes), key: key,
+                                   rules: store.active.rules, defaultModel: configuration.loop.model)
+        let ticket = try gate.admit(key)
+        var loopConfiguration = configuration.loop
+        loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
+        let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   logger: logger, metrics: metrics)
+                                   logger: context.logger, metrics: metrics, ticket: ticket)
     }
     router.get("/tools") { _, _ in
         try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
@@ -140,11 +157,25 @@ public func buildRouter<Model: LanguageModel>(
         guard let model else {
             throw APIError.streamingNotConfigured
         }
+        let key = context.apiKey
         var loopConfiguration = configuration.loop
         loopConfiguration.model = advice.model ?? configuration.loop.model
-        if let limit = analysis.route.maxIterations { loopConfiguration.maxIterations = limit }
+        if let routes = key?.routes, !routes.contains(analysis.route.name) {
+            throw APIError(.forbidden, code: .forbidden, message: "this key may not use the route \(analysis.route.name) "
+                           + "(it may use \(routes.sorted().joined(separator: ", ")))")
+        }
+        if let models = key?.models, !models.contains(loopConfiguration.model) {
+            throw APIError(.forbidden, code: .forbidden, message: "the route \(analysis.route.name) streams with "
+                           + "\(loopConfiguration.model), which this key may not use")
+        }
+        // A route's iteration limit never goes above the server's.
+        loopConfiguration.maxIterations = min(analysis.route.maxIterations ?? configuration.loop.maxIterations,
+                                              configuration.loop.maxIterations)
+        loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
         var routed = chat
         routed.model = nil  // the route chooses the model
+        routed = try gate.capped(routed, key: key, rules: store.active.rules, defaultModel: configuration.loop.model)
+        let ticket = try gate.admit(key)
         let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
         var headers = HTTPFields()
         headers[.switchboardComplexity] = advice.complexity
@@ -152,7 +183,40 @@ public func buildRouter<Model: LanguageModel>(
         headers[.switchboardModel] = loopConfiguration.model
         headers[.switchboardRulesVersion] = advice.rulesVersion
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   logger: logger, metrics: metrics, extraHeaders: headers)
+                                   logger: context.logger, metrics: metrics, ticket: ticket, extraHeaders: headers)
     }
     return router
+}
+
+/// The API keys of the keys file and of `SWITCHBOARD_API_KEYS`; `nil` when none are configured, which is allowed
+/// on loopback (or with `--allow-unauthenticated`) only.
+func openAPIKeys(_ configuration: ServerConfiguration, logger: Logger) throws -> APIKeyStore? {
+    let environmentKeys = APIKeyStore.environmentKeys(configuration.apiKeys)
+    guard let path = configuration.apiKeysPath else {
+        if !environmentKeys.isEmpty { return APIKeyStore(environmentKeys: environmentKeys) }
+        guard configuration.isLoopback || configuration.allowUnauthenticated else {
+            throw StartupError(description: """
+                cannot start: refusing to listen on \(configuration.host) without API keys, where anyone who reaches the \
+                port could spend the model key and read the HR data. Give keys (--api-keys FILE, SWITCHBOARD_API_KEYS_FILE \
+                or SWITCHBOARD_API_KEYS; `switchboard keys new NAME` makes one), listen on 127.0.0.1, or pass \
+                --allow-unauthenticated if something in front of the server checks every caller.
+                """)
+        }
+        if !configuration.isLoopback {
+            logger.warning("listening without API keys on a non-loopback address (--allow-unauthenticated)")
+        }
+        return nil
+    }
+    switch RulesFile.read(path) {
+    case .failure(let unreadable):
+        throw StartupError(description: "cannot start: the API keys file cannot be read\n\(unreadable.diagnostic)")
+    case .success(let (yaml, fingerprint)):
+        let (keys, diagnostics) = APIKeysFile.load(yaml: yaml, path: path)
+        guard let keys else {
+            throw StartupError(description: "cannot start: the API keys file is invalid\n"
+                               + diagnostics.map(\.description).joined(separator: "\n"))
+        }
+        logger.info("API keys loaded", metadata: ["path": "\(path)", "keys": "\(keys.keys.count + environmentKeys.count)"])
+        return APIKeyStore(file: (keys, fingerprint), environmentKeys: environmentKeys)
+    }
 }

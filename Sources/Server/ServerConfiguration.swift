@@ -4,6 +4,20 @@ import Logging
 import Tools
 import Upstream
 
+/// Limits that hold for every client, whatever its key.
+public struct ServerLimits: Sendable {
+    /// Streams open at once on this server; more are refused with `503 overloaded`.
+    public var maxStreams = 1024
+    /// The most output tokens one model call may ask for; a larger `maxTokens` is lowered to it.
+    public var maxTokensCeiling = 16_384
+    /// Messages in one request.
+    public var maxMessages = 200
+    /// Models a request may name; `nil`: the default model and every model a route of the rules names.
+    public var allowedModels: Set<String>?
+
+    public init() {}
+}
+
 /// Everything `switchboard serve` can be told, with defaults that run on a fresh machine.
 public struct ServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
@@ -26,6 +40,16 @@ public struct ServerConfiguration: Sendable {
     public var cors: CORSPolicy = .off
     /// How often a `: keepalive` comment goes out on an open stream.
     public var keepaliveInterval: Duration = .seconds(15)
+    /// The API keys file (YAML, reloaded when it changes); `nil` for none.
+    public var apiKeysPath: String?
+    /// Keys given directly (`SWITCHBOARD_API_KEYS`, comma-separated), for a quick start.
+    public var apiKeys: [String] = []
+    /// Serve a non-loopback address without keys (`--allow-unauthenticated`): anyone who can reach the port
+    /// spends the model key and reads the HR data.
+    public var allowUnauthenticated = false
+    /// `Host` header values accepted, against DNS rebinding; `nil`: localhost, 127.0.0.1, [::1] and the bound host.
+    public var allowedHosts: Set<String>?
+    public var limits = ServerLimits()
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
     /// calls per chat, tokens per call, tool timeout.
     public var loop = AgentConfiguration()
@@ -58,10 +82,33 @@ public struct ServerConfiguration: Sendable {
         if let spec = environment["SWITCHBOARD_DATABASE"], !spec.isEmpty { database = DatabaseLocation(spec) }
         if let path = environment["SWITCHBOARD_MCP_CONFIG"], !path.isEmpty { mcpConfigPath = path }
         if let origins = environment["SWITCHBOARD_CORS_ORIGINS"] { cors = CORSPolicy(origins) }
+        if let path = environment["SWITCHBOARD_API_KEYS_FILE"], !path.isEmpty { apiKeysPath = path }
+        if let keys = environment["SWITCHBOARD_API_KEYS"] { apiKeys = Self.list(keys) }
+        if environment["SWITCHBOARD_ALLOW_UNAUTHENTICATED"] == "1" { allowUnauthenticated = true }
+        if let hosts = environment["SWITCHBOARD_ALLOWED_HOSTS"], !hosts.isEmpty { allowedHosts = Set(Self.list(hosts)) }
+        if let count = environment["SWITCHBOARD_MAX_STREAMS"].flatMap(Int.init), count > 0 { limits.maxStreams = count }
+        if let tokens = environment["SWITCHBOARD_MAX_TOKENS_CEILING"].flatMap(Int.init), tokens > 0 { limits.maxTokensCeiling = tokens }
+        if let count = environment["SWITCHBOARD_MAX_MESSAGES"].flatMap(Int.init), count > 0 { limits.maxMessages = count }
+        if let models = environment["SWITCHBOARD_ALLOWED_MODELS"], !models.isEmpty { limits.allowedModels = Set(Self.list(models)) }
+        if let count = environment["SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN"].flatMap(Int.init), count > 0 { loop.maxToolCallsPerTurn = count }
         if let model = environment["SWITCHBOARD_DEFAULT_MODEL"], !model.isEmpty { loop.model = model }
         if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }
         if let tokens = environment["SWITCHBOARD_MAX_TOKENS"].flatMap(Int.init), tokens > 0 { loop.maxTokens = tokens }
         if let seconds = Self.seconds(environment["SWITCHBOARD_TOOL_TIMEOUT_SECONDS"]) { loop.toolTimeout = seconds }
+    }
+
+    /// The hosts a `Host` header may name: the configured ones, or loopback's names and the bound address.
+    public var effectiveAllowedHosts: Set<String> {
+        allowedHosts ?? ["localhost", "127.0.0.1", "[::1]", "::1", host.lowercased()]
+    }
+
+    /// Whether the server listens on loopback only.
+    public var isLoopback: Bool {
+        ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
+    }
+
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     private static func seconds(_ text: String?) -> Duration? {

@@ -13,7 +13,7 @@ struct AnalyzeEndpointTests {
         defer { rules.remove() }
         let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.router) { client in
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post,
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders,
                                      body: chatBody("Chart the salaries and compare them")) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "application/json; charset=utf-8")
@@ -38,7 +38,7 @@ struct AnalyzeEndpointTests {
                 #expect(spans.first?["end"] as? Int == 5)
                 #expect(spans.first?["messageIndex"] as? Int == 0)
             }
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: chatBody("list the employees")) { response in
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: chatBody("list the employees")) { response in
                 let body = try json(response.body)
                 #expect(body["complexity"] as? String == "simple")
                 #expect(body["action"] as? String == "stream")
@@ -62,7 +62,7 @@ struct AnalyzeEndpointTests {
             ]}
             """#
         try await app.test(.router) { client in
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: ByteBuffer(string: body)) { response in
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: ByteBuffer(string: body)) { response in
                 let body = try json(response.body)
                 let matched = try #require(body["matchedRules"] as? [[String: Any]])
                 #expect(matched.map { $0["id"] as? String } == ["charts"])
@@ -96,7 +96,7 @@ struct AnalyzeEndpointTests {
         defer { rules.remove() }
         let app = try await buildApplication(configuration: configuration(rules: rules.path))
         try await app.test(.router) { client in
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: ByteBuffer(string: body)) { response in
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: ByteBuffer(string: body)) { response in
                 #expect(response.status.code == status)
                 let error = try #require(try json(response.body)["error"] as? [String: Any])
                 #expect(error["field"] as? String == field)
@@ -112,14 +112,14 @@ struct AnalyzeEndpointTests {
         defer { rules.remove() }
         let app = try await buildApplication(configuration: configuration(rules: rules.path, maxBodyBytes: 100))
         try await app.test(.router) { client in
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post,
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders,
                                      body: chatBody(String(repeating: "word ", count: 50))) { response in
                 #expect(response.status == .contentTooLarge)
                 let error = try #require(try json(response.body)["error"] as? [String: Any])
                 #expect(error["code"] as? String == "body_too_large")
                 #expect(error["field"] as? String == "body")
             }
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: chatBody("a chart")) { response in
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: chatBody("a chart")) { response in
                 #expect(response.status == .ok)
             }
         }

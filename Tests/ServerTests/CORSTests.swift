@@ -33,20 +33,20 @@ struct CORSTests {
                 #expect(response.headers[.accessControlAllowHeaders] == "content-type")
                 #expect(response.headers[.vary] == "Origin")
             }
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: [.origin: "https://app.example"],
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: [.origin: "https://app.example", .contentType: "application/json"],
                                      body: chatBody("chart it")) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.accessControlAllowOrigin] == "https://app.example")
                 #expect(response.headers[.accessControlExposeHeaders]?.contains("X-Switchboard-Route") == true)
             }
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: [.origin: "https://app.example"],
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: [.origin: "https://app.example", .contentType: "application/json"],
                                      body: ByteBuffer(string: "{")) { response in
                 #expect(response.status == .badRequest)
                 #expect(response.headers[.accessControlAllowOrigin] == "https://app.example")
                 #expect((try? json(response.body))?["error"] != nil)
             }
             // Another origin gets no CORS headers, so its browser refuses to hand over the answer.
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: [.origin: "https://evil.example"],
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: [.origin: "https://evil.example", .contentType: "application/json"],
                                      body: chatBody("chart it")) { response in
                 #expect(response.headers[.accessControlAllowOrigin] == nil)
             }

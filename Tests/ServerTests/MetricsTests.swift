@@ -48,8 +48,8 @@ struct MetricsTests {
                 #expect(failed.types.last == "error")
                 let failedCode = try #require(failed.events("error").first?["code"] as? String)
                 _ = try await streamChat(port: port, body: #"{"messages":[]}"#)
-                try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: chatBody("chart it")) { _ in }
-                try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: chatBody("chart that")) { _ in }
+                try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: chatBody("chart it")) { _ in }
+                try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: chatBody("chart that")) { _ in }
                 try rules.write(chartRules(weight: 5))
                 #expect(await eventually { (try? await scrape(port).0).flatMap { sample($0, "switchboard_rules_reloads_total", [#"result="accepted""#]) } == 1 })
                 try rules.write("version: 1\nlevels: [")

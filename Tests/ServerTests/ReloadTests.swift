@@ -18,7 +18,7 @@ private func versionB() -> String {                                      // char
 @Suite("Live reload", .serialized)
 struct ReloadTests {
     private func analyze(_ client: some TestClientProtocol, _ text: String) async throws -> [String: Any] {
-        try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: chatBody(text)) { response in
+        try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: chatBody(text)) { response in
             #expect(response.status == .ok)
             return try json(response.body)
         }
@@ -108,6 +108,7 @@ struct ReloadTests {
                         while log.writing.withLock({ $0 }) {
                             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/analyze")
                             request.method = .POST
+                            request.headers.add(name: "content-type", value: "application/json")
                             request.body = .bytes(chatBody("please chart and compare salaries"))
                             let response = try await httpClient.execute(request, timeout: .seconds(5))
                             let body = try await response.body.collect(upTo: 1 << 20)

@@ -310,13 +310,13 @@ struct StreamEndpointTests {
     func notConfigured() async throws {
         let app = try await buildApplication(configuration: configuration(rules: nil))
         try await app.test(.router) { client in
-            try await client.execute(uri: "/mcp/chat/stream", method: .post, body: ByteBuffer(string: chatJSON("hi"))) { response in
+            try await client.execute(uri: "/mcp/chat/stream", method: .post, headers: jsonHeaders, body: ByteBuffer(string: chatJSON("hi"))) { response in
                 #expect(response.status == .serviceUnavailable)
                 let error = try #require(try json(response.body)["error"] as? [String: Any])
                 #expect(error["code"] as? String == "not_configured")
                 #expect((error["message"] as? String)?.contains("ANTHROPIC_API_KEY") == true)
             }
-            try await client.execute(uri: "/mcp/chat/analyze", method: .post, body: ByteBuffer(string: chatJSON("hi"))) { response in
+            try await client.execute(uri: "/mcp/chat/analyze", method: .post, headers: jsonHeaders, body: ByteBuffer(string: chatJSON("hi"))) { response in
                 #expect(response.status == .ok)
             }
         }

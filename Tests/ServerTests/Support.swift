@@ -70,3 +70,6 @@ func chatBody(_ text: String) -> ByteBuffer {
     let data = try! JSONSerialization.data(withJSONObject: ["messages": [["role": "user", "content": text]]])
     return ByteBuffer(bytes: data)
 }
+
+/// The header every POST needs: the server refuses bodies that are not JSON.
+let jsonHeaders: HTTPFields = [.contentType: "application/json"]

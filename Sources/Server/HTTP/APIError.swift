@@ -12,6 +12,28 @@ public enum APIErrorCode: String, Sendable, Hashable, CaseIterable {
     case bodyTooLarge = "body_too_large"
     /// A stream was asked of a server without a model to stream from.
     case notConfigured = "not_configured"
+    /// The request named a model the server (or the key) does not allow.
+    case modelNotAllowed = "model_not_allowed"
+    /// No API key was sent, and the server needs one.
+    case unauthorized
+    /// The API key sent is not one the server knows.
+    case invalidAPIKey = "invalid_api_key"
+    /// The key may not do this (an admin endpoint, a route it is not allowed).
+    case forbidden
+    /// The key has as many streams open as it may.
+    case tooManyStreams = "too_many_streams"
+    /// The key's requests per minute are spent.
+    case rateLimited = "rate_limited"
+    /// The key's output tokens for the day are spent.
+    case budgetExhausted = "budget_exhausted"
+    /// The server has as many streams open as it may.
+    case overloaded
+    /// A POST body that is not `application/json`.
+    case unsupportedMediaType = "unsupported_media_type"
+    /// A `Host` header the server does not answer to (DNS rebinding).
+    case hostNotAllowed = "host_not_allowed"
+    /// An `Origin` that CORS does not allow.
+    case originNotAllowed = "origin_not_allowed"
 }
 
 /// An error answered as JSON: `{"error":{"code":…,"message":…,"field":…}}`.
@@ -21,12 +43,16 @@ public struct APIError: HTTPResponseError, Sendable {
     public let message: String
     /// The request field at fault, as a path (`messages[0].role`), when there is one.
     public let field: String?
+    /// When to try again, for refusals that pass (`Retry-After`, whole seconds, at least 1).
+    public let retryAfter: Duration?
 
-    public init(_ status: HTTPResponse.Status, code: APIErrorCode, message: String, field: String? = nil) {
+    public init(_ status: HTTPResponse.Status, code: APIErrorCode, message: String, field: String? = nil,
+                retryAfter: Duration? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retryAfter = retryAfter
     }
 
     public init(_ error: ChatRequestError) {
@@ -34,7 +60,15 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try Response.json(ErrorBody(error: .init(code: code.rawValue, message: message, field: field)), status: status)
+        var response = try Response.json(ErrorBody(error: .init(code: code.rawValue, message: message, field: field)), status: status)
+        if let retryAfter { response.headers[.retryAfter] = String(Self.wholeSeconds(retryAfter)) }
+        return response
+    }
+
+    /// A duration as `Retry-After` says it: whole seconds, rounded up, at least 1.
+    static func wholeSeconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
     }
 
     /// The stream endpoints without an API key (everything else still works).

@@ -10,6 +10,15 @@ public enum CORSPolicy: Sendable, Equatable {
     /// These origins exactly (`https://app.example.com`), echoed back with `Vary: Origin`.
     case origins(Set<String>)
 
+    /// Whether a page from `origin` may call the API.
+    public func allows(_ origin: String) -> Bool {
+        switch self {
+        case .off: false
+        case .anyOrigin: true
+        case .origins(let origins): origins.contains(origin)
+        }
+    }
+
     /// From `SWITCHBOARD_CORS_ORIGINS`: empty for off, `*`, or origins separated by commas.
     public init(_ text: String) {
         let origins = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -50,11 +59,8 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func allowedOrigin(_ origin: String) -> String? {
-        switch policy {
-        case .off: nil
-        case .anyOrigin: "*"
-        case .origins(let origins): origins.contains(origin) ? origin : nil
-        }
+        guard policy.allows(origin) else { return nil }
+        return policy == .anyOrigin ? "*" : origin
     }
 }
 

@@ -117,6 +117,27 @@ public final class ServerMetrics: Sendable {
         gauge("mcp_server_up", "1 while the MCP server is connected, 0 while it is being reconnected.", [("server", name)])
             .set(up ? 1.0 : 0.0)
     }
+    // Per key: the label is the key's id, never the key; requests without a key count as "none".
+
+    func keyRequest(_ key: String) {
+        counter("key_requests_total", "Authenticated requests, by key id.", [("key", key)]).increment()
+    }
+
+    func keyStream(_ key: String?) {
+        counter("key_streams_total", "Chat streams opened, by key id.", [("key", key ?? "none")]).increment()
+    }
+
+    func keyTokens(_ key: String, input: Int, output: Int) {
+        counter("key_tokens_total", "Model tokens used by finished streams, by key id and direction.",
+                [("key", key), ("direction", "input")]).increment(by: Int64(input))
+        counter("key_tokens_total", "Model tokens used by finished streams, by key id and direction.",
+                [("key", key), ("direction", "output")]).increment(by: Int64(output))
+    }
+
+    func refusal(key: String?, code: APIErrorCode) {
+        counter("refusals_total", "Requests refused, by key id and error code.", [("key", key ?? "none"), ("code", code.rawValue)])
+            .increment()
+    }
 }
 
 extension MetricNameDescriptor {
@@ -124,4 +145,5 @@ extension MetricNameDescriptor {
     static func switchboard(_ name: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "switchboard", metricName: name, unitName: "", helpText: help)
     }
+
 }

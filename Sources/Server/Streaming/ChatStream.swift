@@ -25,7 +25,7 @@ enum ChatStream {
 
     static func response<Model: LanguageModel>(
         channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger,
-        metrics: ServerMetrics, extraHeaders: HTTPFields = [:]
+        metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:]
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
@@ -70,6 +70,7 @@ enum ChatStream {
                 let elapsed = clock.now - started
                 metrics.streamClosed(outcome: tally.errorCode == nil ? .complete : .error, errorCode: tally.errorCode,
                                      events: tally.events, duration: elapsed)
+                if let usage = tally.usage { ticket?.spent(usage) }
                 logger.info("stream finished", metadata: [
                     "events": "\(tally.events)", "last": "\(tally.last)",
                     "ms": "\(elapsed.inMilliseconds)",
@@ -89,11 +90,17 @@ private final class StreamTally: @unchecked Sendable {
     var events = 0
     var last = "none"
     var errorCode: StreamErrorCode?
+    /// The session's tokens, from its `complete` event.
+    var usage: Usage?
 
     func count(_ event: StreamEvent) {
         events += 1
         last = event.type
-        if case .error(let error) = event { errorCode = error.code }
+        switch event {
+        case .error(let error): errorCode = error.code
+        case .complete(let completion): usage = completion.usage
+        default: break
+        }
     }
 }
 

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import Routing
+import RulesFiles
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// What a watched configuration file feeds: it loads new content and keeps the last good one in service.
+public protocol ReloadTarget: Sendable {
+    /// The fingerprint of the content in service.
+    var fingerprint: String { get }
+    /// Whether the last content tried was refused (so the same good content again clears the refusal).
+    var isRejecting: Bool { get }
+    /// Loads new content: swaps it in and says `.reloaded`, or keeps the last good one and says `.rejected`
+    /// (recording and logging why).
+    func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> FileWatcher<Self>.Outcome
+    /// The file could not be read at all.
+    func refuse(_ diagnostic: Diagnostic, logger: Logger)
+}
+
+/// Reloads a configuration file (the rules, the API keys) when it changes, by polling its size, date and
+/// inode, and on SIGHUP. A bad file is reported once, not at every poll; the last good content keeps serving.
+public final class FileWatcher<Target: ReloadTarget>: Service, Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case unchanged
+        case reloaded
+        case rejected
+    }
+
+    private struct FileStamp: Equatable {
+        var size: Int
+        var modified: Date
+        var inode: Int
+    }
+
+    private struct State {
+        var stamp: FileStamp?
+        /// Fingerprint of the last content tried, good or bad, so a bad file is reported once, not every poll.
+        var lastTried: String?
+    }
+
+    let path: String
+    let target: Target
+    let interval: Duration
+    let logger: Logger
+    private let state: Mutex<State>
+
+    public init(path: String, target: Target, interval: Duration = .milliseconds(250), logger: Logger) {
+        self.path = path
+        self.target = target
+        self.interval = interval
+        self.logger = logger
+        self.state = Mutex(State(stamp: Self.stamp(of: path), lastTried: target.fingerprint))
+    }
+
+    public func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in hangups {
+                        self.logger.info("SIGHUP: reloading", metadata: ["path": "\(self.path)"])
+                        self.reload(force: true)
+                    }
+                }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.interval)
+                    self.reload(force: false)
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Checks the file and loads it if it changed. `force` rereads it even when its size and date are the same
+    /// (SIGHUP), and retries content that was refused before.
+    @discardableResult
+    public func reload(force: Bool) -> Outcome {
+        // The lock serialises reloads from the poller and from SIGHUP; a configuration file is small.
+        state.withLock { state in
+            let stamp = Self.stamp(of: path)
+            guard force || stamp != state.stamp else { return .unchanged }
+            state.stamp = stamp
+            switch RulesFile.read(path) {
+            case .failure(let unreadable):
+                guard force || state.lastTried != nil else { return .unchanged }
+                state.lastTried = nil
+                target.refuse(unreadable.diagnostic, logger: logger)
+                return .rejected
+            case .success(let (yaml, fingerprint)):
+                guard force || fingerprint != state.lastTried else { return .unchanged }
+                state.lastTried = fingerprint
+                if fingerprint == target.fingerprint, !target.isRejecting { return .unchanged }
+                return target.reload(yaml: yaml, fingerprint: fingerprint, path: path, logger: logger)
+            }
+        }
+    }
+
+    private static func stamp(of path: String) -> FileStamp? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        return FileStamp(size: (attributes[.size] as? NSNumber)?.intValue ?? -1,
+                         modified: attributes[.modificationDate] as? Date ?? .distantPast,
+                         inode: (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? -1)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import Routing
+import Synchronization
+
+/// The API keys in service: those of the keys file (swapped atomically on reload, the last good file kept when
+/// a new one is broken) and those given in `SWITCHBOARD_API_KEYS`.
+public final class APIKeyStore: Sendable {
+    private struct State {
+        var fileKeys: APIKeySet
+        var fingerprint: String
+        var rejection: [Diagnostic]?
+    }
+
+    /// Keys from the environment, fixed for the life of the process.
+    let environmentKeys: [APIKey]
+    private let state: Mutex<State>
+
+    /// `file`: the keys file's keys and fingerprint, when there is one.
+    public init(file: (keys: APIKeySet, fingerprint: String)? = nil, environmentKeys: [APIKey] = []) {
+        self.environmentKeys = environmentKeys
+        state = Mutex(State(fileKeys: file?.keys ?? APIKeySet([]), fingerprint: file?.fingerprint ?? "", rejection: nil))
+    }
+
+    /// Keys given as text (`SWITCHBOARD_API_KEYS`), for a quick start: each gets the id `env-N` and admin rights
+    /// (they are the operator's), with no limits but the server's.
+    public static func environmentKeys(_ keys: [String]) -> [APIKey] {
+        keys.enumerated().map { APIKey(id: "env-\($0.offset + 1)", digest: APIKey.digest(of: $0.element), admin: true) }
+    }
+
+    /// Every key in service.
+    public var keys: APIKeySet {
+        APIKeySet(state.withLock { $0.fileKeys.keys } + environmentKeys)
+    }
+
+    /// The last reload's problems, until a good file is loaded.
+    public var lastRejection: [Diagnostic]? { state.withLock { $0.rejection } }
+
+    func install(_ keys: APIKeySet, fingerprint: String) {
+        state.withLock {
+            $0.fileKeys = keys
+            $0.fingerprint = fingerprint
+            $0.rejection = nil
+        }
+    }
+}
+
+extension APIKeyStore: ReloadTarget {
+    public var fingerprint: String { state.withLock { $0.fingerprint } }
+    public var isRejecting: Bool { lastRejection != nil }
+
+    public func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> FileWatcher<APIKeyStore>.Outcome {
+        let (keys, diagnostics) = APIKeysFile.load(yaml: yaml, path: path)
+        guard let keys else {
+            state.withLock { $0.rejection = diagnostics }
+            let problems = diagnostics.map(\.description).joined(separator: "\n")
+            logger.error("API keys not reloaded, keeping the last good keys:\n\(problems)", metadata: ["path": "\(path)"])
+            return .rejected
+        }
+        install(keys, fingerprint: fingerprint)
+        logger.info("API keys reloaded", metadata: ["path": "\(path)", "keys": "\(keys.keys.count)"])
+        return .reloaded
+    }
+
+    public func refuse(_ diagnostic: Diagnostic, logger: Logger) {
+        state.withLock { $0.rejection = [diagnostic] }
+        logger.error("API keys not reloaded, keeping the last good keys", metadata: ["problem": "\(diagnostic)"])
+    }
+}
