@@ -107,7 +107,8 @@ public struct ServerConfiguration: Sendable {
         ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
     }
 
-    static func list(_ text: String) -> [String] {
+    /// Comma-separated values, trimmed, empty ones dropped.
+    public static func list(_ text: String) -> [String] {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 

@@ -34,6 +34,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(help: "API keys file (YAML, reloaded when it changes; `switchboard keys new NAME` makes entries).")
+    var apiKeys: String?
+
+    @Option(help: "Host header values to answer to, comma-separated (default: localhost, 127.0.0.1, [::1] and --host).")
+    var allowedHosts: String?
+
+    @Flag(help: "Listen on a non-loopback address without API keys (only behind something that checks every caller).")
+    var allowUnauthenticated = false
+
     func validate() throws {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port must be between 0 and 65535.")
@@ -47,6 +56,9 @@ struct Serve: AsyncParsableCommand {
         if let mcpConfig, !FileManager.default.fileExists(atPath: mcpConfig) {
             throw ValidationError("No MCP configuration file at \(mcpConfig).")
         }
+        if let apiKeys, !FileManager.default.fileExists(atPath: apiKeys) {
+            throw ValidationError("No API keys file at \(apiKeys). `switchboard keys new NAME` prints an entry to put in one.")
+        }
     }
 
     func run() async throws {
@@ -58,6 +70,9 @@ struct Serve: AsyncParsableCommand {
         if let mcpConfig { configuration.mcpConfigPath = mcpConfig }
         if let corsOrigins { configuration.cors = CORSPolicy(corsOrigins) }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
+        if let apiKeys { configuration.apiKeysPath = apiKeys }
+        if let allowedHosts { configuration.allowedHosts = Set(ServerConfiguration.list(allowedHosts)) }
+        if allowUnauthenticated { configuration.allowUnauthenticated = true }
         do {
             // One registry for our metrics and any library's that speak swift-metrics, served at GET /metrics.
             let metrics = ServerMetrics()

@@ -22,6 +22,9 @@ struct Stream: AsyncParsableCommand {
     @Option(help: "System prompt.")
     var system: String?
 
+    @Option(help: "API key for a server that needs one (default: $SWITCHBOARD_API_KEY).")
+    var apiKey: String?
+
     @Flag(help: "Use smart routing (POST /mcp/chat): the rules pick the model, or answer with advice.")
     var routed = false
 
@@ -46,6 +49,9 @@ struct Stream: AsyncParsableCommand {
         var request = HTTPClientRequest(url: url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (routed ? "/mcp/chat" : "/mcp/chat/stream"))
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
+        if let key = apiKey ?? ProcessInfo.processInfo.environment["SWITCHBOARD_API_KEY"], !key.isEmpty {
+            request.headers.add(name: "authorization", value: "Bearer \(key)")
+        }
         request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(body))))
 
         let clock = ContinuousClock()

@@ -32,11 +32,12 @@ struct ReceivedStream: Sendable {
 
 /// Posts a chat to the stream endpoint and reads the SSE as it arrives, until the server ends it or
 /// `stopAfter` says to hang up (a client disconnect).
-func streamChat(port: Int, body: String, path: String = "/mcp/chat/stream",
+func streamChat(port: Int, body: String, path: String = "/mcp/chat/stream", headers: [(String, String)] = [],
                 stopAfter: (@Sendable (ReceivedStream) -> Bool)? = nil) async throws -> ReceivedStream {
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
     request.method = .POST
     request.headers.add(name: "content-type", value: "application/json")
+    request.headers.add(contentsOf: headers)
     request.body = .bytes(ByteBuffer(string: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     var received = ReceivedStream()

@@ -84,8 +84,3 @@ public struct APIKeySet: Sendable {
         return difference == 0
     }
 }
-
-extension [UInt8] {
-    /// Lowercase hexadecimal.
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
-}
