@@ -84,6 +84,11 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
                              toolSources: registry.sources, mcpServers: mcpServers, keys: keys, metrics: metrics, logger: logger)
+    if let adminPort = configuration.adminPort {
+        services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
+                                              toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger))
+        logger.info("admin endpoints listening", metadata: ["address": "\(configuration.adminHost):\(adminPort)"])
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
@@ -104,11 +109,7 @@ public func buildRouter<Model: LanguageModel>(
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: configuration.effectiveAllowedHosts, cors: configuration.cors))
     if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
-    router.get("/metrics") { _, _ in
-        for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
-    }
+    addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics)
     router.post("/mcp/chat/stream") { request, context in
         var request = request
         guard let model else {
@@ -127,18 +128,6 @@ public func buildRouter<Model: LanguageModel>(
         let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
                                    logger: context.logger, metrics: metrics, ticket: ticket)
-    }
-    router.get("/tools") { _, _ in
-        try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
-    }
-    router.get("/health") { _, _ in
-        // Degraded (still 200: the server answers) while an MCP server is being reconnected.
-        let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
-        return try Response.json(HealthResponse(status: states.values.contains("reconnecting") ? "degraded" : "ok",
-                                                mcpServers: states.isEmpty ? nil : states))
-    }
-    router.get("/rules") { _, _ in
-        try Response.json(RulesStatusResponse(store))
     }
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
@@ -219,4 +208,42 @@ func openAPIKeys(_ configuration: ServerConfiguration, logger: Logger) throws ->
         logger.info("API keys loaded", metadata: ["path": "\(path)", "keys": "\(keys.keys.count + environmentKeys.count)"])
         return APIKeyStore(file: (keys, fingerprint), environmentKeys: environmentKeys)
     }
+}
+
+/// The operator's endpoints: `/health`, `/metrics`, `/rules`, `/tools`. On the main port the last three need an
+/// admin key (when the server has keys); on `--admin-port` they need none.
+func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rules store: RulesStore, tools: ToolBox,
+                                                toolSources: [String: String], mcpServers: [MCPServerConnection],
+                                                metrics: ServerMetrics) {
+    router.get("/health") { _, _ in
+        // Degraded (still 200: the server answers) while an MCP server is being reconnected.
+        let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
+        return try Response.json(HealthResponse(status: states.values.contains("reconnecting") ? "degraded" : "ok",
+                                                mcpServers: states.isEmpty ? nil : states))
+    }
+    router.get("/metrics") { _, _ in
+        for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
+    router.get("/rules") { _, _ in
+        try Response.json(RulesStatusResponse(store))
+    }
+    router.get("/tools") { _, _ in
+        try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
+    }
+}
+
+/// The admin listener of `--admin-port`: the operator's endpoints without keys, on loopback by default.
+func buildAdminApplication(configuration: ServerConfiguration, port: Int, rules store: RulesStore, tools: ToolBox,
+                           toolSources: [String: String], mcpServers: [MCPServerConnection], metrics: ServerMetrics,
+                           logger: Logger) -> some ApplicationProtocol {
+    let router = Router(context: BasicRequestContext.self)
+    // A page that rebinds its name to 127.0.0.1 must not read these either.
+    var hosts = configuration
+    hosts.host = configuration.adminHost
+    router.add(middleware: BrowserSafetyMiddleware(allowedHosts: hosts.effectiveAllowedHosts, cors: .off))
+    addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics)
+    return Application(router: router, configuration: .init(address: .hostname(configuration.adminHost, port: port),
+                                                             serverName: "switchboard-admin"), logger: logger)
 }

@@ -50,6 +50,10 @@ public struct ServerConfiguration: Sendable {
     /// `Host` header values accepted, against DNS rebinding; `nil`: localhost, 127.0.0.1, [::1] and the bound host.
     public var allowedHosts: Set<String>?
     public var limits = ServerLimits()
+    /// A second port serving `/metrics`, `/rules`, `/tools` and `/health` without a key, for Prometheus scrapes
+    /// and operators (`--admin-port`); `nil` for none. It listens on `adminHost`, loopback by default.
+    public var adminPort: Int?
+    public var adminHost = "127.0.0.1"
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
     /// calls per chat, tokens per call, tool timeout.
     public var loop = AgentConfiguration()
@@ -90,6 +94,8 @@ public struct ServerConfiguration: Sendable {
         if let tokens = environment["SWITCHBOARD_MAX_TOKENS_CEILING"].flatMap(Int.init), tokens > 0 { limits.maxTokensCeiling = tokens }
         if let count = environment["SWITCHBOARD_MAX_MESSAGES"].flatMap(Int.init), count > 0 { limits.maxMessages = count }
         if let models = environment["SWITCHBOARD_ALLOWED_MODELS"], !models.isEmpty { limits.allowedModels = Set(Self.list(models)) }
+        if let port = environment["SWITCHBOARD_ADMIN_PORT"].flatMap(Int.init) { adminPort = port }
+        if let host = environment["SWITCHBOARD_ADMIN_HOST"], !host.isEmpty { adminHost = host }
         if let count = environment["SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN"].flatMap(Int.init), count > 0 { loop.maxToolCallsPerTurn = count }
         if let model = environment["SWITCHBOARD_DEFAULT_MODEL"], !model.isEmpty { loop.model = model }
         if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }

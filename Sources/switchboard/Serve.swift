@@ -40,6 +40,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Host header values to answer to, comma-separated (default: localhost, 127.0.0.1, [::1] and --host).")
     var allowedHosts: String?
 
+    @Option(help: "Also serve /metrics, /rules, /tools and /health without a key on this port, on --admin-host (default 127.0.0.1).")
+    var adminPort: Int?
+
+    @Option(help: "Address of the admin port.")
+    var adminHost: String?
+
     @Flag(help: "Listen on a non-loopback address without API keys (only behind something that checks every caller).")
     var allowUnauthenticated = false
 
@@ -73,6 +79,8 @@ struct Serve: AsyncParsableCommand {
         if let apiKeys { configuration.apiKeysPath = apiKeys }
         if let allowedHosts { configuration.allowedHosts = Set(ServerConfiguration.list(allowedHosts)) }
         if allowUnauthenticated { configuration.allowUnauthenticated = true }
+        if let adminPort { configuration.adminPort = adminPort }
+        if let adminHost { configuration.adminHost = adminHost }
         do {
             // One registry for our metrics and any library's that speak swift-metrics, served at GET /metrics.
             let metrics = ServerMetrics()

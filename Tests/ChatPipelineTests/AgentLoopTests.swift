@@ -257,3 +257,33 @@ struct AgentLoopToolTests {
         #expect(!events.events.contains { if case .error = $0 { true } else { false } })
     }
 }
+
+@Suite("Agent loop: caps")
+struct AgentLoopCapTests {
+    @Test("tool calls past the per-turn cap do not run; the model hears why for each")
+    func toolCallsPerTurn() async throws {
+        let model = ScriptedModel([
+            .turn(events: [], ModelTurn(
+                content: (1...4).map { ["type": "tool_use", "id": .string("t\($0)"), "name": "double", "input": ["n": .number(Double($0))]] },
+                toolUses: (1...4).map { ToolUse(id: "t\($0)", name: "double", input: ["n": .number(Double($0))]) },
+                stopReason: .toolUse, usage: Usage())),
+            .turn(events: [.text("done")], ModelTurn(content: [["type": "text", "text": "done"]], toolUses: [], stopReason: .endTurn,
+                                                     usage: Usage())),
+        ])
+        let loop = AgentLoop(model: model, tools: ToolBox([Doubler()]), configuration: AgentConfiguration(maxToolCallsPerTurn: 2))
+        let events = EventLog()
+        try await loop.run(ChatRequest(messages: [ChatMessage(role: .user, content: .text("double 1 to 4"))]), sessionId: "s") {
+            events.append($0)
+        }
+        guard case .blocks(let results)? = model.requests.last?.messages.last?.content else {
+            Issue.record("no tool results went back to the model")
+            return
+        }
+        #expect(results.map { $0["content"]?.stringValue } == [
+            "2", "4",
+            "Not run: at most 2 tool calls run per turn; ask for this one again.",
+            "Not run: at most 2 tool calls run per turn; ask for this one again.",
+        ])
+        #expect(results.map { $0["is_error"] } == [nil, nil, .bool(true), .bool(true)])
+    }
+}

@@ -333,4 +333,18 @@ struct SecurityTests {
             }
         }
     }
+
+    @Test("--admin-port serves the operator's endpoints without a key, on loopback; the main port still asks for an admin key")
+    func adminPort() async throws {
+        let adminPort = freeLoopbackPort()
+        try await withServer(configure: { $0.adminPort = adminPort }) { port, _, _ in
+            #expect(await eventually(within: .seconds(10)) { acceptsConnections(port: adminPort) })
+            for path in ["/metrics", "/rules", "/tools", "/health"] {
+                #expect(try await request(adminPort, path, method: .GET, body: nil).status == 200, "\(path)")
+            }
+            #expect(try await request(port, "/metrics", method: .GET, body: nil).status == 401)
+            let rebound = try await request(adminPort, "/tools", method: .GET, body: nil, headers: [("host", "attacker.example")])
+            #expect(rebound.code == "host_not_allowed")
+        }
+    }
 }
