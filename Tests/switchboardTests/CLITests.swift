@@ -282,3 +282,50 @@ struct RulesEvalCommandTests {
         #expect(output.contains { $0.hasPrefix("holdout: accuracy ") })
     }
 }
+
+@Suite("keys")
+struct KeysCommandTests {
+    @Test("keys new prints a fresh key once and an entry whose sha256 is that key's; keys check accepts the entry")
+    func newAndCheck() throws {
+        let first = try CLI.run(["keys", "new", "web-frontend", "--admin"])
+        let second = try CLI.run(["keys", "new", "web-frontend"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let lines = first.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let key = try #require(lines.first { $0.hasPrefix("sb_") })
+        #expect(key.count == 46)
+        #expect(!second.stdout.contains(key), "each key is new")
+        let digest = try #require(lines.first { $0.hasPrefix("sha256: ") }).dropFirst("sha256: ".count)
+        let shasum = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["sh", "-c", "printf %s '\(key)' | sha256sum"])
+        #expect(shasum.stdoutText.hasPrefix(String(digest)))
+        #expect(lines.contains("admin: true"))
+
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let entry = first.stdout.components(separatedBy: "(--api-keys FILE):\n")[1]
+        try Data(("version: 1\nkeys:\n" + entry).utf8).write(to: directory.appendingPathComponent("keys.yaml"))
+        let check = try CLI.run(["keys", "check", "keys.yaml"], in: directory)
+        #expect(check.status == 0, "\(check.stdout)")
+        #expect(check.stdout == "keys.yaml: ok, 1 key (1 admin)\n")
+    }
+
+    @Test("keys check prints every problem with file:line:col and exits 1")
+    func checkBroken() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data("""
+            version: 1
+            keys:
+              - { id: a, sha256: abc }
+              - { id: b, sha256: \(String(repeating: "0", count: 64)), limits: { concurent_streams: 2 } }
+              - { id: b, sha256: \(String(repeating: "1", count: 64)), admin: yes please }
+            """.utf8).write(to: directory.appendingPathComponent("keys.yaml"))
+        let result = try CLI.run(["keys", "check", "keys.yaml"], in: directory)
+        #expect(result.status == 1)
+        #expect(result.stdout == """
+            keys.yaml:3:22: error: key "a": sha256 must be 64 hexadecimal characters (the key's SHA-256, not the key)
+            keys.yaml:4:98: error: key "b": limits: unknown key "concurent_streams" (did you mean "concurrent_streams"?)
+            keys.yaml:5:95: error: key "b": admin: expected true or false, found "yes please"
+
+            """)
+    }
+}
