@@ -63,11 +63,14 @@ class Upstream:
             writer.close()
 
 BODY = json.dumps({"messages": [{"role": "user", "content": "benchmark"}]}).encode()
+# With --with-keys, the server checks this key (from a keys file with generous limits) on every request.
+KEY = "sb_benchmark-key-0123456789abcdef0123456789"
+AUTH = b""
 
 async def client(port, results, first_text=None, hold=False):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /mcp/chat/stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                 b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY))
+    writer.write(b"POST /mcp/chat/stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
+                 b"content-length: %d\r\n\r\n%s" % (AUTH, len(BODY), BODY))
     await writer.drain()
     events = 0
     data = b""
@@ -98,9 +101,13 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
 
+KEYS_FILE = None
+
 async def run_server(binary, upstream_port, port):
     env = dict(os.environ, ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{upstream_port}",
-               LOG_LEVEL="error", SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096")
+               LOG_LEVEL="error", SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096", SWITCHBOARD_MAX_STREAMS="8192")
+    if KEYS_FILE:
+        env["SWITCHBOARD_API_KEYS_FILE"] = KEYS_FILE
     proc = subprocess.Popen([binary, "serve", "--port", str(port), "--log-level", "error"], env=env)
     for _ in range(200):
         try:
@@ -175,4 +182,16 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--deltas", type=int, default=100)
     parser.add_argument("--open", type=int, default=1000)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--with-keys", action="store_true",
+                        help="serve with an API keys file and send the key: the cost of authentication and quotas")
+    args = parser.parse_args()
+    if args.with_keys:
+        import hashlib, tempfile
+        digest = hashlib.sha256(KEY.encode()).hexdigest()
+        keys = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        keys.write("version: 1\nkeys:\n  - id: bench\n    sha256: %s\n    limits: { concurrent_streams: 8000, "
+                   "requests_per_minute: 10000000, output_tokens_per_day: 1000000000, max_tokens: 4096 }\n" % digest)
+        keys.close()
+        KEYS_FILE = keys.name
+        AUTH = b"authorization: Bearer %s\r\n" % KEY.encode()
+    asyncio.run(main(args))
