@@ -24,13 +24,14 @@ private let routingRules = """
 
 @Suite("POST /mcp/chat (smart routing)", .serialized, .timeLimit(.minutes(1)))
 struct SmartRoutingTests {
-    private func withServer(_ mock: MockAnthropic?, tools: [any Tool] = [],
+    private func withServer(_ mock: MockAnthropic?, tools: [any Tool] = [], configure: (inout ServerConfiguration) -> Void = { _ in },
                             _ body: @Sendable (Int) async throws -> Void) async throws {
         let rules = try TemporaryRules(routingRules)
         defer { rules.remove() }
         var config = mock.map { streamingConfiguration($0) } ?? configuration(rules: nil)
         config.rulesPath = rules.path
         config.loop.model = "claude-sonnet-4-5"
+        configure(&config)
         let app = try await buildApplication(configuration: config, tools: tools)
         try await app.test(.live) { client in try await body(try #require(client.port)) }
     }
@@ -105,6 +106,22 @@ struct SmartRoutingTests {
             let bad = try await streamChat(port: port, body: #"{"messages":[{"role":"robot","content":"hi"}]}"#, path: "/mcp/chat")
             #expect(bad.status == 400)
             #expect((bad.body?["error"] as? [String: Any])?["field"] as? String == "messages[0].role")
+        }
+    }
+
+    @Test("a route's max_iterations never goes above the server's limit")
+    func iterationsCappedByServer() async throws {
+        try await MockAnthropic.run { mock in
+            for index in 0..<3 {
+                mock.enqueue(.stream(SSE.toolTurn(text: nil, tools: [(id: "t\(index)", name: "fast", fragments: ["{}"])])))
+            }
+            // The fast route allows 2 model calls; the server allows 1.
+            try await withServer(mock, tools: [ProbeTool(name: "fast")], configure: { $0.loop.maxIterations = 1 }) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("list employees"), path: "/mcp/chat")
+                #expect(stream.events("complete").first?["stopReason"] as? String == "max_iterations")
+                #expect(stream.events("complete").first?["iterations"] as? Int == 1)
+                #expect(mock.received.count == 1)
+            }
         }
     }
 }
