@@ -27,6 +27,25 @@ extension YAMLDiagnosing {
         }
     }
 
+    /// The top level of a file that must say `version: 1` and list its entries under `listKey`: the root and
+    /// the list, with unknown top-level keys and a wrong or missing version reported; `nil` when there is no list.
+    public mutating func versionOneList(_ yaml: String, listKey: String, what: String) -> (root: Node, items: [Node])? {
+        guard let root = compose(yaml, expected: "a mapping with version and \(listKey)"), let top = mapping(root, "the top level")
+        else { return nil }
+        checkKeys(top, allowed: ["version", listKey], context: "top level")
+        if let node = top["version"] {
+            if let value = integer(node, "version"), value != 1 { error("unsupported version \(value); expected 1", at: node) }
+        } else {
+            error("missing \"version: 1\" at the top level", at: root)
+        }
+        guard let listNode = top[listKey] else {
+            error("missing \"\(listKey)\": \(what)", at: root)
+            return nil
+        }
+        guard let items = sequence(listNode, listKey) else { return nil }
+        return (root, items)
+    }
+
     /// Where `node` stands in the file.
     public func location(_ node: Node) -> SourceLocation {
         SourceLocation(line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)

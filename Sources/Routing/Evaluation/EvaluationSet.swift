@@ -50,26 +50,12 @@ struct EvaluationSetParser: YAMLDiagnosing {
         self.routes = routes
     }
 
-    static let topLevelKeys = ["version", "cases"]
     static let caseKeys = ["query", "messages", "level", "route", "split", "tags"]
     static let messageKeys = ["role", "content"]
 
     mutating func parse(_ yaml: String) -> [EvaluationCase]? {
-        guard let root = compose(yaml, expected: "a mapping with version and cases"), let top = mapping(root, "the top level") else {
-            return nil
-        }
-        checkKeys(top, allowed: Self.topLevelKeys, context: "top level")
-        if let node = top["version"] {
-            if let value = integer(node, "version"), value != 1 { error("unsupported version \(value); expected 1", at: node) }
-        } else {
-            error("missing \"version: 1\" at the top level", at: root)
-        }
-        guard let casesNode = top["cases"] else {
-            error("missing \"cases\": list the labelled queries", at: root)
-            return nil
-        }
-        guard let items = sequence(casesNode, "cases") else { return nil }
-        if items.isEmpty { error("\"cases\" is empty", at: casesNode) }
+        guard let (root, items) = versionOneList(yaml, listKey: "cases", what: "list the labelled queries") else { return nil }
+        if items.isEmpty { error("\"cases\" is empty", at: root) }
         return items.enumerated().compactMap { parseCase($1, context: "case \($0 + 1)") }
     }
 

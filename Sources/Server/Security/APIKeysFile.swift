@@ -17,7 +17,6 @@ public struct APIKeysFile: YAMLDiagnosing {
     public let path: String
     public var diagnostics: [Diagnostic] = []
 
-    static let topLevelKeys = ["version", "keys"]
     static let entryKeys = ["id", "sha256", "routes", "models", "admin", "limits"]
     static let limitKeys = ["concurrent_streams", "requests_per_minute", "output_tokens_per_day", "max_tokens"]
 
@@ -33,20 +32,8 @@ public struct APIKeysFile: YAMLDiagnosing {
     }
 
     mutating func parse(_ yaml: String) -> APIKeySet? {
-        guard let root = compose(yaml, expected: "a mapping with version and keys"), let top = mapping(root, "the top level") else {
-            return nil
-        }
-        checkKeys(top, allowed: Self.topLevelKeys, context: "top level")
-        if let node = top["version"] {
-            if let value = integer(node, "version"), value != 1 { error("unsupported version \(value); expected 1", at: node) }
-        } else {
-            error("missing \"version: 1\" at the top level", at: root)
-        }
-        guard let keysNode = top["keys"] else {
-            error("missing \"keys\": list the keys (switchboard keys new NAME prints an entry)", at: root)
-            return nil
-        }
-        guard let items = sequence(keysNode, "keys") else { return nil }
+        guard let (_, items) = versionOneList(yaml, listKey: "keys", what: "list the keys (switchboard keys new NAME prints an entry)")
+        else { return nil }
         var ids: Set<String> = []
         var digests: Set<[UInt8]> = []
         var keys: [APIKey] = []
