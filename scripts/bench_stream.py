@@ -119,7 +119,41 @@ async def run_server(binary, upstream_port, port):
     proc.kill()
     raise SystemExit("server did not start")
 
+async def response_bytes(port, body):
+    """Bytes of one stream's response as the client receives them (head and chunked body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /mcp/chat/stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
+                 b"content-length: %d\r\n\r\n%s" % (AUTH, len(body), body))
+    await writer.drain()
+    total = 0
+    data = b""
+    while not data.endswith(b"\r\n0\r\n\r\n"):
+        piece = await asyncio.wait_for(reader.read(65536), timeout=60)
+        if not piece:
+            break
+        total += len(piece)
+        data = data[-16:] + piece
+    writer.close()
+    return total
+
+async def wire_bytes(args):
+    """Bytes on the wire for one answer of --wire-bytes deltas, with and without `accumulated`."""
+    upstream = Upstream(args.wire_bytes, hold=0)
+    up = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+    server = await run_server(args.binary, up.sockets[0].getsockname()[1], args.port)
+    try:
+        lean = json.dumps({"messages": [{"role": "user", "content": "x"}], "accumulated": False}).encode()
+        full = await response_bytes(args.port, BODY)
+        short = await response_bytes(args.port, lean)
+        print(f"wire bytes for a {args.wire_bytes}-delta answer ({len(DELTA)} upstream bytes each): "
+              f"with accumulated {full:,} bytes, without {short:,} bytes ({full / short:.0f}x)")
+    finally:
+        server.terminate(); server.wait()
+        up.close()
+
 async def main(args):
+    if args.wire_bytes:
+        return await wire_bytes(args)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     throughput = Upstream(args.deltas, hold=0)
@@ -182,6 +216,8 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--deltas", type=int, default=100)
     parser.add_argument("--open", type=int, default=1000)
+    parser.add_argument("--wire-bytes", type=int, default=0,
+                        help="only measure the bytes of one answer of this many deltas, with and without accumulated")
     parser.add_argument("--with-keys", action="store_true",
                         help="serve with an API keys file and send the key: the cost of authentication and quotas")
     args = parser.parse_args()

@@ -6,12 +6,17 @@ public struct ChatRequest: Sendable, Hashable {
     public var system: String?
     public var model: String?
     public var maxTokens: Int?
+    /// Whether `text_chunk` events carry `accumulated`, everything so far. On by default, as the first frontends
+    /// expect; off, a long answer's bytes grow with its length instead of with its square.
+    public var accumulated: Bool
 
-    public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil) {
+    public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil,
+                accumulated: Bool = true) {
         self.messages = messages
         self.system = system
         self.model = model
         self.maxTokens = maxTokens
+        self.accumulated = accumulated
     }
 }
 
@@ -101,7 +106,12 @@ extension ChatRequest {
         case .number(let number)? where number.rounded() == number && number >= 1 && number <= 1_000_000:
             self.maxTokens = Int(number)
         case let other?:
-            throw ChatRequestError(field: "maxTokens", message: "expected a whole number from 1 to 1000000, found \(Self.show(other))")
+            throw ChatRequestError(field: "maxTokens", message: "expected a whole number from 1 to 1000000, found \(other.briefDescription)")
+        }
+        switch fields["accumulated"] {
+        case nil, .null?: self.accumulated = true
+        case .bool(let flag)?: self.accumulated = flag
+        case let other?: throw ChatRequestError(field: "accumulated", message: "expected true or false, found \(other.briefDescription)")
         }
     }
 
@@ -114,7 +124,7 @@ extension ChatRequest {
         }
         guard let roleName = roleValue.stringValue, let role = ChatMessage.Role(rawValue: roleName) else {
             throw ChatRequestError(field: "\(field).role",
-                                   message: "unknown role \(show(roleValue)); expected \"user\" or \"assistant\""
+                                   message: "unknown role \(roleValue.briefDescription); expected \"user\" or \"assistant\""
                                        + (roleValue.stringValue == "system" ? " (put the system prompt in the top-level \"system\" field)" : ""))
         }
         switch fields["content"] {
@@ -149,11 +159,4 @@ extension ChatRequest {
         }
     }
 
-    private static func show(_ value: JSONValue) -> String {
-        switch value {
-        case .string(let text): "\"\(text.count > 40 ? String(text.prefix(40)) + "…" : text)\""
-        case .number(let number): number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
-        default: value.typeName
-        }
-    }
 }

@@ -2,13 +2,16 @@ import Foundation
 
 /// Encodes one stream's events as Server-Sent Events: `id: N`, `data: {json}`, blank line.
 ///
-/// One encoder per stream. It keeps the escaped text of every chunk so far, so `accumulated` costs one
-/// copy per event, never a re-encoding of text that did not change.
+/// One encoder per stream. With `accumulated` it keeps the escaped text of every chunk so far, so `accumulated`
+/// costs one copy per event, never a re-encoding of text that did not change; without, it keeps nothing.
 public struct SSEEncoder: Sendable {
     private var nextId = 1
     private var accumulatedEscaped: [UInt8] = []
+    private let accumulated: Bool
 
-    public init() {}
+    public init(accumulated: Bool = true) {
+        self.accumulated = accumulated
+    }
 
     /// The keepalive comment.
     public static let keepalive: [UInt8] = Array(": keepalive\n\n".utf8)
@@ -32,7 +35,7 @@ public struct SSEEncoder: Sendable {
         case .iterationStart(let iteration):
             json.raw(",\"iteration\":")
             json.integer(iteration)
-        case .textChunk(let chunk):
+        case .textChunk(let chunk) where accumulated:
             let escapedStart = accumulatedEscaped.count
             JSONWriter.appendEscaped(chunk, to: &accumulatedEscaped)
             json.raw(",\"chunk\":\"")
@@ -40,6 +43,9 @@ public struct SSEEncoder: Sendable {
             json.raw("\",\"accumulated\":\"")
             json.raw(accumulatedEscaped)
             json.raw("\"")
+        case .textChunk(let chunk):
+            json.raw(",\"chunk\":")
+            json.string(chunk)
         case .toolDetected(let tool, let toolUseId):
             json.raw(",\"tool\":")
             json.string(tool)

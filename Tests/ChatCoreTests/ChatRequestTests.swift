@@ -20,6 +20,8 @@ struct ChatRequestTests {
         #expect(request.system == "be brief")
         #expect(request.model == "claude-haiku-4-5")
         #expect(request.maxTokens == 512)
+        #expect(request.accumulated)
+        #expect(try ChatRequest(json: Data(#"{"messages":[{"role":"user","content":"x"}],"accumulated":false}"#.utf8)).accumulated == false)
         guard case .blocks(let blocks) = request.messages[1].content else {
             Issue.record("expected blocks")
             return
@@ -37,6 +39,7 @@ struct ChatRequestTests {
         (#"{"messages":[{"role":"user","content":"x"}],"model":""}"#, "model"),
         (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":1.5}"#, "maxTokens"),
         (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":"10"}"#, "maxTokens"),
+        (#"{"messages":[{"role":"user","content":"x"}],"accumulated":"no"}"#, "accumulated"),
     ])
     func errors(body: String, field: String) {
         #expect {

@@ -106,6 +106,19 @@ struct SSEEncoderTests {
         }
     }
 
+    @Test("with accumulated off, text chunks carry only the chunk, the same text and ids otherwise")
+    func withoutAccumulated() throws {
+        var with = SSEEncoder()
+        var without = SSEEncoder(accumulated: false)
+        for chunk in ["Hello \"wor", "ld\"\n", "\u{1}😀 São\\"] {
+            let full = try decodeJSON(with.encode(.textChunk(chunk)))
+            let lean = try decodeJSON(without.encode(.textChunk(chunk)))
+            #expect(lean.json["chunk"] as? String == chunk)
+            #expect(lean.json["accumulated"] == nil)
+            #expect(lean.id == full.id)
+        }
+    }
+
     @Test("tool and end events carry their fields")
     func toolEvents() throws {
         var encoder = SSEEncoder()

@@ -361,3 +361,22 @@ struct PostgresServerTests {
         }
     }
 }
+
+@Suite("accumulated opt-out", .serialized, .timeLimit(.minutes(1)))
+struct AccumulatedOptOutTests {
+    @Test("\"accumulated\": false drops it from text_chunk, over the wire")
+    func optOut() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.textAnswer(["Hello", " world"])), .stream(SSE.textAnswer(["Hello", " world"])))
+            let app = try await buildApplication(configuration: streamingConfiguration(mock))
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let lean = try await streamChat(port: port, body: chatJSON("hi", extra: #","accumulated":false"#))
+                let full = try await streamChat(port: port, body: chatJSON("hi"))
+                #expect(lean.events("text_chunk").map { $0["chunk"] as? String } == ["Hello", " world"])
+                #expect(lean.events("text_chunk").allSatisfy { $0["accumulated"] == nil })
+                #expect(full.events("text_chunk").map { $0["accumulated"] as? String } == ["Hello", "Hello world"])
+            }
+        }
+    }
+}

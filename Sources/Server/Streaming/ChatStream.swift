@@ -44,7 +44,7 @@ enum ChatStream {
                     try await withThrowingTaskGroup(of: Bool.self) { group in
                         // The pipeline writes each event itself: one encoding, one awaited write.
                         group.addTask {
-                            var encoder = SSEEncoder()
+                            var encoder = SSEEncoder(accumulated: chat.accumulated)
                             try await loop.run(chat, sessionId: sessionId) { event in
                                 try await shared.write(ByteBuffer(bytes: encoder.encode(event)))
                                 tally.count(event)
