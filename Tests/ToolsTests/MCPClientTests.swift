@@ -66,7 +66,7 @@ struct MCPClientTests {
     func stdioTools() async throws {
         let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger)
         let remote = try await connection.start()
-        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "fail", "get_departments", "shout", "slow"])
+        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow"])
         let add = try #require(remote.first { $0.definition.name == "add" })
         #expect(add.definition.description == "Add two whole numbers.")
         #expect(add.definition.inputSchema["properties"]?["a"]?["type"] == "integer")
@@ -92,6 +92,29 @@ struct MCPClientTests {
         let failed = try await #require(tools["fail"]).execute([:])
         #expect(failed.isError)
         #expect(failed.content.contains("the python tool failed on purpose"))
+        await connection.disconnect()
+    }
+
+    @Test("stdio: a server inherits only PATH, HOME and LANG, plus its configured env: no key, no database URL, no settings")
+    func stdioEnvironment() async throws {
+        setenv("ANTHROPIC_API_KEY", "sk-ant-must-not-leak", 1)
+        setenv("SWITCHBOARD_DATABASE", "postgres://user:secret@db/hr", 1)
+        setenv("DATABASE_URL", "postgres://user:secret@db/hr", 1)
+        defer {
+            unsetenv("ANTHROPIC_API_KEY")
+            unsetenv("SWITCHBOARD_DATABASE")
+            unsetenv("DATABASE_URL")
+        }
+        var spec = stdio
+        spec.env = ["EXTRA_SETTING": "x"]
+        let connection = MCPServerConnection(name: "python", spec: spec, logger: quietLogger)
+        let remote = try await connection.start()
+        let names = try await #require(remote.first { $0.definition.name == "environment" }).execute([:]).content
+            .split(separator: "\n").map(String.init)
+        #expect(names.contains("PATH") && names.contains("EXTRA_SETTING"))
+        #expect(!names.contains("ANTHROPIC_API_KEY"))
+        #expect(!names.contains("DATABASE_URL"))
+        #expect(!names.contains { $0.hasPrefix("SWITCHBOARD_") }, "\(names)")
         await connection.disconnect()
     }
 
@@ -151,7 +174,7 @@ struct MCPClientTests {
         var registry = ToolRegistry()
         registry.register(try await connection.start(), source: "web")
         let tools = registry.toolBox
-        #expect(registry.names.sorted() == ["add", "crash", "fail", "get_departments", "shout", "slow"])
+        #expect(registry.names.sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow"])
         #expect(try await #require(tools["add"]).execute(["a": 20, "b": 22]).content == "42")
         let failed = try await #require(tools["fail"]).execute([:])
         #expect(failed.isError && failed.content.contains("failed on purpose"))

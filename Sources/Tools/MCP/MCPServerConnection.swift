@@ -190,6 +190,12 @@ public final class MCPServerConnection: Service, Sendable {
         withExtendedLifetime(pipes) {}
     }
 
+    /// What a stdio server inherits: `PATH`, `HOME` and `LANG` only, and its configured `env`; never the model's
+    /// API key, a database URL or a `SWITCHBOARD_*` setting of ours.
+    static func childEnvironment(_ ours: [String: String], configured: [String: String]?) -> [String: String] {
+        ours.filter { ["PATH", "HOME", "LANG"].contains($0.key) }.merging(configured ?? [:]) { $1 }
+    }
+
     /// Writing to a server that died must be an error (EPIPE), not a signal that ends this process.
     private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
@@ -198,7 +204,7 @@ public final class MCPServerConnection: Service, Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [command] + (spec.args ?? [])
-        process.environment = ProcessInfo.processInfo.environment.merging(spec.env ?? [:]) { $1 }
+        process.environment = Self.childEnvironment(ProcessInfo.processInfo.environment, configured: spec.env)
         let toServer = Pipe()
         let fromServer = Pipe()
         process.standardInput = toServer

@@ -35,6 +35,11 @@ def fail() -> str:
     raise ValueError("the python tool failed on purpose")
 
 @mcp.tool
+def environment() -> str:
+    """The names of this process's environment variables, sorted, one per line."""
+    return "\n".join(sorted(os.environ))
+
+@mcp.tool
 async def slow(seconds: float) -> str:
     """Sleeps, to test cancellation."""
     await asyncio.sleep(seconds)
