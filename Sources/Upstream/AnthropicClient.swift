@@ -62,6 +62,8 @@ public final class AnthropicClient: LanguageModel, Sendable {
         var httpConfiguration = HTTPClient.Configuration(
             timeout: .init(connect: TimeAmount(configuration.timeouts.connect), read: TimeAmount(configuration.timeouts.idle)))
         httpConfiguration.decompression = .disabled
+        // The key goes in a header: a redirect must never carry it to another host.
+        httpConfiguration.redirectConfiguration = .disallow
         httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60),
                                                  concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maxConnections)
         self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)

@@ -233,4 +233,20 @@ struct AnthropicClientTests {
             }
         }
     }
+
+    @Test("a redirect is not followed: the key never reaches another host")
+    func noRedirects() async throws {
+        try await MockAnthropic.run { elsewhere in
+            elsewhere.enqueue(.stream(SSE.textAnswer(["stolen"])))
+            try await MockAnthropic.run { mock in
+                mock.enqueue(.status(307, headers: ["location": "\(elsewhere.baseURL)/v1/messages"], body: ""))
+                try await withClient(mock) { model in
+                    let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                    #expect(error?.retryable == false)
+                    #expect(mock.received.count == 1)
+                    #expect(elsewhere.received.isEmpty)
+                }
+            }
+        }
+    }
 }

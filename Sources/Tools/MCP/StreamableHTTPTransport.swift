@@ -34,6 +34,8 @@ public actor StreamableHTTPTransport: Transport {
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5)))
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
+        // Headers such as an Authorization token must never follow a redirect to another host.
+        configuration.redirectConfiguration = .disallow
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
