@@ -19,8 +19,7 @@ public final class PostgresDatabase: SQLDatabase, Service {
               let host = components.host, !host.isEmpty else {
             throw ToolError("Not a PostgreSQL URL: expected postgres://user:password@host:5432/database.")
         }
-        let sslMode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
-        let tls: PostgresClient.Configuration.TLS = switch sslMode {
+        let tls: PostgresClient.Configuration.TLS = switch Self.sslMode(components) {
         case "disable": .disable
         case "require": .require(.makeClientConfiguration())
         default: .prefer(.makeClientConfiguration())
@@ -35,6 +34,14 @@ public final class PostgresDatabase: SQLDatabase, Service {
         self.prepare = prepare
         // The password stays out of descriptions and logs.
         description = "postgres://\(components.user ?? "postgres")@\(host):\(components.port ?? 5432)/\(database)"
+    }
+
+    /// The URL's `sslmode`; without one, `prefer` on loopback and `require` anywhere else, so a password never
+    /// crosses a network in clear unless the URL says `sslmode=disable`.
+    static func sslMode(_ components: URLComponents) -> String {
+        if let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value { return mode }
+        let host = components.host?.lowercased() ?? ""
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.") ? "prefer" : "require"
     }
 
     public func run() async throws {

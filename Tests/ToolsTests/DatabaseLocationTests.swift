@@ -1,5 +1,6 @@
 import Testing
-import Tools
+import Foundation
+@testable import Tools
 
 @Suite("Database location")
 struct DatabaseLocationTests {
@@ -18,5 +19,17 @@ struct DatabaseLocationTests {
         #expect(DatabaseLocation("postgres://hr:s3cret@db:5432/hr?sslmode=require").description
                 == "postgres://hr@db:5432/hr?sslmode=require")
         #expect(DatabaseLocation("data/hr.sqlite").description == "data/hr.sqlite")
+    }
+
+    @Test("PostgreSQL off loopback requires TLS unless the URL says otherwise", arguments: [
+        ("postgres://u:p@db.internal:5432/hr", "require"),
+        ("postgres://u:p@10.0.0.5/hr", "require"),
+        ("postgres://u:p@127.0.0.1:55432/hr", "prefer"),
+        ("postgres://u:p@localhost/hr", "prefer"),
+        ("postgres://u:p@db.internal/hr?sslmode=disable", "disable"),
+        ("postgres://u:p@127.0.0.1/hr?sslmode=require", "require"),
+    ])
+    func tlsByHost(url: String, mode: String) throws {
+        #expect(PostgresDatabase.sslMode(try #require(URLComponents(string: url))) == mode)
     }
 }
