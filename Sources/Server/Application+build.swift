@@ -78,7 +78,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         let client = AnthropicClient(configuration: anthropic, logger: logger)
         services.append(ShutdownService(name: "upstream client") { try await client.shutdown() })
         model = client
-        logger.info("streaming enabled", metadata: ["upstream": "\(anthropic.baseURL)", "tools": "\(tools.definitions.count)"])
+        logger.info("streaming enabled", metadata: ["upstream": "\(Redaction.credentials(in: anthropic.baseURL))", "tools": "\(tools.definitions.count)"])
     } else {
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }

@@ -1,3 +1,4 @@
+import ChatCore
 import Foundation
 
 /// Where the HR database lives, as `--database` and `SWITCHBOARD_DATABASE` name it: a SQLite file,
@@ -23,7 +24,9 @@ public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
         case .memory: return ":memory:"
         case .sqlite(let path): return path
         case .postgres(let url):
-            guard var components = URLComponents(string: url), components.password != nil else { return url }
+            guard var components = URLComponents(string: url), components.password != nil else {
+                return Redaction.credentials(in: url)
+            }
             components.password = nil
             return components.string ?? "postgres://"
         }

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Logging
 
 /// Two tools with one name: reported, never silently shadowed.
 public struct ToolClash: Error, Sendable, CustomStringConvertible {
@@ -55,10 +56,13 @@ public struct ToolRegistry: Sendable {
     }
 }
 
-/// A tool behind input validation and a result cap. Its errors become results the model can read.
+/// A tool behind input validation and a result cap. Its errors become results the model can read: a `ToolError`
+/// as written (it is meant for the model), any other error as a short generic sentence, because database errors
+/// carry SQL and transport errors URLs; the full error goes to the log.
 struct GuardedTool: Tool {
     let wrapped: any Tool
     let maxResultBytes: Int
+    var logger = Logger(label: "switchboard.tools")
 
     var definition: ToolDefinition { wrapped.definition }
 
@@ -75,7 +79,11 @@ struct GuardedTool: Tool {
         } catch let error as ToolError {
             return ToolOutput(content: error.message, isError: true)
         } catch {
-            return ToolOutput(content: "\(definition.name) failed: \(error)", isError: true)
+            logger.error("tool failed", metadata: [
+                "tool": "\(definition.name)", "error": "\(Redaction.credentials(in: String(reflecting: error)))",
+            ])
+            return ToolOutput(content: "\(definition.name) failed with an internal error; the server's log has the details.",
+                              isError: true)
         }
         if output.content.utf8.count > maxResultBytes {
             let total = output.content.utf8.count

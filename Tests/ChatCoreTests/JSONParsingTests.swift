@@ -36,3 +36,18 @@ struct JSONParsingTests {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: deep) }
     }
 }
+
+@Suite("Redaction")
+struct RedactionTests {
+    @Test("user information leaves every URL in the text, parsable or not", arguments: [
+        ("postgres://hr:s3cret@db:5432/hr?sslmode=require", "postgres://***@db:5432/hr?sslmode=require"),
+        ("postgres://hr:p@ss:w0rd@db/hr", "postgres://***@db/hr"),
+        ("postgres://hr:s3cr%zz@db/hr", "postgres://***@db/hr"),
+        ("connect to https://user:tok@mcp.example/mcp failed; retry postgres://a:b@c", "connect to https://***@mcp.example/mcp failed; retry postgres://***@c"),
+        ("http://127.0.0.1:3000/v1/messages", "http://127.0.0.1:3000/v1/messages"),
+        ("no urls here", "no urls here"),
+    ])
+    func credentials(text: String, expected: String) {
+        #expect(Redaction.credentials(in: text) == expected)
+    }
+}

@@ -87,7 +87,11 @@ public actor StreamableHTTPTransport: Transport {
                 sessionID = nil
                 continuation.finish(throwing: MCPError.transportError(MCPSessionExpired()))
             }
-            throw MCPError.internalError("HTTP \(response.status.code) from \(endpoint): \(body.prefix(300))")
+            // No URL in the message: it may reach the model; the log has the endpoint.
+            logger.warning("MCP server answered with an error", metadata: [
+                "status": "\(response.status.code)", "endpoint": "\(Redaction.credentials(in: endpoint))",
+            ])
+            throw MCPError.internalError("HTTP \(response.status.code) from the MCP server: \(body.prefix(300))")
         }
         let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
         if contentType.hasPrefix("text/event-stream") {
