@@ -1,4 +1,5 @@
 import Testing
+import ChatCore
 import Foundation
 @testable import Tools
 
@@ -31,5 +32,20 @@ struct DatabaseLocationTests {
     ])
     func tlsByHost(url: String, mode: String) throws {
         #expect(PostgresDatabase.sslMode(try #require(URLComponents(string: url))) == mode)
+    }
+}
+
+@Suite("Readiness gate")
+struct ReadinessGateTests {
+    @Test("a query waiting for a database that is not ready honours cancellation and the tool timeout")
+    func waitsAreCancellable() async throws {
+        let gate = ReadinessGate()
+        let database = GatedDatabase(base: try SQLiteDatabase(), gate: gate)
+        let waiting = Task { try await database.fetch("SELECT 1 AS one", []) }
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        #expect(try await withTimeout(.milliseconds(20)) { try await database.fetch("SELECT 1 AS one", []) } == nil)
+        gate.open()
+        #expect(try await database.fetch("SELECT 1 AS one", []).first?["one"]?.int == 1)
     }
 }
