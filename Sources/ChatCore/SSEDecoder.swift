@@ -23,7 +23,10 @@ public struct ServerSentEvent: Sendable, Hashable {
 public struct SSEDecoder: Sendable {
     /// A line longer than this is an error, so a broken peer cannot grow the buffer without bound.
     public static let maxLineBytes = 4 << 20
+    /// An event whose `data:` lines add up to more than this is an error too.
+    public static let maxEventBytes = 4 << 20
 
+    /// A line or an event over its limit.
     public struct LineTooLong: Error {}
 
     private var line: [UInt8] = []
@@ -94,6 +97,7 @@ public struct SSEDecoder: Sendable {
         switch line[0..<nameEnd] {
         case Self.dataField:
             if hasData { data.append(0x0A) }
+            guard data.count + value.count <= Self.maxEventBytes else { throw LineTooLong() }
             data.append(contentsOf: value)
             hasData = true
         case Self.eventField:

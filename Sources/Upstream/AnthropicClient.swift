@@ -104,7 +104,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
                     }
                 } }
             } catch {
-                throw StreamError(code: .upstreamProtocolError, message: "The model service sent a line longer than 4 MiB.",
+                throw StreamError(code: .upstreamProtocolError, message: "The model service sent a line or an event over 4 MiB.",
                                   retryable: false)
             }
             // Events go out before anything else happens, errors included: what arrived is delivered.
@@ -114,6 +114,8 @@ public final class AnthropicClient: LanguageModel, Sendable {
                 if let requestId { error.message += " (request \(requestId))" }
                 throw error
             }
+            // The message is whole: what follows `message_stop` (nothing, from Anthropic) is not waited for.
+            if accumulator.messageStopped { break }
             if clock.now > deadline {
                 throw StreamError(code: .overallTimeout,
                                   message: "The model call took longer than \(Self.describe(configuration.timeouts.overall)).",

@@ -19,7 +19,14 @@ struct AnthropicTurnAccumulator {
         var type: String { start["type"]?.stringValue ?? "" }
     }
 
+    /// The most text, and the most tool input, one turn may carry: a model that runs away (or a broken
+    /// upstream) cannot grow a turn without bound.
+    static let maxTextBytes = 4 << 20
+    static let maxToolInputBytes = 1 << 20
+
     private var blocks: [Int: Block] = [:]
+    private var textBytes = 0
+    private var toolInputBytes = 0
     private var order: [Int] = []
     private var stopReason: StopReason?
     private var usage = Usage()
@@ -52,10 +59,22 @@ struct AnthropicTurnAccumulator {
             switch delta["type"]?.stringValue {
             case "text_delta":
                 guard let text = delta["text"]?.stringValue, !text.isEmpty else { return nil }
+                textBytes += text.utf8.count
+                guard textBytes <= Self.maxTextBytes else {
+                    throw StreamError(code: .upstreamProtocolError,
+                                      message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
+                }
                 blocks[index]!.text += text
                 return .text(text)
             case "input_json_delta":
-                blocks[index]!.partialJSON += delta["partial_json"]?.stringValue ?? ""
+                let fragment = delta["partial_json"]?.stringValue ?? ""
+                toolInputBytes += fragment.utf8.count
+                guard toolInputBytes <= Self.maxToolInputBytes else {
+                    throw StreamError(code: .upstreamProtocolError,
+                                      message: "The model's tool input passed \(Self.maxToolInputBytes >> 20) MiB in one turn.",
+                                      retryable: false)
+                }
+                blocks[index]!.partialJSON += fragment
             case "thinking_delta":
                 blocks[index]!.thinking += delta["thinking"]?.stringValue ?? ""
             case "signature_delta":

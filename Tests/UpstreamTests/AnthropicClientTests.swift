@@ -249,4 +249,17 @@ struct AnthropicClientTests {
             }
         }
     }
+
+    @Test("reading stops at message_stop: an upstream that keeps the body open after it does not hold the turn")
+    func stopsAtMessageStop() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.textAnswer(["done"]) + [.pause(.seconds(20)), SSE.ping]))
+            try await withClient(mock) { model in
+                let turn = try await model.streamTurn(request) { _ in }
+                #expect(turn.stopReason == .endTurn)
+                // Returned while the upstream was still in its 20 s pause.
+                #expect(mock.finished == 0)
+            }
+        }
+    }
 }

@@ -94,3 +94,45 @@ struct TurnAccumulatorTests {
         #expect(result.error?.retryable == true)
     }
 }
+
+@Suite("Upstream caps")
+struct UpstreamCapTests {
+    private func delta(_ index: Int, _ type: String, _ field: String, _ value: String) -> ServerSentEvent {
+        ServerSentEvent(event: "content_block_delta", data: #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"\#(type)","\#(field)":"\#(value)"}}"#)
+    }
+
+    @Test("a turn's text is capped: past it, the turn fails instead of growing")
+    func textCap() throws {
+        var accumulator = AnthropicTurnAccumulator()
+        _ = try accumulator.handle(ServerSentEvent(event: "content_block_start",
+                                                   data: #"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#))
+        let piece = String(repeating: "a", count: 64 << 10)
+        var failure: StreamError?
+        for _ in 0..<100 where failure == nil {
+            do throws(StreamError) { _ = try accumulator.handle(delta(0, "text_delta", "text", piece)) } catch { failure = error }
+        }
+        #expect(failure?.code == .upstreamProtocolError)
+    }
+
+    @Test("a turn's tool input is capped too")
+    func toolInputCap() throws {
+        var accumulator = AnthropicTurnAccumulator()
+        _ = try accumulator.handle(ServerSentEvent(event: "content_block_start", data:
+            #"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"x","input":{}}}"#))
+        let piece = String(repeating: "b", count: 64 << 10)
+        var failure: StreamError?
+        for _ in 0..<20 where failure == nil {
+            do throws(StreamError) { _ = try accumulator.handle(delta(0, "input_json_delta", "partial_json", piece)) } catch { failure = error }
+        }
+        #expect(failure?.code == .upstreamProtocolError)
+    }
+
+    @Test("an event whose data lines add up past the cap is refused, whatever its lines' lengths")
+    func eventCap() {
+        var decoder = SSEDecoder()
+        let line = "data: " + String(repeating: "x", count: 1 << 20) + "\n"
+        #expect(throws: SSEDecoder.LineTooLong.self) {
+            for _ in 0..<5 { try decoder.feed(Array(line.utf8)) { _ in } }
+        }
+    }
+}
