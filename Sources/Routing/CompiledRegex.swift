@@ -16,12 +16,18 @@ struct CompiledRegex: @unchecked Sendable {
     enum Problem: Error, Equatable {
         case tooLong(Int)
         case nestedQuantifier
+        case quantifiedAlternation
         case invalid(String)
     }
 
     init(pattern: String) throws(Problem) {
         guard pattern.count <= Self.maxPatternLength else { throw .tooLong(pattern.count) }
-        if Self.hasNestedUnboundedQuantifier(pattern) { throw .nestedQuantifier }
+        if let risk = Self.riskyShape(pattern) { throw risk }
+        try self.init(unchecked: pattern)
+    }
+
+    /// Compiles without the shape checks (for tests of the time limit).
+    init(unchecked pattern: String) throws(Problem) {
         do {
             expression = try NSRegularExpression(
                 pattern: pattern, options: [.caseInsensitive])
@@ -32,10 +38,21 @@ struct CompiledRegex: @unchecked Sendable {
         self.requirement = RegexPrefilter.requirement(for: pattern)
     }
 
-    /// Matches in the first `length` UTF-16 units of `text`, as UTF-16 ranges.
-    func matches(in text: String, length: Int) -> [Range<Int>] {
+    /// Texts longer than this are matched with ICU's progress callback, which lets a slow match stop at the
+    /// deadline; it costs a few microseconds per regex, so short texts (nearly every chat), where the shapes
+    /// refused at load cannot take long, go without it.
+    static let progressCheckedLength = 256
+
+    /// Matches in the first `length` UTF-16 units of `text`, as UTF-16 ranges, found before `deadline`: on a long
+    /// text a match still running then is abandoned (ICU calls back while it works).
+    func matches(in text: String, length: Int, deadline: ContinuousClock.Instant) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        expression.enumerateMatches(in: text, options: [], range: NSRange(location: 0, length: length)) { result, _, stop in
+        let options: NSRegularExpression.MatchingOptions = length > Self.progressCheckedLength ? [.reportProgress] : []
+        expression.enumerateMatches(in: text, options: options, range: NSRange(location: 0, length: length)) { result, _, stop in
+            if ContinuousClock.now > deadline {
+                stop.pointee = true
+                return
+            }
             guard let range = result?.range, range.location != NSNotFound else { return }
             ranges.append(range.location..<(range.location + range.length))
             if ranges.count == Self.maxMatches { stop.pointee = true }
@@ -43,11 +60,13 @@ struct CompiledRegex: @unchecked Sendable {
         return ranges
     }
 
-    /// Whether a group that repeats without bound contains something that also repeats without bound,
-    /// like `(a+)+` or `(\w*x)*`: the shape that backtracks exponentially on a near miss.
-    static func hasNestedUnboundedQuantifier(_ pattern: String) -> Bool {
+    /// The shapes that backtrack exponentially on a near miss: a group that repeats without bound and contains
+    /// something that also repeats without bound (`(a+)+`, `(\w*x)*`), or an alternation (`(a|aa)+`, whose
+    /// overlapping branches can split the same text in exponentially many ways).
+    static func riskyShape(_ pattern: String) -> Problem? {
         let chars = Array(pattern.unicodeScalars)
         var groupHasUnbounded: [Bool] = []
+        var groupHasAlternation: [Bool] = []
         var lastClosedGroupHadUnbounded = false
         var i = 0
         func unboundedQuantifier(at index: Int) -> Bool {
@@ -78,10 +97,15 @@ struct CompiledRegex: @unchecked Sendable {
                 continue
             case "(":
                 groupHasUnbounded.append(false)
+                groupHasAlternation.append(false)
+            case "|":
+                if !groupHasAlternation.isEmpty { groupHasAlternation[groupHasAlternation.count - 1] = true }
             case ")":
                 lastClosedGroupHadUnbounded = groupHasUnbounded.popLast() ?? false
+                let hadAlternation = groupHasAlternation.popLast() ?? false
                 if unboundedQuantifier(at: i + 1) {
-                    if lastClosedGroupHadUnbounded { return true }
+                    if lastClosedGroupHadUnbounded { return .nestedQuantifier }
+                    if hadAlternation { return .quantifiedAlternation }
                     markUnbounded()
                 } else if lastClosedGroupHadUnbounded {
                     markUnbounded()
@@ -91,7 +115,7 @@ struct CompiledRegex: @unchecked Sendable {
             }
             i += 1
         }
-        return false
+        return nil
     }
 
     private static func describe(_ error: Error) -> String {

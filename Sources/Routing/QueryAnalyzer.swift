@@ -109,6 +109,9 @@ public struct QueryAnalyzer: Sendable {
 
     // MARK: Internals
 
+    /// The time all regexes of one analysis may take together; a match still running then does not count.
+    static let regexBudget: Duration = .milliseconds(5)
+
     private struct Facts {
         let text: String
         let scanLength: Int
@@ -116,6 +119,8 @@ public struct QueryAnalyzer: Sendable {
         let messages: Int
         let keywordHits: [Int: [Range<Int>]]
         let folded: FoldedText?
+        /// Set when the first regex runs.
+        var regexDeadline: ContinuousClock.Instant?
     }
 
     /// Where each joined turn starts in the analysed text.
@@ -178,7 +183,8 @@ public struct QueryAnalyzer: Sendable {
                !requirement.contains(where: folded.contains) {
                 return false
             }
-            let ranges = regex.matches(in: facts.text, length: facts.scanLength)
+            if facts.regexDeadline == nil { facts.regexDeadline = ContinuousClock.now + Self.regexBudget }
+            let ranges = regex.matches(in: facts.text, length: facts.scanLength, deadline: facts.regexDeadline!)
             spans.append(contentsOf: ranges)
             return !ranges.isEmpty
         case .minChars(let limit): return facts.characters >= limit

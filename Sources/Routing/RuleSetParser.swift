@@ -22,6 +22,8 @@ struct RuleSetParser: YAMLDiagnosing {
     static let exampleKeys = ["query", "expect"]
     static let expectationKeys = ["level", "route", "score", "rules"]
     static let defaultScanLimit = 10_000
+    /// The most text one analysis reads, whatever the file says.
+    static let maxScanLimit = 100_000
 
     /// Parses and compiles; returns `nil` when any error was found (the diagnostics say which).
     mutating func parse(_ yaml: String, fingerprint: String) -> RuleSet? {
@@ -44,7 +46,13 @@ struct RuleSetParser: YAMLDiagnosing {
         if let analyze = top["analyze"], let map = mapping(analyze, "analyze") {
             checkKeys(map, allowed: Self.analyzeKeys, context: "analyze")
             if let node = map["history"], let value = integer(node, "analyze.history", minimum: 0) { history = value }
-            if let node = map["scan_limit"], let value = integer(node, "analyze.scan_limit", minimum: 1) { scanLimit = value }
+            if let node = map["scan_limit"], let value = integer(node, "analyze.scan_limit", minimum: 1) {
+                if value > Self.maxScanLimit {
+                    error("analyze.scan_limit: at most \(Self.maxScanLimit) characters, found \(value)", at: node)
+                } else {
+                    scanLimit = value
+                }
+            }
             if let node = map["follow_up"] { followUp = parseCondition(node, context: "analyze.follow_up") }
         }
 
@@ -232,6 +240,9 @@ struct RuleSetParser: YAMLDiagnosing {
                 case .nestedQuantifier:
                     self.error("\(context): regex repeats a group that itself repeats without bound, which can "
                                + "backtrack catastrophically; rewrite it without the nested quantifier", at: value)
+                case .quantifiedAlternation:
+                    self.error("\(context): regex repeats an alternation without bound, like (a|aa)+, which can "
+                               + "backtrack catastrophically; use a character class ([ab]+) or repeat each branch", at: value)
                 case .invalid(let reason):
                     self.error("\(context): regex does not compile: \(reason)", at: value)
                 }

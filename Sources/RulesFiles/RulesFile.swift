@@ -4,6 +4,9 @@ import Routing
 
 /// Reads a rules file and loads it; the only place rules bytes come from disk.
 public enum RulesFile {
+    /// The largest configuration file read (rules, API keys, an evaluation set).
+    public static let maxBytes = 1 << 20
+
     /// The content fingerprint shown as `rulesVersion`.
     public static func fingerprint(of bytes: some DataProtocol) -> String {
         "sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
@@ -27,6 +30,10 @@ public enum RulesFile {
 
     /// The file's text and fingerprint, or why it cannot be used.
     public static func read(_ path: String) -> Result<(String, String), UnreadableRules> {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue > maxBytes {
+            return .failure(UnreadableRules(diagnostic: Diagnostic(
+                .error, "the file is \(size.intValue) bytes; a configuration file may be at most \(maxBytes >> 20) MiB", path: path)))
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -1,3 +1,5 @@
+import Foundation
+import RulesFiles
 import Testing
 @testable import Routing
 
@@ -107,13 +109,24 @@ struct DiagnosticsTests {
 
 @Suite("Regex safety")
 struct RegexSafetyTests {
-    @Test("nested unbounded quantifiers are refused", arguments: [
-        ("(a+)+", true), ("(\\w+\\s*)*", true), ("((ab)*c)+", true), ("(x{2,})+", true),
-        ("(a|b)+", false), ("(ab)+c*", false), ("\\b(compare|vs\\.?)\\b", false), ("[(a+)]+", false),
-        ("(a+)?", false), ("\\(a+\\)+", false),
+    @Test("nested unbounded quantifiers and repeated alternations are refused", arguments: [
+        ("(a+)+", CompiledRegex.Problem.nestedQuantifier), ("(\\w+\\s*)*", .nestedQuantifier), ("((ab)*c)+", .nestedQuantifier),
+        ("(x{2,})+", .nestedQuantifier), ("(a|aa)+", .quantifiedAlternation), ("(a|b)+", .quantifiedAlternation),
+        ("(?:foo|foobar){2,}", .quantifiedAlternation),
+        ("(ab)+c*", nil), ("\\b(compare|vs\\.?)\\b", nil), ("[(a+)]+", nil), ("(a+)?", nil), ("\\(a+\\)+", nil),
+        ("(a|b){1,3}", nil), ("[a|b]+", nil), ("a|b+", nil),
     ])
-    func nested(pattern: String, refused: Bool) {
-        #expect(CompiledRegex.hasNestedUnboundedQuantifier(pattern) == refused)
+    func risky(pattern: String, problem: CompiledRegex.Problem?) {
+        #expect(CompiledRegex.riskyShape(pattern) == problem)
+    }
+
+    @Test("a repeated alternation in a rules file is a diagnostic at the pattern")
+    func alternationDiagnostic() {
+        let yaml = rulesYAML(rules: "  - { id: r, weight: 1, when: { regex: '(a|aa)+$' } }")
+        #expect(load(yaml).diagnostics.map(\.description) == [
+            "rules.yaml:10:40: error: rule \"r\": regex repeats an alternation without bound, like (a|aa)+, which can "
+                + "backtrack catastrophically; use a character class ([ab]+) or repeat each branch",
+        ])
     }
 }
 
@@ -126,5 +139,39 @@ struct SuggestionTests {
     func closest(name: String, expected: String?) {
         let known = RuleSetParser.conditionKeys + RuleSetParser.ruleKeys
         #expect(Suggestion.closest(to: name, in: known) == expected)
+    }
+}
+
+@Suite("Analysis bounds", .timeLimit(.minutes(1)))
+struct AnalysisBoundsTests {
+    @Test("a regex that backtracks catastrophically stops at the analysis deadline instead of running for minutes")
+    func regexDeadline() throws {
+        // Refused at load; compiled here without the checks to stand for a shape the checks do not know.
+        let regex = try CompiledRegex(unchecked: "(x+x+)+y")
+        let text = String(repeating: "x", count: CompiledRegex.progressCheckedLength + 1)
+        let started = ContinuousClock.now
+        let ranges = regex.matches(in: text, length: text.utf16.count, deadline: started + .milliseconds(20))
+        #expect(ranges.isEmpty)
+        // 2^257 steps would take forever; returning at all within the test's limit shows the deadline worked.
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    @Test("scan_limit is capped")
+    func scanLimitCap() {
+        let yaml = rulesYAML(rules: "  - { id: r, weight: 1, when: { min_chars: 1 } }")
+            .replacingOccurrences(of: "analyze: { history: 0 }", with: "analyze: { history: 0, scan_limit: 5000000 }")
+        #expect(load(yaml).diagnostics.map(\.description) == [
+            "rules.yaml:2:36: error: analyze.scan_limit: at most 100000 characters, found 5000000",
+        ])
+    }
+
+    @Test("a configuration file over 1 MiB is refused before it is read")
+    func fileSizeCap() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("huge-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(("version: 1\n# " + String(repeating: "x", count: 2 << 20) + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        let outcome = RulesFile.load(.file(path))
+        #expect(outcome.accepted == nil)
+        #expect(outcome.diagnostics.first?.message.hasPrefix("the file is 2097166 bytes; a configuration file may be at most 1 MiB") == true)
     }
 }
