@@ -49,11 +49,12 @@ struct CompiledRegex: @unchecked Sendable {
         var ranges: [Range<Int>] = []
         let options: NSRegularExpression.MatchingOptions = length > Self.progressCheckedLength ? [.reportProgress] : []
         expression.enumerateMatches(in: text, options: options, range: NSRange(location: 0, length: length)) { result, _, stop in
-            if ContinuousClock.now > deadline {
-                stop.pointee = true
+            // Only a search still running is abandoned; a match found is always kept, however late (a machine
+            // busy elsewhere must not change the analysis).
+            guard let range = result?.range, range.location != NSNotFound else {
+                if ContinuousClock.now > deadline { stop.pointee = true }
                 return
             }
-            guard let range = result?.range, range.location != NSNotFound else { return }
             ranges.append(range.location..<(range.location + range.length))
             if ranges.count == Self.maxMatches { stop.pointee = true }
         }

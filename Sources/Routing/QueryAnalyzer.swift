@@ -110,7 +110,7 @@ public struct QueryAnalyzer: Sendable {
     // MARK: Internals
 
     /// The time all regexes of one analysis may take together; a match still running then does not count.
-    static let regexBudget: Duration = .milliseconds(5)
+    static let regexBudget: Duration = .milliseconds(100)
 
     private struct Facts {
         let text: String
