@@ -17,6 +17,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 {
     var logger = logger ?? Logger(label: "switchboard")
     logger.logLevel = configuration.logLevel
+    let problems = configuration.problems
+    guard problems.isEmpty else {
+        throw StartupError(description: "cannot start: the configuration is invalid\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+    }
 
     let source = RulesSource.resolve(explicitPath: configuration.rulesPath)
     let outcome = RulesFile.load(source)

@@ -1,3 +1,4 @@
+import ChatCore
 import ChatPipeline
 import Foundation
 import Logging
@@ -60,47 +61,76 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
-    /// Reads `SWITCHBOARD_*` variables over the defaults; command-line flags are applied after this.
+    /// Values in the environment that could not be used (not a number, out of range), each a sentence.
+    public private(set) var environmentProblems: [String] = []
+
+    /// Reads `SWITCHBOARD_*` variables over the defaults; command-line flags are applied after this. A value that
+    /// is not a number, or out of its range, is kept out and named in `environmentProblems` (the server refuses
+    /// to start with them), never silently ignored and never a trap.
     public init(environment: [String: String]) {
         self.init()
-        if let host = environment["SWITCHBOARD_HOST"] { self.host = host }
-        if let port = environment["SWITCHBOARD_PORT"].flatMap(Int.init) { self.port = port }
-        if let path = environment["SWITCHBOARD_RULES"] { rulesPath = path }
-        if let limit = environment["SWITCHBOARD_MAX_BODY_BYTES"].flatMap(Int.init) { maxBodyBytes = limit }
-        if let millis = environment["SWITCHBOARD_RULES_POLL_MS"].flatMap(Int.init), millis > 0 {
-            rulesPollInterval = .milliseconds(millis)
+        var env = EnvironmentReader(environment)
+        if let host = env.text("SWITCHBOARD_HOST") { self.host = host }
+        if let port = env.integer("SWITCHBOARD_PORT", in: Self.ranges.port) { self.port = port }
+        if let path = env.text("SWITCHBOARD_RULES") { rulesPath = path }
+        if let limit = env.integer("SWITCHBOARD_MAX_BODY_BYTES", in: Self.ranges.bodyBytes) { maxBodyBytes = limit }
+        if let millis = env.integer("SWITCHBOARD_RULES_POLL_MS", in: 10...60_000) { rulesPollInterval = .milliseconds(millis) }
+        if let name = env.text("LOG_LEVEL") {
+            if let level = Logger.Level(rawValue: name) { logLevel = level } else { env.problem("LOG_LEVEL=\(name) is not a log level") }
         }
-        if let level = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) { logLevel = level }
-        if let key = environment["ANTHROPIC_API_KEY"], !key.isEmpty {
+        if let key = env.text("ANTHROPIC_API_KEY") {
             var anthropic = AnthropicConfiguration(apiKey: key)
-            if let url = environment["ANTHROPIC_BASE_URL"], !url.isEmpty { anthropic.baseURL = url }
-            if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT"]) { anthropic.timeouts.idle = seconds }
-            if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT"]) { anthropic.timeouts.firstByte = seconds }
-            if let seconds = Self.seconds(environment["SWITCHBOARD_UPSTREAM_TIMEOUT"]) { anthropic.timeouts.overall = seconds }
-            if let count = environment["SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS"].flatMap(Int.init), count > 0 {
-                anthropic.maxConnections = count
+            if let url = env.text("ANTHROPIC_BASE_URL") { anthropic.baseURL = url }
+            if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", in: Self.ranges.timeout) { anthropic.timeouts.idle = seconds }
+            if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", in: Self.ranges.timeout) {
+                anthropic.timeouts.firstByte = seconds
             }
+            if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_TIMEOUT", in: Self.ranges.timeout) { anthropic.timeouts.overall = seconds }
+            if let count = env.integer("SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS", in: 1...100_000) { anthropic.maxConnections = count }
             self.anthropic = anthropic
         }
-        if let seconds = Self.seconds(environment["SWITCHBOARD_KEEPALIVE_SECONDS"]) { keepaliveInterval = seconds }
-        if let spec = environment["SWITCHBOARD_DATABASE"], !spec.isEmpty { database = DatabaseLocation(spec) }
-        if let path = environment["SWITCHBOARD_MCP_CONFIG"], !path.isEmpty { mcpConfigPath = path }
+        if let seconds = env.seconds("SWITCHBOARD_KEEPALIVE_SECONDS", in: 0.01...3_600) { keepaliveInterval = seconds }
+        if let spec = env.text("SWITCHBOARD_DATABASE") { database = DatabaseLocation(spec) }
+        if let path = env.text("SWITCHBOARD_MCP_CONFIG") { mcpConfigPath = path }
         if let origins = environment["SWITCHBOARD_CORS_ORIGINS"] { cors = CORSPolicy(origins) }
-        if let path = environment["SWITCHBOARD_API_KEYS_FILE"], !path.isEmpty { apiKeysPath = path }
+        if let path = env.text("SWITCHBOARD_API_KEYS_FILE") { apiKeysPath = path }
         if let keys = environment["SWITCHBOARD_API_KEYS"] { apiKeys = Self.list(keys) }
         if environment["SWITCHBOARD_ALLOW_UNAUTHENTICATED"] == "1" { allowUnauthenticated = true }
-        if let hosts = environment["SWITCHBOARD_ALLOWED_HOSTS"], !hosts.isEmpty { allowedHosts = Set(Self.list(hosts)) }
-        if let count = environment["SWITCHBOARD_MAX_STREAMS"].flatMap(Int.init), count > 0 { limits.maxStreams = count }
-        if let tokens = environment["SWITCHBOARD_MAX_TOKENS_CEILING"].flatMap(Int.init), tokens > 0 { limits.maxTokensCeiling = tokens }
-        if let count = environment["SWITCHBOARD_MAX_MESSAGES"].flatMap(Int.init), count > 0 { limits.maxMessages = count }
-        if let models = environment["SWITCHBOARD_ALLOWED_MODELS"], !models.isEmpty { limits.allowedModels = Set(Self.list(models)) }
-        if let port = environment["SWITCHBOARD_ADMIN_PORT"].flatMap(Int.init) { adminPort = port }
-        if let host = environment["SWITCHBOARD_ADMIN_HOST"], !host.isEmpty { adminHost = host }
-        if let count = environment["SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN"].flatMap(Int.init), count > 0 { loop.maxToolCallsPerTurn = count }
-        if let model = environment["SWITCHBOARD_DEFAULT_MODEL"], !model.isEmpty { loop.model = model }
-        if let count = environment["SWITCHBOARD_MAX_ITERATIONS"].flatMap(Int.init), count > 0 { loop.maxIterations = count }
-        if let tokens = environment["SWITCHBOARD_MAX_TOKENS"].flatMap(Int.init), tokens > 0 { loop.maxTokens = tokens }
-        if let seconds = Self.seconds(environment["SWITCHBOARD_TOOL_TIMEOUT_SECONDS"]) { loop.toolTimeout = seconds }
+        if let hosts = env.text("SWITCHBOARD_ALLOWED_HOSTS") { allowedHosts = Set(Self.list(hosts)) }
+        if let count = env.integer("SWITCHBOARD_MAX_STREAMS", in: 1...1_000_000) { limits.maxStreams = count }
+        if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS_CEILING", in: 1...1_000_000) { limits.maxTokensCeiling = tokens }
+        if let count = env.integer("SWITCHBOARD_MAX_MESSAGES", in: 1...100_000) { limits.maxMessages = count }
+        if let models = env.text("SWITCHBOARD_ALLOWED_MODELS") { limits.allowedModels = Set(Self.list(models)) }
+        if let port = env.integer("SWITCHBOARD_ADMIN_PORT", in: Self.ranges.port) { adminPort = port }
+        if let host = env.text("SWITCHBOARD_ADMIN_HOST") { adminHost = host }
+        if let count = env.integer("SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN", in: 1...1_000) { loop.maxToolCallsPerTurn = count }
+        if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }
+        if let count = env.integer("SWITCHBOARD_MAX_ITERATIONS", in: 1...100) { loop.maxIterations = count }
+        if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS", in: 1...1_000_000) { loop.maxTokens = tokens }
+        if let seconds = env.seconds("SWITCHBOARD_TOOL_TIMEOUT_SECONDS", in: Self.ranges.timeout) { loop.toolTimeout = seconds }
+        environmentProblems = env.problems
+    }
+
+    /// The ranges values must stay in.
+    static let ranges = (port: 0...65_535, bodyBytes: 1...(64 << 20), timeout: 0.01...86_400.0)
+
+    /// Everything that keeps this configuration from running, each a sentence naming the setting: what the
+    /// environment had wrong, and values (from flags or code) out of range.
+    public var problems: [String] {
+        var problems = environmentProblems
+        func check(_ ok: Bool, _ sentence: @autoclosure () -> String) { if !ok { problems.append(sentence()) } }
+        check(Self.ranges.port.contains(port), "the port \(port) is not between 0 and 65535")
+        check(Self.ranges.bodyBytes.contains(maxBodyBytes), "the body limit \(maxBodyBytes) is not between 1 byte and 64 MiB")
+        check(keepaliveInterval > .zero, "the keepalive interval must be positive")
+        check(loop.maxIterations >= 1, "the iteration limit must be at least 1")
+        check(loop.maxTokens >= 1, "maxTokens must be at least 1")
+        check(loop.toolTimeout > .zero, "the tool timeout must be positive")
+        check(limits.maxStreams >= 1, "the stream limit must be at least 1")
+        if let adminPort {
+            check(Self.ranges.port.contains(adminPort), "the admin port \(adminPort) is not between 0 and 65535")
+            check(adminPort == 0 || adminPort != port, "the admin port must differ from the port (\(port))")
+        }
+        return problems
     }
 
     /// The hosts a `Host` header may name: the configured ones, or loopback's names and the bound address.
@@ -118,8 +148,43 @@ public struct ServerConfiguration: Sendable {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    private static func seconds(_ text: String?) -> Duration? {
-        guard let text, let value = Double(text), value > 0 else { return nil }
-        return .milliseconds(Int64(value * 1000))
+
+}
+
+/// Reads settings from the environment, keeping a sentence for each value it cannot use.
+private struct EnvironmentReader {
+    let environment: [String: String]
+    private(set) var problems: [String] = []
+
+    init(_ environment: [String: String]) {
+        self.environment = environment
+    }
+
+    mutating func problem(_ sentence: String) {
+        problems.append(sentence)
+    }
+
+    /// The variable's value; `nil` when unset or empty.
+    func text(_ name: String) -> String? {
+        guard let value = environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    mutating func integer(_ name: String, in range: ClosedRange<Int>) -> Int? {
+        guard let text = text(name) else { return nil }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            problem("\(name)=\(text) is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func seconds(_ name: String, in range: ClosedRange<Double>) -> Duration? {
+        guard let text = text(name) else { return nil }
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite, range.contains(value) else {
+            problem("\(name)=\(text) is not a number of seconds from \(range.lowerBound.compactText) to \(range.upperBound.compactText)")
+            return nil
+        }
+        return .nanoseconds(Int64(value * 1e9))
     }
 }

@@ -44,3 +44,42 @@ struct HardeningTests {
         }
     }
 }
+
+@Suite("Configuration ranges")
+struct ConfigurationRangeTests {
+    @Test("values that are not numbers, infinite, zero, negative or huge are named, not trapped on or ignored")
+    func environmentProblems() {
+        let config = ServerConfiguration(environment: [
+            "SWITCHBOARD_PORT": "http", "SWITCHBOARD_KEEPALIVE_SECONDS": "inf", "SWITCHBOARD_MAX_ITERATIONS": "0",
+            "SWITCHBOARD_TOOL_TIMEOUT_SECONDS": "-5", "SWITCHBOARD_MAX_BODY_BYTES": "99999999999999", "LOG_LEVEL": "loud",
+            "SWITCHBOARD_MAX_STREAMS": "2000",
+        ])
+        #expect(config.problems == [
+            "SWITCHBOARD_PORT=http is not a whole number from 0 to 65535",
+            "SWITCHBOARD_MAX_BODY_BYTES=99999999999999 is not a whole number from 1 to 67108864",
+            "LOG_LEVEL=loud is not a log level",
+            "SWITCHBOARD_KEEPALIVE_SECONDS=inf is not a number of seconds from 0.01 to 3600",
+            "SWITCHBOARD_MAX_ITERATIONS=0 is not a whole number from 1 to 100",
+            "SWITCHBOARD_TOOL_TIMEOUT_SECONDS=-5 is not a number of seconds from 0.01 to 86400",
+        ])
+        // The good ones still apply, the bad ones keep their defaults.
+        #expect(config.limits.maxStreams == 2000)
+        #expect(config.port == 3000)
+    }
+
+    @Test("the server refuses to start with them, listing each")
+    func refusesToStart() async throws {
+        var config = ServerConfiguration(environment: ["SWITCHBOARD_KEEPALIVE_SECONDS": "inf"])
+        config.adminPort = 3000
+        do {
+            _ = try await buildApplication(configuration: config)
+            Issue.record("the server started")
+        } catch let error as StartupError {
+            #expect(error.description == """
+                cannot start: the configuration is invalid
+                  - SWITCHBOARD_KEEPALIVE_SECONDS=inf is not a number of seconds from 0.01 to 3600
+                  - the admin port must differ from the port (3000)
+                """)
+        }
+    }
+}
