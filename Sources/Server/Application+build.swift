@@ -86,8 +86,12 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     } else {
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
+    let readiness = Readiness(database: database)
+    // The moment SIGTERM or SIGINT arrives, /ready says 503 so a load balancer moves traffic away.
+    services.append(ShutdownService(name: "readiness") { readiness.beginShutdown() })
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
-                             toolSources: registry.sources, mcpServers: mcpServers, keys: keys, metrics: metrics, logger: logger)
+                             toolSources: registry.sources, mcpServers: mcpServers, keys: keys, readiness: readiness,
+                             metrics: metrics, logger: logger)
     if let adminPort = configuration.adminPort {
         services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
                                               toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger))
@@ -105,7 +109,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, toolSources: [String: String] = [:],
     mcpServers: [MCPServerConnection] = [], keys: APIKeyStore? = nil, quotas: any QuotaStore = InMemoryQuotaStore(),
-    metrics: ServerMetrics = ServerMetrics(), logger: Logger
+    readiness: Readiness = Readiness(), metrics: ServerMetrics = ServerMetrics(), logger: Logger
 ) -> Router<SwitchboardRequestContext> {
     let router = Router(context: SwitchboardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -114,6 +118,11 @@ public func buildRouter<Model: LanguageModel>(
     if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
     addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics)
+    router.get("/ready") { _, _ in
+        let reasons = await readiness.reasons()
+        return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons),
+                                 status: reasons.isEmpty ? .ok : .serviceUnavailable)
+    }
     router.post("/mcp/chat/stream") { request, context in
         var request = request
         guard let model else {

@@ -5,7 +5,10 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Synchronization
+import RulesFiles
 import Testing
+import Tools
+import Upstream
 @testable import Server
 
 /// A tool whose failure carries what must never reach a client or the model.
@@ -81,5 +84,43 @@ struct ConfigurationRangeTests {
                   - the admin port must differ from the port (3000)
                 """)
         }
+    }
+}
+
+/// A database that refuses every query.
+private struct DownDatabase: SQLDatabase {
+    struct Down: Error {}
+    var description: String { "down" }
+    func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] { throw Down() }
+    func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws { throw Down() }
+}
+
+@Suite("GET /ready")
+struct ReadinessTests {
+    private func router(_ readiness: Readiness) throws -> Router<SwitchboardRequestContext> {
+        let rules = try #require(RulesFile.load(.embedded).accepted)
+        return buildRouter(rules: RulesStore(rules: rules, source: .embedded), configuration: configuration(rules: nil),
+                           model: AnthropicClient?.none, tools: ToolBox([]), readiness: readiness, logger: Logger(label: "test"))
+    }
+
+    private func ready(_ readiness: Readiness) async throws -> (UInt, [String: Any]) {
+        let app = Application(router: try router(readiness))
+        return try await app.test(.router) { client in
+            try await client.execute(uri: "/ready", method: .get) { response in (UInt(response.status.code), try json(response.body)) }
+        }
+    }
+
+    @Test("200 while the database answers; 503 with the reasons once shutdown begins or the database fails")
+    func states() async throws {
+        let readiness = Readiness(database: try SQLiteDatabase())
+        let (status, body) = try await ready(readiness)
+        #expect(status == 200 && body["status"] as? String == "ready")
+        readiness.beginShutdown()
+        let (closing, reasons) = try await ready(readiness)
+        #expect(closing == 503)
+        #expect(reasons["reasons"] as? [String] == ["shutting down"])
+        let (down, downBody) = try await ready(Readiness(database: DownDatabase()))
+        #expect(down == 503)
+        #expect(downBody["reasons"] as? [String] == ["the database cannot be queried"])
     }
 }
