@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 @testable import Tools
@@ -66,7 +67,7 @@ struct MCPClientTests {
     func stdioTools() async throws {
         let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger)
         let remote = try await connection.start()
-        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow"])
+        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow", "whisper"])
         let add = try #require(remote.first { $0.definition.name == "add" })
         #expect(add.definition.description == "Add two whole numbers.")
         #expect(add.definition.inputSchema["properties"]?["a"]?["type"] == "integer")
@@ -116,6 +117,37 @@ struct MCPClientTests {
         #expect(!names.contains("DATABASE_URL"))
         #expect(!names.contains { $0.hasPrefix("SWITCHBOARD_") }, "\(names)")
         await connection.disconnect()
+    }
+
+    @Test("stdio: a server's standard error reaches ours a line at a time, prefixed with its name")
+    func stderrPrefixed() async throws {
+        let lines = Mutex<[String]>([])
+        let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger,
+                                             errorOutput: { line in lines.withLock { $0.append(line) } })
+        let remote = try await connection.start()
+        _ = try await #require(remote.first { $0.definition.name == "whisper" }).execute(["text": "first line\nsecond line"])
+        #expect(await eventually(within: .seconds(5)) { lines.withLock { $0 }.contains("[mcp python] second line") })
+        #expect(lines.withLock { $0 }.contains("[mcp python] first line"))
+        await connection.disconnect()
+    }
+
+    @Test("stdio: a server that ignores SIGTERM is killed after the grace period")
+    func stubbornServerKilled() async throws {
+        var spec = stdio
+        spec.env = ["IGNORE_SIGTERM": "1"]
+        let connection = MCPServerConnection(name: "python", spec: spec, logger: quietLogger)
+        _ = try await connection.start()
+        let pid = try #require(connection.processIdentifier)
+        await connection.disconnect()
+        // Reaped by Foundation's Process: a signal 0 to it fails once it is gone.
+        #expect(await eventually(within: .seconds(10)) { kill(pid, 0) != 0 })
+    }
+
+    @Test("reconnection backs off: doubling from the first pause, at most 30 s")
+    func backoff() {
+        let connection = MCPServerConnection(name: "x", spec: stdio, logger: quietLogger, reconnectDelay: .seconds(1))
+        #expect((1...7).map { connection.delay(afterAttempts: $0) } == [.seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(16),
+                                                                          .seconds(30), .seconds(30)])
     }
 
     @Test("stdio: a server that dies fails its call cleanly, its tools fail while down, and it is reconnected")
@@ -174,7 +206,7 @@ struct MCPClientTests {
         var registry = ToolRegistry()
         registry.register(try await connection.start(), source: "web")
         let tools = registry.toolBox
-        #expect(registry.names.sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow"])
+        #expect(registry.names.sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow", "whisper"])
         #expect(try await #require(tools["add"]).execute(["a": 20, "b": 22]).content == "42")
         let failed = try await #require(tools["fail"]).execute([:])
         #expect(failed.isError && failed.content.contains("failed on purpose"))

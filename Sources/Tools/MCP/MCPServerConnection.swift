@@ -21,6 +21,13 @@ public final class MCPServerConnection: Service, Sendable {
     let logger: Logger
     let reconnectDelay: Duration
     let connectTimeout: Duration
+    /// Where a stdio server's standard error goes, a line at a time, prefixed with the server's name.
+    let errorOutput: @Sendable (String) -> Void
+
+    /// The longest pause between reconnection attempts.
+    static let maxReconnectDelay: Duration = .seconds(30)
+    /// How long a stopped stdio server has between SIGTERM and SIGKILL.
+    static let terminationGrace: Duration = .seconds(2)
 
     private struct Live {
         var client: Client?
@@ -33,14 +40,24 @@ public final class MCPServerConnection: Service, Sendable {
     private let definitions = Mutex<[ToolDefinition]>([])
 
     public init(name: String, spec: MCPConfiguration.ServerSpec, logger: Logger,
-                reconnectDelay: Duration = .seconds(1), connectTimeout: Duration = .seconds(15)) {
+                reconnectDelay: Duration = .seconds(1), connectTimeout: Duration = .seconds(15),
+                errorOutput: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
         self.name = name
         self.spec = spec
+        self.errorOutput = errorOutput
         var logger = logger
         logger[metadataKey: "mcp_server"] = "\(name)"
         self.logger = logger
         self.reconnectDelay = reconnectDelay
         self.connectTimeout = connectTimeout
+    }
+
+    /// The stdio server's process id while it runs.
+    var processIdentifier: Int32? { live.withLock { $0.process.map(\.processIdentifier) } }
+
+    /// The pause after the `attempts`-th failed reconnection: doubling from `reconnectDelay`, at most 30 s.
+    func delay(afterAttempts attempts: Int) -> Duration {
+        min(reconnectDelay * (1 << min(max(attempts - 1, 0), 16)), max(reconnectDelay, Self.maxReconnectDelay))
     }
 
     /// Whether the server is connected now.
@@ -75,7 +92,7 @@ public final class MCPServerConnection: Service, Sendable {
                     if attempts <= 3 || attempts % 10 == 0 {
                         self.logger.error("MCP server still down", metadata: ["error": "\(error)", "attempts": "\(attempts)"])
                     }
-                    try? await Task.sleep(for: self.reconnectDelay)
+                    try? await Task.sleep(for: self.delay(afterAttempts: attempts))
                 }
             }
         }
@@ -173,7 +190,7 @@ public final class MCPServerConnection: Service, Sendable {
         // One task per lost connection (not per call): disconnecting fails the calls in flight.
         Task {
             await client.disconnect()
-            if let process, process.isRunning { process.terminate() }
+            if let process { await Self.stop(process) }
             // The transport has stopped reading; the pipes' descriptors may close now.
             withExtendedLifetime(pipes) {}
         }
@@ -186,8 +203,17 @@ public final class MCPServerConnection: Service, Sendable {
             return (state.client, state.process, state.pipes)
         }
         await client?.disconnect()
-        if let process, process.isRunning { process.terminate() }
+        if let process { await Self.stop(process) }
         withExtendedLifetime(pipes) {}
+    }
+
+    /// SIGTERM, then SIGKILL if the process is still there after `terminationGrace`.
+    static func stop(_ process: Process) async {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + terminationGrace
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     /// What a stdio server inherits: `PATH`, `HOME` and `LANG` only, and its configured `env`; never the model's
@@ -207,9 +233,20 @@ public final class MCPServerConnection: Service, Sendable {
         process.environment = Self.childEnvironment(ProcessInfo.processInfo.environment, configured: spec.env)
         let toServer = Pipe()
         let fromServer = Pipe()
+        let errors = Pipe()
         process.standardInput = toServer
         process.standardOutput = fromServer
-        process.standardError = FileHandle.standardError
+        process.standardError = errors
+        let lines = LineSplitter(prefix: "[mcp \(name)] ", output: errorOutput)
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                lines.finish()
+            } else {
+                lines.feed(data)
+            }
+        }
         do {
             try process.run()
         } catch {
@@ -218,7 +255,7 @@ public final class MCPServerConnection: Service, Sendable {
         let transport = StdioTransport(input: FileDescriptor(rawValue: fromServer.fileHandleForReading.fileDescriptor),
                                        output: FileDescriptor(rawValue: toServer.fileHandleForWriting.fileDescriptor),
                                        logger: logger)
-        return (process, transport, [toServer, fromServer])
+        return (process, transport, [toServer, fromServer, errors])
     }
 }
 
@@ -230,5 +267,42 @@ extension MCPError {
         case .internalError(let detail): detail == "Client disconnected" || detail == "Client connection not initialized"
         default: false
         }
+    }
+}
+
+/// Splits bytes into lines and hands each on with a prefix; a partial line waits for the rest (at most 64 KiB).
+private final class LineSplitter: Sendable {
+    private let prefix: String
+    private let output: @Sendable (String) -> Void
+    private let pending = Mutex<[UInt8]>([])
+
+    init(prefix: String, output: @escaping @Sendable (String) -> Void) {
+        self.prefix = prefix
+        self.output = output
+    }
+
+    func feed(_ data: Data) {
+        let complete = pending.withLock { buffer -> [String] in
+            buffer.append(contentsOf: data)
+            var lines: [String] = []
+            while let newline = buffer.firstIndex(of: 0x0A) {
+                lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+                buffer.removeSubrange(...newline)
+            }
+            if buffer.count > 64 << 10 {
+                lines.append(String(decoding: buffer, as: UTF8.self))
+                buffer.removeAll()
+            }
+            return lines
+        }
+        for line in complete { output(prefix + line) }
+    }
+
+    func finish() {
+        let rest = pending.withLock { buffer in
+            defer { buffer.removeAll() }
+            return buffer
+        }
+        if !rest.isEmpty { output(prefix + String(decoding: rest, as: UTF8.self)) }
     }
 }

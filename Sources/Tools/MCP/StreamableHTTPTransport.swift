@@ -31,7 +31,8 @@ public actor StreamableHTTPTransport: Transport {
     /// The HTTP client of every MCP server: a refused connection fails the call at once (the reconnect loop
     /// retries), rather than being retried inside the pool until the request's deadline.
     public static let sharedClient: HTTPClient = {
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5)))
+        // A server silent for 5 minutes is gone (tool calls have their own, shorter, timeout).
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(300)))
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
         // Headers such as an Authorization token must never follow a redirect to another host.

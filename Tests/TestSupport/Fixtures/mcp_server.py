@@ -3,8 +3,10 @@
 stdio by default; `http PORT` serves Streamable HTTP on 127.0.0.1:PORT with Server-Sent Events answers,
 `http-json PORT` the same with plain JSON answers.
 """
-import asyncio, os, sys
+import asyncio, os, signal, sys
 os.environ.setdefault("FASTMCP_LOG_LEVEL", "CRITICAL")
+if os.environ.get("IGNORE_SIGTERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 from fastmcp import FastMCP
 
 mcp = FastMCP("python-tools")
@@ -33,6 +35,12 @@ def crash() -> str:
 def fail() -> str:
     """Always fails."""
     raise ValueError("the python tool failed on purpose")
+
+@mcp.tool
+def whisper(text: str) -> str:
+    """Writes the text to standard error, a line per call."""
+    print(text, file=sys.stderr, flush=True)
+    return "whispered"
 
 @mcp.tool
 def environment() -> str:
