@@ -3,6 +3,8 @@ import ChatPipeline
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import NIOCore
 import Logging
 import Routing
 import RulesFiles
@@ -97,9 +99,13 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
                                               toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger))
         logger.info("admin endpoints listening", metadata: ["address": "\(configuration.adminHost):\(adminPort)"])
     }
+    // A connection that sends no complete request head, or stops sending its body, for `idleTimeout` is closed
+    // (slow-loris); streams being answered are not idle. Connections beyond `maxConnections` wait to be accepted.
     return Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard"),
+        server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard",
+                             availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
         services: services,
         logger: logger
     )

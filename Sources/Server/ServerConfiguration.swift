@@ -55,6 +55,11 @@ public struct ServerConfiguration: Sendable {
     /// and operators (`--admin-port`); `nil` for none. It listens on `adminHost`, loopback by default.
     public var adminPort: Int?
     public var adminHost = "127.0.0.1"
+    /// A connection idle this long between requests, or while its request head or body is still arriving, is
+    /// closed. Above nginx's default upstream `keepalive_timeout` (60 s), so nginx closes first.
+    public var idleTimeout: Duration = .seconds(65)
+    /// Connections open at once; more wait in the listen backlog until one closes.
+    public var maxConnections = 4096
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
     /// calls per chat, tokens per call, tool timeout.
     public var loop = AgentConfiguration()
@@ -104,6 +109,8 @@ public struct ServerConfiguration: Sendable {
         if let port = env.integer("SWITCHBOARD_ADMIN_PORT", in: Self.ranges.port) { adminPort = port }
         if let host = env.text("SWITCHBOARD_ADMIN_HOST") { adminHost = host }
         if let count = env.integer("SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN", in: 1...1_000) { loop.maxToolCallsPerTurn = count }
+        if let seconds = env.seconds("SWITCHBOARD_IDLE_TIMEOUT", in: 1...3_600) { idleTimeout = seconds }
+        if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
         if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }
         if let count = env.integer("SWITCHBOARD_MAX_ITERATIONS", in: 1...100) { loop.maxIterations = count }
         if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS", in: 1...1_000_000) { loop.maxTokens = tokens }
@@ -126,6 +133,8 @@ public struct ServerConfiguration: Sendable {
         check(loop.maxTokens >= 1, "maxTokens must be at least 1")
         check(loop.toolTimeout > .zero, "the tool timeout must be positive")
         check(limits.maxStreams >= 1, "the stream limit must be at least 1")
+        check(idleTimeout > .zero, "the idle timeout must be positive")
+        check(maxConnections >= 1, "the connection limit must be at least 1")
         if let adminPort {
             check(Self.ranges.port.contains(adminPort), "the admin port \(adminPort) is not between 0 and 65535")
             check(adminPort == 0 || adminPort != port, "the admin port must differ from the port (\(port))")

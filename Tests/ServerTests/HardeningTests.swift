@@ -1,6 +1,9 @@
 import AnthropicMock
 import ChatCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -122,5 +125,49 @@ struct ReadinessTests {
         let (down, downBody) = try await ready(Readiness(database: DownDatabase()))
         #expect(down == 503)
         #expect(downBody["reasons"] as? [String] == ["the database cannot be queried"])
+    }
+}
+
+/// Sends `bytes` on a new connection and waits until the server closes it; whether it did within `limit`.
+private func serverCloses(port: Int, after bytes: String, within limit: Int) async -> Bool {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: limit, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { return continuation.resume(returning: false) }
+            _ = Array(bytes.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            var buffer = [UInt8](repeating: 0, count: 1024)
+            // 0: the server closed the connection; -1: our receive timeout ran out first.
+            continuation.resume(returning: recv(fd, &buffer, buffer.count, 0) == 0)
+        }
+    }
+}
+
+@Suite("Slow clients", .serialized, .timeLimit(.minutes(1)))
+struct SlowClientTests {
+    @Test("a client that never finishes its request head is disconnected after the idle timeout; a slow stream is not")
+    func slowLoris() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([.pause(.milliseconds(900))] + SSE.textAnswer(["late but fine"])))
+            var config = streamingConfiguration(mock)
+            config.idleTimeout = .milliseconds(300)
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                #expect(await serverCloses(port: port, after: "POST /mcp/chat/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le", within: 10))
+                #expect(await serverCloses(port: port, after: "", within: 10), "an idle connection is closed too")
+                let stream = try await streamChat(port: port, body: chatJSON("hi"))
+                #expect(stream.types.last == "complete", "a stream answered for longer than the idle timeout is not idle")
+            }
+        }
     }
 }
