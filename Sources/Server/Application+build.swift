@@ -100,10 +100,13 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         logger.info("admin endpoints listening", metadata: ["address": "\(configuration.adminHost):\(adminPort)"])
     }
     // A connection that sends no complete request head, or stops sending its body, for `idleTimeout` is closed
-    // (slow-loris); streams being answered are not idle. Connections beyond `maxConnections` wait to be accepted.
+    // (slow-loris); streams being answered are not idle. A client that stops reading is dropped after
+    // `writeTimeout`. Connections beyond `maxConnections` wait to be accepted.
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
+        server: .http1(configuration: .init(
+            additionalChannelHandlers: [WriteDeadlineHandler(timeout: TimeAmount(configuration.writeTimeout))],
+            idleTimeout: TimeAmount(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard",
                              availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
         services: services,

@@ -58,6 +58,9 @@ public struct ServerConfiguration: Sendable {
     /// A connection idle this long between requests, or while its request head or body is still arriving, is
     /// closed. Above nginx's default upstream `keepalive_timeout` (60 s), so nginx closes first.
     public var idleTimeout: Duration = .seconds(65)
+    /// A client that reads nothing this long while the server has data for it is dropped, and its stream's
+    /// upstream call and tools stop.
+    public var writeTimeout: Duration = .seconds(30)
     /// Connections open at once; more wait in the listen backlog until one closes.
     public var maxConnections = 4096
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
@@ -111,6 +114,7 @@ public struct ServerConfiguration: Sendable {
         if let count = env.integer("SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN", in: 1...1_000) { loop.maxToolCallsPerTurn = count }
         if let seconds = env.seconds("SWITCHBOARD_IDLE_TIMEOUT", in: 1...3_600) { idleTimeout = seconds }
         if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
+        if let seconds = env.seconds("SWITCHBOARD_WRITE_TIMEOUT", in: 0.01...3_600) { writeTimeout = seconds }
         if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }
         if let count = env.integer("SWITCHBOARD_MAX_ITERATIONS", in: 1...100) { loop.maxIterations = count }
         if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS", in: 1...1_000_000) { loop.maxTokens = tokens }
@@ -134,6 +138,7 @@ public struct ServerConfiguration: Sendable {
         check(loop.toolTimeout > .zero, "the tool timeout must be positive")
         check(limits.maxStreams >= 1, "the stream limit must be at least 1")
         check(idleTimeout > .zero, "the idle timeout must be positive")
+        check(writeTimeout > .zero, "the write timeout must be positive")
         check(maxConnections >= 1, "the connection limit must be at least 1")
         if let adminPort {
             check(Self.ranges.port.contains(adminPort), "the admin port \(adminPort) is not between 0 and 65535")

@@ -9,6 +9,7 @@ import HummingbirdTesting
 import Logging
 import Synchronization
 import RulesFiles
+import TestSupport
 import Testing
 import Tools
 import Upstream
@@ -167,6 +168,61 @@ struct SlowClientTests {
                 #expect(await serverCloses(port: port, after: "", within: 10), "an idle connection is closed too")
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
                 #expect(stream.types.last == "complete", "a stream answered for longer than the idle timeout is not idle")
+            }
+        }
+    }
+}
+
+/// Opens a stream on a raw connection and never reads from it; the connection stays open until `release()`.
+private final class NonReadingClient: @unchecked Sendable {
+    let fd: Int32
+
+    init(port: Int, body: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // A small receive buffer, so the server's writes back up soon.
+        var size: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+        let request = "POST /mcp/chat/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    func release() { close(fd) }
+}
+
+@Suite("Clients that stop reading", .serialized, .timeLimit(.minutes(1)))
+struct WriteDeadlineTests {
+    @Test("a client that reads nothing is dropped after the write timeout; its upstream request closes, unfinished")
+    func dropped() async throws {
+        try await MockAnthropic.run { mock in
+            let text = String(repeating: "z", count: 2_000)
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + Array(repeating: SSE.text(0, text), count: 3_000)
+                                 + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            var config = streamingConfiguration(mock)
+            config.writeTimeout = .milliseconds(300)
+            let metrics = ServerMetrics()
+            let app = try await buildApplication(configuration: config, metrics: metrics)
+            try await app.test(.live) { client in
+                let reader = try NonReadingClient(port: try #require(client.port), body: chatJSON("write a lot"))
+                defer { reader.release() }
+                // The client never closes its socket: only the write deadline can end the stream as "client gone".
+                #expect(await eventually(within: .seconds(20)) {
+                    String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+                        .contains(#"switchboard_streams_total{outcome="client_gone"} 1"#)
+                })
+                // Far less than the answer (gigabytes with accumulated text) was written.
+                let events = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+                    .split(separator: "\n").first { $0.hasPrefix("switchboard_stream_events_total ") }
+                let count = Int(events?.split(separator: " ").last ?? "") ?? .max
+                #expect(count < 3_000)
             }
         }
     }
