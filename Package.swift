@@ -83,6 +83,9 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        .testTarget(name: "switchboardTests", dependencies: ["switchboard", "AnthropicMock", "TestSupport"]),
+        .testTarget(name: "switchboardTests", dependencies: [
+            "switchboard", "AnthropicMock", "TestSupport", "ChatCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
     ]
 )

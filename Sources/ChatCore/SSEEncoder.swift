@@ -9,8 +9,10 @@ public struct SSEEncoder: Sendable {
     private var accumulatedEscaped: [UInt8] = []
     private let accumulated: Bool
 
-    public init(accumulated: Bool = true) {
+    /// `firstId`: the `id` of the first event, for a stream that continues another encoder's.
+    public init(accumulated: Bool = true, firstId: Int = 1) {
         self.accumulated = accumulated
+        self.nextId = firstId
     }
 
     /// The keepalive comment.

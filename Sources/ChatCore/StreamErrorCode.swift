@@ -23,6 +23,9 @@ public enum StreamErrorCode: String, Sendable, Hashable, CaseIterable {
     case upstreamProtocolError = "upstream_protocol_error"
     /// A Switchboard fault.
     case internalError = "internal_error"
+    /// The server is shutting down and the stream did not finish within the grace period; send it again (a
+    /// load balancer will pick another instance).
+    case serverShutdown = "server_shutdown"
 }
 
 /// How a stream ended, for metrics and logs.

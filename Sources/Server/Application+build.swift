@@ -89,8 +89,9 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
     let readiness = Readiness(database: database)
-    // The moment SIGTERM or SIGINT arrives, /ready says 503 so a load balancer moves traffic away.
-    services.append(ShutdownService(name: "readiness") { readiness.beginShutdown() })
+    // The moment SIGTERM or SIGINT arrives, /ready says 503 so a load balancer moves traffic away (the service
+    // group tells services of a shutdown one after another, the server first, so the signal is watched here).
+    services.append(readiness)
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
                              toolSources: registry.sources, mcpServers: mcpServers, keys: keys, readiness: readiness,
                              metrics: metrics, logger: logger)
@@ -149,7 +150,7 @@ public func buildRouter<Model: LanguageModel>(
         loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
         let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   logger: context.logger, metrics: metrics, ticket: ticket)
+                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket)
     }
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
@@ -194,7 +195,7 @@ public func buildRouter<Model: LanguageModel>(
         headers[.switchboardModel] = loopConfiguration.model
         headers[.switchboardRulesVersion] = advice.rulesVersion
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   logger: context.logger, metrics: metrics, ticket: ticket, extraHeaders: headers)
+                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket, extraHeaders: headers)
     }
     return router
 }

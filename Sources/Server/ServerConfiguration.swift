@@ -61,6 +61,8 @@ public struct ServerConfiguration: Sendable {
     /// A client that reads nothing this long while the server has data for it is dropped, and its stream's
     /// upstream call and tools stop.
     public var writeTimeout: Duration = .seconds(30)
+    /// On SIGTERM or SIGINT, how long open streams have to finish before each ends with a `server_shutdown` error.
+    public var shutdownGrace: Duration = .seconds(25)
     /// Connections open at once; more wait in the listen backlog until one closes.
     public var maxConnections = 4096
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
@@ -115,6 +117,7 @@ public struct ServerConfiguration: Sendable {
         if let seconds = env.seconds("SWITCHBOARD_IDLE_TIMEOUT", in: 1...3_600) { idleTimeout = seconds }
         if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
         if let seconds = env.seconds("SWITCHBOARD_WRITE_TIMEOUT", in: 0.01...3_600) { writeTimeout = seconds }
+        if let seconds = env.seconds("SWITCHBOARD_SHUTDOWN_GRACE", in: 0...3_600) { shutdownGrace = seconds }
         if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }
         if let count = env.integer("SWITCHBOARD_MAX_ITERATIONS", in: 1...100) { loop.maxIterations = count }
         if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS", in: 1...1_000_000) { loop.maxTokens = tokens }

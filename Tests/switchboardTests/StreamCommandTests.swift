@@ -1,6 +1,13 @@
 import AnthropicMock
+import AsyncHTTPClient
+import ChatCore
 import Foundation
+import NIOCore
+import TestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("switchboard stream", .timeLimit(.minutes(1)))
 struct StreamCommandTests {
@@ -57,6 +64,52 @@ struct StreamCommandTests {
             #expect(lines.first?.hasPrefix("advice: complex → desktop (score ") == true, "\(complex.stdout)")
             #expect(lines.first?.contains("rules: charts, trends, comparison") == true, "\(complex.stdout)")
             #expect(mock.received.count == 1)
+        }
+    }
+}
+
+@Suite("Graceful shutdown", .serialized, .timeLimit(.minutes(1)))
+struct ShutdownTests {
+    @Test("SIGTERM: a stream gets its grace, then an error event server_shutdown (retryable); the process exits soon after")
+    func shutdownSequence() async throws {
+        try await MockAnthropic.run { mock in
+            // The model starts answering, then takes far longer than the grace period.
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Thinking"), .pause(.seconds(30)),
+                                  SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let server = try ServerProcess(directory: directory, arguments: [], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-cli-test", "ANTHROPIC_BASE_URL": mock.baseURL, "SWITCHBOARD_SHUTDOWN_GRACE": "0.5",
+            ])
+            defer { server.stop() }
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/mcp/chat/stream")
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"hi"}],"accumulated":false}"#))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            var decoder = SSEDecoder()
+            var events: [[String: Any]] = []
+            var signalled: ContinuousClock.Instant?
+            for try await chunk in response.body {
+                try decoder.feed(chunk.readableBytesView) { event in
+                    events.append((try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:])
+                }
+                if signalled == nil, events.contains(where: { $0["type"] as? String == "text_chunk" }) {
+                    kill(server.process.processIdentifier, SIGTERM)
+                    signalled = .now
+                }
+            }
+            let sent = try #require(signalled)
+            let types = events.map { $0["type"] as? String ?? "?" }
+            #expect(types == ["session_start", "iteration_start", "text_chunk", "error"], "\(types)")
+            #expect(events.last?["code"] as? String == "server_shutdown")
+            #expect(events.last?["retryable"] as? Bool == true)
+            // The grace was given: the error came no sooner than 0.5 s after the signal.
+            #expect(ContinuousClock.now - sent >= .milliseconds(500))
+            // The process exits within the grace plus 2 s.
+            #expect(await eventually(within: .seconds(3)) { !server.process.isRunning },
+                    "\((try? String(contentsOf: server.logURL, encoding: .utf8)) ?? "")")
+            #expect(server.process.terminationStatus == 0)
         }
     }
 }

@@ -1,6 +1,8 @@
 import ChatCore
+import ServiceLifecycle
 import Synchronization
 import Tools
+import UnixSignals
 
 /// What `GET /ready` answers: whether a load balancer should send this instance traffic. Ready while the
 /// database answers and no shutdown is under way; the rules are always loaded once the server runs (a server
@@ -33,6 +35,23 @@ public final class Readiness: Sendable {
             }
         }
         return reasons
+    }
+}
+
+extension Readiness: Service {
+    /// Watches for SIGTERM and SIGINT, and for a graceful shutdown begun another way, and says not ready at once.
+    public func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in signals { self.beginShutdown() }
+            }
+            // Returns when the shutdown reaches this service (or it is cancelled): running until then keeps the
+            // service group from mistaking an early return for a failure.
+            try? await gracefulShutdown()
+            self.beginShutdown()
+            group.cancelAll()
+        }
     }
 }
 

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// The SSE response of `POST /mcp/chat/stream`.
 ///
@@ -24,8 +25,8 @@ enum ChatStream {
     }()
 
     static func response<Model: LanguageModel>(
-        channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, logger: Logger,
-        metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:]
+        channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration = .seconds(25),
+        logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:]
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
@@ -41,7 +42,7 @@ enum ChatStream {
                 let shared = SharedBodyWriter(writer)
                 // A client that goes away cancels this task: the group, the upstream call and tools stop with it.
                 try await channel.cancellingOnInboundClose {
-                    try await withThrowingTaskGroup(of: Bool.self) { group in
+                    try await withThrowingTaskGroup(of: Ending.self) { group in
                         // The pipeline writes each event itself: one encoding, one awaited write.
                         group.addTask {
                             var encoder = SSEEncoder(accumulated: chat.accumulated)
@@ -51,18 +52,42 @@ enum ChatStream {
                             }
                             // Nothing follows the last event, not even a keepalive that was waiting for its turn.
                             await shared.close()
-                            return true
+                            return .finished
                         }
                         group.addTask {
                             while true {
-                                do { try await Task.sleep(for: keepalive) } catch { return false }
+                                do { try await Task.sleep(for: keepalive) } catch { return .stopped }
                                 try await shared.write(ByteBuffer(bytes: SSEEncoder.keepalive), unlessClosed: true)
                             }
                         }
-                        while let finished = try await group.next() {
-                            if finished { break }
+                        // When the server begins to shut down (SIGTERM), the stream has its grace period to finish.
+                        group.addTask {
+                            do {
+                                try await gracefulShutdown()
+                                try await Task.sleep(for: shutdownGrace)
+                            } catch {
+                                return .stopped
+                            }
+                            return .shutdown
+                        }
+                        var ending = Ending.stopped
+                        while let next = try await group.next() {
+                            if next != .stopped {
+                                ending = next
+                                break
+                            }
                         }
                         group.cancelAll()
+                        guard ending == .shutdown else { return }
+                        // Out of time: the pipeline stops (model call and tools cancelled), and the client hears why.
+                        while true {
+                            do { if try await group.next() == nil { break } } catch { continue }
+                        }
+                        let error = StreamEvent.error(StreamError(
+                            code: .serverShutdown, message: "The server is shutting down; send the chat again.", retryable: true))
+                        var encoder = SSEEncoder(accumulated: false, firstId: tally.events + 1)
+                        try await shared.write(ByteBuffer(bytes: encoder.encode(error)))
+                        tally.count(error)
                     }
                 }
                 try Task.checkCancellation()
@@ -82,6 +107,16 @@ enum ChatStream {
             }
         })
     }
+}
+
+/// How one of a stream's tasks ended.
+private enum Ending: Sendable {
+    /// The pipeline sent its last event.
+    case finished
+    /// The grace period after the start of a shutdown ran out.
+    case shutdown
+    /// A helper task (keepalive, shutdown watch) stopped because the stream is ending anyway.
+    case stopped
 }
 
 /// What a stream sent, for its log line and metrics. Written only by the pipeline's task and read after it
