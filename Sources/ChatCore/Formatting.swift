@@ -1,10 +1,5 @@
 import Foundation
 
-/// Switchboard's version, as the MCP handshakes and `--version` report it.
-public enum SwitchboardVersion {
-    public static let current = "0.2.0"
-}
-
 extension Double {
     /// The number as people write it: `3` for a whole number, `2.5` otherwise (weights, scores, limits in messages).
     public var compactText: String {

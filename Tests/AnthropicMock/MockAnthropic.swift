@@ -40,6 +40,7 @@ public final class MockAnthropic: Sendable {
         var received: [Received] = []
         var disconnects: [ContinuousClock.Instant] = []
         var answered: [ContinuousClock.Instant] = []
+        var sent: [ContinuousClock.Instant] = []
         var finished = 0
         var port = 0
     }
@@ -51,6 +52,8 @@ public final class MockAnthropic: Sendable {
     public var received: [Received] { state.withLock { $0.received } }
     /// When the client went away in the middle of a streamed reply.
     public var disconnects: [ContinuousClock.Instant] { state.withLock { $0.disconnects } }
+    /// When each streamed piece (`.send`) was about to be written, across all replies, in order.
+    public var sent: [ContinuousClock.Instant] { state.withLock { $0.sent } }
     /// When each reply began, after its `delayed` wait: the first byte the client could see.
     public var answered: [ContinuousClock.Instant] { state.withLock { $0.answered } }
     /// Streamed replies written to their end.
@@ -127,7 +130,10 @@ public final class MockAnthropic: Sendable {
                     try await request.body.consumeWithCancellationOnInboundClose { _ in
                         for piece in pieces {
                             switch piece {
-                            case .send(let text): try await writer.write(ByteBuffer(string: text))
+                            case .send(let text):
+                                // Noted before the write: the piece cannot reach anyone earlier than this.
+                                self.state.withLock { $0.sent.append(ContinuousClock().now) }
+                                try await writer.write(ByteBuffer(string: text))
                             case .pause(let duration): try await Task.sleep(for: duration)
                             }
                         }

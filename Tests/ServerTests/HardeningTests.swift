@@ -133,18 +133,8 @@ struct ReadinessTests {
 private func serverCloses(port: Int, after bytes: String, within limit: Int) async -> Bool {
     await withCheckedContinuation { continuation in
         Thread.detachNewThread {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard let fd = connectedLoopbackSocket(port: port, receiveTimeout: limit) else { return continuation.resume(returning: false) }
             defer { close(fd) }
-            var timeout = timeval(tv_sec: limit, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { return continuation.resume(returning: false) }
             _ = Array(bytes.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
             var buffer = [UInt8](repeating: 0, count: 1024)
             // 0: the server closed the connection; -1: our receive timeout ran out first.
@@ -178,18 +168,9 @@ private final class NonReadingClient: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int, body: String) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         // A small receive buffer, so the server's writes back up soon.
-        var size: Int32 = 4096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+        guard let fd = connectedLoopbackSocket(port: port, receiveBuffer: 4096) else { throw CocoaError(.fileReadUnknown) }
+        self.fd = fd
         let request = "POST /mcp/chat/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
         _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }

@@ -2,6 +2,7 @@ import AnthropicMock
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import TestSupport
 import Testing
 @testable import Server
 
@@ -22,18 +23,8 @@ private func streamsOverOneConnection(port: Int, count: Int) async throws -> [St
 private struct SocketFailure: Error { let step: String }
 
 private func blockingStreams(port: Int, count: Int) throws -> [String] {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard let fd = connectedLoopbackSocket(port: port) else { throw SocketFailure(step: "connect") }
     defer { close(fd) }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw SocketFailure(step: "connect") }
     var responses: [String] = []
     for index in 0..<count {
         let body = #"{"messages":[{"role":"user","content":"chat \#(index)"}]}"#

@@ -91,9 +91,10 @@ struct NginxTests {
                 #expect(stream.header("content-encoding") == nil)
                 #expect(stream.types == ["session_start", "iteration_start", "text_chunk", "text_chunk", "complete"])
                 let chunks = stream.arrivals.filter { $0.type == "text_chunk" }
-                let gap = chunks[1].at - chunks[0].at
-                // The first chunk reached the client through nginx well before the upstream pause ended.
-                #expect(gap >= .milliseconds(500), "gap \(gap)")
+                // Causality, not milliseconds: the first chunk reached the client through nginx before the upstream
+                // had even sent the second (pieces: message_start, block start, "Hello", " world", …).
+                let secondSent = try #require(mock.sent.dropFirst(3).first)
+                #expect(chunks[0].at < secondSent)
                 // Keepalive comments sent during the pause got through too, as they were sent.
                 #expect(stream.keepalives.contains { $0 > chunks[0].at && $0 < chunks[1].at }, "\(stream.keepalives.count) keepalives")
             }

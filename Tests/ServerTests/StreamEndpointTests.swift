@@ -245,8 +245,10 @@ struct StreamEndpointTests {
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
                 let chunks = stream.arrivals.filter { $0.type == "text_chunk" }
                 #expect(chunks.count == 2)
-                // Buffered delivery would hand both over together, after the pause.
-                #expect(chunks[1].at - chunks[0].at >= .milliseconds(400))
+                // Causality: the first chunk arrived before the upstream sent the second; buffered delivery would
+                // have handed both over together, after the pause.
+                let secondSent = try #require(mock.sent.dropFirst(3).first)
+                #expect(chunks[0].at < secondSent)
             }
         }
     }
