@@ -9,7 +9,7 @@ import Testing
 @testable import Server
 
 /// A client that hangs up: in every phase, the upstream request and running tools stop within 100 ms.
-@Suite("Client disconnect", .serialized, .timeLimit(.minutes(1)), .cpuQuiet)
+@Suite("Client disconnect", .serialized, .timeLimit(.minutes(3)), .cpuQuiet)
 struct DisconnectTests {
     /// Streams until `hangUpAfter` returns true, hangs up, and returns when it did.
     private func hangUp(port: Int, after hangUpAfter: @escaping @Sendable (ReceivedStream) -> Bool) async throws -> ContinuousClock.Instant {

@@ -22,7 +22,7 @@ private struct TemporaryMCPConfig {
 
 private let pythonServerConfig = #"{"mcpServers": {"python": {"command": "python3", "args": ["\#(FastMCP.serverScript)"]}}}"#
 
-@Suite("MCP servers' tools in the stream", .serialized, .timeLimit(.minutes(1)), .cpuQuiet,
+@Suite("MCP servers' tools in the stream", .serialized, .timeLimit(.minutes(3)), .cpuQuiet,
        .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"))
 struct MCPToolsServerTests {
     @Test("a configured MCP server's tools are listed, run in the stream with progress and timings, and its health shown")

@@ -4,6 +4,7 @@ import Testing
 /// Tests that assert an upper bound on time (a hang-up stops the upstream within 100 ms) and tests that burn
 /// CPU (starting Python, fuzzing) take turns: Swift Testing runs suites in parallel, and on a 2-core CI
 /// machine a Python start-up next to a timing test makes the timing test measure the machine, not the code.
+/// The wait for a turn counts toward a test's `.timeLimit`, so suites with this trait allow 3 minutes.
 public struct CPUQuiet: TestTrait, SuiteTrait, TestScoping {
     private static let lock = AsyncMutex()
 

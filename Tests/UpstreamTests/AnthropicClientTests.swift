@@ -36,7 +36,7 @@ private final class Seen: Sendable {
     var all: [ModelStreamEvent] { events.withLock { $0 } }
 }
 
-@Suite("Anthropic client", .serialized, .timeLimit(.minutes(1)))
+@Suite("Anthropic client", .serialized, .timeLimit(.minutes(3)))
 struct AnthropicClientTests {
     @Test("streams text and returns the turn; sends the documented request")
     func textTurn() async throws {
