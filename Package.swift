@@ -63,6 +63,7 @@ let package = Package(
         .executableTarget(name: "switchboard", dependencies: [
             "Server", "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Tools",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -14,7 +14,7 @@ import Upstream
 
 /// Builds the application the executable runs and the tests exercise.
 public func buildApplication(configuration: ServerConfiguration, tools extraTools: [any Tool] = [], logger: Logger? = nil,
-                             metrics: ServerMetrics = ServerMetrics())
+                             metrics: ServerMetrics = ServerMetrics(), readiness: Readiness = Readiness())
     async throws -> some ApplicationProtocol
 {
     var logger = logger ?? Logger(label: "switchboard")
@@ -88,10 +88,9 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     } else {
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
     }
-    let readiness = Readiness(database: database)
-    // The moment SIGTERM or SIGINT arrives, /ready says 503 so a load balancer moves traffic away (the service
-    // group tells services of a shutdown one after another, the server first, so the signal is watched here).
-    services.append(readiness)
+    // The caller runs `readiness` as a service after the application (see `Serve`), so /ready says 503 the moment
+    // SIGTERM or SIGINT arrives, before the server stops accepting and drains its streams.
+    readiness.attach(database)
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
                              toolSources: registry.sources, mcpServers: mcpServers, keys: keys, readiness: readiness,
                              metrics: metrics, logger: logger)

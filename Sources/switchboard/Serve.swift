@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import Prometheus
 import Server
+import ServiceLifecycle
 import Tools
 
 struct Serve: AsyncParsableCommand {
@@ -85,8 +86,12 @@ struct Serve: AsyncParsableCommand {
             // One registry for our metrics and any library's that speak swift-metrics, served at GET /metrics.
             let metrics = ServerMetrics()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
-            let app = try await buildApplication(configuration: configuration, metrics: metrics)
-            try await app.runService()
+            let readiness = Readiness()
+            let app = try await buildApplication(configuration: configuration, metrics: metrics, readiness: readiness)
+            // Services shut down last to first: readiness says 503 at once, then the server drains.
+            let group = ServiceGroup(configuration: .init(services: [app, readiness], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                          logger: Logger(label: "switchboard")))
+            try await group.run()
         } catch let error as StartupError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(2)

@@ -176,7 +176,7 @@ struct CLITests {
 
         kill(server.process.processIdentifier, SIGTERM)
         server.process.waitUntilExit()
-        #expect(server.process.terminationStatus == 0)
+        #expect(server.process.terminationStatus == 0, "\((try? String(contentsOf: server.logURL, encoding: .utf8)) ?? "")")
     }
 }
 

@@ -109,7 +109,7 @@ struct ShutdownTests {
             // The process exits within the grace plus 2 s.
             #expect(await eventually(within: .seconds(3)) { !server.process.isRunning },
                     "\((try? String(contentsOf: server.logURL, encoding: .utf8)) ?? "")")
-            #expect(server.process.terminationStatus == 0)
+            #expect(server.process.terminationStatus == 0, "\((try? String(contentsOf: server.logURL, encoding: .utf8)) ?? "")")
         }
     }
 }
