@@ -8,7 +8,7 @@ and measures, on loopback only:
   3. that hanging up all clients closes every upstream request (cancellation under load).
 Every loop is bounded in count and time.
 """
-import argparse, asyncio, json, os, resource, subprocess, sys, time
+import argparse, asyncio, json, os, random, re, resource, subprocess, sys, time
 
 DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word "}}\n\n'
 START = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_b","type":"message","role":"assistant",'
@@ -57,7 +57,7 @@ class Upstream:
                     await writer.drain()
                 finally:
                     self.open -= 1
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -151,9 +151,116 @@ async def wire_bytes(args):
         server.terminate(); server.wait()
         up.close()
 
+class PacedUpstream:
+    """An upstream that streams like a model: each delta its own write and flush, `interval` apart, carrying the
+    monotonic time it was written, so a client can measure each delta's latency end to end."""
+    def __init__(self, deltas, interval):
+        self.deltas, self.interval = deltas, interval
+
+    async def handle(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                def chunk(data):
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                chunk(START)
+                await writer.drain()
+                for _ in range(self.deltas):
+                    await asyncio.sleep(self.interval)
+                    chunk(b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+                          b'{"type":"text_delta","text":"t%d "}}\n\n' % time.monotonic_ns())
+                    await writer.drain()
+                chunk(END)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+STAMP = re.compile(rb"\bt(\d{6,}) ")
+
+async def paced_client(port, path, body, latencies, counts, start_delay):
+    """One paced stream: for each delta that arrives, its latency (arrival minus the upstream's write time)."""
+    await asyncio.sleep(start_delay)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
+                 b"content-length: %d\r\n\r\n%s" % (path, AUTH, len(body), body))
+    await writer.drain()
+    data = b""
+    seen = 0
+    try:
+        while True:
+            part = await reader.read(65536)
+            now = time.monotonic_ns()
+            if not part:
+                break
+            for stamp in STAMP.findall(part):
+                latencies.append((now - int(stamp)) / 1e6)
+                seen += 1
+            data = data[-64:] + part
+            if data.endswith(b"\r\n0\r\n\r\n"):
+                break
+    finally:
+        writer.close()
+    counts.append(seen)
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+async def paced(args):
+    """Paced streams, side by side: the client reading the upstream directly (the floor), then through Switchboard."""
+    upstream = PacedUpstream(args.deltas, args.interval / 1000)
+    up = await asyncio.start_server(upstream.handle, "127.0.0.1", 0, backlog=4096)
+    up_port = up.sockets[0].getsockname()[1]
+    offered = args.paced * 1000 / args.interval
+    body = json.dumps({"messages": [{"role": "user", "content": "paced"}], "accumulated": False}).encode()
+    print(f"paced: {args.paced} streams, {args.deltas} deltas each, one every {args.interval} ms "
+          f"(offered {offered:,.0f} events/s), starts staggered over the first interval")
+
+    async def run(port, path, body, pid=None):
+        latencies, counts = [], []
+        cpu0, t0 = (cpu_seconds(pid) if pid else 0), time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(
+            paced_client(port, path, body, latencies, counts, random.random() * args.interval / 1000)
+            for _ in range(args.paced))), timeout=args.deltas * args.interval / 1000 + 120)
+        elapsed = time.monotonic() - t0
+        delivered = sum(counts)
+        cpu = (cpu_seconds(pid) - cpu0) if pid else 0
+        return latencies, delivered, elapsed, cpu
+
+    direct, d_count, d_time, _ = await run(up_port, b"/v1/messages", body)
+    print(f"  direct:      {d_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(direct, .5):.2f} ms, "
+          f"p99 {percentile(direct, .99):.2f} ms")
+    server = await run_server(args.binary, up_port, args.port)
+    try:
+        warm = []
+        await asyncio.gather(*(paced_client(args.port, b"/mcp/chat/stream", body, [], warm, 0) for _ in range(5)))
+        rss0 = rss_kib(server.pid)
+        through, t_count, t_time, cpu = await run(args.port, b"/mcp/chat/stream", body, server.pid)
+        print(f"  switchboard: {t_count}/{args.paced * args.deltas} deltas ({t_count / t_time:,.0f}/s over the run), "
+              f"latency p50 {percentile(through, .5):.2f} ms, p99 {percentile(through, .99):.2f} ms; "
+              f"added p50 {percentile(through, .5) - percentile(direct, .5):+.2f} ms, "
+              f"p99 {percentile(through, .99) - percentile(direct, .99):+.2f} ms")
+        # Every relayed delta is one text_chunk event; session_start, iteration_start and complete add 3 per stream.
+        events = t_count + 3 * args.paced
+        print(f"  server CPU: {cpu:.2f} s = {cpu / max(events, 1) * 1e6:.1f} µs per relayed event; RSS {rss0 / 1024:.1f} MiB before")
+    finally:
+        server.terminate(); server.wait()
+        up.close()
+
 async def main(args):
     if args.wire_bytes:
         return await wire_bytes(args)
+    if args.paced:
+        return await paced(args)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     throughput = Upstream(args.deltas, hold=0)
@@ -216,6 +323,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--deltas", type=int, default=100)
     parser.add_argument("--open", type=int, default=1000)
+    parser.add_argument("--paced", type=int, default=0,
+                        help="real pace: this many concurrent streams, each delta its own write --interval ms apart")
+    parser.add_argument("--interval", type=float, default=50, help="milliseconds between deltas in --paced mode")
     parser.add_argument("--wire-bytes", type=int, default=0,
                         help="only measure the bytes of one answer of this many deltas, with and without accumulated")
     parser.add_argument("--with-keys", action="store_true",
