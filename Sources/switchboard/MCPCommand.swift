@@ -13,11 +13,19 @@ struct MCPCommand: AsyncParsableCommand {
 
     @OptionGroup var storage: DatabaseOption
 
+    @Option(help: "Seconds a tool call may run before it is cancelled and answered as an error.")
+    var toolTimeout: Double = 30
+
+    func validate() throws {
+        guard toolTimeout > 0, toolTimeout <= 3_600 else { throw ValidationError("--tool-timeout is a number of seconds from 0 to 3600.") }
+    }
+
     func run() async throws {
         // Standard output carries the protocol: every log line goes to standard error.
         let logger = standardErrorLogger(label: "switchboard.mcp")
         try await storage.withBuiltInTools(logger: logger) { tools in
-            try await MCPToolServer.serveStdio(tools, version: SwitchboardVersion.current, logger: logger)
+            try await MCPToolServer.serveStdio(tools, version: SwitchboardVersion.current,
+                                               toolTimeout: .nanoseconds(Int64(toolTimeout * 1e9)), logger: logger)
         }
     }
 }
