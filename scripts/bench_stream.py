@@ -18,6 +18,20 @@ END = (b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0
        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":100}}\n\n'
        b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
 
+async def answer_request(reader, writer):
+    """Reads one request (head and body) and writes the head of a chunked SSE answer."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+
+def chunk(writer, data):
+    """One HTTP chunk."""
+    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
 class Upstream:
     def __init__(self, deltas, hold):
         self.deltas, self.hold = deltas, hold
@@ -27,20 +41,12 @@ class Upstream:
     async def handle(self, reader, writer):
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                await answer_request(reader, writer)
                 self.open += 1
                 try:
-                    def chunk(data):
-                        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    chunk(START)
+                    chunk(writer, START)
                     if self.hold:
-                        chunk(DELTA)
+                        chunk(writer, DELTA)
                         await writer.drain()
                         # Wait for the client to go away (or the hold to run out).
                         try:
@@ -50,9 +56,9 @@ class Upstream:
                         self.closed_early += 1
                         return
                     for _ in range(self.deltas):
-                        chunk(DELTA)
+                        chunk(writer, DELTA)
                         await writer.drain()
-                    chunk(END)
+                    chunk(writer, END)
                     writer.write(b"0\r\n\r\n")
                     await writer.drain()
                 finally:
@@ -160,23 +166,15 @@ class PacedUpstream:
     async def handle(self, reader, writer):
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-                def chunk(data):
-                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
-                chunk(START)
+                await answer_request(reader, writer)
+                chunk(writer, START)
                 await writer.drain()
                 for _ in range(self.deltas):
                     await asyncio.sleep(self.interval)
-                    chunk(b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+                    chunk(writer, b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
                           b'{"type":"text_delta","text":"t%d "}}\n\n' % time.monotonic_ns())
                     await writer.drain()
-                chunk(END)
+                chunk(writer, END)
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -184,7 +182,9 @@ class PacedUpstream:
         finally:
             writer.close()
 
-STAMP = re.compile(rb"\bt(\d{6,}) ")
+# The stamp of a delta as the upstream sends it (`"text"`) or as Switchboard relays it (`"chunk"`); never one
+# repeated inside `accumulated` (servers that ignore `"accumulated": false` still measure right).
+STAMP = re.compile(rb'"(?:text|chunk)":"t(\d{6,}) ')
 
 async def paced_client(port, path, body, latencies, counts, start_delay):
     """One paced stream: for each delta that arrives, its latency (arrival minus the upstream's write time)."""

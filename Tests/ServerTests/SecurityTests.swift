@@ -16,19 +16,24 @@ private let webKey = "sb_web-test-key-0123456789abcdef"
 private let adminKey = "sb_admin-test-key-0123456789abcdef"
 private let fastKey = "sb_fast-only-key-0123456789abcdef"
 
+/// A key's SHA-256 as the keys file writes it.
+private func digestHex(_ key: String) -> String {
+    APIKey.digest(of: key).map { String(format: "%02x", $0) }.joined()
+}
+
 private func keysYAML(webLimits: String = "{ concurrent_streams: 1, requests_per_minute: 100, output_tokens_per_day: 20, max_tokens: 300 }",
                       extra: String = "") -> String {
     """
     version: 1
     keys:
       - id: web
-        sha256: \(APIKey.digest(of: webKey).map { String(format: "%02x", $0) }.joined())
+        sha256: \(digestHex(webKey))
         limits: \(webLimits)
       - id: ops
-        sha256: \(APIKey.digest(of: adminKey).map { String(format: "%02x", $0) }.joined())
+        sha256: \(digestHex(adminKey))
         admin: true
       - id: fast-only
-        sha256: \(APIKey.digest(of: fastKey).map { String(format: "%02x", $0) }.joined())
+        sha256: \(digestHex(fastKey))
         routes: [fast]
         models: [claude-haiku-4-5]
     \(extra)
@@ -136,7 +141,7 @@ struct SecurityTests {
             #expect(try await request(port, "/mcp/chat/analyze", key: newKey).status == 401)
             try file.write(keysYAML(extra: """
                   - id: new
-                    sha256: \(APIKey.digest(of: newKey).map { String(format: "%02x", $0) }.joined())
+                    sha256: \(digestHex(newKey))
                 """))
             #expect(await eventually(within: .seconds(5)) { (try? await request(port, "/mcp/chat/analyze", key: newKey).status) == 200 })
             try file.write("version: 1\nkeys:\n  - { id: broken, sha256: not-hex }\n")
