@@ -326,6 +326,8 @@ struct SecurityTests {
                 let wrong = try await request(port, "/mcp/chat/analyze", key: "sb_wrong-secret-key-value")
                 let stream = try await streamChat(port: port, body: chatJSON("hi"), headers: [("authorization", "Bearer \(webKey)")])
                 #expect(stream.types.last == "complete")
+                // The server logs the stream's end after writing its last byte: wait for the line.
+                #expect(await eventually(within: .seconds(10)) { log.text.contains("stream finished") })
                 let metricsText = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
                 let everything = [log.text, metricsText, "\(wrong.json)", stream.arrivals.map { "\($0.json)" }.joined()].joined()
                 for secret in [webKey, "sb_wrong-secret-key-value", String(webKey.dropFirst(3))] {
