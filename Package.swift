@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        // Already in the graph through Hummingbird; the stream's channel handler writes its HTTP parts.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         // Pure: chat request model, stream events, SSE encoding and decoding, the shared vocabulary.
@@ -53,6 +55,7 @@ let package = Package(
         .target(name: "Server", dependencies: [
             "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

@@ -105,7 +105,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     return Application(
         router: router,
         server: .http1(configuration: .init(
-            additionalChannelHandlers: [WriteDeadlineHandler(timeout: TimeAmount(configuration.writeTimeout))],
+            additionalChannelHandlers: [StreamConnectionHandler(writeTimeout: TimeAmount(configuration.writeTimeout))],
             idleTimeout: TimeAmount(configuration.idleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "switchboard",
                              availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),

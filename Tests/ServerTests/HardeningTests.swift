@@ -163,22 +163,6 @@ struct SlowClientTests {
     }
 }
 
-/// Opens a stream on a raw connection and never reads from it; the connection stays open until `release()`.
-private final class NonReadingClient: @unchecked Sendable {
-    let fd: Int32
-
-    init(port: Int, body: String) throws {
-        // A small receive buffer, so the server's writes back up soon.
-        guard let fd = connectedLoopbackSocket(port: port, receiveBuffer: 4096) else { throw CocoaError(.fileReadUnknown) }
-        self.fd = fd
-        let request = "POST /mcp/chat/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
-        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    }
-
-    func release() { close(fd) }
-}
-
 @Suite("Clients that stop reading", .serialized, .timeLimit(.minutes(1)))
 struct WriteDeadlineTests {
     @Test("a client that reads nothing is dropped after the write timeout; its upstream request closes, unfinished")

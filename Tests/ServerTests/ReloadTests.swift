@@ -119,7 +119,7 @@ struct ReloadTests {
                             let answer = try json(body)
                             let version = answer["rulesVersion"] as? String ?? "?"
                             let score = answer["score"] as? Int ?? -1
-                            log.seen.withLock { $0[version, default: []].insert(score) }
+                            log.seen.withLock { _ = $0[version, default: []].insert(score) }
                         }
                     }
                 }

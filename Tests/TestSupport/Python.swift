@@ -85,36 +85,3 @@ public func freeLoopbackPort() -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
-
-/// Whether something accepts TCP connections on 127.0.0.1:`port`.
-public func acceptsConnections(port: Int) -> Bool {
-    guard let fd = connectedLoopbackSocket(port: port) else { return false }
-    close(fd)
-    return true
-}
-
-/// A blocking TCP socket connected to 127.0.0.1:`port`, with `receiveTimeout` on reads (and `receiveBuffer`
-/// bytes of receive buffer when given); `nil` when the connection is refused. The caller closes it.
-public func connectedLoopbackSocket(port: Int, receiveTimeout: Int = 10, receiveBuffer: Int32? = nil) -> Int32? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
-    var address = loopback(port: port)
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard connected else {
-        close(fd)
-        return nil
-    }
-    return fd
-}
-
-private func loopback(port: Int) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return address
-}

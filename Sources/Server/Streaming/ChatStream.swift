@@ -5,15 +5,14 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import ServiceLifecycle
 
-/// The SSE response of `POST /mcp/chat/stream`.
+/// The SSE response of `POST /mcp/chat/stream` (and of smart routing when it streams).
 ///
-/// The head and `session_start` go out at once. The pipeline runs in the response's own task and writes each
-/// event itself: one JSON encoding and one awaited write, no hand-over to another task (no queue either: the
-/// pipeline waits until the event is written). A child task sends keepalive comments; an async mutex keeps
-/// its writes and the pipeline's whole and in order. If the client goes away, the whole group is cancelled:
-/// the upstream request, running tools and the keepalive stop with it.
+/// The head and `session_start` go out at once. The agentic loop runs as the `EventStream`'s producer and
+/// writes each event itself: one JSON encoding and one awaited write, no hand-over to another task (no queue
+/// either: the loop waits until the event is written). The stream ends when the loop does, when the client
+/// goes away (the upstream request and running tools are cancelled with it), or when a shutdown's grace
+/// period runs out (the client gets a `server_shutdown` error event).
 enum ChatStream {
     static let headers: HTTPFields = {
         var headers = HTTPFields()
@@ -38,59 +37,30 @@ enum ChatStream {
             let started = clock.now
             let tally = StreamTally()
             metrics.streamOpened()
-            do {
-                let shared = SharedBodyWriter(writer)
-                // A client that goes away cancels this task: the group, the upstream call and tools stop with it.
-                try await channel.cancellingOnInboundClose {
-                    try await withThrowingTaskGroup(of: Ending.self) { group in
-                        // The pipeline writes each event itself: one encoding, one awaited write.
-                        group.addTask {
-                            var encoder = SSEEncoder(accumulated: chat.accumulated)
-                            try await loop.run(chat, sessionId: sessionId) { event in
-                                try await shared.write(ByteBuffer(bytes: encoder.encode(event)))
-                                tally.count(event)
-                            }
-                            // Nothing follows the last event, not even a keepalive that was waiting for its turn.
-                            await shared.close()
-                            return .finished
-                        }
-                        group.addTask {
-                            while true {
-                                do { try await Task.sleep(for: keepalive) } catch { return .stopped }
-                                try await shared.write(ByteBuffer(bytes: SSEEncoder.keepalive), unlessClosed: true)
-                            }
-                        }
-                        // When the server begins to shut down (SIGTERM), the stream has its grace period to finish.
-                        group.addTask {
-                            do {
-                                try await gracefulShutdown()
-                                try await Task.sleep(for: shutdownGrace)
-                            } catch {
-                                return .stopped
-                            }
-                            return .shutdown
-                        }
-                        var ending = Ending.stopped
-                        while let next = try await group.next() {
-                            if next != .stopped {
-                                ending = next
-                                break
-                            }
-                        }
-                        group.cancelAll()
-                        guard ending == .shutdown else { return }
-                        // Out of time: the pipeline stops (model call and tools cancelled), and the client hears why.
-                        while true {
-                            do { if try await group.next() == nil { break } } catch { continue }
-                        }
-                        let error = StreamEvent.error(StreamError(
-                            code: .serverShutdown, message: "The server is shutting down; send the chat again.", retryable: true))
-                        var encoder = SSEEncoder(accumulated: false, firstId: tally.events + 1)
-                        try await shared.write(ByteBuffer(bytes: encoder.encode(error)))
-                        tally.count(error)
-                    }
+            let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+            // The pipeline writes each event itself: one encoding, one awaited write.
+            let ending = await stream.run { stream in
+                var encoder = SSEEncoder(accumulated: chat.accumulated)
+                try await loop.run(chat, sessionId: sessionId) { event in
+                    try await stream.write(ByteBuffer(bytes: encoder.encode(event)))
+                    tally.count(event)
                 }
-                try Task.checkCancellation()
+            }
+            do {
+                switch ending {
+                case .hungUp:
+                    // The client left (or the connection failed): everything under the stream was cancelled.
+                    throw StreamFinished()
+                case .shutdown:
+                    // Out of time: the pipeline was stopped (model call and tools cancelled); the client hears why.
+                    let error = StreamEvent.error(StreamError(
+                        code: .serverShutdown, message: "The server is shutting down; send the chat again.", retryable: true))
+                    var encoder = SSEEncoder(accumulated: false, firstId: tally.events + 1)
+                    try await stream.write(ByteBuffer(bytes: encoder.encode(error)))
+                    tally.count(error)
+                case .finished:
+                    break
+                }
                 // Book the stream before its body ends, so a client that sends its next request the moment this
                 // one ends already meets the spent budget, the counted metrics and the log line.
                 let elapsed = clock.now - started
@@ -101,24 +71,13 @@ enum ChatStream {
                     "events": "\(tally.events)", "last": "\(tally.last)",
                     "ms": "\(elapsed.inMilliseconds)",
                 ])
-                try await writer.finish(nil)
+                try await stream.finish()
             } catch {
-                // The client left (or the connection failed): everything under it was cancelled.
                 metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: clock.now - started)
                 logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
             }
         })
     }
-}
-
-/// How one of a stream's tasks ended.
-private enum Ending: Sendable {
-    /// The pipeline sent its last event.
-    case finished
-    /// The grace period after the start of a shutdown ran out.
-    case shutdown
-    /// A helper task (keepalive, shutdown watch) stopped because the stream is ending anyway.
-    case stopped
 }
 
 /// What a stream sent, for its log line and metrics. Written only by the pipeline's task and read after it
@@ -138,34 +97,5 @@ private final class StreamTally: @unchecked Sendable {
         case .complete(let completion): usage = completion.usage
         default: break
         }
-    }
-}
-
-/// The response body's writer, shared by the pipeline and the keepalive timer. Writes are serialized by an
-/// async mutex, so each SSE message goes out whole; uncontended (nearly always), taking it does not suspend.
-private final class SharedBodyWriter: @unchecked Sendable {
-    // Hummingbird's body writers are stateless handles on the connection's outbound writer, so this copy
-    // writes to the same response; the mutex makes the exclusive access the type asks for.
-    private var writer: any ResponseBodyWriter
-    private var closed = false
-    private let mutex = AsyncMutex()
-
-    init(_ writer: any ResponseBodyWriter) {
-        self.writer = writer
-    }
-
-    /// Writes `buffer`; with `unlessClosed`, not after `close()`.
-    func write(_ buffer: ByteBuffer, unlessClosed: Bool = false) async throws {
-        await mutex.lock()
-        defer { mutex.unlock() }
-        if unlessClosed, closed { return }
-        try await writer.write(buffer)
-    }
-
-    /// Ends the writes made with `unlessClosed`.
-    func close() async {
-        await mutex.lock()
-        closed = true
-        mutex.unlock()
     }
 }

@@ -1,0 +1,117 @@
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+
+/// The body of one Server-Sent Events response: it owns the response's writer and everything that can end the
+/// stream, on documented APIs only.
+///
+/// - `run` starts the producer (the agentic loop) in a child task and hands it this stream to write to: each
+///   event is encoded and written by the producer's own task, one awaited write, no queue and no hand-over.
+/// - Hang-up, keepalives and the write deadline are served on the event loop by the connection's
+///   `StreamConnectionHandler`, which this stream attaches to while it runs: a hang-up is told the moment the
+///   event loop sees it, keepalives go between whole messages without sharing the writer, and a client that
+///   reads nothing is dropped.
+/// - Shutdown: a graceful-shutdown handler gives the stream `shutdownGrace` to finish, then ends it.
+///
+/// Whatever ends the stream first (the producer finishing, the hang-up, the shutdown timer, the response task
+/// being cancelled) is told once to a `StreamEndSignal` that the response's task awaits; unless the producer
+/// finished, the response's task then cancels it, so the upstream request and tools stop with it.
+///
+/// The writer has one user at a time, by construction: the producer while `run` runs (the owner's task only
+/// waits), the owner's task before and after. So it is kept in this class without a lock.
+final class EventStream: @unchecked Sendable {
+    /// How a stream ended.
+    enum Ending: Sendable, Equatable {
+        /// The producer wrote its last event.
+        case finished
+        /// The client hung up, the connection failed or was dropped, or a write failed.
+        case hungUp
+        /// The grace period after the start of a shutdown ran out.
+        case shutdown
+    }
+
+    private var writer: (any ResponseBodyWriter)?
+    private let channel: any Channel
+    private let keepalive: Duration
+    private let shutdownGrace: Duration
+    private let signal = StreamEndSignal()
+
+    /// A stream writing to `writer` (the response body's writer, which this stream then owns) on `channel`.
+    init(writer: any ResponseBodyWriter, channel: any Channel, keepalive: Duration, shutdownGrace: Duration) {
+        self.writer = writer
+        self.channel = channel
+        self.keepalive = keepalive
+        self.shutdownGrace = shutdownGrace
+    }
+
+    /// Writes `buffer` (one whole SSE message) and waits until the connection took it.
+    func write(_ buffer: ByteBuffer) async throws {
+        guard writer != nil else { throw StreamFinished() }
+        try await writer!.write(buffer)
+    }
+
+    /// Ends the response body; nothing can be written after it.
+    func finish() async throws {
+        guard let writer = writer.take() else { return }
+        try await writer.finish(nil)
+    }
+
+    /// Runs `produce` until it finishes or the stream ends otherwise; how it ended.
+    func run(_ produce: @escaping @Sendable (EventStream) async throws -> Void) async -> Ending {
+        let signal = signal
+        await attach()
+        let ending = await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        do {
+                            try await produce(self)
+                            signal.fire(.finished)
+                        } catch {
+                            signal.fire(.hungUp)
+                        }
+                    }
+                    let ending = await signal.wait()
+                    if ending != .finished { group.cancelAll() }
+                    await group.waitForAll()
+                    return ending
+                }
+            } onCancel: {
+                signal.fire(.hungUp)
+            }
+        } onGracefulShutdown: { [channel, shutdownGrace] in
+            channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { signal.fire(.shutdown) }
+        }
+        detach()
+        return ending
+    }
+
+    /// Attaches to the connection's handler, on its event loop; without one (a connection not set up by
+    /// `buildApplication`), hang-up is watched through the channel's close only and no keepalives are sent.
+    private func attach() async {
+        let signal = signal
+        let channel = channel
+        let interval = TimeAmount(keepalive)
+        let attached = try? await channel.eventLoop.submit {
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self) else {
+                return false
+            }
+            handler.attach(signal, keepalive: interval)
+            return true
+        }.get()
+        if attached != true {
+            channel.closeFuture.whenComplete { _ in signal.fire(.hungUp) }
+        }
+    }
+
+    private func detach() {
+        let signal = signal
+        let channel = channel
+        channel.eventLoop.execute {
+            try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self).detach(signal)
+        }
+    }
+}
+
+/// A write after the stream's body ended.
+struct StreamFinished: Error {}

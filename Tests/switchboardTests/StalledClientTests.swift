@@ -1,0 +1,54 @@
+import AnthropicMock
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("A client that stops reading, against the server process", .serialized, .timeLimit(.minutes(1)))
+struct StalledClientTests {
+    @Test("the server's memory stays flat while the client reads nothing; after the write timeout the client is dropped and the upstream request closed")
+    func memoryFlatThenDropped() async throws {
+        try await MockAnthropic.run { mock in
+            // A long answer, sent as fast as the server takes it; with `accumulated` each event repeats the answer
+            // so far, so a server that buffered for a client that does not read would grow by gigabytes.
+            let text = String(repeating: "z", count: 1_000)
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + Array(repeating: SSE.text(0, text), count: 50_000)
+                                 + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let server = try ServerProcess(directory: directory, arguments: [], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-cli-test", "ANTHROPIC_BASE_URL": mock.baseURL, "SWITCHBOARD_WRITE_TIMEOUT": "2",
+            ])
+            defer { server.stop() }
+            let pid = server.process.processIdentifier
+            let started = ContinuousClock.now
+            let client = try NonReadingClient(port: server.port, body: #"{"messages":[{"role":"user","content":"write a lot"}]}"#)
+            defer { client.release() }
+            var samples: [(at: Duration, rss: Int)] = []
+            while mock.disconnects.isEmpty, ContinuousClock.now - started < .seconds(20) {
+                if let rss = residentBytes(pid) { samples.append((ContinuousClock.now - started, rss)) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let log = (try? String(contentsOf: server.logURL, encoding: .utf8)) ?? ""
+            let closed = try #require(mock.disconnects.first, "the upstream request was never closed\n\(log)")
+            // Dropped by the write deadline, not before it (the client never closes its socket), and soon after it.
+            #expect(closed - started >= .seconds(2))
+            #expect(closed - started < .seconds(12))
+            #expect(mock.finished == 0, "the upstream was not read to its end")
+            #expect(mock.received.count == 1)
+            // Flat: from half a second in (the stream stalled long before) to the drop, at most a few MiB more.
+            let baseline = try #require(samples.first { $0.at >= .milliseconds(500) }?.rss)
+            let peak = try #require(samples.map(\.rss).max())
+            #expect(peak - baseline < 16 << 20, "RSS grew from \(baseline >> 20) MiB to \(peak >> 20) MiB")
+            #expect(log.contains("stream ended early: client went away"), "\(log)")
+        }
+    }
+}
+
+/// The resident set size of process `pid`, from /proc.
+private func residentBytes(_ pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+    else { return nil }
+    return kilobytes * 1_024
+}
