@@ -16,8 +16,14 @@ struct MCPCommand: AsyncParsableCommand {
     @Option(help: "Seconds a tool call may run before it is cancelled and answered as an error.")
     var toolTimeout: Double = 30
 
+    @Option(help: "The longest message (one line of JSON-RPC) read, in bytes; a longer one is skipped and answered with an error.")
+    var maxMessageBytes: Int = MCPToolServer.defaultMaxMessageBytes
+
     func validate() throws {
         guard toolTimeout > 0, toolTimeout <= 3_600 else { throw ValidationError("--tool-timeout is a number of seconds from 0 to 3600.") }
+        guard (1_024...(64 << 20)).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes is a number of bytes from 1024 to 67108864.")
+        }
     }
 
     func run() async throws {
@@ -25,7 +31,8 @@ struct MCPCommand: AsyncParsableCommand {
         let logger = standardErrorLogger(label: "switchboard.mcp")
         try await storage.withBuiltInTools(logger: logger) { tools in
             try await MCPToolServer.serveStdio(tools, version: SwitchboardVersion.current,
-                                               toolTimeout: .nanoseconds(Int64(toolTimeout * 1e9)), logger: logger)
+                                               toolTimeout: .nanoseconds(Int64(toolTimeout * 1e9)),
+                                               maxMessageBytes: maxMessageBytes, logger: logger)
         }
     }
 }
