@@ -75,6 +75,19 @@ public final class AnthropicClient: LanguageModel, Sendable {
     }
 
     public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+        // The deadline is checked after every chunk below; where the caller's task has a keeper, it also fires while
+        // no chunk arrives (a silent upstream, shorter silences than the idle timeout).
+        try await DeadlineKeeper.enforcing(configuration.timeouts.overall, error: overallTimeout) {
+            try await streamTurnUnkept(request, onEvent: onEvent)
+        }
+    }
+
+    private var overallTimeout: StreamError {
+        StreamError(code: .overallTimeout, message: "The model call took longer than \(Self.describe(configuration.timeouts.overall)).",
+                    retryable: true)
+    }
+
+    private func streamTurnUnkept(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.timeouts.overall
         let body = try Self.requestBody(request)
@@ -116,11 +129,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
             }
             // The message is whole: what follows `message_stop` (nothing, from Anthropic) is not waited for.
             if accumulator.messageStopped { break }
-            if clock.now > deadline {
-                throw StreamError(code: .overallTimeout,
-                                  message: "The model call took longer than \(Self.describe(configuration.timeouts.overall)).",
-                                  retryable: true)
-            }
+            if clock.now > deadline { throw overallTimeout }
         }
         try Task.checkCancellation()
         return try accumulator.finish()

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import TestSupport
 import Tools
 @testable import Server
 
@@ -284,6 +285,30 @@ struct StreamEndpointTests {
                 #expect(stream.keepalives.filter { $0 < first }.count >= 1, "the silence before the first token is kept open")
                 #expect(!stream.keepalives.contains { $0 > first && $0 < last }, "no keepalive while events flow")
                 #expect(stream.keepalives.contains { $0 > last && $0 < end.at }, "the silence after them is kept open")
+            }
+        }
+    }
+
+    @Test("a model call's overall deadline fires while the upstream is silent: error event overall_timeout, upstream closed")
+    func overallDeadlineWhileSilent() async throws {
+        try await MockAnthropic.run { mock in
+            // The model starts, then goes silent (no pings) for far longer than the call may take, but less than idle.
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Thinking"), .pause(.seconds(20)),
+                                  SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            var config = streamingConfiguration(mock)
+            config.anthropic?.timeouts.overall = .milliseconds(600)
+            config.anthropic?.timeouts.idle = .seconds(60)
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let started = ContinuousClock.now
+                let stream = try await streamChat(port: try #require(client.port), body: chatJSON("hi"))
+                #expect(stream.types == ["session_start", "iteration_start", "text_chunk", "error"], "\(stream.types)")
+                let error = try #require(stream.arrivals.last)
+                #expect(error.json["code"] as? String == "overall_timeout")
+                #expect(error.json["retryable"] as? Bool == true)
+                #expect(error.at - started >= .milliseconds(600), "not before the deadline")
+                #expect(error.at - started < .seconds(10), "long before the silence ends")
+                #expect(await eventually(within: .seconds(5)) { !mock.disconnects.isEmpty }, "the upstream request is closed")
             }
         }
     }

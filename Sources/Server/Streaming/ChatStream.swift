@@ -51,13 +51,15 @@ enum ChatStream {
                 case .hungUp:
                     // The client left (or the connection failed): everything under the stream was cancelled.
                     throw StreamFinished()
-                case .shutdown:
-                    // Out of time: the pipeline was stopped (model call and tools cancelled); the client hears why.
-                    let error = StreamEvent.error(StreamError(
-                        code: .serverShutdown, message: "The server is shutting down; send the chat again.", retryable: true))
+                case .shutdown, .failed:
+                    // Out of time (the server's grace, or a model call's deadline while the upstream was silent): the
+                    // pipeline was stopped, model call and tools cancelled; the client hears why.
+                    let reason = if case .failed(let error) = ending { error } else {
+                        StreamError(code: .serverShutdown, message: "The server is shutting down; send the chat again.", retryable: true)
+                    }
                     var encoder = SSEEncoder(accumulated: false, firstId: tally.events + 1)
-                    try await stream.write(ByteBuffer(bytes: encoder.encode(error)))
-                    tally.count(error)
+                    try await stream.write(ByteBuffer(bytes: encoder.encode(.error(reason))))
+                    tally.count(.error(reason))
                 case .finished:
                     break
                 }

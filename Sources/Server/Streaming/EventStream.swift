@@ -1,6 +1,8 @@
+import ChatCore
 import Hummingbird
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// The body of one Server-Sent Events response: it owns the response's writer and everything that can end the
 /// stream, on documented APIs only.
@@ -12,6 +14,8 @@ import ServiceLifecycle
 ///   event loop sees it, keepalives go between whole messages without sharing the writer, and a client that
 ///   reads nothing is dropped.
 /// - Shutdown: a graceful-shutdown handler gives the stream `shutdownGrace` to finish, then ends it.
+/// - Deadlines inside the producer: a `DeadlineKeeper` lets the model client have the stream stop the producer
+///   when a call runs past its overall deadline, even while the upstream sends nothing.
 ///
 /// Whatever ends the stream first (the producer finishing, the hang-up, the shutdown timer, the response task
 /// being cancelled) is told once to a `StreamEndSignal` that the response's task awaits; unless the producer
@@ -28,6 +32,9 @@ final class EventStream: @unchecked Sendable {
         case hungUp
         /// The grace period after the start of a shutdown ran out.
         case shutdown
+        /// A deadline armed by the producer (through the `DeadlineKeeper`) passed: the producer was stopped, and
+        /// this is the error to tell the client.
+        case failed(StreamError)
     }
 
     private var writer: (any ResponseBodyWriter)?
@@ -35,6 +42,8 @@ final class EventStream: @unchecked Sendable {
     private let keepalive: Duration
     private let shutdownGrace: Duration
     private let signal = StreamEndSignal()
+    /// The producer's armed deadline, if any.
+    private let deadline = Mutex<Scheduled<Void>?>(nil)
 
     /// A stream writing to `writer` (the response body's writer, which this stream then owns) on `channel`.
     init(writer: any ResponseBodyWriter, channel: any Channel, keepalive: Duration, shutdownGrace: Duration) {
@@ -65,7 +74,7 @@ final class EventStream: @unchecked Sendable {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            try await produce(self)
+                            try await DeadlineKeeper.$current.withValue(self.keeper) { try await produce(self) }
                             signal.fire(.finished)
                         } catch {
                             signal.fire(.hungUp)
@@ -83,7 +92,19 @@ final class EventStream: @unchecked Sendable {
             channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { signal.fire(.shutdown) }
         }
         detach()
+        deadline.withLock { $0?.cancel() }
         return ending
+    }
+
+    /// Arms and disarms one deadline at a time, on the connection's event loop.
+    private var keeper: DeadlineKeeper {
+        DeadlineKeeper(arm: { [self] limit, error in
+            let signal = signal
+            let timer = channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { signal.fire(.failed(error)) }
+            deadline.withLock { $0?.cancel(); $0 = timer }
+        }, disarm: { [self] in
+            deadline.withLock { $0?.cancel(); $0 = nil }
+        })
     }
 
     /// Attaches to the connection's handler, on its event loop; without one (a connection not set up by
