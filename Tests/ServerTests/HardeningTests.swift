@@ -168,9 +168,7 @@ struct WriteDeadlineTests {
     @Test("a client that reads nothing is dropped after the write timeout; its upstream request closes, unfinished")
     func dropped() async throws {
         try await MockAnthropic.run { mock in
-            let text = String(repeating: "z", count: 2_000)
-            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + Array(repeating: SSE.text(0, text), count: 3_000)
-                                 + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            mock.enqueue(.stream(SSE.textAnswer(Array(repeating: String(repeating: "z", count: 2_000), count: 3_000))))
             var config = streamingConfiguration(mock)
             config.writeTimeout = .milliseconds(300)
             let metrics = ServerMetrics()

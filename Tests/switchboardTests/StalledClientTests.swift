@@ -10,9 +10,7 @@ struct StalledClientTests {
         try await MockAnthropic.run { mock in
             // A long answer, sent as fast as the server takes it; with `accumulated` each event repeats the answer
             // so far, so a server that buffered for a client that does not read would grow by gigabytes.
-            let text = String(repeating: "z", count: 1_000)
-            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + Array(repeating: SSE.text(0, text), count: 50_000)
-                                 + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            mock.enqueue(.stream(SSE.textAnswer(Array(repeating: String(repeating: "z", count: 1_000), count: 20_000))))
             let directory = try temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: directory) }
             let server = try ServerProcess(directory: directory, arguments: [], environment: [
