@@ -73,11 +73,13 @@ BODY = json.dumps({"messages": [{"role": "user", "content": "benchmark"}]}).enco
 KEY = "sb_benchmark-key-0123456789abcdef0123456789"
 AUTH = b""
 
+async def post_chat(port, body, path=b"/mcp/chat/stream"):
+    """Opens a connection and sends one chat request (with the key when --with-keys); the reader and writer."""
+    reader, writer = await post_chat(port, body, path)
+    return reader, writer
+
 async def client(port, results, first_text=None, hold=False):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /mcp/chat/stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
-                 b"content-length: %d\r\n\r\n%s" % (AUTH, len(BODY), BODY))
-    await writer.drain()
+    reader, writer = await post_chat(port, BODY)
     events = 0
     data = b""
     try:
@@ -127,10 +129,7 @@ async def run_server(binary, upstream_port, port):
 
 async def response_bytes(port, body):
     """Bytes of one stream's response as the client receives them (head and chunked body)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /mcp/chat/stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
-                 b"content-length: %d\r\n\r\n%s" % (AUTH, len(body), body))
-    await writer.drain()
+    reader, writer = await post_chat(port, body)
     total = 0
     data = b""
     while not data.endswith(b"\r\n0\r\n\r\n"):
@@ -189,10 +188,7 @@ STAMP = re.compile(rb'"(?:text|chunk)":"t(\d{6,}) ')
 async def paced_client(port, path, body, latencies, counts, start_delay):
     """One paced stream: for each delta that arrives, its latency (arrival minus the upstream's write time)."""
     await asyncio.sleep(start_delay)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
-                 b"content-length: %d\r\n\r\n%s" % (path, AUTH, len(body), body))
-    await writer.drain()
+    reader, writer = await post_chat(port, body, path)
     data = b""
     seen = 0
     try:

@@ -46,22 +46,23 @@ enum ChatStream {
                     tally.count(event)
                 }
             }
+            // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
+            func clientWentAway() {
+                metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: clock.now - started)
+                logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
+            }
             do {
                 switch ending {
                 case .hungUp:
-                    // The client left (or the connection failed): everything under the stream was cancelled.
-                    throw StreamFinished()
-                case .shutdown, .failed:
+                    return clientWentAway()
+                case .finished:
+                    break
+                case .stopped(let reason):
                     // Out of time (the server's grace, or a model call's deadline while the upstream was silent): the
                     // pipeline was stopped, model call and tools cancelled; the client hears why.
-                    let reason = if case .failed(let error) = ending { error } else {
-                        StreamError(code: .serverShutdown, message: "The server is shutting down; send the chat again.", retryable: true)
-                    }
                     var encoder = SSEEncoder(accumulated: false, firstId: tally.events + 1)
                     try await stream.write(ByteBuffer(bytes: encoder.encode(.error(reason))))
                     tally.count(.error(reason))
-                case .finished:
-                    break
                 }
                 // Book the stream before its body ends, so a client that sends its next request the moment this
                 // one ends already meets the spent budget, the counted metrics and the log line.
@@ -75,8 +76,7 @@ enum ChatStream {
                 ])
                 try await stream.finish()
             } catch {
-                metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: clock.now - started)
-                logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
+                clientWentAway()
             }
         })
     }

@@ -30,12 +30,15 @@ final class EventStream: @unchecked Sendable {
         case finished
         /// The client hung up, the connection failed or was dropped, or a write failed.
         case hungUp
-        /// The grace period after the start of a shutdown ran out.
-        case shutdown
-        /// A deadline armed by the producer (through the `DeadlineKeeper`) passed: the producer was stopped, and
-        /// this is the error to tell the client.
-        case failed(StreamError)
+        /// The producer was stopped, and this is the error to tell the client: the grace period after the start
+        /// of a shutdown ran out (`server_shutdown`), or a deadline the producer armed through the
+        /// `DeadlineKeeper` passed (a model call's `overall_timeout`).
+        case stopped(StreamError)
     }
+
+    /// What a stream stopped by a shutdown tells its client.
+    static let shutdownError = StreamError(code: .serverShutdown, message: "The server is shutting down; send the chat again.",
+                                           retryable: true)
 
     private var writer: (any ResponseBodyWriter)?
     private let channel: any Channel
@@ -89,7 +92,7 @@ final class EventStream: @unchecked Sendable {
                 signal.fire(.hungUp)
             }
         } onGracefulShutdown: { [channel, shutdownGrace] in
-            channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { signal.fire(.shutdown) }
+            channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { signal.fire(.stopped(Self.shutdownError)) }
         }
         detach()
         deadline.withLock { $0?.cancel() }
@@ -100,7 +103,7 @@ final class EventStream: @unchecked Sendable {
     private var keeper: DeadlineKeeper {
         DeadlineKeeper(arm: { [self] limit, error in
             let signal = signal
-            let timer = channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { signal.fire(.failed(error)) }
+            let timer = channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { signal.fire(.stopped(error)) }
             deadline.withLock { $0?.cancel(); $0 = timer }
         }, disarm: { [self] in
             deadline.withLock { $0?.cancel(); $0 = nil }
