@@ -75,7 +75,10 @@ AUTH = b""
 
 async def post_chat(port, body, path=b"/mcp/chat/stream"):
     """Opens a connection and sends one chat request (with the key when --with-keys); the reader and writer."""
-    reader, writer = await post_chat(port, body, path)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
+                 b"content-length: %d\r\n\r\n%s" % (path, AUTH, len(body), body))
+    await writer.drain()
     return reader, writer
 
 async def client(port, results, first_text=None, hold=False):
