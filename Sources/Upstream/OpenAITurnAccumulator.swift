@@ -1,0 +1,223 @@
+import ChatCore
+import Foundation
+
+/// Builds one model turn from an OpenAI-compatible Chat Completions stream (`data:` chunks, then `[DONE]`), with
+/// the tolerance the servers in use call for (`shared/OPENAI_STREAMING.md` §5–§7): OpenAI, Ollama, vLLM,
+/// llama-server, LiteLLM, Groq, Mistral and Gemini's compatibility layer each cut tool calls differently.
+///
+/// The turn comes out in the same shape as Anthropic's (text, thinking and `tool_use` blocks, a `StopReason`,
+/// `Usage`), so the agent loop and the events do not know which provider answered.
+struct OpenAITurnAccumulator {
+    /// One tool call being assembled.
+    private struct Slot {
+        var id: String?
+        var name = ""
+        var arguments = ""
+        /// `toolUseStarted` was told.
+        var announced = false
+    }
+
+    /// The same bounds as for Anthropic: a runaway model cannot grow a turn without end.
+    static let maxTextBytes = AnthropicTurnAccumulator.maxTextBytes
+    static let maxToolInputBytes = AnthropicTurnAccumulator.maxToolInputBytes
+
+    private var text = ""
+    private var reasoning = ""
+    private var textBytes = 0
+    private var toolInputBytes = 0
+    private var slots: [Slot] = []
+    /// Which slot a wire `index` currently points at (a server may start a new call at a used index).
+    private var slotOfIndex: [Int: Int] = [:]
+    private var finishReason: String?
+    private var usage = Usage()
+    /// `data: [DONE]` arrived: the stream is whole.
+    private(set) var done = false
+
+    /// Handles one SSE event's data, telling `emit` what the pipeline should hear about.
+    mutating func handle(_ data: String, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
+        if data == "[DONE]" {
+            done = true
+            return
+        }
+        let chunk: JSONValue
+        do {
+            chunk = try JSONValue(parsing: data)
+        } catch {
+            throw StreamError(code: .upstreamProtocolError, message: "The model service sent a chunk that could not be read.",
+                              retryable: true)
+        }
+        if let error = chunk["error"], case .object = error {
+            throw Self.streamError(type: error["type"]?.stringValue, code: error["code"], message: error["message"]?.stringValue)
+        }
+        if chunk["object"]?.stringValue == "error" {
+            throw Self.streamError(type: chunk["type"]?.stringValue, code: chunk["code"], message: chunk["message"]?.stringValue)
+        }
+        if let usage = chunk["usage"], case .object = usage { record(usage) }
+        guard case .array(let choices)? = chunk["choices"] else { return }
+        for choice in choices {
+            // One choice is asked for; a server that sends more is read for the first only.
+            guard (choice["index"]?.intValue ?? 0) == 0 else { continue }
+            if let delta = choice["delta"] { try take(delta, emit: emit) }
+            if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
+        }
+    }
+
+    private mutating func take(_ delta: JSONValue, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
+        for key in ["content", "refusal"] {
+            guard let piece = delta[key]?.stringValue, !piece.isEmpty else { continue }
+            try countText(piece)
+            text += piece
+            emit(.text(piece))
+        }
+        if let thought = delta["reasoning_content"]?.stringValue ?? delta["reasoning"]?.stringValue, !thought.isEmpty {
+            try countText(thought)
+            reasoning += thought
+        }
+        guard case .array(let fragments)? = delta["tool_calls"] else { return }
+        for fragment in fragments { try take(toolFragment: fragment, emit: emit) }
+    }
+
+    private mutating func take(toolFragment fragment: JSONValue, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
+        let index = fragment["index"]?.intValue
+        let id = fragment["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let name = fragment["function"]?["name"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        var position: Int?
+        if let index {
+            position = slotOfIndex[index]
+        } else if let id {
+            position = slots.lastIndex { $0.id == id }
+        } else {
+            position = slots.indices.last
+        }
+        // A different id where a call is under way starts a new call only if the fragment names its function or
+        // the call so far is whole (Ollama puts parallel calls all at index 0); otherwise the server changed the
+        // id mid-call (LM Studio, Kimi) and the new one is ignored.
+        if let current = position, let id, let known = slots[current].id, known != id,
+           name != nil || Self.parseArguments(slots[current].arguments) != nil {
+            position = nil
+        }
+        let slot: Int
+        if let position {
+            slot = position
+        } else {
+            slots.append(Slot())
+            slot = slots.count - 1
+        }
+        if let index { slotOfIndex[index] = slot }
+        if slots[slot].id == nil, let id { slots[slot].id = id }
+        if let name, name != slots[slot].name {
+            // Set once; an equal repeat (llama-server, vLLM, LiteLLM) is skipped, anything else is a name in pieces.
+            slots[slot].name += name
+        }
+        let arguments: String? = switch fragment["function"]?["arguments"] {
+        case .string(let text)?: text
+        case let value? where value != .null:  // an object where a string belongs
+            (try? JSONEncoder.sortedKeys.encode(value)).map { String(decoding: $0, as: UTF8.self) }
+        default: nil
+        }
+        if let arguments, !arguments.isEmpty {
+            // A whole call repeated at the end (LiteLLM) is not appended to itself.
+            let repeated = Self.parseArguments(slots[slot].arguments).map { $0 == Self.parseArguments(arguments) } ?? false
+            if !repeated {
+                toolInputBytes += arguments.utf8.count
+                guard toolInputBytes <= Self.maxToolInputBytes else {
+                    throw StreamError(code: .upstreamProtocolError,
+                                      message: "The model's tool input passed \(Self.maxToolInputBytes >> 20) MiB in one turn.",
+                                      retryable: false)
+                }
+                slots[slot].arguments += arguments
+            }
+        }
+        if !slots[slot].announced, let id = slots[slot].id, !slots[slot].name.isEmpty {
+            slots[slot].announced = true
+            emit(.toolUseStarted(id: id, name: slots[slot].name))
+        }
+    }
+
+    private mutating func countText(_ piece: String) throws(StreamError) {
+        textBytes += piece.utf8.count
+        guard textBytes <= Self.maxTextBytes else {
+            throw StreamError(code: .upstreamProtocolError,
+                              message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
+        }
+    }
+
+    /// `prompt_tokens` counts cached tokens, Anthropic's `input_tokens` does not: the cached part is taken out.
+    private mutating func record(_ wire: JSONValue) {
+        let prompt = wire["prompt_tokens"]?.intValue ?? 0
+        let cached = wire["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0
+        usage = Usage(inputTokens: max(0, prompt - cached), outputTokens: wire["completion_tokens"]?.intValue ?? 0)
+    }
+
+    /// The finished turn, once the stream ended (`[DONE]`, or the end of the body after a finish reason, as older
+    /// llama-server builds do); an error when it was cut before either.
+    func finish() throws(StreamError) -> ModelTurn {
+        guard done || finishReason != nil else {
+            throw StreamError(code: .upstreamStreamEnded, message: "The model's stream ended before the message was complete.",
+                              retryable: true)
+        }
+        var content: [JSONValue] = []
+        if !reasoning.isEmpty {
+            // No signature: kept for the record, never sent back upstream.
+            content.append(.object(["type": .string("thinking"), "thinking": .string(reasoning)]))
+        }
+        if !text.isEmpty { content.append(.object(["type": .string("text"), "text": .string(text)])) }
+        var toolUses: [ToolUse] = []
+        // A turn cut by the token limit never runs a tool: its last call may be incomplete.
+        if finishReason != "length" {
+            for (number, slot) in slots.enumerated() {
+                guard !slot.name.isEmpty, let input = Self.parseArguments(slot.arguments) else { continue }
+                let use = ToolUse(id: slot.id ?? "call_\(number)", name: slot.name, input: input)
+                toolUses.append(use)
+                content.append(.object(["type": .string("tool_use"), "id": .string(use.id), "name": .string(use.name),
+                                         "input": input]))
+            }
+        }
+        let stopReason: StopReason = if !toolUses.isEmpty {
+            .toolUse  // servers say `stop` beside tool calls (a named tool_choice, Ollama, Gemini)
+        } else {
+            switch finishReason {
+            case "length": .maxTokens
+            case "content_filter": .refusal
+            case nil, "stop", "tool_calls", "function_call": .endTurn
+            case let other?: .other(other)
+            }
+        }
+        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason, usage: usage)
+    }
+
+    /// A call's arguments: the joined fragments parsed as a JSON object (`{}` when there were none); `nil` when
+    /// they are not one (never run).
+    static func parseArguments(_ json: String) -> JSONValue? {
+        AnthropicTurnAccumulator.parseInput(json)
+    }
+
+    /// Our error for an OpenAI-style error object (a chunk after the 200, or an HTTP error body). `code` is a
+    /// string at OpenAI and a number (an HTTP status) at vLLM, llama.cpp and OpenRouter.
+    static func streamError(type: String?, code: JSONValue?, message: String?, status: Int? = nil) -> StreamError {
+        let detail = message.map { ": \($0)" } ?? ""
+        let numeric = code?.intValue ?? status
+        switch code?.stringValue ?? type {
+        case "insufficient_quota":
+            return StreamError(code: .rateLimited, message: "The model service's quota is used up\(detail)", retryable: false)
+        case "rate_limit_exceeded", "rate_limit_error", "tokens", "requests":
+            return StreamError(code: .rateLimited, message: "The model service's rate limit was reached\(detail)", retryable: true)
+        case "invalid_api_key", "authentication_error", "permission_error":
+            return StreamError(code: .upstreamAuth, message: "The model service refused the API key\(detail)", retryable: false)
+        case "context_length_exceeded", "invalid_request_error", "model_not_found", "not_found_error":
+            return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(detail)", retryable: false)
+        case "overloaded", "overloaded_error":
+            return StreamError(code: .overloaded, message: "The model service is overloaded\(detail)", retryable: true)
+        default:
+            switch numeric {
+            case 429?: return StreamError(code: .rateLimited, message: "The model service's rate limit was reached\(detail)", retryable: true)
+            case 401?, 403?: return StreamError(code: .upstreamAuth, message: "The model service refused the API key\(detail)", retryable: false)
+            case 400?, 404?, 413?, 422?:
+                return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(detail)", retryable: false)
+            default:
+                let retryable = numeric.map { $0 >= 500 || $0 == 408 || $0 == 409 } ?? true
+                return StreamError(code: .upstreamError, message: "The model service failed\(detail)", retryable: retryable)
+            }
+        }
+    }
+}
