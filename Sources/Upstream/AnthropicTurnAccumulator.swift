@@ -6,7 +6,7 @@ import Foundation
 /// Text deltas are joined per block, tool input fragments are joined and parsed only at `content_block_stop`,
 /// thinking blocks keep their signature, unknown events and block types are ignored. A tool call whose block
 /// never stopped (a `max_tokens` cut) is not a tool call.
-struct AnthropicTurnAccumulator {
+struct AnthropicTurnAccumulator: TurnAccumulating {
     private struct Block {
         var start: [String: JSONValue]
         var text = ""
@@ -100,6 +100,12 @@ struct AnthropicTurnAccumulator {
         }
         return nil
     }
+
+    mutating func handle(_ event: ServerSentEvent, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
+        if let heard = try handle(event) { emit(heard) }
+    }
+
+    var isComplete: Bool { messageStopped }
 
     /// The finished turn; an error when the stream ended before `message_stop`.
     func finish() throws(StreamError) -> ModelTurn {

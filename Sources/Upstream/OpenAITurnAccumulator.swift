@@ -7,7 +7,7 @@ import Foundation
 ///
 /// The turn comes out in the same shape as Anthropic's (text, thinking and `tool_use` blocks, a `StopReason`,
 /// `Usage`), so the agent loop and the events do not know which provider answered.
-struct OpenAITurnAccumulator {
+struct OpenAITurnAccumulator: TurnAccumulating {
     /// One tool call being assembled.
     private struct Slot {
         var id: String?
@@ -32,6 +32,12 @@ struct OpenAITurnAccumulator {
     private var usage = Usage()
     /// `data: [DONE]` arrived: the stream is whole.
     private(set) var done = false
+
+    mutating func handle(_ event: ServerSentEvent, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
+        try handle(event.data, emit: emit)
+    }
+
+    var isComplete: Bool { done }
 
     /// Handles one SSE event's data, telling `emit` what the pipeline should hear about.
     mutating func handle(_ data: String, emit: (ModelStreamEvent) -> Void) throws(StreamError) {

@@ -1,0 +1,33 @@
+/// How long a model call may take, in its parts; the same for every provider.
+public struct UpstreamTimeouts: Sendable {
+    /// Establishing the connection (TCP and TLS).
+    public var connect: Duration = .seconds(10)
+    /// From sending the request to the response head.
+    public var firstByte: Duration = .seconds(60)
+    /// The longest silence between bytes of the stream; Anthropic pings every 15–30 s, so keep it above that.
+    public var idle: Duration = .seconds(90)
+    /// One model call from start to end, retries included.
+    public var overall: Duration = .seconds(600)
+
+    public init() {}
+}
+
+/// When a model call that failed before its stream began is tried again; the same for every provider.
+public struct RetryPolicy: Sendable {
+    /// Attempts in all, the first included.
+    public var maxAttempts: Int = 3
+    public var baseDelay: Duration = .milliseconds(500)
+    public var maxDelay: Duration = .seconds(8)
+    /// A `retry-after` longer than this is not waited for; the error is reported instead.
+    public var maxRetryAfter: Duration = .seconds(60)
+
+    public init() {}
+
+    /// The pause before attempt `attempt + 1`: the server's `retry-after` when it gave one (`nil`: too long to
+    /// wait), else exponential backoff from `baseDelay`, capped at `maxDelay`, with jitter.
+    func delay(after attempt: Int, retryAfter: Duration?) -> Duration? {
+        if let retryAfter { return retryAfter <= maxRetryAfter ? retryAfter : nil }
+        let exponential = baseDelay * Int(1 << min(attempt - 1, 20))
+        return min(exponential, maxDelay) * Double.random(in: 0.75...1)
+    }
+}
