@@ -272,9 +272,9 @@ struct StreamEndpointTests {
     @Test("keepalives go only where the stream is idle: none while events flow faster than the interval")
     func keepaliveOnlyWhenIdle() async throws {
         try await MockAnthropic.run { mock in
-            // Silent 900 ms, then 30 deltas 20 ms apart (longer than the interval), then silent 900 ms before the end.
+            // Silent 1.1 s, then 30 deltas 20 ms apart (longer than the interval), then silent 900 ms before the end.
             let busy = (0..<30).flatMap { [SSE.text(0, "w\($0) "), MockAnthropic.Piece.pause(.milliseconds(20))] }
-            mock.enqueue(.stream([.pause(.milliseconds(900)), SSE.messageStart(), SSE.textStart(0)] + busy
+            mock.enqueue(.stream([.pause(.milliseconds(1_100)), SSE.messageStart(), SSE.textStart(0)] + busy
                                  + [.pause(.milliseconds(900)), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
             try await withServer(mock, keepalive: .milliseconds(400)) { port in
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
@@ -282,7 +282,9 @@ struct StreamEndpointTests {
                 #expect(chunks.count == 30)
                 let (first, last) = (try #require(chunks.first).at, try #require(chunks.last).at)
                 let end = try #require(stream.arrivals.last)
-                #expect(stream.keepalives.filter { $0 < first }.count >= 1, "the silence before the first token is kept open")
+                // One interval after the last event, then one per interval: two in 1.1 s of silence (a timer that
+                // restarted its interval at each check instead would send one).
+                #expect(stream.keepalives.filter { $0 < first }.count >= 2, "the silence before the first token is kept open")
                 #expect(!stream.keepalives.contains { $0 > first && $0 < last }, "no keepalive while events flow")
                 #expect(stream.keepalives.contains { $0 > last && $0 < end.at }, "the silence after them is kept open")
             }

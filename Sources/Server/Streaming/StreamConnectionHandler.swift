@@ -92,7 +92,8 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             context.writeAndFlush(wrapOutboundOut(.body(Self.comment)), promise: nil)
             lastWrite = now
         }
-        scheduleKeepalive(context, at: max(lastWrite, now) + stream.interval)
+        // Due one interval after the last write (this keepalive, or the event that made it unnecessary).
+        scheduleKeepalive(context, at: lastWrite + stream.interval)
     }
 
     // MARK: Inbound: hang-up and writability
