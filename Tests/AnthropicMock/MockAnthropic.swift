@@ -70,6 +70,10 @@ public final class MockAnthropic: Sendable {
         router.post("/v1/messages") { request, _ in
             try await mock.respond(to: request)
         }
+        // The same scripted replies for OpenAI-compatible clients (their chunks built with `OpenAIChunk`).
+        router.post("/v1/chat/completions") { request, _ in
+            try await mock.respond(to: request)
+        }
         var logger = Logger(label: "mock-anthropic")
         logger.logLevel = .critical
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
@@ -228,5 +232,34 @@ public enum SSE {
 
     public static func errorBody(_ type: String, _ message: String) -> String {
         #"{"type":"error","error":{"type":"\#(type)","message":"\#(message)"},"request_id":"req_mock"}"#
+    }
+}
+
+/// Builders for OpenAI-compatible Chat Completions chunks (`data:` lines only, then `[DONE]`).
+public enum OpenAIChunk {
+    /// A chunk whose one choice carries `delta` (JSON) and `finish` as its finish reason.
+    public static func delta(_ delta: String, finish: String? = nil) -> MockAnthropic.Piece {
+        data(#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":\#(delta),"finish_reason":\#(finish.map { "\"\($0)\"" } ?? "null")}]}"#)
+    }
+
+    public static func data(_ json: String) -> MockAnthropic.Piece {
+        .send("data: \(json)\n\n")
+    }
+
+    public static func usage(prompt: Int, completion: Int) -> MockAnthropic.Piece {
+        data(#"{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":\#(prompt),"completion_tokens":\#(completion),"total_tokens":\#(prompt + completion)}}"#)
+    }
+
+    public static let done = MockAnthropic.Piece.send("data: [DONE]\n\n")
+
+    /// A whole text answer: role, the chunks, the finish, usage, `[DONE]`.
+    public static func textAnswer(_ chunks: [String]) -> [MockAnthropic.Piece] {
+        [delta(#"{"role":"assistant","content":""}"#)] + chunks.map { delta(#"{"content":\#(jsonString($0))}"#) }
+            + [delta("{}", finish: "stop"), usage(prompt: 12, completion: 5), done]
+    }
+
+    static func jsonString(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed]), as: UTF8.self)
+            .dropFirst().dropLast().description
     }
 }

@@ -1,0 +1,131 @@
+import AsyncHTTPClient
+import ChatCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Settings for an OpenAI-compatible Chat Completions server (OpenAI, Ollama's `/v1`, vLLM, llama-server,
+/// LiteLLM, OpenRouter), with defaults for every field.
+public struct OpenAIConfiguration: Sendable {
+    /// The API's base, `/v1` included: `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`.
+    public var baseURL: String
+    /// Sent as `Authorization: Bearer …`; local servers accept any key or none.
+    public var apiKey: String?
+    /// `max_tokens` (Ollama, vLLM, llama-server) or `max_completion_tokens` (OpenAI's o-series refuse the former).
+    public var maxTokensField: String = "max_tokens"
+    /// Upstream HTTP/1.1 connections per host; each open stream holds one.
+    public var maxConnections: Int = 1024
+    public var timeouts = UpstreamTimeouts()
+    public var retry = RetryPolicy()
+
+    public init(baseURL: String, apiKey: String? = nil) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+    }
+}
+
+/// Streams model turns from `POST {baseURL}/chat/completions` with `stream: true`, on the shared transport
+/// (retries, timeouts, cancellation as for Anthropic). Requests are translated from the Anthropic-shaped
+/// conversation the agent loop keeps (tool calls become `tool_calls` with their arguments as a JSON string, tool
+/// results `tool` messages); the answer is read by `OpenAITurnAccumulator` into the same shape.
+public final class OpenAIClient: LanguageModel, Sendable {
+    public let configuration: OpenAIConfiguration
+    private let http: StreamingHTTP
+
+    public init(configuration: OpenAIConfiguration, logger: Logger = Logger(label: "switchboard.upstream.openai")) {
+        self.configuration = configuration
+        http = StreamingHTTP(timeouts: configuration.timeouts, retry: configuration.retry,
+                             maxConnections: configuration.maxConnections, logger: logger)
+    }
+
+    /// Closes the connection pool; call once when the server stops.
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+        var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions")
+        http.method = .POST
+        if let key = configuration.apiKey { http.headers.add(name: "authorization", value: "Bearer \(key)") }
+        http.headers.add(name: "content-type", value: "application/json")
+        http.headers.add(name: "accept", value: "text/event-stream")
+        http.body = .bytes(try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
+        return try await self.http.streamTurn(http, into: OpenAITurnAccumulator(), refusal: { response, body in
+            Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "x-request-id"))
+        }, onEvent: onEvent)
+    }
+
+    // MARK: Wire helpers
+
+    /// The JSON body: `model`, the token limit, `messages` (system first), `tools`, `stream` with usage.
+    static func requestBody(_ request: ModelRequest, maxTokensField: String) throws -> ByteBuffer {
+        var messages: [JSONValue] = []
+        if let system = request.system { messages.append(["role": "system", "content": .string(system)]) }
+        for message in request.messages { messages.append(contentsOf: translate(message)) }
+        var fields: [String: JSONValue] = [
+            "model": .string(request.model),
+            maxTokensField: .number(Double(request.maxTokens)),
+            "stream": true,
+            "stream_options": ["include_usage": true],
+            "messages": .array(messages),
+        ]
+        if !request.tools.isEmpty {
+            fields["tools"] = .array(request.tools.map {
+                ["type": "function", "function": ["name": .string($0.name), "description": .string($0.description),
+                                                  "parameters": $0.inputSchema]]
+            })
+        }
+        return ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(fields)))
+    }
+
+    /// One conversation message as OpenAI messages: a user turn's tool results become one `tool` message each
+    /// (first, right after the assistant turn that called them), its text a `user` message; an assistant turn's
+    /// text is its `content` and its tool calls `tool_calls`. Thinking is not sent back (it has no signature here).
+    static func translate(_ message: ChatMessage) -> [JSONValue] {
+        let role = JSONValue.string(message.role.rawValue)
+        guard case .blocks(let blocks) = message.content else {
+            if case .text(let text) = message.content { return [["role": role, "content": .string(text)]] }
+            return []
+        }
+        let text = blocks.compactMap { $0["type"] == "text" ? $0["text"]?.stringValue : nil }.joined()
+        switch message.role {
+        case .assistant:
+            let calls: [JSONValue] = blocks.filter { $0["type"] == "tool_use" }.map { block in
+                let arguments = (try? JSONEncoder.sortedKeys.encode(block["input"] ?? [:])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                return ["id": block["id"] ?? "", "type": "function",
+                        "function": ["name": block["name"] ?? "", "arguments": .string(arguments)]]
+            }
+            var turn: [String: JSONValue] = ["role": "assistant", "content": text.isEmpty ? .null : .string(text)]
+            if !calls.isEmpty { turn["tool_calls"] = .array(calls) }
+            return [.object(turn)]
+        case .user:
+            var out: [JSONValue] = blocks.filter { $0["type"] == "tool_result" }.map { block in
+                ["role": "tool", "tool_call_id": block["tool_use_id"] ?? "", "content": .string(resultText(block["content"]))]
+            }
+            if !text.isEmpty { out.append(["role": "user", "content": .string(text)]) }
+            return out
+        }
+    }
+
+    /// A tool result's content as text: a string as it is, text blocks joined.
+    private static func resultText(_ content: JSONValue?) -> String {
+        switch content {
+        case .string(let text)?: text
+        case .array(let blocks)?: blocks.compactMap { $0["text"]?.stringValue }.joined(separator: "\n")
+        default: ""
+        }
+    }
+
+    /// A non-200 answer: `{"error": {message, type, code}}` (OpenAI, vLLM, llama.cpp, OpenRouter) or the flat
+    /// `{"object": "error", message, type, code}` of older vLLM; the status decides when the body says nothing.
+    static func httpError(status: HTTPResponseStatus, body: ByteBuffer?, requestId: String?) -> StreamError {
+        let json = body.flatMap { try? JSONValue(parsing: String(buffer: $0)) }
+        let detail = json?["error"] ?? json
+        var error = OpenAITurnAccumulator.streamError(type: detail?["type"]?.stringValue, code: detail?["code"],
+                                                      message: detail?["message"]?.stringValue, status: Int(status.code))
+        if status.code == 529 { error = StreamError(code: .overloaded, message: "The model service is overloaded", retryable: true) }
+        error.message += " (HTTP \(status.code)\(requestId.map { ", request \($0)" } ?? ""))"
+        return error
+    }
+}
