@@ -13,6 +13,8 @@ public struct RuleSet: Sendable {
     public let scanLimit: Int
     public let levels: [Level]
     public let routes: [String: Route]
+    /// The providers the file defines (the built-in `anthropic` is not listed unless the file redefines it).
+    public let providers: [String: Provider]
     public let rules: [Rule]
     public let examples: [Example]
     let keywords: KeywordMatcher
@@ -48,6 +50,8 @@ public struct Route: Sendable, Hashable {
 
     public let name: String
     public let action: Action
+    /// The provider it streams on; `nil`: the built-in `anthropic`.
+    public let provider: String?
     public let model: String?
     public let maxIterations: Int?
     public let message: String?

@@ -19,8 +19,10 @@ public enum RuleSetLoader {
         }
     }
 
-    public static func load(yaml: String, path: String, fingerprint: String) -> Outcome {
-        var parser = RuleSetParser(path: path)
+    /// Loads `yaml`; with `environment` (the names of the environment's variables), a provider whose
+    /// `api_key_env` is not among them is an error.
+    public static func load(yaml: String, path: String, fingerprint: String, environment: Set<String>? = nil) -> Outcome {
+        var parser = RuleSetParser(path: path, environment: environment)
         guard let ruleSet = parser.parse(yaml, fingerprint: fingerprint) else {
             return Outcome(compiled: nil, diagnostics: sorted(parser.diagnostics), exampleResults: [])
         }

@@ -7,15 +7,21 @@ struct RuleSetParser: YAMLDiagnosing {
     var diagnostics: [Diagnostic] = []
     private var keywords = KeywordMatcher()
     private var routeNames: Set<String> = []
+    private var providerNames: Set<String> = []
 
-    init(path: String) {
+    /// The names of the environment's variables, to check each provider's `api_key_env`; `nil`: not checked.
+    private let environment: Set<String>?
+
+    init(path: String, environment: Set<String>? = nil) {
         self.path = path
+        self.environment = environment
     }
 
-    static let topLevelKeys = ["version", "analyze", "levels", "routes", "rules", "examples"]
+    static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples"]
+    static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field"]
     static let analyzeKeys = ["history", "scan_limit", "follow_up"]
     static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
-    static let routeKeys = ["action", "model", "max_iterations", "message"]
+    static let routeKeys = ["action", "provider", "model", "max_iterations", "message"]
     static let ruleKeys = ["id", "description", "when", "weight", "route"]
     static let conditionKeys = ["any_keywords", "all_keywords", "regex", "min_chars", "max_chars",
                                 "min_messages", "max_messages", "all", "any", "not"]
@@ -56,7 +62,9 @@ struct RuleSetParser: YAMLDiagnosing {
             if let node = map["follow_up"] { followUp = parseCondition(node, context: "analyze.follow_up") }
         }
 
-        let routes = parseRoutes(top["routes"], root: root)
+        let providers = parseProviders(top["providers"])
+        providerNames = Set(top["providers"]?.mapping?.keys.compactMap(\.string) ?? [])
+        let routes = parseRoutes(top["routes"], root: root, providers: providers)
         // Names of every declared route, valid or not, so a broken route is reported once, not at each use.
         routeNames = Set(top["routes"]?.mapping?.keys.compactMap(\.string) ?? [])
         let levels = parseLevels(top["levels"], root: root)
@@ -75,14 +83,54 @@ struct RuleSetParser: YAMLDiagnosing {
         }
         return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
                        scanLimit: scanLimit,
-                       levels: levels, routes: routes, rules: rules, examples: examples, keywords: keywords,
+                       levels: levels, routes: routes, providers: providers, rules: rules, examples: examples, keywords: keywords,
                        rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated,
                        usesPrefilter: rules.contains { $0.condition.hasPrefilteredRegex }, path: path)
     }
 
     // MARK: Sections
 
-    private mutating func parseRoutes(_ node: Node?, root: Node) -> [String: Route] {
+    private mutating func parseProviders(_ node: Node?) -> [String: Provider] {
+        guard let node, let map = mapping(node, "providers") else { return [:] }
+        var providers: [String: Provider] = [:]
+        for (keyNode, value) in map {
+            guard let name = keyNode.string, let fields = mapping(value, "provider \"\(keyNode.string ?? "")\"") else { continue }
+            let context = "provider \"\(name)\""
+            checkKeys(fields, allowed: Self.providerKeys, context: context)
+            guard let kindNode = fields["kind"] else {
+                error("\(context): missing \"kind\" (anthropic or openai)", at: keyNode)
+                continue
+            }
+            guard let kind = kindNode.string.flatMap(Provider.Kind.init(rawValue:)) else {
+                error("\(context): unknown kind \"\(kindNode.string ?? "")\"; expected anthropic or openai"
+                      + Suggestion.didYouMean(kindNode.string ?? "", in: Provider.Kind.allCases.map(\.rawValue)), at: kindNode)
+                continue
+            }
+            let baseURL = fields["base_url"].flatMap { string($0, "\(context): base_url") }
+            if let baseURL, let urlNode = fields["base_url"], !(baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://")) {
+                error("\(context): base_url must start with http:// or https://, found \"\(baseURL)\"", at: urlNode)
+            }
+            if kind == .openai, baseURL == nil {
+                error("\(context): an openai provider needs a \"base_url\" (for example http://127.0.0.1:11434/v1)", at: keyNode)
+            }
+            let apiKeyEnv = fields["api_key_env"].flatMap { string($0, "\(context): api_key_env") }
+            if let apiKeyEnv, let envNode = fields["api_key_env"], let environment, !environment.contains(apiKeyEnv) {
+                error("\(context): the environment variable \(apiKeyEnv) is not set", at: envNode)
+            }
+            var maxTokensField: String?
+            if let fieldNode = fields["max_tokens_field"], let field = string(fieldNode, "\(context): max_tokens_field") {
+                if ["max_tokens", "max_completion_tokens"].contains(field), kind == .openai {
+                    maxTokensField = field
+                } else {
+                    error("\(context): max_tokens_field is max_tokens or max_completion_tokens, for an openai provider", at: fieldNode)
+                }
+            }
+            providers[name] = Provider(name: name, kind: kind, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokensField: maxTokensField)
+        }
+        return providers
+    }
+
+    private mutating func parseRoutes(_ node: Node?, root: Node, providers: [String: Provider]) -> [String: Route] {
         guard let node else {
             error("missing \"routes\": define at least one route", at: root)
             return [:]
@@ -104,13 +152,25 @@ struct RuleSetParser: YAMLDiagnosing {
                 continue
             }
             let model = fields["model"].flatMap { string($0, "\(context): model") }
+            let provider = fields["provider"].flatMap { string($0, "\(context): provider") }
+            // Checked against every declared provider, valid or not, so a broken provider is reported once.
+            if let provider, let providerNode = fields["provider"], provider != Provider.builtIn, !providerNames.contains(provider) {
+                let known = [Provider.builtIn] + providerNames.sorted()
+                error("\(context): unknown provider \"\(provider)\"; the providers are \(known.joined(separator: ", "))"
+                      + Suggestion.didYouMean(provider, in: known), at: providerNode)
+            }
+            // Only the built-in provider has a default model (the server's).
+            if action == .stream, model == nil, let provider, provider != Provider.builtIn {
+                error("\(context): a route on provider \"\(provider)\" needs a \"model\"", at: keyNode)
+            }
             let message = fields["message"].flatMap { string($0, "\(context): message") }
             let maxIterations = fields["max_iterations"].flatMap { integer($0, "\(context): max_iterations", minimum: 1) }
             // A stream route without a model uses the server's default model.
             if action == .advise, message == nil {
                 error("\(context): an advise route needs a \"message\" to show the user", at: keyNode)
             }
-            routes[name] = Route(name: name, action: action, model: model, maxIterations: maxIterations, message: message)
+            routes[name] = Route(name: name, action: action, provider: provider, model: model, maxIterations: maxIterations,
+                                 message: message)
         }
         if routes.isEmpty, map.count == 0 { error("\"routes\" is empty: define at least one route", at: node) }
         return routes

@@ -21,7 +21,9 @@ public enum RulesFile {
         case .file(let path):
             switch read(path) {
             case .success(let (yaml, fingerprint)):
-                return RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint)
+                // A provider's key variable must be set where the rules are served.
+                return RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
+                                          environment: Set(ProcessInfo.processInfo.environment.keys))
             case .failure(let unreadable):
                 return .rejected([unreadable.diagnostic])
             }

@@ -183,7 +183,8 @@ extension RuleSet {
                   estimatedSeconds: level.estimatedSeconds, maxScoreLocation: level.maxScoreLocation)
         }
         return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
-                       scanLimit: scanLimit, levels: levels, routes: routes, rules: rules, examples: examples, keywords: keywords,
+                       scanLimit: scanLimit, levels: levels, routes: routes, providers: providers, rules: rules, examples: examples,
+                       keywords: keywords,
                        rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated, usesPrefilter: usesPrefilter, path: path)
     }
 }

@@ -1,0 +1,31 @@
+/// A model service a route streams on, from the rules file's `providers:` section. No secret is ever in the file:
+/// `apiKeyEnv` names the environment variable that holds the key.
+public struct Provider: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// The Anthropic Messages API.
+        case anthropic
+        /// Any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama-server, LiteLLM, …).
+        case openai
+    }
+
+    /// The name routes use; `anthropic` is built in (the server's `ANTHROPIC_*` settings) unless the file defines it.
+    public let name: String
+    public let kind: Kind
+    /// The API's base URL (for `openai`, `/v1` included); `nil`: the kind's default (Anthropic's only).
+    public let baseURL: String?
+    /// The environment variable holding the key; `nil`: no key (local servers).
+    public let apiKeyEnv: String?
+    /// For `openai`: the name of the token-limit field (`max_tokens` or `max_completion_tokens`).
+    public let maxTokensField: String?
+
+    public init(name: String, kind: Kind, baseURL: String?, apiKeyEnv: String?, maxTokensField: String? = nil) {
+        self.name = name
+        self.kind = kind
+        self.baseURL = baseURL
+        self.apiKeyEnv = apiKeyEnv
+        self.maxTokensField = maxTokensField
+    }
+
+    /// The name of the built-in provider: Anthropic, configured by the server's environment.
+    public static let builtIn = "anthropic"
+}

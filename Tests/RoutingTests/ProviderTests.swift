@@ -1,0 +1,67 @@
+import Routing
+import Testing
+
+/// A rules file with a `providers:` section and the given routes.
+private func providersYAML(_ providers: String, routes: String) -> String {
+    """
+    version: 1
+    providers:
+    \(providers)
+    levels:
+      - { name: low, route: quick, estimated_seconds: 2 }
+    routes:
+    \(routes)
+    rules:
+      - { id: r, weight: 1, when: { any_keywords: [x] } }
+    """
+}
+
+@Suite("Providers in the rules file")
+struct ProviderTests {
+    @Test("a route names its provider and model; no section keeps the built-in anthropic")
+    func parsed() throws {
+        let yaml = providersYAML("""
+              local: { kind: openai, base_url: "http://127.0.0.1:11434/v1" }
+              openai: { kind: openai, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY, max_tokens_field: max_completion_tokens }
+            """, routes: """
+              quick: { action: stream, provider: local, model: "llama3.1:8b" }
+              smart: { action: stream, provider: openai, model: gpt-4.1 }
+              claude: { action: stream, provider: anthropic }
+            """)
+        let outcome = RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t", environment: ["OPENAI_API_KEY"])
+        let rules = try #require(outcome.accepted, "\(outcome.diagnostics)")
+        #expect(rules.providers["local"] == Provider(name: "local", kind: .openai, baseURL: "http://127.0.0.1:11434/v1", apiKeyEnv: nil))
+        #expect(rules.providers["openai"]?.maxTokensField == "max_completion_tokens")
+        #expect(rules.routes["quick"]?.provider == "local")
+        #expect(rules.routes["quick"]?.model == "llama3.1:8b")
+        #expect(rules.routes["claude"]?.provider == "anthropic")
+        let plain = try #require(load(rulesYAML(rules: "  - { id: r, weight: 1, when: { any_keywords: [x] } }")).accepted)
+        #expect(plain.providers.isEmpty)
+        #expect(plain.routes["quick"]?.provider == nil)
+    }
+
+    @Test("each mistake is a diagnostic at its place: unknown provider or kind, no base_url, an unset key variable, no model")
+    func diagnostics() {
+        let yaml = providersYAML("""
+              local: { kind: opneai, base_url: "http://127.0.0.1:11434/v1" }
+              bare: { kind: openai }
+              keyed: { kind: openai, base_url: "ftp://example", api_key_env: SWITCHBOARD_TEST_UNSET_KEY }
+              odd: { kind: anthropic, max_tokens_field: max_tokens, colour: blue }
+            """, routes: """
+              quick: { action: stream, provider: lcoal, model: m }
+              nomodel: { action: stream, provider: keyed }
+            """)
+        let outcome = RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t", environment: ["PATH"])
+        #expect(outcome.accepted == nil)
+        #expect(outcome.diagnostics.map(\.description) == [
+            #"rules.yaml:3:18: error: provider "local": unknown kind "opneai"; expected anthropic or openai (did you mean "openai"?)"#,
+            #"rules.yaml:4:3: error: provider "bare": an openai provider needs a "base_url" (for example http://127.0.0.1:11434/v1)"#,
+            #"rules.yaml:5:36: error: provider "keyed": base_url must start with http:// or https://, found "ftp://example""#,
+            #"rules.yaml:5:66: error: provider "keyed": the environment variable SWITCHBOARD_TEST_UNSET_KEY is not set"#,
+            #"rules.yaml:6:45: error: provider "odd": max_tokens_field is max_tokens or max_completion_tokens, for an openai provider"#,
+            #"rules.yaml:6:57: error: provider "odd": unknown key "colour""#,
+            #"rules.yaml:10:38: error: route "quick": unknown provider "lcoal"; the providers are anthropic, bare, keyed, local, odd (did you mean "local"?)"#,
+            #"rules.yaml:11:3: error: route "nomodel": a route on provider "keyed" needs a "model""#,
+        ])
+    }
+}
