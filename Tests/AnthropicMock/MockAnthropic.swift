@@ -211,6 +211,12 @@ public enum SSE {
         [messageStart(), textStart(0)] + chunks.map { text(0, $0) } + [stop(0), messageDelta(stopReason), messageStop]
     }
 
+    /// `pieces` with a pause after every `count` of them: a mock's writes go into an unbounded buffer, so an upstream
+    /// that must still be sending when something happens (to see its connection closed) has to take its time.
+    public static func paced(_ pieces: [MockAnthropic.Piece], pauseEvery count: Int, for pause: Duration) -> [MockAnthropic.Piece] {
+        pieces.enumerated().flatMap { index, piece in index % count == count - 1 ? [piece, .pause(pause)] : [piece] }
+    }
+
     /// A turn that says `text` and then calls tools, each with its input split in fragments.
     public static func toolTurn(text intro: String?, tools: [(id: String, name: String, fragments: [String])]) -> [MockAnthropic.Piece] {
         var pieces: [MockAnthropic.Piece] = [messageStart()]

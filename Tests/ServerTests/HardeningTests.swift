@@ -168,7 +168,8 @@ struct WriteDeadlineTests {
     @Test("a client that reads nothing is dropped after the write timeout; its upstream request closes, unfinished")
     func dropped() async throws {
         try await MockAnthropic.run { mock in
-            mock.enqueue(.stream(SSE.textAnswer(Array(repeating: String(repeating: "z", count: 2_000), count: 3_000))))
+            let answer = SSE.textAnswer(Array(repeating: String(repeating: "z", count: 2_000), count: 3_000))
+            mock.enqueue(.stream(SSE.paced(answer, pauseEvery: 5, for: .milliseconds(1))))
             var config = streamingConfiguration(mock)
             config.writeTimeout = .milliseconds(300)
             let metrics = ServerMetrics()
@@ -186,6 +187,8 @@ struct WriteDeadlineTests {
                     .split(separator: "\n").first { $0.hasPrefix("switchboard_stream_events_total ") }
                 let count = Int(events?.split(separator: " ").last ?? "") ?? .max
                 #expect(count < 3_000)
+                #expect(await eventually(within: .seconds(10)) { !mock.disconnects.isEmpty }, "the upstream request is closed")
+                #expect(mock.finished == 0)
             }
         }
     }

@@ -8,9 +8,11 @@ struct StalledClientTests {
     @Test("the server's memory stays flat while the client reads nothing; after the write timeout the client is dropped and the upstream request closed")
     func memoryFlatThenDropped() async throws {
         try await MockAnthropic.run { mock in
-            // A long answer, sent as fast as the server takes it; with `accumulated` each event repeats the answer
-            // so far, so a server that buffered for a client that does not read would grow by gigabytes.
-            mock.enqueue(.stream(SSE.textAnswer(Array(repeating: String(repeating: "z", count: 1_000), count: 20_000))))
+            // A long answer, sent faster than any client reads it (and still being sent when the deadline comes); with
+            // `accumulated` each event repeats the answer so far, so a server that buffered for a client that does not
+            // read would grow by gigabytes.
+            let answer = SSE.textAnswer(Array(repeating: String(repeating: "z", count: 1_000), count: 20_000))
+            mock.enqueue(.stream(SSE.paced(answer, pauseEvery: 5, for: .milliseconds(1))))
             let directory = try temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: directory) }
             let server = try ServerProcess(directory: directory, arguments: [], environment: [
