@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "RulesFiles", "AnthropicMock", "Tools", "TestSupport",
+            "Server", "RulesFiles", "Upstream", "AnthropicMock", "Tools", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

@@ -58,3 +58,16 @@ public protocol LanguageModel: Sendable {
     /// Throws `StreamError` for failures the user should hear about; cancellation ends the request.
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn
 }
+
+/// Any language model, as one type: for a loop whose model is chosen at run time (a route's provider).
+public struct AnyLanguageModel: LanguageModel {
+    public let base: any LanguageModel
+
+    public init(_ base: any LanguageModel) {
+        self.base = base
+    }
+
+    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+        try await base.streamTurn(request, onEvent: onEvent)
+    }
+}

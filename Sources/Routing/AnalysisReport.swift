@@ -21,6 +21,7 @@ public struct AnalysisReport: Encodable, Sendable {
     public let score: Double
     public let route: String
     public let action: String
+    @ExplicitNull public private(set) var provider: String?
     @ExplicitNull public private(set) var model: String?
     @ExplicitNull public private(set) var maxIterations: Int?
     public let estimatedSeconds: Double
@@ -38,9 +39,11 @@ public struct AnalysisReport: Encodable, Sendable {
         action = analysis.route.action.rawValue
         switch analysis.route.action {
         case .stream:
+            provider = analysis.route.providerName
             model = analysis.route.model ?? defaultModel
             maxIterations = analysis.route.maxIterations
         case .advise:
+            provider = nil
             model = nil
             maxIterations = nil
         }

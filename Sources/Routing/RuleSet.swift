@@ -50,11 +50,15 @@ public struct Route: Sendable, Hashable {
 
     public let name: String
     public let action: Action
-    /// The provider it streams on; `nil`: the built-in `anthropic`.
-    public let provider: String?
+    /// The provider it streams on, resolved from the file's `providers:`; `nil`: the built-in `anthropic` (the
+    /// server's own settings).
+    public let provider: Provider?
     public let model: String?
     public let maxIterations: Int?
     public let message: String?
+
+    /// The name of the provider it streams on.
+    public var providerName: String { provider?.name ?? Provider.builtIn }
 }
 
 /// One scoring rule: when its condition holds, its weight joins the score and it may force a route.

@@ -169,7 +169,7 @@ struct RuleSetParser: YAMLDiagnosing {
             if action == .advise, message == nil {
                 error("\(context): an advise route needs a \"message\" to show the user", at: keyNode)
             }
-            routes[name] = Route(name: name, action: action, provider: provider, model: model, maxIterations: maxIterations,
+            routes[name] = Route(name: name, action: action, provider: provider.flatMap { providers[$0] }, model: model, maxIterations: maxIterations,
                                  message: message)
         }
         if routes.isEmpty, map.count == 0 { error("\"routes\" is empty: define at least one route", at: node) }

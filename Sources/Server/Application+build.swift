@@ -79,6 +79,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let tools = ToolBox(registry.toolBox.tools.values.map { InstrumentedTool(wrapped: $0, metrics: metrics) })
 
+    // The rules file's providers share the server's upstream timeouts and retries.
+    let providers = ProviderModels(timeouts: configuration.anthropic?.timeouts ?? UpstreamTimeouts(),
+                                   retry: configuration.anthropic?.retry ?? RetryPolicy(), logger: logger)
+    services.append(ShutdownService(name: "provider clients") { await providers.shutdown() })
     var model: AnthropicClient?
     if let anthropic = configuration.anthropic {
         let client = AnthropicClient(configuration: anthropic, logger: logger)
@@ -93,7 +97,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     readiness.attach(database)
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
                              toolSources: registry.sources, mcpServers: mcpServers, keys: keys, readiness: readiness,
-                             metrics: metrics, logger: logger)
+                             providers: providers, metrics: metrics, logger: logger)
     if let adminPort = configuration.adminPort {
         services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
                                               toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger))
@@ -118,7 +122,8 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
 public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, toolSources: [String: String] = [:],
     mcpServers: [MCPServerConnection] = [], keys: APIKeyStore? = nil, quotas: any QuotaStore = InMemoryQuotaStore(),
-    readiness: Readiness = Readiness(), metrics: ServerMetrics = ServerMetrics(), logger: Logger
+    readiness: Readiness = Readiness(), providers: ProviderModels = ProviderModels(), metrics: ServerMetrics = ServerMetrics(),
+    logger: Logger
 ) -> Router<SwitchboardRequestContext> {
     let router = Router(context: SwitchboardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -165,7 +170,13 @@ public func buildRouter<Model: LanguageModel>(
         guard analysis.route.action == .stream else {
             return try Response.json(advice)
         }
-        guard let model else {
+        // The route's provider (from the rules file), or the server's own Anthropic settings.
+        let chosen: AnyLanguageModel
+        if let provider = analysis.route.provider {
+            chosen = AnyLanguageModel(try providers.model(for: provider))
+        } else if let model {
+            chosen = AnyLanguageModel(model)
+        } else {
             throw APIError.streamingNotConfigured
         }
         let key = context.apiKey
@@ -187,10 +198,11 @@ public func buildRouter<Model: LanguageModel>(
         routed.model = nil  // the route chooses the model
         routed = try gate.capped(routed, key: key, rules: store.active.rules, defaultModel: configuration.loop.model)
         let ticket = try gate.admit(key)
-        let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
+        let loop = AgentLoop(model: chosen, tools: tools, configuration: loopConfiguration)
         var headers = HTTPFields()
         headers[.switchboardComplexity] = advice.complexity
         headers[.switchboardRoute] = advice.route
+        headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = loopConfiguration.model
         headers[.switchboardRulesVersion] = advice.rulesVersion
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,

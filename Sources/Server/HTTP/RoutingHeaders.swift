@@ -4,7 +4,9 @@ extension HTTPField.Name {
     /// What smart routing chose, on `POST /mcp/chat` streams (exposed to other origins by CORS).
     static let switchboardComplexity = HTTPField.Name("X-Switchboard-Complexity")!
     static let switchboardRoute = HTTPField.Name("X-Switchboard-Route")!
+    static let switchboardProvider = HTTPField.Name("X-Switchboard-Provider")!
     static let switchboardModel = HTTPField.Name("X-Switchboard-Model")!
     static let switchboardRulesVersion = HTTPField.Name("X-Switchboard-Rules-Version")!
-    static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardModel, .switchboardRulesVersion]
+    static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardProvider, .switchboardModel,
+                                                   .switchboardRulesVersion]
 }
