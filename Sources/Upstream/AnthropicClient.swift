@@ -43,14 +43,10 @@ public final class AnthropicClient: LanguageModel, Sendable {
     }
 
     public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/v1/messages")
-        http.method = .POST
-        http.headers.add(name: "x-api-key", value: configuration.apiKey)
-        http.headers.add(name: "anthropic-version", value: configuration.version)
-        http.headers.add(name: "content-type", value: "application/json")
-        http.headers.add(name: "accept", value: "text/event-stream")
-        http.body = .bytes(try Self.requestBody(request))
-        return try await self.http.streamTurn(http, into: AnthropicTurnAccumulator(), refusal: { response, body in
+        let call = StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/v1/messages",
+                                         headers: [("x-api-key", configuration.apiKey), ("anthropic-version", configuration.version)],
+                                         body: try Self.requestBody(request))
+        return try await http.streamTurn(call, into: AnthropicTurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "request-id"))
         }, onEvent: onEvent)
     }

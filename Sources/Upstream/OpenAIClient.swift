@@ -45,13 +45,10 @@ public final class OpenAIClient: LanguageModel, Sendable {
     }
 
     public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        var http = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions")
-        http.method = .POST
-        if let key = configuration.apiKey { http.headers.add(name: "authorization", value: "Bearer \(key)") }
-        http.headers.add(name: "content-type", value: "application/json")
-        http.headers.add(name: "accept", value: "text/event-stream")
-        http.body = .bytes(try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
-        return try await self.http.streamTurn(http, into: OpenAITurnAccumulator(), refusal: { response, body in
+        let call = StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/chat/completions",
+                                         headers: configuration.apiKey.map { [("authorization", "Bearer \($0)")] } ?? [],
+                                         body: try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
+        return try await http.streamTurn(call, into: OpenAITurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "x-request-id"))
         }, onEvent: onEvent)
     }

@@ -42,6 +42,18 @@ final class StreamingHTTP: Sendable {
         try await client.shutdown()
     }
 
+    /// A streaming model call: `POST url` with a JSON `body`, asking for an event stream, with the provider's
+    /// `headers` (its key among them).
+    static func request(_ url: String, headers: [(String, String)], body: ByteBuffer) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(contentsOf: headers)
+        request.headers.add(name: "content-type", value: "application/json")
+        request.headers.add(name: "accept", value: "text/event-stream")
+        request.body = .bytes(body)
+        return request
+    }
+
     /// The error a model call gets when it passes `timeouts.overall`.
     var overallTimeout: StreamError {
         StreamError(code: .overallTimeout, message: "The model call took longer than \(Self.describe(timeouts.overall)).", retryable: true)
