@@ -18,6 +18,27 @@ END = (b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0
        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":100}}\n\n'
        b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
 
+# The same answer in OpenAI's Chat Completions format (`--openai`): `data:` chunks, usage, then [DONE].
+OAI_DELTA = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}\n\n'
+OAI_START = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+OAI_END = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+           b'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":100}}\n\n'
+           b'data: [DONE]\n\n')
+
+def paced_delta(stamp):
+    """A delta carrying the time it was written, in the upstream's format."""
+    if OPENAI:
+        return (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"t%d "},'
+                b'"finish_reason":null}]}\n\n' % stamp)
+    return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"t%d "}}\n\n' % stamp
+
+# --openai: the upstream speaks OpenAI's format and the server reaches it through a provider of its rules, so chats
+# go through smart routing (POST /mcp/chat); --routed: smart routing to the built-in Anthropic provider (the same
+# path, for a like-for-like comparison).
+OPENAI = False
+ROUTED = False
+CHAT_PATH = b"/mcp/chat/stream"
+
 async def answer_request(reader, writer):
     """Reads one request (head and body) and writes the head of a chunked SSE answer."""
     head = await reader.readuntil(b"\r\n\r\n")
@@ -44,9 +65,9 @@ class Upstream:
                 await answer_request(reader, writer)
                 self.open += 1
                 try:
-                    chunk(writer, START)
+                    chunk(writer, OAI_START if OPENAI else START)
                     if self.hold:
-                        chunk(writer, DELTA)
+                        chunk(writer, OAI_DELTA if OPENAI else DELTA)
                         await writer.drain()
                         # Wait for the client to go away (or the hold to run out).
                         try:
@@ -56,9 +77,9 @@ class Upstream:
                         self.closed_early += 1
                         return
                     for _ in range(self.deltas):
-                        chunk(writer, DELTA)
+                        chunk(writer, OAI_DELTA if OPENAI else DELTA)
                         await writer.drain()
-                    chunk(writer, END)
+                    chunk(writer, OAI_END if OPENAI else END)
                     writer.write(b"0\r\n\r\n")
                     await writer.drain()
                 finally:
@@ -73,8 +94,9 @@ BODY = json.dumps({"messages": [{"role": "user", "content": "benchmark"}]}).enco
 KEY = "sb_benchmark-key-0123456789abcdef0123456789"
 AUTH = b""
 
-async def post_chat(port, body, path=b"/mcp/chat/stream"):
+async def post_chat(port, body, path=None):
     """Opens a connection and sends one chat request (with the key when --with-keys); the reader and writer."""
+    path = path or CHAT_PATH
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n%s"
                  b"content-length: %d\r\n\r\n%s" % (path, AUTH, len(body), body))
@@ -114,12 +136,27 @@ def rss_kib(pid):
 
 KEYS_FILE = None
 
+def routing_rules(upstream_port):
+    """A rules file sending every chat to one stream route: on an OpenAI provider at the upstream with --openai, else
+    on the built-in Anthropic provider (ANTHROPIC_BASE_URL points at the same upstream)."""
+    import tempfile
+    route = "{ action: stream, provider: bench, model: m }" if OPENAI else "{ action: stream, model: m }"
+    provider = f'providers:\n  bench: {{ kind: openai, base_url: "http://127.0.0.1:{upstream_port}/v1" }}\n' if OPENAI else ""
+    rules = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    rules.write(f"version: 1\n{provider}levels:\n  - {{ name: any, route: bench, estimated_seconds: 1 }}\n"
+                f"routes:\n  bench: {route}\n")
+    rules.close()
+    return rules.name
+
 async def run_server(binary, upstream_port, port):
     env = dict(os.environ, ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{upstream_port}",
                LOG_LEVEL="error", SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096", SWITCHBOARD_MAX_STREAMS="8192")
     if KEYS_FILE:
         env["SWITCHBOARD_API_KEYS_FILE"] = KEYS_FILE
-    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--log-level", "error"], env=env)
+    command = [binary, "serve", "--port", str(port), "--log-level", "error"]
+    if ROUTED:
+        command += ["--rules", routing_rules(upstream_port)]
+    proc = subprocess.Popen(command, env=env)
     for _ in range(200):
         try:
             _, w = await asyncio.open_connection("127.0.0.1", port)
@@ -169,14 +206,13 @@ class PacedUpstream:
         try:
             while True:
                 await answer_request(reader, writer)
-                chunk(writer, START)
+                chunk(writer, OAI_START if OPENAI else START)
                 await writer.drain()
                 for _ in range(self.deltas):
                     await asyncio.sleep(self.interval)
-                    chunk(writer, b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
-                          b'{"type":"text_delta","text":"t%d "}}\n\n' % time.monotonic_ns())
+                    chunk(writer, paced_delta(time.monotonic_ns()))
                     await writer.drain()
-                chunk(writer, END)
+                chunk(writer, OAI_END if OPENAI else END)
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -186,7 +222,7 @@ class PacedUpstream:
 
 # The stamp of a delta as the upstream sends it (`"text"`) or as Switchboard relays it (`"chunk"`); never one
 # repeated inside `accumulated` (servers that ignore `"accumulated": false` still measure right).
-STAMP = re.compile(rb'"(?:text|chunk)":"t(\d{6,}) ')
+STAMP = re.compile(rb'"(?:text|chunk|content)":"t(\d{6,}) ')
 
 async def paced_client(port, path, body, latencies, counts, start_delay):
     """One paced stream: for each delta that arrives, its latency (arrival minus the upstream's write time)."""
@@ -235,15 +271,15 @@ async def paced(args):
         cpu = (cpu_seconds(pid) - cpu0) if pid else 0
         return latencies, delivered, elapsed, cpu
 
-    direct, d_count, d_time, _ = await run(up_port, b"/v1/messages", body)
+    direct, d_count, d_time, _ = await run(up_port, b"/v1/chat/completions" if OPENAI else b"/v1/messages", body)
     print(f"  direct:      {d_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(direct, .5):.2f} ms, "
           f"p99 {percentile(direct, .99):.2f} ms")
     server = await run_server(args.binary, up_port, args.port)
     try:
         warm = []
-        await asyncio.gather(*(paced_client(args.port, b"/mcp/chat/stream", body, [], warm, 0) for _ in range(5)))
+        await asyncio.gather(*(paced_client(args.port, CHAT_PATH, body, [], warm, 0) for _ in range(5)))
         rss0 = rss_kib(server.pid)
-        through, t_count, t_time, cpu = await run(args.port, b"/mcp/chat/stream", body, server.pid)
+        through, t_count, t_time, cpu = await run(args.port, CHAT_PATH, body, server.pid)
         print(f"  switchboard: {t_count}/{args.paced * args.deltas} deltas ({t_count / t_time:,.0f}/s over the run), "
               f"latency p50 {percentile(through, .5):.2f} ms, p99 {percentile(through, .99):.2f} ms; "
               f"added p50 {percentile(through, .5) - percentile(direct, .5):+.2f} ms, "
@@ -327,9 +363,17 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=50, help="milliseconds between deltas in --paced mode")
     parser.add_argument("--wire-bytes", type=int, default=0,
                         help="only measure the bytes of one answer of this many deltas, with and without accumulated")
+    parser.add_argument("--openai", action="store_true",
+                        help="the upstream speaks OpenAI's Chat Completions format, reached through a rules provider (POST /mcp/chat)")
+    parser.add_argument("--routed", action="store_true",
+                        help="through smart routing (POST /mcp/chat) to the built-in Anthropic provider, to compare with --openai")
     parser.add_argument("--with-keys", action="store_true",
                         help="serve with an API keys file and send the key: the cost of authentication and quotas")
     args = parser.parse_args()
+    OPENAI = args.openai
+    ROUTED = args.openai or args.routed
+    if ROUTED:
+        CHAT_PATH = b"/mcp/chat"
     if args.with_keys:
         import hashlib, tempfile
         digest = hashlib.sha256(KEY.encode()).hexdigest()
