@@ -34,6 +34,26 @@ public struct SSEEncoder: Sendable {
             json.raw(",\"sessionId\":")
             json.string(sessionId)
             json.raw(",\"message\":\"Processing your request...\"")
+        case .routing(let decision):
+            json.raw(",\"complexity\":")
+            json.string(decision.complexity)
+            json.raw(",\"score\":")
+            json.raw(Array(decision.score.compactText.utf8))
+            json.raw(",\"route\":")
+            json.string(decision.route)
+            json.raw(",\"action\":")
+            json.string(decision.action)
+            for (key, value) in [("provider", decision.provider), ("model", decision.model), ("message", decision.message)] {
+                json.raw(Array(",\"\(key)\":".utf8))
+                if let value { json.string(value) } else { json.raw("null") }
+            }
+            json.raw(",\"matchedRules\":[")
+            for (index, id) in decision.matchedRules.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(id)
+            }
+            json.raw("],\"rulesVersion\":")
+            json.string(decision.rulesVersion)
         case .iterationStart(let iteration):
             json.raw(",\"iteration\":")
             json.integer(iteration)

@@ -1,6 +1,8 @@
 /// What a chat stream tells the frontend, in order. Each becomes one SSE message (see Docs/STREAMING.md).
 public enum StreamEvent: Sendable, Hashable {
     case sessionStart(sessionId: String)
+    /// What smart routing decided (`POST /mcp/chat`), right after `session_start`.
+    case routing(RoutingDecision)
     case iterationStart(iteration: Int)
     /// A piece of the model's text; the encoder adds `accumulated`, everything so far in this session.
     case textChunk(String)
@@ -14,6 +16,7 @@ public enum StreamEvent: Sendable, Hashable {
     public var type: String {
         switch self {
         case .sessionStart: "session_start"
+        case .routing: "routing"
         case .iterationStart: "iteration_start"
         case .textChunk: "text_chunk"
         case .toolDetected: "tool_detected"
@@ -22,6 +25,36 @@ public enum StreamEvent: Sendable, Hashable {
         case .complete: "complete"
         case .error: "error"
         }
+    }
+}
+
+/// Smart routing's decision, as the `routing` event tells it.
+public struct RoutingDecision: Sendable, Hashable {
+    public var complexity: String
+    public var score: Double
+    public var route: String
+    /// `stream` or `advise`.
+    public var action: String
+    /// The provider and model a stream runs on; `nil` for advice.
+    public var provider: String?
+    public var model: String?
+    /// The advice, for an `advise` route.
+    public var message: String?
+    /// The ids of the rules that matched, in file order.
+    public var matchedRules: [String]
+    public var rulesVersion: String
+
+    public init(complexity: String, score: Double, route: String, action: String, provider: String?, model: String?,
+                message: String?, matchedRules: [String], rulesVersion: String) {
+        self.complexity = complexity
+        self.score = score
+        self.route = route
+        self.action = action
+        self.provider = provider
+        self.model = model
+        self.message = message
+        self.matchedRules = matchedRules
+        self.rulesVersion = rulesVersion
     }
 }
 

@@ -167,7 +167,15 @@ public func buildRouter<Model: LanguageModel>(
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let (analysis, advice) = try store.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "chat")
+        var headers = HTTPFields()
+        headers[.switchboardComplexity] = advice.complexity
+        headers[.switchboardRoute] = advice.route
+        headers[.switchboardRulesVersion] = advice.rulesVersion
         guard analysis.route.action == .stream else {
+            // An SSE-only frontend asks for the advice as a stream, and keeps one code path.
+            if request.headers[.accept]?.contains("text/event-stream") == true {
+                return ChatStream.advice(RoutingDecision(advice), extraHeaders: headers)
+            }
             return try Response.json(advice)
         }
         // The route's provider (from the rules file), or the server's own Anthropic settings.
@@ -199,14 +207,13 @@ public func buildRouter<Model: LanguageModel>(
         routed = try gate.capped(routed, key: key, rules: store.active.rules, defaultModel: configuration.loop.model)
         let ticket = try gate.admit(key)
         let loop = AgentLoop(model: chosen, tools: tools, configuration: loopConfiguration)
-        var headers = HTTPFields()
-        headers[.switchboardComplexity] = advice.complexity
-        headers[.switchboardRoute] = advice.route
         headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = loopConfiguration.model
-        headers[.switchboardRulesVersion] = advice.rulesVersion
+        var decision = RoutingDecision(advice)
+        decision.model = loopConfiguration.model
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket, extraHeaders: headers)
+                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
+                                   extraHeaders: headers, routing: decision)
     }
     return router
 }

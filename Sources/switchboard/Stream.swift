@@ -123,6 +123,9 @@ struct Stream: AsyncParsableCommand {
         func s(_ key: String) -> String { f[key].map { "\($0)" } ?? "" }
         switch type {
         case "session_start": return s("sessionId")
+        case "routing":
+            let target = f["provider"] is String ? "\(s("provider"))/\(s("model"))" : s("message")
+            return "\(s("complexity")) → \(s("route")) (score \(s("score"))): \(target)"
         case "iteration_start": return "#" + s("iteration")
         case "text_chunk":
             let chunk = (f["chunk"] as? String ?? "").replacingOccurrences(of: "\n", with: "\\n")

@@ -48,9 +48,13 @@ struct ProvidersServerTests {
                 #expect(stream.status == 200)
                 #expect(stream.header("x-switchboard-provider") == "local")
                 #expect(stream.header("x-switchboard-model") == "llama3.1:8b")
-                #expect(stream.types == ["session_start", "iteration_start", "tool_detected", "tools_executing", "tool_progress",
+                #expect(stream.types == ["session_start", "routing", "iteration_start", "tool_detected", "tools_executing", "tool_progress",
                                          "tool_progress", "iteration_start", "text_chunk", "text_chunk", "complete"], "\(stream.types)")
                 #expect(probe.started.count == 1)
+                let routing = try #require(stream.events("routing").first)
+                #expect(routing["provider"] as? String == "local")
+                #expect(routing["model"] as? String == "llama3.1:8b")
+                #expect(routing["route"] as? String == "fast")
                 let complete = try #require(stream.events("complete").first)
                 #expect(complete["stopReason"] as? String == "end_turn")
                 // Both model calls went to the OpenAI-compatible endpoint with the route's model; the second carried

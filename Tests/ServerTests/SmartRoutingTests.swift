@@ -52,7 +52,16 @@ struct SmartRoutingTests {
                 #expect(stream.header("x-switchboard-route") == "fast")
                 #expect(stream.header("x-switchboard-model") == "claude-haiku-4-5")
                 #expect(stream.header("x-switchboard-rules-version")?.hasPrefix("sha256:") == true)
-                #expect(stream.types.first == "session_start")
+                #expect(Array(stream.types.prefix(3)) == ["session_start", "routing", "iteration_start"])
+                // The routing event tells the decision and its reasons, as the preflight would.
+                let routing = try #require(stream.events("routing").first)
+                #expect(routing["complexity"] as? String == "simple")
+                #expect(routing["route"] as? String == "fast")
+                #expect(routing["action"] as? String == "stream")
+                #expect(routing["provider"] as? String == "anthropic")
+                #expect(routing["model"] as? String == "claude-haiku-4-5")
+                #expect(routing["matchedRules"] as? [String] == [])
+                #expect((routing["rulesVersion"] as? String)?.hasPrefix("sha256:") == true)
                 let complete = try #require(stream.events("complete").first)
                 #expect(complete["stopReason"] as? String == "max_iterations")
                 #expect(complete["iterations"] as? Int == 2)
@@ -91,6 +100,25 @@ struct SmartRoutingTests {
                 #expect((advice["matchedRules"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["charts", "compare"])
                 #expect(mock.received.isEmpty)
             }
+        }
+    }
+
+    @Test("advice asked for as a stream (Accept: text/event-stream): session_start, routing with the message, complete")
+    func adviceAsStream() async throws {
+        try await withServer(nil) { port in
+            let stream = try await streamChat(port: port, body: chatJSON("chart the salaries and compare them"), path: "/mcp/chat",
+                                              headers: [("accept", "text/event-stream")])
+            #expect(stream.status == 200)
+            #expect(stream.header("content-type") == "text/event-stream; charset=utf-8")
+            #expect(stream.header("x-switchboard-route") == "desktop")
+            #expect(stream.types == ["session_start", "routing", "complete"])
+            let routing = try #require(stream.events("routing").first)
+            #expect(routing["action"] as? String == "advise")
+            #expect(routing["message"] as? String == "Charts run faster in the desktop client.")
+            #expect(routing["matchedRules"] as? [String] == ["charts", "compare"])
+            #expect(routing["provider"] is NSNull && routing["model"] is NSNull)
+            #expect(stream.events("complete").first?["stopReason"] as? String == "advise")
+            #expect(stream.arrivals.map(\.id) == ["1", "2", "3"])
         }
     }
 

@@ -25,7 +25,8 @@ enum ChatStream {
 
     static func response<Model: LanguageModel>(
         channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration = .seconds(25),
-        logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:]
+        logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:],
+        routing: RoutingDecision? = nil
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
@@ -44,6 +45,11 @@ enum ChatStream {
                 try await loop.run(chat, sessionId: sessionId) { event in
                     try await stream.write(ByteBuffer(bytes: encoder.encode(event)))
                     tally.count(event)
+                    // Smart routing's decision follows the session's start.
+                    if let routing, case .sessionStart = event {
+                        try await stream.write(ByteBuffer(bytes: encoder.encode(.routing(routing))))
+                        tally.count(.routing(routing))
+                    }
                 }
             }
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
@@ -79,6 +85,22 @@ enum ChatStream {
                 clientWentAway()
             }
         })
+    }
+}
+
+extension ChatStream {
+    /// Advice as a stream, for a frontend that only reads SSE: `session_start`, `routing` (with the message),
+    /// `complete` (`stopReason: "advise"`, no model called).
+    static func advice(_ decision: RoutingDecision, extraHeaders: HTTPFields) -> Response {
+        var headers = headers
+        headers.append(contentsOf: extraHeaders)
+        var encoder = SSEEncoder(accumulated: false)
+        var body = ByteBuffer()
+        for event: StreamEvent in [.sessionStart(sessionId: UUID().uuidString.lowercased()), .routing(decision),
+                                   .complete(Completion(iterations: 0, stopReason: "advise", totalTimeMs: 0, usage: Usage()))] {
+            body.writeBytes(encoder.encode(event))
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
     }
 }
 
