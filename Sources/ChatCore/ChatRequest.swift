@@ -9,14 +9,17 @@ public struct ChatRequest: Sendable, Hashable {
     /// Whether `text_chunk` events carry `accumulated`, everything so far. On by default, as the first frontends
     /// expect; off, a long answer's bytes grow with its length instead of with its square.
     public var accumulated: Bool
+    /// Smart routing only: the route to take instead of the analysed one (the analysis is still reported).
+    public var route: String?
 
     public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil,
-                accumulated: Bool = true) {
+                accumulated: Bool = true, route: String? = nil) {
         self.messages = messages
         self.system = system
         self.model = model
         self.maxTokens = maxTokens
         self.accumulated = accumulated
+        self.route = route
     }
 }
 
@@ -108,6 +111,8 @@ extension ChatRequest {
         case let other?:
             throw ChatRequestError(field: "maxTokens", message: "expected a whole number from 1 to 1000000, found \(other.briefDescription)")
         }
+        self.route = try Self.optionalString(fields["route"], field: "route")
+        if let route, route.isEmpty { throw ChatRequestError(field: "route", message: "must not be empty") }
         switch fields["accumulated"] {
         case nil, .null?: self.accumulated = true
         case .bool(let flag)?: self.accumulated = flag

@@ -25,6 +25,12 @@ public struct AnalysisInput: Sendable {
 
 /// The analyzer's verdict and its reasons.
 public struct Analysis: Sendable {
+    /// The same analysis on `route` instead, chosen by the request (`routeForcedBy: "request"`).
+    public func routed(to route: Route) -> Analysis {
+        Analysis(level: level, score: score, route: route, routeForcedBy: "request", matchedRules: matchedRules,
+                 analyzedCharacters: analyzedCharacters)
+    }
+
     public let level: Level
     public let score: Double
     public let route: Route

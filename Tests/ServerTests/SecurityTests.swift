@@ -288,6 +288,10 @@ struct SecurityTests {
                 #expect((moderate.status, moderate.code) == (403, "forbidden"))
                 let advice = try await request(port, "/mcp/chat", key: fastKey, body: chatJSON("make a pie chart of staff"))
                 #expect(advice.status == 200 && advice.json["action"] as? String == "advise")
+                // Naming another route in the body does not get around the key's list.
+                let overridden = try await request(port, "/mcp/chat", key: fastKey,
+                                                   body: chatJSON("list employees in Berlin", extra: #","route":"standard""#))
+                #expect((overridden.status, overridden.code) == (403, "forbidden"))
                 #expect(mock.received.count == 1)
             }
         }

@@ -85,6 +85,30 @@ struct SmartRoutingTests {
         }
     }
 
+    @Test("\"route\" in the body overrides the analysis (reported as forced by the request); an unknown one is a 400 listing the routes")
+    func routeOverride() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream(SSE.textAnswer(["ok"])))
+            try await withServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("list the people", extra: #","route":"standard""#), path: "/mcp/chat")
+                #expect(stream.header("x-switchboard-route") == "standard")
+                let routing = try #require(stream.events("routing").first)
+                #expect(routing["route"] as? String == "standard")
+                #expect(routing["complexity"] as? String == "simple", "the analysis itself is unchanged")
+                #expect(mock.received.first?.body["model"] as? String == "claude-sonnet-4-5")
+                let unknown = try await streamChat(port: port, body: chatJSON("list the people", extra: #","route":"fastest""#), path: "/mcp/chat")
+                #expect(unknown.status == 400)
+                let error = try #require(unknown.body?["error"] as? [String: Any])
+                #expect(error["field"] as? String == "route")
+                #expect(error["message"] as? String == #"unknown route "fastest"; the routes are desktop, fast, standard"#)
+                let advice = try await streamChat(port: port, body: chatJSON("list the people", extra: #","route":"desktop""#), path: "/mcp/chat")
+                #expect(advice.body?["action"] as? String == "advise")
+                #expect(advice.body?["routeForcedBy"] as? String == "request")
+                #expect(mock.received.count == 1)
+            }
+        }
+    }
+
     @Test("a complex chat gets advice as JSON and no model is called")
     func complexAdvises() async throws {
         try await MockAnthropic.run { mock in

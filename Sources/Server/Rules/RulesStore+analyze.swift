@@ -11,8 +11,16 @@ extension RulesStore {
         let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
         let clock = ContinuousClock()
         let started = clock.now
-        guard let analysis = active.analyzer.analyze(input) else {
+        guard var analysis = active.analyzer.analyze(input) else {
             throw APIError(.badRequest, code: .invalidRequest, message: "no user message has text to analyse", field: "messages")
+        }
+        if let name = chat.route {
+            guard let route = active.rules.routes[name] else {
+                throw APIError(.badRequest, code: .invalidRequest,
+                               message: "unknown route \"\(name)\"; the routes are \(active.rules.routes.keys.sorted().joined(separator: ", "))",
+                               field: "route")
+            }
+            analysis = analysis.routed(to: route)
         }
         let elapsed = clock.now - started
         metrics.analysis(complexity: analysis.level.name, route: analysis.route.name, endpoint: endpoint, duration: elapsed)
