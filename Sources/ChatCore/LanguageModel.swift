@@ -20,6 +20,8 @@ public enum ModelStreamEvent: Sendable, Hashable {
     case text(String)
     /// The model began a tool call; its input is still arriving.
     case toolUseStarted(id: String, name: String)
+    /// The call moved to another provider or model before its first byte (a fallback): the new decision.
+    case routing(RoutingDecision)
 }
 
 /// A tool call whose input arrived whole and parsed.

@@ -54,6 +54,12 @@ public struct SSEEncoder: Sendable {
             }
             json.raw("],\"rulesVersion\":")
             json.string(decision.rulesVersion)
+            if let from = decision.fallbackFrom {
+                json.raw(",\"fallbackFrom\":")
+                json.string(from)
+                json.raw(",\"reason\":")
+                json.string(decision.reason ?? "")
+            }
         case .iterationStart(let iteration):
             json.raw(",\"iteration\":")
             json.integer(iteration)

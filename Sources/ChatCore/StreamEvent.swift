@@ -43,6 +43,9 @@ public struct RoutingDecision: Sendable, Hashable {
     /// The ids of the rules that matched, in file order.
     public var matchedRules: [String]
     public var rulesVersion: String
+    /// After a fallback: the `provider/model` that failed before its first byte, and why.
+    public var fallbackFrom: String?
+    public var reason: String?
 
     public init(complexity: String, score: Double, route: String, action: String, provider: String?, model: String?,
                 message: String?, matchedRules: [String], rulesVersion: String) {

@@ -65,6 +65,8 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                         try await send(.textChunk(text))
                     case .toolUseStarted(let id, let name):
                         try await send(.toolDetected(tool: name, toolUseId: id))
+                    case .routing(let decision):
+                        try await send(.routing(decision))
                     }
                 }
                 usage = usage + turn.usage

@@ -56,8 +56,24 @@ public struct Route: Sendable, Hashable {
     public let model: String?
     public let maxIterations: Int?
     public let message: String?
+    /// Where the chat goes, in order, when the route's own provider fails before its first byte.
+    public let fallbacks: [RouteTarget]
 
     /// The name of the provider it streams on.
+    public var providerName: String { provider?.name ?? Provider.builtIn }
+}
+
+/// A provider and model a route may fall back to.
+public struct RouteTarget: Sendable, Hashable {
+    /// `nil`: the built-in `anthropic` provider.
+    public let provider: Provider?
+    public let model: String
+
+    public init(provider: Provider?, model: String) {
+        self.provider = provider
+        self.model = model
+    }
+
     public var providerName: String { provider?.name ?? Provider.builtIn }
 }
 

@@ -21,7 +21,8 @@ struct RuleSetParser: YAMLDiagnosing {
     static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field"]
     static let analyzeKeys = ["history", "scan_limit", "follow_up"]
     static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
-    static let routeKeys = ["action", "provider", "model", "max_iterations", "message"]
+    static let routeKeys = ["action", "provider", "model", "max_iterations", "message", "fallbacks"]
+    static let fallbackKeys = ["provider", "model"]
     static let ruleKeys = ["id", "description", "when", "weight", "route"]
     static let conditionKeys = ["any_keywords", "all_keywords", "regex", "min_chars", "max_chars",
                                 "min_messages", "max_messages", "all", "any", "not"]
@@ -153,11 +154,23 @@ struct RuleSetParser: YAMLDiagnosing {
             }
             let model = fields["model"].flatMap { string($0, "\(context): model") }
             let provider = fields["provider"].flatMap { string($0, "\(context): provider") }
-            // Checked against every declared provider, valid or not, so a broken provider is reported once.
-            if let provider, let providerNode = fields["provider"], provider != Provider.builtIn, !providerNames.contains(provider) {
-                let known = [Provider.builtIn] + providerNames.sorted()
-                error("\(context): unknown provider \"\(provider)\"; the providers are \(known.joined(separator: ", "))"
-                      + Suggestion.didYouMean(provider, in: known), at: providerNode)
+            if let provider, let providerNode = fields["provider"] { checkProvider(provider, at: providerNode, context: context) }
+            var fallbacks: [RouteTarget] = []
+            if let node = fields["fallbacks"], let items = sequence(node, "\(context): fallbacks") {
+                for (index, item) in items.enumerated() {
+                    let where_ = "\(context): fallback \(index + 1)"
+                    guard let target = mapping(item, where_) else { continue }
+                    checkKeys(target, allowed: Self.fallbackKeys, context: where_)
+                    let name = target["provider"].flatMap { string($0, "\(where_): provider") }
+                    if let name, let nameNode = target["provider"] { checkProvider(name, at: nameNode, context: where_) }
+                    guard let modelNode = target["model"] else {
+                        error("\(where_): missing \"model\"", at: item)
+                        continue
+                    }
+                    guard let fallbackModel = string(modelNode, "\(where_): model") else { continue }
+                    fallbacks.append(RouteTarget(provider: name.flatMap { providers[$0] }, model: fallbackModel))
+                }
+                if action == .advise, !items.isEmpty { error("\(context): an advise route calls no model, so it has no fallbacks", at: node) }
             }
             // Only the built-in provider has a default model (the server's).
             if action == .stream, model == nil, let provider, provider != Provider.builtIn {
@@ -170,10 +183,18 @@ struct RuleSetParser: YAMLDiagnosing {
                 error("\(context): an advise route needs a \"message\" to show the user", at: keyNode)
             }
             routes[name] = Route(name: name, action: action, provider: provider.flatMap { providers[$0] }, model: model, maxIterations: maxIterations,
-                                 message: message)
+                                 message: message, fallbacks: fallbacks)
         }
         if routes.isEmpty, map.count == 0 { error("\"routes\" is empty: define at least one route", at: node) }
         return routes
+    }
+
+    /// A provider named by a route or a fallback must be declared (valid or not, so a broken one is reported once).
+    private mutating func checkProvider(_ name: String, at node: Node, context: String) {
+        guard name != Provider.builtIn, !providerNames.contains(name) else { return }
+        let known = [Provider.builtIn] + providerNames.sorted()
+        error("\(context): unknown provider \"\(name)\"; the providers are \(known.joined(separator: ", "))"
+              + Suggestion.didYouMean(name, in: known), at: node)
     }
 
     private mutating func parseLevels(_ node: Node?, root: Node) -> [Level] {

@@ -100,7 +100,8 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
                              providers: providers, metrics: metrics, logger: logger)
     if let adminPort = configuration.adminPort {
         services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
-                                              toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics, logger: logger))
+                                              toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics,
+                                              breaker: providers.breaker, logger: logger))
         logger.info("admin endpoints listening", metadata: ["address": "\(configuration.adminHost):\(adminPort)"])
     }
     // A connection that sends no complete request head, or stops sending its body, for `idleTimeout` is closed
@@ -131,7 +132,8 @@ public func buildRouter<Model: LanguageModel>(
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: configuration.effectiveAllowedHosts, cors: configuration.cors))
     if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
-    addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics)
+    addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
+                      breaker: providers.breaker)
     router.get("/ready") { _, _ in
         let reasons = await readiness.reasons()
         return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons),
@@ -206,11 +208,22 @@ public func buildRouter<Model: LanguageModel>(
         routed.model = nil  // the route chooses the model
         routed = try gate.capped(routed, key: key, rules: store.active.rules, defaultModel: configuration.loop.model)
         let ticket = try gate.admit(key)
-        let loop = AgentLoop(model: chosen, tools: tools, configuration: loopConfiguration)
         headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = loopConfiguration.model
         var decision = RoutingDecision(advice)
         decision.model = loopConfiguration.model
+        var routeModel = chosen
+        if !analysis.route.fallbacks.isEmpty {
+            // The route's own provider first, then its fallbacks whose client can be had (a fallback on the built-in
+            // provider needs ANTHROPIC_API_KEY; one whose key variable went away is left out).
+            var targets = [FallbackModel.Target(provider: analysis.route.providerName, model: loopConfiguration.model, client: chosen)]
+            for fallback in analysis.route.fallbacks {
+                let client: (any LanguageModel)? = if let provider = fallback.provider { try? providers.model(for: provider) } else { model }
+                if let client { targets.append(.init(provider: fallback.providerName, model: fallback.model, client: client)) }
+            }
+            routeModel = AnyLanguageModel(FallbackModel(targets: targets, breaker: providers.breaker, decision: decision))
+        }
+        let loop = AgentLoop(model: routeModel, tools: tools, configuration: loopConfiguration)
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
                                    shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
                                    extraHeaders: headers, routing: decision)
@@ -255,12 +268,14 @@ func openAPIKeys(_ configuration: ServerConfiguration, logger: Logger) throws ->
 /// admin key (when the server has keys); on `--admin-port` they need none.
 func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rules store: RulesStore, tools: ToolBox,
                                                 toolSources: [String: String], mcpServers: [MCPServerConnection],
-                                                metrics: ServerMetrics) {
+                                                metrics: ServerMetrics, breaker: CircuitBreaker) {
     router.get("/health") { _, _ in
         // Degraded (still 200: the server answers) while an MCP server is being reconnected.
         let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
-        return try Response.json(HealthResponse(status: states.values.contains("reconnecting") ? "degraded" : "ok",
-                                                mcpServers: states.isEmpty ? nil : states))
+        let cooling = breaker.coolingDown
+        return try Response.json(HealthResponse(status: states.values.contains("reconnecting") || !cooling.isEmpty ? "degraded" : "ok",
+                                                mcpServers: states.isEmpty ? nil : states,
+                                                providersCoolingDown: cooling.isEmpty ? nil : cooling))
     }
     router.get("/metrics") { _, _ in
         for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
@@ -278,13 +293,14 @@ func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rule
 /// The admin listener of `--admin-port`: the operator's endpoints without keys, on loopback by default.
 func buildAdminApplication(configuration: ServerConfiguration, port: Int, rules store: RulesStore, tools: ToolBox,
                            toolSources: [String: String], mcpServers: [MCPServerConnection], metrics: ServerMetrics,
-                           logger: Logger) -> some ApplicationProtocol {
+                           breaker: CircuitBreaker, logger: Logger) -> some ApplicationProtocol {
     let router = Router(context: BasicRequestContext.self)
     // A page that rebinds its name to 127.0.0.1 must not read these either.
     var hosts = configuration
     hosts.host = configuration.adminHost
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: hosts.effectiveAllowedHosts, cors: .off))
-    addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics)
+    addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
+                      breaker: breaker)
     return Application(router: router, configuration: .init(address: .hostname(configuration.adminHost, port: port),
                                                              serverName: "switchboard-admin"), logger: logger)
 }

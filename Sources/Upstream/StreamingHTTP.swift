@@ -78,6 +78,7 @@ final class StreamingHTTP: Sendable {
     /// Sends the request, retrying what may succeed on a second try, and returns a 200 response.
     private func open(_ request: HTTPClientRequest, deadline: ContinuousClock.Instant,
                       refusal: (HTTPClientResponse, ByteBuffer?) -> StreamError) async throws -> HTTPClientResponse {
+        let attempts = retry.attemptsNow
         var attempt = 0
         while true {
             attempt += 1
@@ -95,7 +96,7 @@ final class StreamingHTTP: Sendable {
                 failure = Self.transportError(error, timeouts: timeouts, beforeHead: true)
                 retryAfter = nil
             }
-            guard attempt < retry.maxAttempts, let delay = retry.delay(after: attempt, retryAfter: retryAfter),
+            guard attempt < attempts, let delay = retry.delay(after: attempt, retryAfter: retryAfter),
                   ContinuousClock.now + delay < deadline else { throw failure }
             logger.notice("model call failed, retrying", metadata: [
                 "attempt": "\(attempt)", "code": "\(failure.code.rawValue)", "delay_ms": "\(delay.inMilliseconds)",

@@ -67,3 +67,29 @@ struct ProviderTests {
         ])
     }
 }
+
+@Suite("Route fallbacks in the rules file")
+struct FallbackRulesTests {
+    @Test("a route lists fallbacks in order; each needs a model and a known provider; advice has none")
+    func fallbacks() throws {
+        let good = providersYAML("""
+              local: { kind: openai, base_url: "http://127.0.0.1:11434/v1" }
+            """, routes: """
+              quick: { action: stream, provider: local, model: m1, fallbacks: [{ model: claude-haiku-4-5 }, { provider: local, model: m2 }] }
+            """)
+        let rules = try #require(RuleSetLoader.load(yaml: good, path: "rules.yaml", fingerprint: "t").accepted)
+        #expect(rules.routes["quick"]?.fallbacks == [RouteTarget(provider: nil, model: "claude-haiku-4-5"),
+                                                     RouteTarget(provider: rules.providers["local"], model: "m2")])
+        let bad = providersYAML("""
+              local: { kind: openai, base_url: "http://127.0.0.1:11434/v1" }
+            """, routes: """
+              quick: { action: stream, provider: local, model: m1, fallbacks: [{ provider: lokal, model: m }, { provider: local }] }
+              help: { action: advise, message: "Use the desktop client.", fallbacks: [{ model: m }] }
+            """)
+        #expect(RuleSetLoader.load(yaml: bad, path: "rules.yaml", fingerprint: "t").diagnostics.map(\.description) == [
+            #"rules.yaml:7:80: error: route "quick": fallback 1: unknown provider "lokal"; the providers are anthropic, local (did you mean "local"?)"#,
+            #"rules.yaml:7:99: error: route "quick": fallback 2: missing "model""#,
+            #"rules.yaml:8:74: error: route "help": an advise route calls no model, so it has no fallbacks"#,
+        ])
+    }
+}

@@ -73,6 +73,79 @@ struct ProvidersServerTests {
         }
     }
 
+    @Test("fallbacks: a provider failing before its first byte hands the chat to the next at once, told by a second routing event; after three failures in a row it is skipped (cooling down, /health says so)")
+    func fallbacks() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules("""
+                version: 1
+                providers:
+                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
+                levels:
+                  - { name: simple, route: fast, estimated_seconds: 3 }
+                routes:
+                  fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
+                """)
+            defer { rules.remove() }
+            var config = streamingConfiguration(mock)
+            config.rulesPath = rules.path
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                // Three chats: the local server answers 503 (tried once, no backoff), Claude answers instead.
+                for round in 1...3 {
+                    mock.enqueue(.status(503, body: #"{"error":{"message":"busy","type":"server_error","code":null}}"#),
+                                 .stream(SSE.textAnswer(["Claude \(round)"])))
+                    let stream = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat")
+                    #expect(stream.types == ["session_start", "routing", "iteration_start", "routing", "text_chunk", "complete"], "\(stream.types)")
+                    let moved = try #require(stream.events("routing").last)
+                    #expect(moved["provider"] as? String == "anthropic")
+                    #expect(moved["model"] as? String == "claude-haiku-4-5")
+                    #expect(moved["fallbackFrom"] as? String == "local/llama3.1:8b")
+                    #expect(moved["reason"] as? String == "upstream_error")
+                    #expect(mock.received.count == 2 * round, "one attempt on the failing provider, one on the fallback")
+                }
+                #expect(mock.received.first?.body["stream_options"] != nil, "the first call went to the OpenAI-compatible server")
+                #expect(mock.received.last?.body["model"] as? String == "claude-haiku-4-5")
+                let health = try await get(port: port, "/health")
+                #expect(health["status"] as? String == "degraded")
+                #expect(health["providersCoolingDown"] as? [String] == ["local"])
+                // Cooling down: the next chat goes straight to the fallback, the local server is not called.
+                mock.enqueue(.stream(SSE.textAnswer(["straight to Claude"])))
+                let skipped = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat")
+                #expect(skipped.types.last == "complete")
+                #expect(mock.received.count == 7)
+                #expect(mock.received.last?.body["model"] as? String == "claude-haiku-4-5")
+            }
+        }
+    }
+
+    @Test("once text arrived, a failure is an error event, never a silent switch to the fallback")
+    func noSwitchMidAnswer() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules("""
+                version: 1
+                providers:
+                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
+                levels:
+                  - { name: simple, route: fast, estimated_seconds: 3 }
+                routes:
+                  fast: { action: stream, provider: local, model: m, fallbacks: [{ model: claude-haiku-4-5 }] }
+                """)
+            defer { rules.remove() }
+            var config = streamingConfiguration(mock)
+            config.rulesPath = rules.path
+            mock.enqueue(.stream([OpenAIChunk.delta(#"{"content":"Half an ans"}"#),
+                                  OpenAIChunk.data(#"{"error":{"message":"The server had an error","type":"server_error","code":null}}"#)]))
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let stream = try await streamChat(port: try #require(client.port), body: chatJSON("list the people"), path: "/mcp/chat")
+                #expect(stream.types == ["session_start", "routing", "iteration_start", "text_chunk", "error"], "\(stream.types)")
+                #expect(stream.events("error").first?["code"] as? String == "upstream_error")
+                #expect(mock.received.count == 1)
+            }
+        }
+    }
+
     @Test("a provider's key is read from its variable when its client is made; an unset variable is a 503 naming it")
     func keyFromEnvironment() throws {
         let providers = ProviderModels(environment: { $0 == "LOCAL_KEY" ? "sk-local" : nil })
@@ -93,5 +166,11 @@ private func analyze(port: Int, _ body: String) async throws -> [String: Any] {
     request.headers.add(name: "content-type", value: "application/json")
     request.body = .bytes(ByteBuffer(string: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+    return try json(try await response.body.collect(upTo: 1 << 20))
+}
+
+/// The JSON answer of a GET.
+private func get(port: Int, _ path: String) async throws -> [String: Any] {
+    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
     return try json(try await response.body.collect(upTo: 1 << 20))
 }

@@ -15,6 +15,8 @@ public final class ProviderModels: Sendable {
     private let environment: @Sendable (String) -> String?
     private let logger: Logger
     private let clients = Mutex<[Provider: Client]>([:])
+    /// Which providers keep failing, shared by every route's fallbacks (and shown by `/health`).
+    public let breaker = CircuitBreaker()
 
     /// The most clients kept; past it, the oldest edits' clients would pile up, so a new provider is refused.
     static let maxClients = 64

@@ -1,0 +1,62 @@
+import ChatCore
+import Upstream
+
+/// A route's model with its fallbacks: each model call goes to the first target that is not cooling down; when it
+/// fails before its first byte (could not connect, timed out, rate-limited, overloaded, a 5xx), the next target is
+/// tried at once (a target with another after it makes one attempt, no backoff) and the stream hears a new `routing` decision with `fallbackFrom` and the reason. Once anything
+/// of the answer arrived, a failure is the stream's error, as without fallbacks: never a silent switch mid-answer.
+struct FallbackModel: LanguageModel {
+    struct Target: Sendable {
+        let provider: String
+        let model: String
+        let client: any LanguageModel
+    }
+
+    let targets: [Target]
+    let breaker: CircuitBreaker
+    /// The decision the stream was told first; fallbacks tell it again with their provider and model.
+    let decision: RoutingDecision
+
+    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+        // Targets cooling down go last, so they are tried only when nothing else is left.
+        let ordered = targets.filter { !breaker.isOpen($0.provider) } + targets.filter { breaker.isOpen($0.provider) }
+        var failed: (target: Target, error: StreamError)?
+        for (position, target) in ordered.enumerated() {
+            if let (from, error) = failed {
+                var moved = decision
+                moved.provider = target.provider
+                moved.model = target.model
+                moved.fallbackFrom = "\(from.provider)/\(from.model)"
+                moved.reason = error.code.rawValue
+                try await onEvent(.routing(moved))
+            }
+            var started = false
+            var call = request
+            call.model = target.model
+            do {
+                // With somewhere left to go, one attempt: the next target is tried at once, not after a backoff.
+                let isLast = position == ordered.count - 1
+                let turn = try await RetryPolicy.$attemptsLimit.withValue(isLast ? nil : 1) {
+                    try await target.client.streamTurn(call) { event in
+                        started = true
+                        try await onEvent(event)
+                    }
+                }
+                breaker.succeeded(target.provider)
+                return turn
+            } catch let error as StreamError where !started && Self.fallsBack(error.code) {
+                breaker.failed(target.provider)
+                failed = (target, error)
+            }
+        }
+        throw failed?.error ?? StreamError(code: .internalError, message: "The route has no model to call.", retryable: false)
+    }
+
+    /// Failures another provider may not have.
+    static func fallsBack(_ code: StreamErrorCode) -> Bool {
+        switch code {
+        case .overloaded, .rateLimited, .upstreamError, .upstreamUnreachable, .connectTimeout, .firstByteTimeout: true
+        default: false
+        }
+    }
+}
