@@ -76,21 +76,7 @@ struct ProvidersServerTests {
     @Test("fallbacks: a provider failing before its first byte hands the chat to the next at once, told by a second routing event; after three failures in a row it is skipped (cooling down, /health says so)")
     func fallbacks() async throws {
         try await MockAnthropic.run { mock in
-            let rules = try TemporaryRules("""
-                version: 1
-                providers:
-                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
-                levels:
-                  - { name: simple, route: fast, estimated_seconds: 3 }
-                routes:
-                  fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
-                """)
-            defer { rules.remove() }
-            var config = streamingConfiguration(mock)
-            config.rulesPath = rules.path
-            let app = try await buildApplication(configuration: config)
-            try await app.test(.live) { client in
-                let port = try #require(client.port)
+            try await withFallbackServer(mock) { port in
                 // Three chats: the local server answers 503 (tried once, no backoff), Claude answers instead.
                 for round in 1...3 {
                     mock.enqueue(.status(503, body: #"{"error":{"message":"busy","type":"server_error","code":null}}"#),
@@ -122,23 +108,10 @@ struct ProvidersServerTests {
     @Test("once text arrived, a failure is an error event, never a silent switch to the fallback")
     func noSwitchMidAnswer() async throws {
         try await MockAnthropic.run { mock in
-            let rules = try TemporaryRules("""
-                version: 1
-                providers:
-                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
-                levels:
-                  - { name: simple, route: fast, estimated_seconds: 3 }
-                routes:
-                  fast: { action: stream, provider: local, model: m, fallbacks: [{ model: claude-haiku-4-5 }] }
-                """)
-            defer { rules.remove() }
-            var config = streamingConfiguration(mock)
-            config.rulesPath = rules.path
             mock.enqueue(.stream([OpenAIChunk.delta(#"{"content":"Half an ans"}"#),
                                   OpenAIChunk.data(#"{"error":{"message":"The server had an error","type":"server_error","code":null}}"#)]))
-            let app = try await buildApplication(configuration: config)
-            try await app.test(.live) { client in
-                let stream = try await streamChat(port: try #require(client.port), body: chatJSON("list the people"), path: "/mcp/chat")
+            try await withFallbackServer(mock) { port in
+                let stream = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat")
                 #expect(stream.types == ["session_start", "routing", "iteration_start", "text_chunk", "error"], "\(stream.types)")
                 #expect(stream.events("error").first?["code"] as? String == "upstream_error")
                 #expect(mock.received.count == 1)
@@ -173,4 +146,22 @@ private func analyze(port: Int, _ body: String) async throws -> [String: Any] {
 private func get(port: Int, _ path: String) async throws -> [String: Any] {
     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
     return try json(try await response.body.collect(upTo: 1 << 20))
+}
+
+/// A server whose one route runs on a local OpenAI-compatible provider (the mock) and falls back to Claude.
+private func withFallbackServer(_ mock: MockAnthropic, _ body: @Sendable (Int) async throws -> Void) async throws {
+    let rules = try TemporaryRules("""
+        version: 1
+        providers:
+          local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
+        levels:
+          - { name: simple, route: fast, estimated_seconds: 3 }
+        routes:
+          fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
+        """)
+    defer { rules.remove() }
+    var config = streamingConfiguration(mock)
+    config.rulesPath = rules.path
+    let app = try await buildApplication(configuration: config)
+    try await app.test(.live) { client in try await body(try #require(client.port)) }
 }
