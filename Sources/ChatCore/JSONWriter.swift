@@ -33,6 +33,23 @@ struct JSONWriter {
         }
     }
 
+    /// A non-negative amount as a plain JSON number rounded to millionths (`0.004215`, `12`), never in exponent form.
+    mutating func millionths(_ value: Double) {
+        let micro = Int((max(0, value) * 1_000_000).rounded())
+        integer(micro / 1_000_000)
+        var fraction = micro % 1_000_000
+        guard fraction > 0 else { return }
+        var places = 6
+        while fraction % 10 == 0 { fraction /= 10; places -= 1 }
+        bytes.append(UInt8(ascii: "."))
+        var scale = 1
+        for _ in 1..<places { scale *= 10 }
+        while scale > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(fraction / scale % 10))
+            scale /= 10
+        }
+    }
+
     mutating func bool(_ value: Bool) {
         value ? raw("true") : raw("false")
     }

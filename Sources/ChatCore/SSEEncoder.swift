@@ -124,7 +124,15 @@ public struct SSEEncoder: Sendable {
             json.integer(completion.usage.inputTokens)
             json.raw(",\"outputTokens\":")
             json.integer(completion.usage.outputTokens)
+            json.raw(",\"cacheReadTokens\":")
+            json.integer(completion.usage.cacheReadTokens)
+            json.raw(",\"cacheWriteTokens\":")
+            json.integer(completion.usage.cacheWriteTokens)
             json.raw("}")
+            if let cost = completion.usage.costUSD {
+                json.raw(",\"costUSD\":")
+                json.millionths(cost)
+            }
         case .error(let error):
             json.raw(",\"code\":")
             json.string(error.code.rawValue)

@@ -111,18 +111,38 @@ public struct Completion: Sendable, Hashable {
     }
 }
 
-/// Tokens used, summed over every model call of the session.
+/// Tokens used, summed over every model call of the session, in the same shape whichever provider answered.
+///
+/// `inputTokens` never includes cached tokens: Anthropic counts them apart, and an OpenAI-compatible server's
+/// `prompt_tokens` has its `cached_tokens` taken out (they are `cacheReadTokens`).
 public struct Usage: Sendable, Hashable {
     public var inputTokens: Int
     public var outputTokens: Int
+    /// Input read from the provider's prompt cache.
+    public var cacheReadTokens: Int
+    /// Input written to the provider's prompt cache (Anthropic's `cache_creation_input_tokens`).
+    public var cacheWriteTokens: Int
+    /// What the calls cost in US dollars, from the prices in the rules file's providers: the sum over the calls
+    /// whose model has a price; `nil` when none had.
+    public var costUSD: Double?
 
-    public init(inputTokens: Int = 0, outputTokens: Int = 0) {
+    public init(inputTokens: Int = 0, outputTokens: Int = 0, cacheReadTokens: Int = 0, cacheWriteTokens: Int = 0,
+                costUSD: Double? = nil) {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
+        self.cacheReadTokens = cacheReadTokens
+        self.cacheWriteTokens = cacheWriteTokens
+        self.costUSD = costUSD
     }
 
     public static func + (lhs: Usage, rhs: Usage) -> Usage {
-        Usage(inputTokens: lhs.inputTokens + rhs.inputTokens, outputTokens: lhs.outputTokens + rhs.outputTokens)
+        let cost: Double? = switch (lhs.costUSD, rhs.costUSD) {
+        case (nil, nil): nil
+        case let (left, right): (left ?? 0) + (right ?? 0)
+        }
+        return Usage(inputTokens: lhs.inputTokens + rhs.inputTokens, outputTokens: lhs.outputTokens + rhs.outputTokens,
+                     cacheReadTokens: lhs.cacheReadTokens + rhs.cacheReadTokens,
+                     cacheWriteTokens: lhs.cacheWriteTokens + rhs.cacheWriteTokens, costUSD: cost)
     }
 }
 

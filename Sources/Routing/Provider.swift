@@ -17,15 +17,42 @@ public struct Provider: Sendable, Hashable {
     public let apiKeyEnv: String?
     /// For `openai`: the name of the token-limit field (`max_tokens` or `max_completion_tokens`).
     public let maxTokensField: String?
+    /// What each model's tokens cost, by model name; a model without a price has no cost.
+    public let prices: [String: ModelPrice]
 
-    public init(name: String, kind: Kind, baseURL: String?, apiKeyEnv: String?, maxTokensField: String? = nil) {
+    public init(name: String, kind: Kind, baseURL: String?, apiKeyEnv: String?, maxTokensField: String? = nil,
+                prices: [String: ModelPrice] = [:]) {
         self.name = name
         self.kind = kind
         self.baseURL = baseURL
         self.apiKeyEnv = apiKeyEnv
         self.maxTokensField = maxTokensField
+        self.prices = prices
     }
 
     /// The name of the built-in provider: Anthropic, configured by the server's environment.
     public static let builtIn = "anthropic"
+}
+
+/// A model's prices in US dollars per million tokens, as providers publish them.
+public struct ModelPrice: Sendable, Hashable {
+    public var input: Double
+    public var output: Double
+    /// Input read from the prompt cache; the input price when the file gives none.
+    public var cacheRead: Double
+    /// Input written to the prompt cache; the input price when the file gives none.
+    public var cacheWrite: Double
+
+    public init(input: Double, output: Double, cacheRead: Double? = nil, cacheWrite: Double? = nil) {
+        self.input = input
+        self.output = output
+        self.cacheRead = cacheRead ?? input
+        self.cacheWrite = cacheWrite ?? input
+    }
+
+    /// What these tokens cost, in US dollars.
+    public func cost(input inputTokens: Int, output outputTokens: Int, cacheRead readTokens: Int = 0, cacheWrite writeTokens: Int = 0) -> Double {
+        (Double(inputTokens) * input + Double(outputTokens) * output + Double(readTokens) * cacheRead
+            + Double(writeTokens) * cacheWrite) / 1_000_000
+    }
 }

@@ -18,7 +18,8 @@ struct RuleSetParser: YAMLDiagnosing {
     }
 
     static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples"]
-    static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field"]
+    static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field", "prices"]
+    static let priceKeys = ["input", "output", "cache_read", "cache_write"]
     static let analyzeKeys = ["history", "scan_limit", "follow_up"]
     static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
     static let routeKeys = ["action", "provider", "model", "max_iterations", "message", "fallbacks"]
@@ -126,9 +127,35 @@ struct RuleSetParser: YAMLDiagnosing {
                     error("\(context): max_tokens_field is max_tokens or max_completion_tokens, for an openai provider", at: fieldNode)
                 }
             }
-            providers[name] = Provider(name: name, kind: kind, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokensField: maxTokensField)
+            let prices = fields["prices"].map { parsePrices($0, context: context) } ?? [:]
+            providers[name] = Provider(name: name, kind: kind, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokensField: maxTokensField,
+                                       prices: prices)
         }
         return providers
+    }
+
+    /// `prices: {MODEL: {input: USD, output: USD, cache_read: USD, cache_write: USD}}`, per million tokens.
+    private mutating func parsePrices(_ node: Node, context: String) -> [String: ModelPrice] {
+        guard let map = mapping(node, "\(context): prices") else { return [:] }
+        var prices: [String: ModelPrice] = [:]
+        for (modelNode, value) in map {
+            guard let model = string(modelNode, "\(context): prices") else { continue }
+            let where_ = "\(context): the price of \(model)"
+            guard let fields = mapping(value, where_) else { continue }
+            checkKeys(fields, allowed: Self.priceKeys, context: where_)
+            func amount(_ key: String) -> Double? {
+                fields[key].flatMap { number($0, "\(where_): \(key) (USD per million tokens)", minimum: 0) }
+            }
+            let input = amount("input"), output = amount("output")
+            guard let input, let output else {
+                for key in ["input", "output"] where fields[key] == nil {
+                    error("\(where_): missing \"\(key)\" (USD per million tokens)", at: modelNode)
+                }
+                continue
+            }
+            prices[model] = ModelPrice(input: input, output: output, cacheRead: amount("cache_read"), cacheWrite: amount("cache_write"))
+        }
+        return prices
     }
 
     private mutating func parseRoutes(_ node: Node?, root: Node, providers: [String: Provider]) -> [String: Route] {

@@ -154,7 +154,9 @@ public func buildRouter<Model: LanguageModel>(
         let ticket = try gate.admit(key)
         var loopConfiguration = configuration.loop
         loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
-        let loop = AgentLoop(model: model, tools: tools, configuration: loopConfiguration)
+        let metered = MeteredModel(base: model, provider: Provider.builtIn,
+                                   prices: store.active.rules.providers[Provider.builtIn]?.prices ?? [:], route: "none", metrics: metrics)
+        let loop = AgentLoop(model: metered, tools: tools, configuration: loopConfiguration)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
                                    shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket)
     }
@@ -212,14 +214,23 @@ public func buildRouter<Model: LanguageModel>(
         headers[.switchboardModel] = loopConfiguration.model
         var decision = RoutingDecision(advice)
         decision.model = loopConfiguration.model
-        var routeModel = chosen
+        // Each call is priced and counted under the provider that answered it.
+        let rulesProviders = store.active.rules.providers
+        func metered(_ client: some LanguageModel, provider: String) -> AnyLanguageModel {
+            AnyLanguageModel(MeteredModel(base: client, provider: provider, prices: rulesProviders[provider]?.prices ?? [:],
+                                          route: analysis.route.name, metrics: metrics))
+        }
+        var routeModel = metered(chosen, provider: analysis.route.providerName)
         if !analysis.route.fallbacks.isEmpty {
             // The route's own provider first, then its fallbacks whose client can be had (a fallback on the built-in
             // provider needs ANTHROPIC_API_KEY; one whose key variable went away is left out).
-            var targets = [FallbackModel.Target(provider: analysis.route.providerName, model: loopConfiguration.model, client: chosen)]
+            var targets = [FallbackModel.Target(provider: analysis.route.providerName, model: loopConfiguration.model, client: routeModel)]
             for fallback in analysis.route.fallbacks {
                 let client: (any LanguageModel)? = if let provider = fallback.provider { try? providers.model(for: provider) } else { model }
-                if let client { targets.append(.init(provider: fallback.providerName, model: fallback.model, client: client)) }
+                if let client {
+                    targets.append(.init(provider: fallback.providerName, model: fallback.model,
+                                         client: metered(AnyLanguageModel(client), provider: fallback.providerName)))
+                }
             }
             routeModel = AnyLanguageModel(FallbackModel(targets: targets, breaker: providers.breaker, decision: decision))
         }

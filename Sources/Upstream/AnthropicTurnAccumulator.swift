@@ -46,7 +46,7 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
         let index = wire["index"]?.intValue
         switch wire["type"]?.stringValue ?? event.event {
         case "message_start":
-            if let input = wire["message"]?["usage"]?["input_tokens"]?.intValue { usage.inputTokens = input }
+            if let counts = wire["message"]?["usage"] { record(counts, output: false) }
         case "content_block_start":
             guard let index, case .object(let start)? = wire["content_block"] else { return nil }
             if blocks[index] == nil { order.append(index) }
@@ -88,9 +88,8 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             if let index { blocks[index]?.stopped = true }
         case "message_delta":
             if let reason = wire["delta"]?["stop_reason"]?.stringValue { stopReason = StopReason(rawValue: reason) }
-            // Usage here is cumulative: overwrite.
-            if let output = wire["usage"]?["output_tokens"]?.intValue { usage.outputTokens = output }
-            if let input = wire["usage"]?["input_tokens"]?.intValue { usage.inputTokens = input }
+            // Usage here is cumulative: overwrite (the input and cache counts only come on some responses).
+            if let counts = wire["usage"] { record(counts, output: true) }
         case "message_stop":
             messageStopped = true
         case "error":
@@ -99,6 +98,15 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             break // ping and event types added later
         }
         return nil
+    }
+
+    /// Takes the counts present in a `usage` object; `message_start`'s `output_tokens` is a placeholder, so it is
+    /// taken from `message_delta` only.
+    private mutating func record(_ counts: JSONValue, output: Bool) {
+        if let input = counts["input_tokens"]?.intValue { usage.inputTokens = input }
+        if let read = counts["cache_read_input_tokens"]?.intValue { usage.cacheReadTokens = read }
+        if let written = counts["cache_creation_input_tokens"]?.intValue { usage.cacheWriteTokens = written }
+        if output, let tokens = counts["output_tokens"]?.intValue { usage.outputTokens = tokens }
     }
 
     mutating func handle(_ event: ServerSentEvent, emit: (ModelStreamEvent) -> Void) throws(StreamError) {

@@ -152,7 +152,8 @@ struct OpenAITurnAccumulator: TurnAccumulating {
     private mutating func record(_ wire: JSONValue) {
         let prompt = wire["prompt_tokens"]?.intValue ?? 0
         let cached = wire["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0
-        usage = Usage(inputTokens: max(0, prompt - cached), outputTokens: wire["completion_tokens"]?.intValue ?? 0)
+        usage = Usage(inputTokens: max(0, prompt - cached), outputTokens: wire["completion_tokens"]?.intValue ?? 0,
+                      cacheReadTokens: cached)
     }
 
     /// The finished turn, once the stream ended (`[DONE]`, or the end of the body after a finish reason, as older

@@ -182,7 +182,7 @@ final class StreamingHTTP: Sendable {
         case .connectTimeout, .tlsHandshakeTimeout:
             return StreamError(code: .connectTimeout, message: "Could not connect to the model service within \(describe(timeouts.connect)).",
                                retryable: true)
-        case .deadlineExceeded, .readTimeout where beforeHead:
+        case _ where error == .deadlineExceeded || (error == .readTimeout && beforeHead):
             return StreamError(code: .firstByteTimeout, message: "The model service did not answer within \(describe(timeouts.firstByte)).",
                                retryable: true)
         case .readTimeout:

@@ -140,7 +140,11 @@ struct Stream: AsyncParsableCommand {
             return text
         case "complete":
             let usage = f["usage"] as? [String: Any] ?? [:]
-            return "\(s("stopReason")) after \(s("iterations")) iteration(s), \(s("totalTimeMs")) ms, tokens in \(usage["inputTokens"] ?? "?") out \(usage["outputTokens"] ?? "?")"
+            var text = "\(s("stopReason")) after \(s("iterations")) iteration(s), \(s("totalTimeMs")) ms, tokens in \(usage["inputTokens"] ?? "?") out \(usage["outputTokens"] ?? "?")"
+            let cached = (usage["cacheReadTokens"] as? Int ?? 0, usage["cacheWriteTokens"] as? Int ?? 0)
+            if cached != (0, 0) { text += " (cache read \(cached.0), written \(cached.1))" }
+            if let cost = f["costUSD"] as? Double { text += ", $\(cost)" }
+            return text
         case "error": return "\(s("code")): \(s("message")) (retryable: \(s("retryable")))"
         default: return ""
         }

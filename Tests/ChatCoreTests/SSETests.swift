@@ -136,8 +136,16 @@ struct SSEEncoderTests {
         #expect(progress["error"] as? String == "boom")
         let complete = try decodeJSON(encoder.encode(.complete(Completion(
             iterations: 2, stopReason: "end_turn", totalTimeMs: 1234, usage: Usage(inputTokens: 10, outputTokens: 20))))).json
-        #expect(complete["usage"] as? [String: Int] == ["inputTokens": 10, "outputTokens": 20])
+        #expect(complete["usage"] as? [String: Int] == ["inputTokens": 10, "outputTokens": 20, "cacheReadTokens": 0, "cacheWriteTokens": 0])
         #expect(complete["stopReason"] as? String == "end_turn")
+        #expect(complete["costUSD"] == nil, "no price, no cost")
+        // A cost is a plain number rounded to millionths of a dollar.
+        for (cost, text) in [(0.0042154, "0.004215"), (12.0, "12"), (0.1, "0.1"), (3.0000004, "3"), (0.0000006, "0.000001"), (0.0, "0")] {
+            let bytes = encoder.encode(.complete(Completion(iterations: 1, stopReason: "end_turn", totalTimeMs: 1,
+                                                            usage: Usage(inputTokens: 1, outputTokens: 1, cacheReadTokens: 7, costUSD: cost))))
+            #expect(String(decoding: bytes, as: UTF8.self).contains(#""cacheReadTokens":7,"cacheWriteTokens":0},"costUSD":\#(text)}"#),
+                    "\(cost)")
+        }
         let error = try decodeJSON(encoder.encode(.error(StreamError(code: .overloaded, message: "busy", retryable: true)))).json
         #expect(error["code"] as? String == "overloaded")
         #expect(error["retryable"] as? Bool == true)

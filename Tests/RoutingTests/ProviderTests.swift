@@ -68,6 +68,52 @@ struct ProviderTests {
     }
 }
 
+@Suite("Prices in the rules file")
+struct PriceRulesTests {
+    @Test("per-model prices in USD per million tokens; cache prices default to the input price")
+    func prices() throws {
+        let yaml = providersYAML("""
+              local:
+                kind: openai
+                base_url: "http://127.0.0.1:11434/v1"
+                prices:
+                  "llama3.1:8b": { input: 0, output: 0 }
+                  gpt-4.1: { input: 2, output: 8, cache_read: 0.5 }
+            """, routes: """
+              quick: { action: stream, provider: local, model: "llama3.1:8b" }
+            """)
+        let rules = try #require(RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t").accepted)
+        let prices = try #require(rules.providers["local"]?.prices)
+        #expect(prices["llama3.1:8b"] == ModelPrice(input: 0, output: 0))
+        #expect(prices["gpt-4.1"] == ModelPrice(input: 2, output: 8, cacheRead: 0.5, cacheWrite: 2))
+        let cost = try #require(prices["gpt-4.1"]?.cost(input: 1_000_000, output: 500_000, cacheRead: 2_000_000))
+        #expect(abs(cost - 7) < 1e-9, "2 + 4 + 1 dollars, found \(cost)")
+    }
+
+    @Test("a price needs input and output, non-negative numbers, and known keys")
+    func diagnostics() {
+        let yaml = providersYAML("""
+              local:
+                kind: openai
+                base_url: "http://127.0.0.1:11434/v1"
+                prices:
+                  a: { input: 1 }
+                  b: { input: -1, output: cheap }
+                  c: { input: 1, output: 2, cached: 1 }
+                  d: 3
+            """, routes: """
+              quick: { action: stream, provider: local, model: a }
+            """)
+        #expect(RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t").diagnostics.map(\.description) == [
+            #"rules.yaml:7:7: error: provider "local": the price of a: missing "output" (USD per million tokens)"#,
+            #"rules.yaml:8:19: error: provider "local": the price of b: input (USD per million tokens): must be at least 0, found -1"#,
+            #"rules.yaml:8:31: error: provider "local": the price of b: output (USD per million tokens): expected a number, found "cheap""#,
+            #"rules.yaml:9:33: error: provider "local": the price of c: unknown key "cached""#,
+            #"rules.yaml:10:10: error: provider "local": the price of d: expected a mapping (key: value), found "3""#,
+        ])
+    }
+}
+
 @Suite("Route fallbacks in the rules file")
 struct FallbackRulesTests {
     @Test("a route lists fallbacks in order; each needs a model and a known provider; advice has none")

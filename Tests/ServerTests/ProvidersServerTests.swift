@@ -119,6 +119,89 @@ struct ProvidersServerTests {
         }
     }
 
+    @Test("usage has the same shape on both providers (cache tokens apart); prices give costUSD and /metrics counts tokens and cost by provider, model and route")
+    func usageAndCost() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules("""
+                version: 1
+                providers:
+                  local:
+                    kind: openai
+                    base_url: "\(mock.baseURL)/v1"
+                    prices: { "llama3.1:8b": { input: 0.5, output: 1.5, cache_read: 0.05 } }
+                  anthropic:
+                    kind: anthropic
+                    base_url: "\(mock.baseURL)"
+                    prices:
+                      claude-sonnet-4-5: { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 }
+                levels:
+                  - { name: simple, max_score: 1, route: fast, estimated_seconds: 3 }
+                  - { name: moderate, route: standard, estimated_seconds: 10 }
+                routes:
+                  fast: { action: stream, provider: local, model: "llama3.1:8b" }
+                  standard: { action: stream, provider: anthropic, model: claude-sonnet-4-5 }
+                  unpriced: { action: stream, provider: anthropic, model: claude-haiku-4-5 }
+                rules:
+                  - { id: compare, weight: 2, when: { any_keywords: [compare] } }
+                """)
+            defer { rules.remove() }
+            var config = streamingConfiguration(mock)
+            config.rulesPath = rules.path
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                // OpenAI-compatible: prompt_tokens counts the cached tokens, which are taken out of the input.
+                mock.enqueue(.stream([OpenAIChunk.delta(#"{"role":"assistant","content":"Hi"}"#), OpenAIChunk.delta("{}", finish: "stop"),
+                                      OpenAIChunk.data(#"{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}}"#),
+                                      OpenAIChunk.done]))
+                let local = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat")
+                let localComplete = try #require(local.events("complete").first, "\(local.types)")
+                #expect(localComplete["usage"] as? [String: Int]
+                        == ["inputTokens": 600, "outputTokens": 100, "cacheReadTokens": 400, "cacheWriteTokens": 0])
+                // (600 × 0.5 + 100 × 1.5 + 400 × 0.05) / 1e6
+                #expect(localComplete["costUSD"] as? Double == 0.00047)
+
+                // Anthropic: two calls (a tool round), each priced; the cache counts come in message_start.
+                let start = SSE.event("message_start", #"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":1000,"cache_read_input_tokens":2000,"output_tokens":1}}}"#)
+                mock.enqueue(.stream([start, SSE.textStart(0), SSE.text(0, "Comparing"), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+                let claude = try await streamChat(port: port, body: chatJSON("compare the teams"), path: "/mcp/chat")
+                let claudeComplete = try #require(claude.events("complete").first, "\(claude.types)")
+                #expect(claudeComplete["usage"] as? [String: Int]
+                        == ["inputTokens": 25, "outputTokens": 15, "cacheReadTokens": 2000, "cacheWriteTokens": 1000])
+                // (25 × 3 + 15 × 15 + 2000 × 0.3 + 1000 × 3.75) / 1e6
+                #expect(claudeComplete["costUSD"] as? Double == 0.00465)
+
+                // A model without a price has no cost; the direct stream counts under the route "none".
+                mock.enqueue(.stream(SSE.textAnswer(["plain"])))
+                let unpriced = try await streamChat(port: port, body: #"{"messages":[{"role":"user","content":"hi"}],"route":"unpriced"}"#,
+                                                    path: "/mcp/chat")
+                #expect(unpriced.events("complete").first?.keys.contains("costUSD") == false, "\(unpriced.types)")
+                mock.enqueue(.stream(SSE.textAnswer(["direct"])))
+                let direct = try await streamChat(port: port, body: #"{"messages":[{"role":"user","content":"hi"}],"model":"claude-sonnet-4-5"}"#)
+                let directCost: Double = (25 * 3 + 15 * 15) / 1e6
+                #expect(direct.events("complete").first?["costUSD"] as? Double == directCost)
+
+                let metrics = try await metricsText(port: port)
+                func sample(_ name: String, _ labels: [String: String]) -> Double? {
+                    metrics.split(separator: "\n").first { line in
+                        line.hasPrefix(name + "{") && labels.allSatisfy { line.contains("\($0.key)=\"\($0.value)\"") }
+                    }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+                }
+                let fast = ["provider": "local", "model": "llama3.1:8b", "route": "fast"]
+                #expect(sample("switchboard_model_tokens_total", fast.merging(["kind": "input"]) { $1 }) == 600)
+                #expect(sample("switchboard_model_tokens_total", fast.merging(["kind": "cache_read"]) { $1 }) == 400)
+                #expect(sample("switchboard_model_tokens_total", fast.merging(["kind": "output"]) { $1 }) == 100)
+                #expect(sample("switchboard_model_cost_usd_total", fast) == 0.00047)
+                let standard = ["provider": "anthropic", "model": "claude-sonnet-4-5", "route": "standard"]
+                #expect(sample("switchboard_model_tokens_total", standard.merging(["kind": "cache_write"]) { $1 }) == 1000)
+                #expect(sample("switchboard_model_cost_usd_total", standard) == 0.00465)
+                #expect(sample("switchboard_model_calls_total", ["route": "unpriced", "model": "claude-haiku-4-5"]) == 1)
+                #expect(sample("switchboard_model_cost_usd_total", ["route": "unpriced"]) == nil)
+                #expect(sample("switchboard_model_calls_total", ["route": "none", "provider": "anthropic"]) == 1)
+            }
+        }
+    }
+
     @Test("a provider's key is read from its variable when its client is made; an unset variable is a 503 naming it")
     func keyFromEnvironment() throws {
         let providers = ProviderModels(environment: { $0 == "LOCAL_KEY" ? "sk-local" : nil })
@@ -140,6 +223,12 @@ private func analyze(port: Int, _ body: String) async throws -> [String: Any] {
     request.body = .bytes(ByteBuffer(string: body))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
     return try json(try await response.body.collect(upTo: 1 << 20))
+}
+
+/// The text of `GET /metrics`.
+private func metricsText(port: Int) async throws -> String {
+    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+    return String(buffer: try await response.body.collect(upTo: 1 << 20))
 }
 
 /// The JSON answer of a GET.

@@ -45,7 +45,7 @@ struct StreamEndpointTests {
                 let complete = try #require(stream.events("complete").first)
                 #expect(complete["iterations"] as? Int == 1)
                 #expect(complete["stopReason"] as? String == "end_turn")
-                #expect(complete["usage"] as? [String: Int] == ["inputTokens": 25, "outputTokens": 15])
+                #expect(complete["usage"] as? [String: Int] == ["inputTokens": 25, "outputTokens": 15, "cacheReadTokens": 0, "cacheWriteTokens": 0])
                 #expect(complete["totalTimeMs"] is Int)
                 let sent = try #require(mock.received.first)
                 #expect(sent.body["system"] as? String == "be kind")
@@ -216,7 +216,7 @@ struct StreamEndpointTests {
                 let complete = try #require(stream.events("complete").first)
                 #expect(complete["stopReason"] as? String == "max_iterations")
                 #expect(complete["iterations"] as? Int == 2)
-                #expect(complete["usage"] as? [String: Int] == ["inputTokens": 50, "outputTokens": 30])
+                #expect(complete["usage"] as? [String: Int] == ["inputTokens": 50, "outputTokens": 30, "cacheReadTokens": 0, "cacheWriteTokens": 0])
                 #expect(mock.received.count == 2)
             }
         }

@@ -44,7 +44,7 @@ struct OpenAITurnAccumulatorTests {
         #expect(fed.events == [.text("Hel"), .text("lo")])
         let turn = try #require(fed.turn)
         #expect(turn.stopReason == .endTurn)
-        #expect(turn.usage == Usage(inputTokens: 20, outputTokens: 7))
+        #expect(turn.usage == Usage(inputTokens: 20, outputTokens: 7, cacheReadTokens: 100))
         #expect(turn.content == [.object(["type": "text", "text": "Hello"])])
     }
 

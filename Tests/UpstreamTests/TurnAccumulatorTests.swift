@@ -59,13 +59,15 @@ struct TurnAccumulatorTests {
         #expect(turn.toolUses.isEmpty)
     }
 
-    @Test("thinking, text and a tool call: the thinking block keeps its signature; the input is parsed at its stop")
+    @Test("thinking, text and a tool call: the thinking block keeps its signature; the input is parsed at its stop; cache tokens are counted apart")
     func thinkingAndTool() throws {
         let result = try replay("thinking_tool_use.sse", chunkSize: 1)
         #expect(result.events == [.text("Let me look that up."),
                                   .toolUseStarted(id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6", name: "get_employees")])
         let turn = try #require(result.turn)
         #expect(turn.stopReason == .toolUse)
+        // Cache reads and writes are counted apart from the input, as Anthropic reports them.
+        #expect(turn.usage == Usage(inputTokens: 472, outputTokens: 89, cacheReadTokens: 2048, cacheWriteTokens: 1024))
         let input: JSONValue = ["min_increment_pct": 5, "max_increment_pct": 10, "location": "São Paulo"]
         #expect(turn.toolUses == [ToolUse(id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6", name: "get_employees", input: input)])
         #expect(turn.content.count == 3)

@@ -31,8 +31,8 @@ struct CLI {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
         let outURL = base.appendingPathExtension("out")
         let errURL = base.appendingPathExtension("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
@@ -188,7 +188,7 @@ final class ServerProcess: @unchecked Sendable {
 
     init(directory: URL, arguments: [String], environment: [String: String] = [:]) throws {
         logURL = directory.appendingPathComponent("serve.log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = CLI.binary
         process.arguments = ["serve", "--port", "0"] + arguments
         process.currentDirectoryURL = directory

@@ -134,6 +134,21 @@ public final class ServerMetrics: Sendable {
                 [("key", key), ("direction", "output")]).increment(by: Int64(output))
     }
 
+    /// A finished model call: its tokens by kind and, when its model has a price, its cost.
+    func modelCall(provider: String, model: String, route: String, usage: Usage) {
+        let labels = [("provider", provider), ("model", model), ("route", route)]
+        counter("model_calls_total", "Model calls finished, by provider, model and route.", labels).increment()
+        for (kind, tokens) in [("input", usage.inputTokens), ("output", usage.outputTokens),
+                               ("cache_read", usage.cacheReadTokens), ("cache_write", usage.cacheWriteTokens)] where tokens > 0 {
+            counter("model_tokens_total", "Model tokens used by finished calls, by provider, model, route and kind.",
+                    labels + [("kind", kind)]).increment(by: Int64(tokens))
+        }
+        if let cost = usage.costUSD {
+            counter("model_cost_usd_total", "What finished model calls cost in US dollars (from the rules file's prices).", labels)
+                .increment(by: cost)
+        }
+    }
+
     func refusal(key: String?, code: APIErrorCode) {
         counter("refusals_total", "Requests refused, by key id and error code.", [("key", key ?? "none"), ("code", code.rawValue)])
             .increment()

@@ -14,12 +14,29 @@ public final class ProviderModels: Sendable {
     private let retry: RetryPolicy
     private let environment: @Sendable (String) -> String?
     private let logger: Logger
-    private let clients = Mutex<[Provider: Client]>([:])
+    private let clients = Mutex<[Connection: Client]>([:])
     /// Which providers keep failing, shared by every route's fallbacks (and shown by `/health`).
     public let breaker = CircuitBreaker()
 
     /// The most clients kept; past it, the oldest edits' clients would pile up, so a new provider is refused.
     static let maxClients = 64
+
+    /// What a client is made from: editing a provider's prices keeps its client (and connections).
+    private struct Connection: Hashable {
+        let name: String
+        let kind: Provider.Kind
+        let baseURL: String?
+        let apiKeyEnv: String?
+        let maxTokensField: String?
+
+        init(_ provider: Provider) {
+            name = provider.name
+            kind = provider.kind
+            baseURL = provider.baseURL
+            apiKeyEnv = provider.apiKeyEnv
+            maxTokensField = provider.maxTokensField
+        }
+    }
 
     private enum Client: Sendable {
         case anthropic(AnthropicClient)
@@ -57,7 +74,7 @@ public final class ProviderModels: Sendable {
                            message: "the provider \(provider.name) needs its key in \(variable), which is not set")
         }
         return try clients.withLock { clients throws(APIError) -> any LanguageModel in
-            if let client = clients[provider] { return client.model }
+            if let client = clients[Connection(provider)] { return client.model }
             guard clients.count < Self.maxClients else {
                 throw APIError(.serviceUnavailable, code: .notConfigured,
                                message: "too many providers were configured since the server started; restart it")
@@ -76,7 +93,7 @@ public final class ProviderModels: Sendable {
                 configuration.retry = retry
                 client = .openai(OpenAIClient(configuration: configuration, logger: logger))
             }
-            clients[provider] = client
+            clients[Connection(provider)] = client
             logger.info("provider client made", metadata: [
                 "provider": "\(provider.name)", "kind": "\(provider.kind.rawValue)",
                 "url": "\(Redaction.credentials(in: provider.baseURL ?? "default"))",
