@@ -37,6 +37,8 @@ public struct Level: Sendable, Hashable {
     public let estimatedSeconds: Double
     /// Where `max_score` is written, for tools that suggest a new value.
     public let maxScoreLocation: SourceLocation?
+    /// Where `estimated_seconds` is written, for calibration's suggestions.
+    public let estimatedSecondsLocation: SourceLocation?
 }
 
 /// What to do with a chat that lands on a route.

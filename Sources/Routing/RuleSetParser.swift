@@ -264,7 +264,8 @@ struct RuleSetParser: YAMLDiagnosing {
             }
             let seconds = fields["estimated_seconds"].flatMap { number($0, "\(context): estimated_seconds", minimum: 0) }
             levels.append(Level(name: name, maxScore: maxScore, route: routeName, estimatedSeconds: seconds ?? 0,
-                                maxScoreLocation: fields["max_score"].map(location)))
+                                maxScoreLocation: fields["max_score"].map(location),
+                                estimatedSecondsLocation: fields["estimated_seconds"].map(location)))
         }
         return levels
     }

@@ -79,6 +79,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let tools = ToolBox(registry.toolBox.tools.values.map { InstrumentedTool(wrapped: $0, metrics: metrics) })
 
+    // Finished streams are kept in the database for calibration, written in batches off the streams' path.
+    let recorder = StreamRecorder(records: StreamRecords(database: database, limit: configuration.streamRecordsLimit), metrics: metrics,
+                                  logger: logger)
+    services.append(recorder)
     // The rules file's providers share the server's upstream timeouts and retries.
     let providers = ProviderModels(timeouts: configuration.anthropic?.timeouts ?? UpstreamTimeouts(),
                                    retry: configuration.anthropic?.retry ?? RetryPolicy(), logger: logger)
@@ -97,11 +101,11 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     readiness.attach(database)
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
                              toolSources: registry.sources, mcpServers: mcpServers, keys: keys, readiness: readiness,
-                             providers: providers, metrics: metrics, logger: logger)
+                             providers: providers, metrics: metrics, recorder: recorder, logger: logger)
     if let adminPort = configuration.adminPort {
         services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
                                               toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics,
-                                              breaker: providers.breaker, logger: logger))
+                                              breaker: providers.breaker, recorder: recorder, logger: logger))
         logger.info("admin endpoints listening", metadata: ["address": "\(configuration.adminHost):\(adminPort)"])
     }
     // A connection that sends no complete request head, or stops sending its body, for `idleTimeout` is closed
@@ -124,7 +128,7 @@ public func buildRouter<Model: LanguageModel>(
     rules store: RulesStore, configuration: ServerConfiguration, model: Model?, tools: ToolBox, toolSources: [String: String] = [:],
     mcpServers: [MCPServerConnection] = [], keys: APIKeyStore? = nil, quotas: any QuotaStore = InMemoryQuotaStore(),
     readiness: Readiness = Readiness(), providers: ProviderModels = ProviderModels(), metrics: ServerMetrics = ServerMetrics(),
-    logger: Logger
+    recorder: StreamRecorder? = nil, logger: Logger
 ) -> Router<SwitchboardRequestContext> {
     let router = Router(context: SwitchboardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -133,7 +137,7 @@ public func buildRouter<Model: LanguageModel>(
     if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
     addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
-                      breaker: providers.breaker)
+                      breaker: providers.breaker, recorder: recorder)
     router.get("/ready") { _, _ in
         let reasons = await readiness.reasons()
         return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons),
@@ -157,8 +161,10 @@ public func buildRouter<Model: LanguageModel>(
         let metered = MeteredModel(base: model, provider: Provider.builtIn,
                                    prices: store.active.rules.providers[Provider.builtIn]?.prices ?? [:], route: "none", metrics: metrics)
         let loop = AgentLoop(model: metered, tools: tools, configuration: loopConfiguration)
+        let labels = StreamLabels(level: nil, route: nil, provider: Provider.builtIn, model: chat.model ?? loopConfiguration.model)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket)
+                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
+                                   labels: labels, recorder: recorder)
     }
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
@@ -237,7 +243,10 @@ public func buildRouter<Model: LanguageModel>(
         let loop = AgentLoop(model: routeModel, tools: tools, configuration: loopConfiguration)
         return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
                                    shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
-                                   extraHeaders: headers, routing: decision)
+                                   extraHeaders: headers, routing: decision,
+                                   labels: StreamLabels(level: advice.complexity, route: analysis.route.name,
+                                                        provider: analysis.route.providerName, model: loopConfiguration.model),
+                                   recorder: recorder)
     }
     return router
 }
@@ -279,7 +288,7 @@ func openAPIKeys(_ configuration: ServerConfiguration, logger: Logger) throws ->
 /// admin key (when the server has keys); on `--admin-port` they need none.
 func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rules store: RulesStore, tools: ToolBox,
                                                 toolSources: [String: String], mcpServers: [MCPServerConnection],
-                                                metrics: ServerMetrics, breaker: CircuitBreaker) {
+                                                metrics: ServerMetrics, breaker: CircuitBreaker, recorder: StreamRecorder?) {
     router.get("/health") { _, _ in
         // Degraded (still 200: the server answers) while an MCP server is being reconnected.
         let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
@@ -299,19 +308,47 @@ func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rule
     router.get("/tools") { _, _ in
         try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
     }
+    router.get("/rules/calibration") { request, _ in
+        guard let recorder else {
+            throw APIError(.serviceUnavailable, code: .notConfigured, message: "this server keeps no stream records")
+        }
+        func parameter(_ name: String, default value: Int, in range: ClosedRange<Int>) throws(APIError) -> Int {
+            guard let text = request.uri.queryParameters[Substring(name)] else { return value }
+            guard let number = Int(text), range.contains(number) else {
+                throw APIError(.badRequest, code: .invalidRequest,
+                               message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)", field: name)
+            }
+            return number
+        }
+        let window = try parameter("window", default: 10_000, in: 1...recorder.records.limit)
+        let minSamples = try parameter("min_samples", default: 10, in: 1...10_000)
+        // What finished a moment ago is counted too.
+        await recorder.flush()
+        let active = store.active
+        let samples = try await recorder.records.samples(window: window).map {
+            StreamSample(level: $0.level, route: $0.route, durationMs: $0.durationMs, firstTextMs: $0.firstTextMs)
+        }
+        let calibration = Calibration(rules: active.rules, samples: samples, minSamples: minSamples)
+        let yaml: String = switch active.source {
+        case .file(let path): (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        case .embedded: DefaultRules.yaml
+        }
+        return try Response.json(CalibrationResponse(calibration, rulesVersion: active.rules.fingerprint, window: window,
+                                                     suggestions: calibration.editedLines(of: yaml, path: active.source.path)))
+    }
 }
 
 /// The admin listener of `--admin-port`: the operator's endpoints without keys, on loopback by default.
 func buildAdminApplication(configuration: ServerConfiguration, port: Int, rules store: RulesStore, tools: ToolBox,
                            toolSources: [String: String], mcpServers: [MCPServerConnection], metrics: ServerMetrics,
-                           breaker: CircuitBreaker, logger: Logger) -> some ApplicationProtocol {
+                           breaker: CircuitBreaker, recorder: StreamRecorder?, logger: Logger) -> some ApplicationProtocol {
     let router = Router(context: BasicRequestContext.self)
     // A page that rebinds its name to 127.0.0.1 must not read these either.
     var hosts = configuration
     hosts.host = configuration.adminHost
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: hosts.effectiveAllowedHosts, cors: .off))
     addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
-                      breaker: breaker)
+                      breaker: breaker, recorder: recorder)
     return Application(router: router, configuration: .init(address: .hostname(configuration.adminHost, port: port),
                                                              serverName: "switchboard-admin"), logger: logger)
 }

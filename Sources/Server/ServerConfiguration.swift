@@ -65,6 +65,8 @@ public struct ServerConfiguration: Sendable {
     public var shutdownGrace: Duration = .seconds(25)
     /// Connections open at once; more wait in the listen backlog until one closes.
     public var maxConnections = 4096
+    /// Finished streams kept in the database for calibration (the oldest go first).
+    public var streamRecordsLimit = 50_000
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
     /// calls per chat, tokens per call, tool timeout.
     public var loop = AgentConfiguration()
@@ -116,6 +118,7 @@ public struct ServerConfiguration: Sendable {
         if let count = env.integer("SWITCHBOARD_MAX_TOOL_CALLS_PER_TURN", in: 1...1_000) { loop.maxToolCallsPerTurn = count }
         if let seconds = env.seconds("SWITCHBOARD_IDLE_TIMEOUT", in: 1...3_600) { idleTimeout = seconds }
         if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
+        if let count = env.integer("SWITCHBOARD_STREAM_RECORDS", in: 1...10_000_000) { streamRecordsLimit = count }
         if let seconds = env.seconds("SWITCHBOARD_WRITE_TIMEOUT", in: 0.01...3_600) { writeTimeout = seconds }
         if let seconds = env.seconds("SWITCHBOARD_SHUTDOWN_GRACE", in: 0...3_600) { shutdownGrace = seconds }
         if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }

@@ -14,14 +14,20 @@ struct DatabaseOption: ParsableArguments {
     /// Runs `body` with the built-in tools on the database, opened, prepared and seeded; a PostgreSQL pool runs
     /// beside it and stops after.
     func withBuiltInTools<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (ToolBox) async throws -> T) async throws -> T {
+        try await withDatabase(logger: logger) { database in
+            var registry = ToolRegistry()
+            registry.register(HRTools.all(database: database), source: "built-in")
+            return try await body(registry.toolBox)
+        }
+    }
+
+    /// Runs `body` with the database, opened, prepared and seeded; a PostgreSQL pool runs beside it and stops after.
+    func withDatabase<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let opened = try await HRDatabase.open(DatabaseLocation(database), logger: logger)
-        var registry = ToolRegistry()
-        registry.register(HRTools.all(database: opened.database), source: "built-in")
-        let tools = registry.toolBox
-        guard let service = opened.service else { return try await body(tools) }
+        guard let service = opened.service else { return try await body(opened.database) }
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await service.run(); return nil }
-            group.addTask { try await body(tools) }
+            group.addTask { try await body(opened.database) }
             // The pool runs until cancelled; the first result is the body's (or an error from either).
             while let result = try await group.next() {
                 if let result {

@@ -3,12 +3,54 @@ import ChatCore
 import Foundation
 import Routing
 import RulesFiles
+import Tools
 
 struct Rules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check, test and evaluate a rules file.",
-        subcommands: [Check.self, Test.self, Eval.self]
+        subcommands: [Check.self, Test.self, Eval.self, Calibrate.self]
     )
+
+    struct Calibrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare each level's estimated_seconds with how long the server's streams took, and suggest new values.",
+            discussion: """
+                Reads the finished streams the server keeps in its database (the last \(10_000) by default) and prints, per \
+                level, the configured estimated_seconds beside the count, median and 90th percentile of the streams that \
+                completed on it; per route, the time to the first text. A level with --min-samples streams or more whose \
+                median is 10 % or more away from its value gets a suggested line to paste.
+                """)
+
+        @OptionGroup var file: RulesFileArgument
+        @OptionGroup var storage: DatabaseOption
+        @Option(help: "How many of the most recent streams to look at.")
+        var window = 10_000
+        @Option(name: .customLong("min-samples"), help: "The fewest completed streams a level needs for a suggestion.")
+        var minSamples = 10
+
+        func validate() throws {
+            guard window >= 1 else { throw ValidationError("--window must be at least 1") }
+            guard minSamples >= 1 else { throw ValidationError("--min-samples must be at least 1") }
+        }
+
+        func run() async throws {
+            let path = file.path
+            let outcome = RulesFile.load(.file(path))
+            guard let rules = outcome.accepted else {
+                for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
+                throw ExitCode(2)
+            }
+            let yaml = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let window = window
+            let samples = try await storage.withDatabase(logger: standardErrorLogger(label: "switchboard.calibrate")) { database in
+                try await StreamRecords(database: database).samples(window: window)
+            }
+            let calibration = Calibration(rules: rules, samples: samples.map {
+                StreamSample(level: $0.level, route: $0.route, durationMs: $0.durationMs, firstTextMs: $0.firstTextMs)
+            }, minSamples: minSamples)
+            print(calibration.text(yaml: yaml, path: path))
+        }
+    }
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Routing
 import Testing
+import Tools
 import Upstream
 @testable import Server
 
@@ -199,6 +200,85 @@ struct ProvidersServerTests {
                 #expect(sample("switchboard_model_cost_usd_total", ["route": "unpriced"]) == nil)
                 #expect(sample("switchboard_model_calls_total", ["route": "none", "provider": "anthropic"]) == 1)
             }
+        }
+    }
+
+    @Test("a chat that fell back stays on the fallback; each finished stream is recorded under what answered it; GET /rules/calibration compares the levels with them")
+    func calibration() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules("""
+                version: 1
+                providers:
+                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
+                levels:
+                  - { name: simple, max_score: 1, route: fast, estimated_seconds: 3 }
+                  - { name: complex, route: slow, estimated_seconds: 20 }
+                routes:
+                  fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
+                  slow: { action: stream }
+                rules:
+                  - { id: compare, weight: 2, when: { any_keywords: [compare] } }
+                """)
+            defer { rules.remove() }
+            var config = streamingConfiguration(mock)
+            config.rulesPath = rules.path
+            let databasePath = rules.directory.appendingPathComponent("switchboard.sqlite").path
+            config.database = .sqlite(path: databasePath)
+            let probe = ProbeTool(name: "route_probe")
+            let app = try await buildApplication(configuration: config, tools: [probe])
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                // The local server is down; Claude answers after a tool round, its first text 300 ms in.
+                mock.enqueue(.status(503, body: #"{"error":{"message":"busy","type":"server_error","code":null}}"#),
+                             .stream([SSE.messageStart(), SSE.toolStart(0, id: "toolu_1", name: "route_probe"), SSE.inputJSON(0, "{}"), SSE.stop(0),
+                                      SSE.messageDelta("tool_use"), SSE.messageStop]),
+                             .stream([SSE.messageStart(), SSE.textStart(0), .pause(.milliseconds(300)), SSE.text(0, "Done"), SSE.stop(0),
+                                      SSE.messageDelta("end_turn"), SSE.messageStop]))
+                let stream = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat")
+                #expect(stream.types.last == "complete", "\(stream.types)")
+                // After its tool round the chat stayed on the fallback that answered: the local server was not asked again.
+                #expect(stream.events("routing").count == 2)
+                #expect(mock.received.count == 3)
+                #expect(mock.received.last?.body["model"] as? String == "claude-haiku-4-5")
+
+                let response = try await HTTPClient.shared.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(port)/rules/calibration?min_samples=1"), timeout: .seconds(10))
+                let report = try json(try await response.body.collect(upTo: 1 << 20))
+                let levels = try #require(report["levels"] as? [[String: Any]])
+                #expect(levels.map { $0["level"] as? String } == ["simple", "complex"])
+                let simple = try #require(levels.first?["duration"] as? [String: Any])
+                #expect(simple["count"] as? Int == 1)
+                #expect(try #require(simple["medianSeconds"] as? Double) >= 0.3)
+                #expect(levels.first?["configuredSeconds"] as? Double == 3)
+                #expect(levels.last?["duration"] == nil, "no stream on complex yet")
+                let routes = try #require(report["routes"] as? [[String: Any]])
+                let fast = try #require(routes.first { $0["route"] as? String == "fast" })
+                let firstText = try #require(fast["firstText"] as? [String: Any])
+                #expect(try #require(firstText["medianSeconds"] as? Double) >= 0.3, "the first text came after the tool round and the pause")
+                let suggestions = try #require(report["suggestions"] as? [String])
+                #expect(suggestions.count == 1)
+                #expect(suggestions.first?.hasPrefix("\(rules.path):5: level \"simple\": estimated_seconds 3 → ") == true, "\(suggestions)")
+                #expect(report["minSamples"] as? Int == 1)
+                let bad = try await HTTPClient.shared.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(port)/rules/calibration?window=0"), timeout: .seconds(10))
+                #expect(bad.status == .badRequest)
+                #expect(try json(try await bad.body.collect(upTo: 1 << 20))["error"].flatMap { ($0 as? [String: Any])?["field"] as? String } == "window")
+            }
+            // The record, read from the database the server kept it in.
+            let rows = try await SQLiteDatabase(path: databasePath).fetch("SELECT * FROM stream_records", [])
+            #expect(rows.count == 1)
+            let row = try #require(rows.first)
+            #expect(row["level"]?.text == "simple")
+            #expect(row["route"]?.text == "fast")
+            #expect(row["provider"]?.text == "anthropic", "booked under the fallback that answered")
+            #expect(row["model"]?.text == "claude-haiku-4-5")
+            #expect(row["iterations"]?.int == 2)
+            #expect(row["tool_calls"]?.int == 1)
+            #expect(row["output_tokens"]?.int == 30)
+            #expect(row["outcome"]?.text == "complete")
+            let firstTextMs = try #require(row["first_text_ms"]?.int)
+            #expect(firstTextMs >= 300)
+            #expect(try #require(row["duration_ms"]?.int) >= firstTextMs)
         }
     }
 

@@ -121,10 +121,10 @@ struct SecurityTests {
         }
     }
 
-    @Test("/rules, /tools and /metrics need an admin key")
+    @Test("/rules, /rules/calibration, /tools and /metrics need an admin key")
     func adminEndpoints() async throws {
         try await withServer { port, _, _ in
-            for path in ["/rules", "/tools", "/metrics"] {
+            for path in ["/rules", "/rules/calibration", "/tools", "/metrics"] {
                 let plain = try await request(port, path, method: .GET, key: webKey, body: nil)
                 #expect((plain.status, plain.code) == (403, "forbidden"), "\(path)")
                 #expect(try await request(port, path, method: .GET, key: adminKey, body: nil).status == 200, "\(path)")
@@ -349,7 +349,7 @@ struct SecurityTests {
         let adminPort = freeLoopbackPort()
         try await withServer(configure: { $0.adminPort = adminPort }) { port, _, _ in
             #expect(await eventually(within: .seconds(10)) { acceptsConnections(port: adminPort) })
-            for path in ["/metrics", "/rules", "/tools", "/health"] {
+            for path in ["/metrics", "/rules", "/rules/calibration", "/tools", "/health"] {
                 #expect(try await request(adminPort, path, method: .GET, body: nil).status == 200, "\(path)")
             }
             #expect(try await request(port, "/metrics", method: .GET, body: nil).status == 401)

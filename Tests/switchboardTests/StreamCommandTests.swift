@@ -114,3 +114,50 @@ struct ShutdownTests {
         }
     }
 }
+
+@Suite("rules calibrate", .serialized, .timeLimit(.minutes(1)))
+struct CalibrateCommandTests {
+    @Test("streams the server finished (kept when it stops) are compared with the levels, and a line to paste is suggested")
+    func calibrate() async throws {
+        try await MockAnthropic.run { mock in
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let rules = """
+                version: 1
+                levels:
+                  - { name: simple, max_score: 1, route: fast, estimated_seconds: 3 }
+                  - { name: complex, route: slow, estimated_seconds: 20 }
+                routes:
+                  fast: { action: stream }
+                  slow: { action: stream }
+                rules:
+                  - { id: compare, weight: 2, when: { any_keywords: [compare] } }
+                """
+            try rules.write(to: directory.appendingPathComponent("rules.yaml"), atomically: true, encoding: .utf8)
+            let server = try ServerProcess(directory: directory, arguments: [], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-cli-test", "ANTHROPIC_BASE_URL": mock.baseURL,
+            ])
+            defer { server.stop() }
+            // Three chats on the simple level, each about 0.4 s long.
+            for _ in 1...3 {
+                mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), .pause(.milliseconds(400)), SSE.text(0, "Hi"), SSE.stop(0),
+                                      SSE.messageDelta("end_turn"), SSE.messageStop]))
+                let chat = try await CLI.runAsync(["stream", "--routed", "--url", "http://127.0.0.1:\(server.port)", "hello"])
+                #expect(chat.status == 0, "\(chat.stdout)")
+            }
+            // Stopping flushes what the recorder still holds.
+            server.stop()
+            #expect(server.process.terminationStatus == 0)
+            let result = try await CLI.runAsync(["rules", "calibrate", "--min-samples", "3", "rules.yaml"], in: directory)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            let simple = try #require(lines.first { $0.hasPrefix("  simple") }, "\(result.stdout)")
+            #expect(simple.split(separator: " ", omittingEmptySubsequences: true).prefix(5).map(String.init)
+                    == ["simple", "fast", "3", "s", "3"], "configured 3 s, three streams: \(simple)")
+            #expect(lines.contains { $0.hasPrefix("  complex  slow   20 s        0 ") }, "\(result.stdout)")
+            #expect(lines.contains { $0.hasPrefix("rules.yaml:3: level \"simple\": estimated_seconds 3 → 0.5 (3 streams: median 0.4") },
+                    "\(result.stdout)")
+            #expect(lines.contains("      - { name: simple, max_score: 1, route: fast, estimated_seconds: 0.5 }"), "\(result.stdout)")
+        }
+    }
+}

@@ -180,7 +180,8 @@ extension RuleSet {
         }
         let levels = self.levels.enumerated().map { index, level in
             Level(name: level.name, maxScore: index < thresholds.count ? thresholds[index] : level.maxScore, route: level.route,
-                  estimatedSeconds: level.estimatedSeconds, maxScoreLocation: level.maxScoreLocation)
+                  estimatedSeconds: level.estimatedSeconds, maxScoreLocation: level.maxScoreLocation,
+                  estimatedSecondsLocation: level.estimatedSecondsLocation)
         }
         return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
                        scanLimit: scanLimit, levels: levels, routes: routes, providers: providers, rules: rules, examples: examples,

@@ -149,6 +149,11 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    func streamRecordDropped(count: Int = 1) {
+        counter("stream_records_dropped_total", "Finished streams not kept for calibration (the database fell behind or failed).", [])
+            .increment(by: Int64(count))
+    }
+
     func refusal(key: String?, code: APIErrorCode) {
         counter("refusals_total", "Requests refused, by key id and error code.", [("key", key ?? "none"), ("code", code.rawValue)])
             .increment()

@@ -1,11 +1,18 @@
 import ChatCore
+import Synchronization
 import Upstream
 
 /// A route's model with its fallbacks: each model call goes to the first target that is not cooling down; when it
 /// fails before its first byte (could not connect, timed out, rate-limited, overloaded, a 5xx), the next target is
 /// tried at once (a target with another after it makes one attempt, no backoff) and the stream hears a new `routing` decision with `fallbackFrom` and the reason. Once anything
 /// of the answer arrived, a failure is the stream's error, as without fallbacks: never a silent switch mid-answer.
+/// A chat that moved stays where it moved: its later model calls (after tools) go to the target that answered first.
 struct FallbackModel: LanguageModel {
+    /// The target that answered this chat's last call, which its next call tries first.
+    private final class Answering: Sendable {
+        let provider = Mutex<String?>(nil)
+    }
+
     struct Target: Sendable {
         let provider: String
         let model: String
@@ -16,10 +23,20 @@ struct FallbackModel: LanguageModel {
     let breaker: CircuitBreaker
     /// The decision the stream was told first; fallbacks tell it again with their provider and model.
     let decision: RoutingDecision
+    private let answering = Answering()
+
+    init(targets: [Target], breaker: CircuitBreaker, decision: RoutingDecision) {
+        self.targets = targets
+        self.breaker = breaker
+        self.decision = decision
+    }
 
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        // Targets cooling down go last, so they are tried only when nothing else is left.
-        let ordered = targets.filter { !breaker.isOpen($0.provider) } + targets.filter { breaker.isOpen($0.provider) }
+        // The target that answered this chat before goes first; targets cooling down go last, so they are tried
+        // only when nothing else is left.
+        let answered = answering.provider.withLock { $0 }
+        let preferred = targets.filter { "\($0.provider)/\($0.model)" == answered } + targets.filter { "\($0.provider)/\($0.model)" != answered }
+        let ordered = preferred.filter { !breaker.isOpen($0.provider) } + preferred.filter { breaker.isOpen($0.provider) }
         var failed: (target: Target, error: StreamError)?
         for (position, target) in ordered.enumerated() {
             if let (from, error) = failed {
@@ -43,6 +60,7 @@ struct FallbackModel: LanguageModel {
                     }
                 }
                 breaker.succeeded(target.provider)
+                answering.provider.withLock { $0 = "\(target.provider)/\(target.model)" }
                 return turn
             } catch let error as StreamError where !started && Self.fallsBack(error.code) {
                 breaker.failed(target.provider)

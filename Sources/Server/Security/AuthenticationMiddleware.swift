@@ -12,7 +12,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let quotas: any QuotaStore
     let metrics: ServerMetrics
 
-    static let adminPaths: Set<String> = ["/rules", "/tools", "/metrics"]
+    static let adminPaths: Set<String> = ["/rules", "/rules/calibration", "/tools", "/metrics"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Tools
 
 /// The SSE response of `POST /mcp/chat/stream` (and of smart routing when it streams).
 ///
@@ -26,7 +27,7 @@ enum ChatStream {
     static func response<Model: LanguageModel>(
         channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration = .seconds(25),
         logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:],
-        routing: RoutingDecision? = nil
+        routing: RoutingDecision? = nil, labels: StreamLabels, recorder: StreamRecorder? = nil
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
@@ -36,7 +37,7 @@ enum ChatStream {
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
             let clock = ContinuousClock()
             let started = clock.now
-            let tally = StreamTally()
+            let tally = StreamTally(labels: labels)
             metrics.streamOpened()
             let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
             // The pipeline writes each event itself: one encoding, one awaited write.
@@ -52,9 +53,17 @@ enum ChatStream {
                     }
                 }
             }
+            /// Keeps the stream for calibration.
+            func record(_ outcome: StreamOutcome, duration: Duration) {
+                guard let recorder else { return }
+                recorder.record(tally.record(sessionId: sessionId, outcome: outcome, duration: duration,
+                                             firstText: tally.firstTextAt.map { $0 - started }))
+            }
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
             func clientWentAway() {
-                metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: clock.now - started)
+                let elapsed = clock.now - started
+                metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: elapsed)
+                record(.clientGone, duration: elapsed)
                 logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
             }
             do {
@@ -73,13 +82,13 @@ enum ChatStream {
                 // Book the stream before its body ends, so a client that sends its next request the moment this
                 // one ends already meets the spent budget, the counted metrics and the log line.
                 let elapsed = clock.now - started
-                metrics.streamClosed(outcome: tally.errorCode == nil ? .complete : .error, errorCode: tally.errorCode,
-                                     events: tally.events, duration: elapsed)
+                let outcome: StreamOutcome = tally.errorCode == nil ? .complete : .error
+                metrics.streamClosed(outcome: outcome, errorCode: tally.errorCode, events: tally.events, duration: elapsed)
                 if let usage = tally.usage { ticket?.spent(usage) }
-                logger.info("stream finished", metadata: [
-                    "events": "\(tally.events)", "last": "\(tally.last)",
-                    "ms": "\(elapsed.inMilliseconds)",
-                ])
+                record(outcome, duration: elapsed)
+                var metadata: Logger.Metadata = ["events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)"]
+                if let cost = tally.usage?.costUSD { metadata["cost_usd"] = "\(cost)" }
+                logger.info("stream finished", metadata: metadata)
                 try await stream.finish()
             } catch {
                 clientWentAway()
@@ -104,14 +113,31 @@ extension ChatStream {
     }
 }
 
-/// What a stream sent, for its log line and metrics. Written only by the pipeline's task and read after it
-/// has finished, so it needs no lock.
+/// What a stream is booked under for calibration: the level and route of smart routing (`nil` for
+/// `POST /mcp/chat/stream`), and the provider and model it starts on.
+struct StreamLabels: Sendable {
+    var level: String?
+    var route: String?
+    var provider: String
+    var model: String
+}
+
+/// What a stream sent, for its log line, metrics and calibration record. Written only by the pipeline's task and
+/// read after it has finished, so it needs no lock.
 private final class StreamTally: @unchecked Sendable {
     var events = 0
     var last = "none"
     var errorCode: StreamErrorCode?
     /// The session's tokens, from its `complete` event.
     var usage: Usage?
+    var labels: StreamLabels
+    var iterations = 0
+    var toolCalls = 0
+    var firstTextAt: ContinuousClock.Instant?
+
+    init(labels: StreamLabels) {
+        self.labels = labels
+    }
 
     func count(_ event: StreamEvent) {
         events += 1
@@ -119,7 +145,25 @@ private final class StreamTally: @unchecked Sendable {
         switch event {
         case .error(let error): errorCode = error.code
         case .complete(let completion): usage = completion.usage
+        case .textChunk: if firstTextAt == nil { firstTextAt = .now }
+        case .iterationStart: iterations += 1
+        case .toolDetected: toolCalls += 1
+        case .routing(let decision):
+            // A fallback moved the stream: it is booked under what answered.
+            if let provider = decision.provider { labels.provider = provider }
+            if let model = decision.model { labels.model = model }
         default: break
         }
+    }
+
+    func record(sessionId: String, outcome: StreamOutcome, duration: Duration, firstText: Duration?) -> StreamRecord {
+        let usage = usage ?? Usage()
+        return StreamRecord(
+            sessionId: sessionId, finishedAt: Int64((Date().timeIntervalSince1970 * 1000).rounded()), level: labels.level,
+            route: labels.route, provider: labels.provider, model: labels.model, durationMs: Int(duration.inMilliseconds),
+            firstTextMs: firstText.map { Int($0.inMilliseconds) }, iterations: iterations, toolCalls: toolCalls,
+            inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens,
+            cacheWriteTokens: usage.cacheWriteTokens, costUSD: usage.costUSD, outcome: outcome.rawValue,
+            errorCode: errorCode?.rawValue)
     }
 }

@@ -47,6 +47,8 @@ public enum HRSchema {
             "CREATE INDEX increments_employee_year ON salary_increments(employee_id, year)",
             "CREATE INDEX increments_year ON salary_increments(year)",
         ]),
+        // Finished streams, for `GET /rules/calibration` and `switchboard rules calibrate`.
+        (2, StreamRecords.schema),
     ]
 
     /// Applies pending migrations and seeds an empty database; safe to call on every start.
