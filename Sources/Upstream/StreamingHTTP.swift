@@ -87,10 +87,11 @@ final class StreamingHTTP: Sendable {
             do {
                 let response = try await client.execute(request, deadline: .now() + TimeAmount(timeouts.firstByte))
                 if response.status == .ok { return response }
-                let error = refusal(response, try? await response.body.collect(upTo: 64 << 10))
-                guard [408, 409, 429, 529].contains(response.status.code) || response.status.code >= 500 else { throw error }
+                let body = try? await response.body.collect(upTo: 64 << 10)
+                let error = refusal(response, body)
+                guard Self.mayRetry(response, error: error) else { throw error }
                 failure = error
-                retryAfter = Self.retryAfter(response.headers)
+                retryAfter = Self.retryAfter(response.headers) ?? Self.retryHint(in: body)
             } catch let error where !(error is StreamError) {
                 try Task.checkCancellation()
                 failure = Self.transportError(error, timeouts: timeouts, beforeHead: true)
@@ -151,6 +152,33 @@ final class StreamingHTTP: Sendable {
         }
         try Task.checkCancellation()
         return try accumulator.finish()
+    }
+
+    /// Whether a refused request may succeed when sent again: the server's `x-should-retry` when it says, else
+    /// 408, 409, 429, 529 and 5xx, unless the error itself never clears (a used-up quota).
+    static func mayRetry(_ response: HTTPClientResponse, error: StreamError) -> Bool {
+        switch response.headers.first(name: "x-should-retry")?.lowercased() {
+        case "true": return true
+        case "false": return false
+        default:
+            let status = response.status.code
+            return ([408, 409, 429, 529].contains(status) || status >= 500) && error.retryable
+        }
+    }
+
+    /// The wait an error body asks for when no header does: OpenAI's 429s say "Please try again in 644ms" (or
+    /// "in 1.5s", "in 20s").
+    static func retryHint(in body: ByteBuffer?) -> Duration? {
+        guard let body else { return nil }
+        let text = String(buffer: body)
+        guard let range = text.range(of: "try again in ", options: .caseInsensitive) else { return nil }
+        let rest = text[range.upperBound...]
+        let number = rest.prefix { $0.isNumber || $0 == "." }
+        guard let value = Double(number), value > 0 else { return nil }
+        let unit = rest.dropFirst(number.count)
+        if unit.hasPrefix("ms") { return .milliseconds(Int64(value.rounded(.up))) }
+        if unit.hasPrefix("s") { return .milliseconds(Int64((value * 1000).rounded(.up))) }
+        return nil
     }
 
     /// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date.

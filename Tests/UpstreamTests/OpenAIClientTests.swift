@@ -1,6 +1,7 @@
 import AnthropicMock
 import ChatCore
 import Foundation
+import NIOCore
 import Synchronization
 import Testing
 @testable import Upstream
@@ -121,6 +122,42 @@ struct OpenAIClientTests {
                 #expect(mock.received.count == 4, "a 400 is not tried again")
             }
         }
+    }
+
+    @Test("a 429 body's \"try again in 300ms\" is waited for; a used-up quota is not retried; x-should-retry overrides the status")
+    func retryHints() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.status(429, body: #"{"error":{"message":"Rate limit reached for gpt-4.1 on tokens per min. Please try again in 300ms.","type":"tokens","code":"rate_limit_exceeded"}}"#),
+                         .stream(OpenAIChunk.textAnswer(["after the wait"])),
+                         .status(429, body: #"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#),
+                         .status(503, headers: ["x-should-retry": "false"], body: #"{"error":{"message":"down for maintenance","type":"server_error","code":null}}"#),
+                         .status(400, headers: ["x-should-retry": "true"], body: #"{"error":{"message":"transient","type":"invalid_request_error","code":null}}"#),
+                         .stream(OpenAIChunk.textAnswer(["told to retry"])))
+            try await withClient(mock) { model in
+                let started = ContinuousClock.now
+                let turn = try await model.streamTurn(afterToolRound) { _ in }
+                #expect(turn.content == [["type": "text", "text": "after the wait"]])
+                #expect(ContinuousClock.now - started >= .milliseconds(300), "the body's hint, not the 20 ms base delay")
+                #expect(mock.received.count == 2)
+
+                let quota = await #expect(throws: StreamError.self) { try await model.streamTurn(afterToolRound) { _ in } }
+                #expect(quota?.code == .rateLimited)
+                #expect(quota?.retryable == false)
+                #expect(mock.received.count == 3, "a used-up quota does not clear by waiting")
+
+                let maintenance = await #expect(throws: StreamError.self) { try await model.streamTurn(afterToolRound) { _ in } }
+                #expect(maintenance?.code == .upstreamError)
+                #expect(mock.received.count == 4, "x-should-retry: false")
+
+                let retried = try await model.streamTurn(afterToolRound) { _ in }
+                #expect(retried.content == [["type": "text", "text": "told to retry"]])
+                #expect(mock.received.count == 6, "x-should-retry: true")
+            }
+        }
+        #expect(StreamingHTTP.retryHint(in: ByteBuffer(string: "Please try again in 1.5s.")) == .milliseconds(1500))
+        #expect(StreamingHTTP.retryHint(in: ByteBuffer(string: "try again in 20s")) == .seconds(20))
+        #expect(StreamingHTTP.retryHint(in: ByteBuffer(string: "try again in a moment")) == nil)
+        #expect(StreamingHTTP.retryHint(in: ByteBuffer(string: "try again in 5 minutes")) == nil)
     }
 
     @Test("an error chunk after the 200 is delivered after the text before it; a stream cut without finish is an error")
