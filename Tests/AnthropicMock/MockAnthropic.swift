@@ -129,6 +129,9 @@ public final class MockAnthropic: Sendable {
             fields[.contentType] = "text/event-stream; charset=utf-8"
             fields[.cacheControl] = "no-cache"
             fields[HTTPField.Name("request-id")!] = "req_mock"
+            // Watching for the client's hang-up ends the connection's inbound side, so the connection closes after
+            // this response: say so, as a server must, or a client could send its next request on it and fail.
+            fields[.connection] = "close"
             return Response(status: .ok, headers: fields, body: ResponseBody { [request] writer in
                 do {
                     try await request.body.consumeWithCancellationOnInboundClose { _ in
