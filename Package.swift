@@ -66,6 +66,8 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+        ], resources: [
+            .embedInCode("Frontend/index.html"), .embedInCode("Frontend/playground.js"), .embedInCode("Frontend/client.js"),
         ]),
         .executableTarget(name: "switchboard", dependencies: [
             "Server", "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Tools",
@@ -90,7 +92,7 @@ let package = Package(
             "Server", "RulesFiles", "Upstream", "AnthropicMock", "Tools", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
-        ]),
+        ], exclude: ["Browser"]),
         .testTarget(name: "switchboardTests", dependencies: [
             "switchboard", "AnthropicMock", "TestSupport", "ChatCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -317,7 +317,8 @@ async def main(args):
         await asyncio.wait_for(asyncio.gather(*(limited() for _ in range(args.streams))), timeout=300)
         cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
         events = sum(results)
-        complete = sum(1 for r in results if r == args.deltas + 3)
+        # session_start, iteration_start and complete, and the routing event of smart routing.
+        complete = sum(1 for r in results if r == args.deltas + 3 + (1 if CHAT_PATH == b"/mcp/chat" else 0))
         print(f"throughput: {len(results)} streams ({complete} complete), {args.concurrency} at a time, "
               f"{events} events in {wall:.2f} s = {events / wall:,.0f} events/s")
         print(f"server CPU: {cpu:.2f} s = {cpu / events * 1e6:.1f} µs per relayed event")

@@ -138,6 +138,8 @@ public func buildRouter<Model: LanguageModel>(
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
     addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
                       breaker: providers.breaker, recorder: recorder)
+    // The playground and the browser client: no data in them, so no key.
+    FrontendAssets.add(to: router)
     router.get("/ready") { _, _ in
         let reasons = await readiness.reasons()
         return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons),

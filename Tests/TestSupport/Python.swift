@@ -85,3 +85,30 @@ public func freeLoopbackPort() -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// `runProcess` on a thread of its own, so a test that serves requests in this process keeps every thread of
+/// Swift's pool while it waits.
+public func runProcessAsync(_ executable: URL, _ arguments: [String], in directory: URL? = nil) async throws -> ProcessResult {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try runProcess(executable, arguments, in: directory) })
+        }
+    }
+}
+
+/// Headless Chromium driven by Python's Selenium, for the tests of the pages the server serves (`.ci/run` installs
+/// Debian's chromium and chromium-driver, and selenium from PyPI).
+public enum Browser {
+    public static let available: Bool = {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium"),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver") else { return false }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import selenium"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+}

@@ -16,7 +16,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        if BrowserSafetyMiddleware<Context>.probes.contains(path) { return try await next(request, context) }
+        if BrowserSafetyMiddleware<Context>.probes.contains(path) || FrontendAssets.paths.contains(path) {
+            return try await next(request, context)
+        }
         guard let presented = Self.presentedKey(request.headers) else {
             metrics.refusal(key: nil, code: .unauthorized)
             throw APIError(.unauthorized, code: .unauthorized,

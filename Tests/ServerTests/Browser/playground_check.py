@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Drives the playground (GET /) in headless Chromium with Selenium and checks what it renders.
+
+Run by PlaygroundBrowserTests against a server whose upstream is a local fake that answers, in order:
+a tool call, a text answer in several chunks, then a long answer that the page cancels. Prints one JSON
+object with what it saw; exits 1 with a message when something is wrong.
+"""
+import argparse
+import json
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def fail(message):
+    print(json.dumps({"ok": False, "error": message}))
+    sys.exit(1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--query", required=True)
+    parser.add_argument("--screenshot")
+    args = parser.parse_args()
+
+    options = Options()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(args.url)
+        wait = WebDriverWait(driver, 20)
+        status = driver.find_element(By.ID, "status")
+
+        # 1. A routed chat with a tool round.
+        driver.find_element(By.ID, "query").send_keys(args.query)
+        driver.find_element(By.ID, "send").click()
+        wait.until(lambda d: status.text in ("done", "cancelled") or "bad" in status.get_attribute("class"))
+        if status.text != "done":
+            fail(f"the first chat ended with status {status.text!r}")
+        marks = [{"text": m.text, "rule": m.get_attribute("data-rule"), "title": m.get_attribute("title")}
+                 for m in driver.find_elements(By.CSS_SELECTOR, "#query-view mark")]
+        rows = []
+        for row in driver.find_elements(By.CSS_SELECTOR, "#timeline tr"):
+            cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            rows.append({"id": cells[0], "type": cells[1], "sinceStart": float(cells[2]), "sincePrevious": float(cells[3]),
+                         "detail": cells[4]})
+        analysis = {dt.text: dd.text for dt, dd in zip(driver.find_elements(By.CSS_SELECTOR, "#analysis dt"),
+                                                         driver.find_elements(By.CSS_SELECTOR, "#analysis dd"))}
+        totals = {dt.text: dd.text for dt, dd in zip(driver.find_elements(By.CSS_SELECTOR, "#totals dt"),
+                                                       driver.find_elements(By.CSS_SELECTOR, "#totals dd"))}
+        answer = driver.find_element(By.ID, "answer").text
+        if args.screenshot:
+            driver.save_screenshot(args.screenshot)
+
+        # 2. A chat cancelled while its text streams.
+        query = driver.find_element(By.ID, "query")
+        query.clear()
+        query.send_keys(args.query + " again")
+        driver.find_element(By.ID, "send").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline tr[data-type=text_chunk]"))
+        cancel_clicked = time.monotonic()
+        driver.find_element(By.ID, "cancel").click()
+        wait.until(lambda d: status.text == "cancelled")
+        cancel_ms = (time.monotonic() - cancel_clicked) * 1000
+        cancelled_rows = [r.get_attribute("data-type") for r in driver.find_elements(By.CSS_SELECTOR, "#timeline tr")]
+        cancelled_answer = driver.find_element(By.ID, "answer").text
+        print(json.dumps({"ok": True, "marks": marks, "rows": rows, "analysis": analysis, "totals": totals, "answer": answer,
+                          "cancelledRows": cancelled_rows, "cancelledAnswer": cancelled_answer, "cancelMs": cancel_ms,
+                          "sendEnabled": driver.find_element(By.ID, "send").is_enabled()}))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+import AnthropicMock
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TestSupport
+@testable import Server
+
+private let playgroundRules = """
+    version: 1
+    levels:
+      - { name: simple, max_score: 3, route: fast, estimated_seconds: 4 }
+      - { name: complex, route: desktop, estimated_seconds: 30 }
+    routes:
+      fast: { action: stream, model: claude-haiku-4-5 }
+      desktop: { action: advise, message: "Use the desktop client." }
+    rules:
+      - { id: people, weight: 1, description: "asks about employees", when: { any_keywords: [employees] } }
+      - { id: increments, weight: 1, description: "a percentage range", when: { regex: '\\d+-\\d+%' } }
+    """
+
+@Suite("The frontend kit", .serialized, .timeLimit(.minutes(2)))
+struct PlaygroundTests {
+    @Test("GET / and GET /client.js answer without a key, with their types and a strict content security policy")
+    func assets() async throws {
+        var config = configuration(rules: nil)
+        config.apiKeys = ["sb_playground-test-key-0123456789abcdef"]
+        let app = try await buildApplication(configuration: config)
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            for (path, type, needle) in [("/", "text/html", "<title>Switchboard playground</title>"),
+                                         ("/client.js", "text/javascript", "export class Switchboard"),
+                                         ("/playground.js", "text/javascript", "from \"./client.js\"")] {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"),
+                                                                   timeout: .seconds(10))
+                #expect(response.status == .ok, "\(path)")
+                #expect(response.headers.first(name: "content-type")?.hasPrefix(type) == true, "\(path)")
+                #expect(response.headers.first(name: "content-security-policy")?.contains("script-src 'self'") == true)
+                #expect(response.headers.first(name: "x-content-type-options") == "nosniff")
+                #expect(String(buffer: try await response.body.collect(upTo: 1 << 20)).contains(needle), "\(path)")
+            }
+            // The API itself still needs the key.
+            let tools = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/tools"), timeout: .seconds(10))
+            #expect(tools.status == .unauthorized)
+        }
+    }
+
+    @Test("the client's SSE parser: CRLF, CR and LF, chunks split anywhere (inside CRLF and inside a character), comments, multi-line data",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/node")))
+    func parser() async throws {
+        let client = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/Server/Frontend/client.js").standardized.path
+        let script = """
+            const { SSEParser } = await import(process.argv[1]);
+            const stream = 'id: 1\\r\\ndata: {"type":"a","text":"São 😀"}\\r\\n\\r\\n: keepalive\\n\\nid: 2\\rdata: line one\\rdata: line two\\r\\r'
+              + 'event: custom\\ndata:no-space\\n\\ndata: unfinished';
+            const bytes = new TextEncoder().encode(stream);
+            const whole = new SSEParser().push(bytes);
+            for (let size = 1; size <= 7; size++) {
+              const parser = new SSEParser(); const got = [];
+              for (let i = 0; i < bytes.length; i += size) got.push(...parser.push(bytes.slice(i, i + size)));
+              if (JSON.stringify(got) !== JSON.stringify(whole)) { console.log('chunks of ' + size + ': ' + JSON.stringify(got)); process.exit(1); }
+            }
+            console.log(JSON.stringify(whole));
+            """
+        let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/node"), ["--input-type=module", "-e", script, client])
+        #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
+        let events = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [[String: Any]])
+        #expect(events.count == 4, "\(events)")
+        #expect(events[0]["data"] as? String == #"{"type":"a","text":"São 😀"}"#)
+        #expect(events[0]["id"] as? String == "1")
+        #expect(events[1]["comment"] as? String == "keepalive")
+        #expect(events[2]["data"] as? String == "line one\nline two")
+        #expect(events[2]["id"] as? String == "2")
+        #expect(events[3]["event"] as? String == "custom")
+        #expect(events[3]["data"] as? String == "no-space")
+    }
+
+    @Test("in a real browser: the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, and a cancel that stops the upstream",
+          .enabled(if: Browser.available))
+    func browser() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules(playgroundRules)
+            defer { rules.remove() }
+            var config = streamingConfiguration(mock)
+            config.rulesPath = rules.path
+            let app = try await buildApplication(configuration: config)
+            mock.enqueue(
+                .stream([SSE.messageStart(), SSE.toolStart(0, id: "toolu_1", name: "get_employees"),
+                         SSE.inputJSON(0, #"{"min_increment_pct":5,"max_increment_pct":10,"limit":3}"#), SSE.stop(0),
+                         SSE.messageDelta("tool_use"), SSE.messageStop]),
+                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Found "), .pause(.milliseconds(120)),
+                         SSE.text(0, "the people"), .pause(.milliseconds(120)), SSE.text(0, " you asked for."), SSE.stop(0),
+                         SSE.messageDelta("end_turn"), SSE.messageStop]),
+                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Working"), .pause(.seconds(30)), SSE.text(0, " on it"),
+                         SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Browser/playground_check.py").path
+                var arguments = [script, "--url", "http://127.0.0.1:\(port)/", "--query", "list the employees with a 5-10% increment"]
+                if let path = ProcessInfo.processInfo.environment["SWITCHBOARD_PLAYGROUND_SCREENSHOT"] { arguments += ["--screenshot", path] }
+                let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/env"), ["python3"] + arguments)
+                #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
+                let seen = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "\(result.stderrText)")
+
+                let marks = try #require(seen["marks"] as? [[String: Any]])
+                #expect(marks.map { $0["text"] as? String } == ["employees", "5-10%"])
+                #expect(marks.map { $0["rule"] as? String } == ["people", "increments"])
+                #expect((marks.first?["title"] as? String)?.contains("asks about employees") == true)
+                let analysis = try #require(seen["analysis"] as? [String: String])
+                #expect(analysis["level"] == "simple")
+                #expect(analysis["route"] == "fast")
+                #expect(analysis["model"] == "anthropic/claude-haiku-4-5")
+
+                let rows = try #require(seen["rows"] as? [[String: Any]])
+                #expect(rows.map { $0["type"] as? String } == [
+                    "session_start", "routing", "iteration_start", "tool_detected", "tools_executing", "tool_progress",
+                    "tool_progress", "iteration_start", "text_chunk", "text_chunk", "text_chunk", "complete",
+                ])
+                #expect(rows.map { $0["id"] as? String } == (1...12).map(String.init), "every event once, in order")
+                let times = rows.compactMap { $0["sinceStart"] as? Double }
+                #expect(times == times.sorted(), "times since the start never go back")
+                // The pauses the upstream made are the gaps the page saw: the chunks arrived as they were sent.
+                let chunkGaps = rows.filter { $0["type"] as? String == "text_chunk" }.dropFirst().compactMap { $0["sincePrevious"] as? Double }
+                #expect(chunkGaps.count == 2 && chunkGaps.allSatisfy { $0 >= 100 }, "\(chunkGaps)")
+                let finished = try #require(rows.first { ($0["detail"] as? String)?.hasPrefix("get_employees completed in ") == true })
+                #expect(finished["type"] as? String == "tool_progress")
+                #expect(seen["answer"] as? String == "Found the people you asked for.")
+                let totals = try #require(seen["totals"] as? [String: String])
+                #expect(totals["events"] == "12")
+                #expect(totals["tokens"] == "50 in, 30 out")
+
+                // The cancel: the page stopped, the server closed the upstream request.
+                let cancelled = try #require(seen["cancelledRows"] as? [String])
+                #expect(cancelled.last == "text_chunk", "\(cancelled)")
+                #expect(seen["cancelledAnswer"] as? String == "Working")
+                #expect(seen["sendEnabled"] as? Bool == true)
+                #expect(await eventually(within: .seconds(5)) { mock.disconnects.count == 1 })
+            }
+        }
+    }
+}
