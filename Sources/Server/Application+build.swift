@@ -133,6 +133,7 @@ public func buildRouter<Model: LanguageModel>(
     let router = Router(context: SwitchboardRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     if configuration.cors != .off { router.add(middleware: CORSMiddleware(policy: configuration.cors)) }
+    router.add(middleware: MethodNotAllowedMiddleware())
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: configuration.effectiveAllowedHosts, cors: configuration.cors))
     if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
@@ -322,7 +323,8 @@ func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rule
             }
             return number
         }
-        let window = try parameter("window", default: 10_000, in: 1...recorder.records.limit)
+        // More than the server keeps is all it keeps.
+        let window = min(try parameter("window", default: 10_000, in: 1...10_000_000), recorder.records.limit)
         let minSamples = try parameter("min_samples", default: 10, in: 1...10_000)
         // What finished a moment ago is counted too.
         await recorder.flush()
@@ -348,6 +350,7 @@ func buildAdminApplication(configuration: ServerConfiguration, port: Int, rules 
     // A page that rebinds its name to 127.0.0.1 must not read these either.
     var hosts = configuration
     hosts.host = configuration.adminHost
+    router.add(middleware: MethodNotAllowedMiddleware())
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: hosts.effectiveAllowedHosts, cors: .off))
     addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
                       breaker: breaker, recorder: recorder)

@@ -1,10 +1,12 @@
 import AnthropicMock
 import AsyncHTTPClient
+import ChatCore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
 import TestSupport
+import Yams
 @testable import Server
 
 private let playgroundRules = """
@@ -137,6 +139,55 @@ struct PlaygroundTests {
                 #expect(seen["cancelledAnswer"] as? String == "Working")
                 #expect(seen["sendEnabled"] as? Bool == true)
                 #expect(await eventually(within: .seconds(5)) { mock.disconnects.count == 1 })
+            }
+        }
+    }
+}
+
+@Suite("The OpenAPI description")
+struct OpenAPITests {
+    @Test("describes exactly the server's paths and methods, its error codes and its stream events; a wrong method is a 405 with Allow")
+    func matchesServer() async throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Docs/openapi.yaml")
+        let spec = try #require(try Yams.load(yaml: String(contentsOf: url, encoding: .utf8)) as? [String: Any])
+        let paths = try #require(spec["paths"] as? [String: [String: Any]])
+        let described = Dictionary(uniqueKeysWithValues: paths.map { ($0.key, Set($0.value.keys.map { $0.uppercased() })) })
+        let served = MethodNotAllowedMiddleware<BasicRequestContext>.methods.mapValues { Set($0.map(\.rawValue)) }
+        #expect(described == served)
+        let components = try #require(spec["components"] as? [String: Any])
+        let schemas = try #require(components["schemas"] as? [String: Any])
+        let errorCodes = ((((schemas["Error"] as? [String: Any])?["properties"] as? [String: Any])?["error"] as? [String: Any])?["properties"]
+            as? [String: Any])?["code"] as? [String: Any]
+        #expect(Set(errorCodes?["enum"] as? [String] ?? []) == Set(APIErrorCode.allCases.map(\.rawValue)))
+        let events = (schemas["StreamEvent"] as? [String: Any])?["oneOf"] as? [[String: Any]] ?? []
+        let types = events.compactMap { (($0["properties"] as? [String: Any])?["type"] as? [String: Any])?["const"] as? String }
+        #expect(Set(types) == Set(["session_start", "routing", "iteration_start", "text_chunk", "tool_detected", "tools_executing",
+                                   "tool_progress", "complete", "error"]))
+        let streamCodes = (events.last?["properties"] as? [String: Any]).flatMap { ($0["code"] as? [String: Any])?["enum"] as? [String] }
+        #expect(Set(streamCodes ?? []) == Set(StreamErrorCode.allCases.map(\.rawValue)))
+
+        // Every described operation is answered (not 404), and another method gets 405 with Allow.
+        let app = try await buildApplication(configuration: configuration(rules: nil))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            for (path, methods) in served {
+                for method in methods {
+                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                    request.method = .init(rawValue: method)
+                    if method == "POST" {
+                        request.headers.add(name: "content-type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"hi"}]}"#))
+                    }
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                    #expect(![404, 405].contains(response.status.code), "\(method) \(path): \(response.status)")
+                }
+                var wrong = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                wrong.method = methods.contains("GET") ? .DELETE : .GET
+                let refused = try await HTTPClient.shared.execute(wrong, timeout: .seconds(10))
+                #expect(refused.status == .methodNotAllowed, "\(path)")
+                #expect(refused.headers.first(name: "allow") == methods.sorted().joined(separator: ", "), "\(path)")
+                let body = try json(try await refused.body.collect(upTo: 1 << 16))
+                #expect((body["error"] as? [String: Any])?["code"] as? String == "method_not_allowed")
             }
         }
     }

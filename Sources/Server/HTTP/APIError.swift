@@ -34,6 +34,8 @@ public enum APIErrorCode: String, Sendable, Hashable, CaseIterable {
     case hostNotAllowed = "host_not_allowed"
     /// An `Origin` that CORS does not allow.
     case originNotAllowed = "origin_not_allowed"
+    /// 405: the path exists, but not with this method (`Allow` lists those it answers).
+    case methodNotAllowed = "method_not_allowed"
 }
 
 /// An error answered as JSON: `{"error":{"code":…,"message":…,"field":…}}`.
