@@ -386,7 +386,8 @@ struct PostgresServerTests {
             let reset = try PostgresDatabase(url: url)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await reset.run() }
-                try await reset.transaction(["salary_increments", "employees", "locations", "departments", "schema_migrations"]
+                try await reset.transaction(["stream_records", "salary_increments", "employees", "locations", "departments",
+                                             "schema_migrations"]
                     .map { ("DROP TABLE IF EXISTS \($0)", []) })
                 group.cancelAll()
             }

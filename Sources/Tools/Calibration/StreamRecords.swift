@@ -60,7 +60,7 @@ public struct StreamRecords: Sendable {
     /// The table, created by the schema's migration 2.
     static let schema = [
         """
-        CREATE TABLE stream_records (
+        CREATE TABLE IF NOT EXISTS stream_records (
             session_id TEXT PRIMARY KEY,
             finished_at BIGINT NOT NULL,
             level TEXT,
@@ -80,7 +80,7 @@ public struct StreamRecords: Sendable {
             error_code TEXT
         )
         """,
-        "CREATE INDEX stream_records_finished ON stream_records(finished_at)",
+        "CREATE INDEX IF NOT EXISTS stream_records_finished ON stream_records(finished_at)",
     ]
 
     /// Stores `records` in one transaction, then deletes what is beyond the limit.
