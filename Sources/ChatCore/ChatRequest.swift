@@ -11,15 +11,19 @@ public struct ChatRequest: Sendable, Hashable {
     public var accumulated: Bool
     /// Smart routing only: the route to take instead of the analysed one (the analysis is still reported).
     public var route: String?
+    /// Whether the stream survives a dropped connection: the session keeps running, its events kept, and
+    /// `GET /mcp/chat/stream/{sessionId}` with `Last-Event-ID` picks it up again.
+    public var resumable: Bool
 
     public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil,
-                accumulated: Bool = true, route: String? = nil) {
+                accumulated: Bool = true, route: String? = nil, resumable: Bool = false) {
         self.messages = messages
         self.system = system
         self.model = model
         self.maxTokens = maxTokens
         self.accumulated = accumulated
         self.route = route
+        self.resumable = resumable
     }
 }
 
@@ -117,6 +121,11 @@ extension ChatRequest {
         case nil, .null?: self.accumulated = true
         case .bool(let flag)?: self.accumulated = flag
         case let other?: throw ChatRequestError(field: "accumulated", message: "expected true or false, found \(other.briefDescription)")
+        }
+        switch fields["resumable"] {
+        case nil, .null?: self.resumable = false
+        case .bool(let flag)?: self.resumable = flag
+        case let other?: throw ChatRequestError(field: "resumable", message: "expected true or false, found \(other.briefDescription)")
         }
     }
 

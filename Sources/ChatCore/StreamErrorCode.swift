@@ -26,6 +26,9 @@ public enum StreamErrorCode: String, Sendable, Hashable, CaseIterable {
     /// The server is shutting down and the stream did not finish within the grace period; send it again (a
     /// load balancer will pick another instance).
     case serverShutdown = "server_shutdown"
+    /// A resumable stream kept more events than its buffer holds (per session or server-wide) while waiting
+    /// for its client; it was stopped.
+    case resumeBufferFull = "resume_buffer_full"
 }
 
 /// How a stream ended, for metrics and logs.

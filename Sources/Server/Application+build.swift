@@ -137,6 +137,7 @@ public func buildRouter<Model: LanguageModel>(
     router.add(middleware: BrowserSafetyMiddleware(allowedHosts: configuration.effectiveAllowedHosts, cors: configuration.cors))
     if let keys { router.add(middleware: AuthenticationMiddleware(keys: keys, quotas: quotas, metrics: metrics)) }
     let gate = StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics)
+    let sessions = ResumableSessions(limits: configuration.resume)
     addOperatorRoutes(to: router, rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
                       breaker: providers.breaker, recorder: recorder)
     // The playground and the browser client: no data in them, so no key.
@@ -167,7 +168,26 @@ public func buildRouter<Model: LanguageModel>(
         let labels = StreamLabels(level: nil, route: nil, provider: Provider.builtIn, model: chat.model ?? loopConfiguration.model)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
                                    shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
-                                   labels: labels, recorder: recorder)
+                                   labels: labels, recorder: recorder, sessions: sessions, owner: key?.id)
+    }
+    // A resumable stream picked up again: the events after Last-Event-ID, then live ones. Only its key may.
+    router.get("/mcp/chat/stream/{sessionId}") { request, context in
+        let id = context.parameters.get("sessionId") ?? ""
+        guard let session = sessions.session(id), session.owner == context.apiKey?.id else {
+            throw APIError(.notFound, code: .sessionNotFound, message: "no resumable stream \(id) is kept for this key "
+                           + "(it was not opened with \"resumable\": true, or its grace period ran out)", field: "sessionId")
+        }
+        let text = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["lastEventId"].map(String.init)
+        var lastId = 0
+        if let text {
+            guard let number = Int(text.trimmingCharacters(in: .whitespaces)), number >= 0 else {
+                throw APIError(.badRequest, code: .invalidRequest, message: "Last-Event-ID must be an event id (a whole number)",
+                               field: "Last-Event-ID")
+            }
+            lastId = number
+        }
+        return ChatStream.resume(session, after: lastId, channel: context.channel, keepalive: configuration.keepaliveInterval,
+                                 shutdownGrace: configuration.shutdownGrace)
     }
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
@@ -249,7 +269,7 @@ public func buildRouter<Model: LanguageModel>(
                                    extraHeaders: headers, routing: decision,
                                    labels: StreamLabels(level: advice.complexity, route: analysis.route.name,
                                                         provider: analysis.route.providerName, model: loopConfiguration.model),
-                                   recorder: recorder)
+                                   recorder: recorder, sessions: sessions, owner: key?.id)
     }
     return router
 }

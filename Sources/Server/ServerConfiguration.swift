@@ -67,6 +67,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections = 4096
     /// Finished streams kept in the database for calibration (the oldest go first).
     public var streamRecordsLimit = 50_000
+    /// Resumable streams: how long a session waits for its client, and the bytes of events kept.
+    public var resume = ResumableSessions.Limits()
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
     /// calls per chat, tokens per call, tool timeout.
     public var loop = AgentConfiguration()
@@ -119,6 +121,9 @@ public struct ServerConfiguration: Sendable {
         if let seconds = env.seconds("SWITCHBOARD_IDLE_TIMEOUT", in: 1...3_600) { idleTimeout = seconds }
         if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
         if let count = env.integer("SWITCHBOARD_STREAM_RECORDS", in: 1...10_000_000) { streamRecordsLimit = count }
+        if let seconds = env.seconds("SWITCHBOARD_RESUME_GRACE", in: 1...3_600) { resume.grace = seconds }
+        if let bytes = env.integer("SWITCHBOARD_RESUME_BUFFER_BYTES", in: 1_024...(1 << 30)) { resume.sessionBytes = bytes }
+        if let bytes = env.integer("SWITCHBOARD_RESUME_TOTAL_BYTES", in: 1_024...(1 << 34)) { resume.totalBytes = bytes }
         if let seconds = env.seconds("SWITCHBOARD_WRITE_TIMEOUT", in: 0.01...3_600) { writeTimeout = seconds }
         if let seconds = env.seconds("SWITCHBOARD_SHUTDOWN_GRACE", in: 0...3_600) { shutdownGrace = seconds }
         if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }

@@ -170,7 +170,7 @@ struct OpenAPITests {
         let app = try await buildApplication(configuration: configuration(rules: nil))
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            for (path, methods) in served {
+            for (path, methods) in served where !path.contains("{") {
                 for method in methods {
                     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
                     request.method = .init(rawValue: method)

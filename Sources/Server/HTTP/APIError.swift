@@ -34,6 +34,8 @@ public enum APIErrorCode: String, Sendable, Hashable, CaseIterable {
     case hostNotAllowed = "host_not_allowed"
     /// An `Origin` that CORS does not allow.
     case originNotAllowed = "origin_not_allowed"
+    /// 404: no resumable session by that id for this key (never opened, someone else's, or expired).
+    case sessionNotFound = "session_not_found"
     /// 405: the path exists, but not with this method (`Allow` lists those it answers).
     case methodNotAllowed = "method_not_allowed"
 }

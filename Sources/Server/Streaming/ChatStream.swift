@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Tools
 
 /// The SSE response of `POST /mcp/chat/stream` (and of smart routing when it streams).
@@ -27,13 +28,19 @@ enum ChatStream {
     static func response<Model: LanguageModel>(
         channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration = .seconds(25),
         logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:],
-        routing: RoutingDecision? = nil, labels: StreamLabels, recorder: StreamRecorder? = nil
+        routing: RoutingDecision? = nil, labels: StreamLabels, recorder: StreamRecorder? = nil,
+        sessions: ResumableSessions? = nil, owner: String? = nil
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
         let sessionId = UUID().uuidString.lowercased()
         var logger = logger
         logger[metadataKey: "session"] = "\(sessionId)"
+        if chat.resumable, let sessions {
+            return resumable(channel: channel, chat: chat, loop: loop, keepalive: keepalive, shutdownGrace: shutdownGrace,
+                             logger: logger, metrics: metrics, ticket: ticket, headers: headers, routing: routing, labels: labels,
+                             recorder: recorder, sessions: sessions, owner: owner, sessionId: sessionId)
+        }
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
             let clock = ContinuousClock()
             let started = clock.now
@@ -98,6 +105,116 @@ enum ChatStream {
 }
 
 extension ChatStream {
+    /// A resumable stream: the agentic loop writes into a `ResumableSession` and this connection reads it like
+    /// any that resumes it later. When the client goes away the loop goes on, its events kept, for the resume
+    /// grace; `GET /mcp/chat/stream/{sessionId}` with `Last-Event-ID` picks the stream up again. The loop runs in
+    /// this response's task, so nothing outlives the request's task tree.
+    static func resumable<Model: LanguageModel>(
+        channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration,
+        logger: Logger, metrics: ServerMetrics, ticket: StreamTicket?, headers: HTTPFields, routing: RoutingDecision?,
+        labels: StreamLabels, recorder: StreamRecorder?, sessions: ResumableSessions, owner: String?, sessionId: String
+    ) -> Response {
+        Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let clock = ContinuousClock()
+            let started = clock.now
+            let tally = StreamTally(labels: labels)
+            metrics.streamOpened()
+            let session = sessions.open(id: sessionId, owner: owner, eventLoop: channel.eventLoop)
+            let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+            let ending = await withTaskGroup(of: Void.self) { connection -> EventStream.Ending in
+                // This connection: the session's first subscriber.
+                connection.addTask { _ = await subscribe(stream, to: session, after: 0) }
+                let ending = await withGracefulShutdownHandler {
+                    await withTaskGroup(of: Void.self) { producer -> EventStream.Ending in
+                        producer.addTask {
+                            var encoder = SSEEncoder(accumulated: chat.accumulated)
+                            do {
+                                try await DeadlineKeeper.$current.withValue(session.keeper) {
+                                    try await loop.run(chat, sessionId: sessionId) { event in
+                                        try session.append(ByteBuffer(bytes: encoder.encode(event)))
+                                        tally.count(event)
+                                        if let routing, case .sessionStart = event {
+                                            try session.append(ByteBuffer(bytes: encoder.encode(.routing(routing))))
+                                            tally.count(.routing(routing))
+                                        }
+                                    }
+                                }
+                                session.end.fire(.finished)
+                            } catch let error as StreamError where error.code == .resumeBufferFull {
+                                session.end.fire(.stopped(error))
+                            } catch {
+                                session.end.fire(.hungUp)
+                            }
+                        }
+                        let ending = await session.end.wait()
+                        if ending != .finished { producer.cancelAll() }
+                        await producer.waitForAll()
+                        return ending
+                    }
+                } onGracefulShutdown: {
+                    channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { session.end.fire(.stopped(EventStream.shutdownError)) }
+                }
+                // A stopped stream's last event says why, for whoever reads it now or resumes it.
+                if case .stopped(let reason) = ending {
+                    var encoder = SSEEncoder(accumulated: false, firstId: session.count + 1)
+                    try? session.append(ByteBuffer(bytes: encoder.encode(.error(reason))), force: true)
+                    tally.count(.error(reason))
+                }
+                session.finish()
+                await connection.waitForAll()
+                return ending
+            }
+            let elapsed = clock.now - started
+            let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
+            metrics.streamClosed(outcome: outcome, errorCode: tally.errorCode, events: tally.events, duration: elapsed)
+            if let usage = tally.usage { ticket?.spent(usage) }
+            recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
+                                          firstText: tally.firstTextAt.map { $0 - started }))
+            logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
+                "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
+            ])
+        })
+    }
+
+    /// Writes `session`'s events after the first `lastId` to `stream`, then live ones, until the session finished
+    /// and everything was written (the response then ends), the client went away, another connection took the
+    /// session over, or a shutdown's grace ran out (the client is told `server_shutdown`).
+    static func subscribe(_ stream: EventStream, to session: ResumableSession, after lastId: Int) async -> EventStream.Ending {
+        let generation = session.attach()
+        let ending = await stream.run { stream in
+            var next = lastId
+            while true {
+                let batch = await session.next(after: next, generation: generation)
+                for bytes in batch.events { try await stream.write(bytes) }
+                next += batch.events.count
+                if batch.done { return }
+            }
+        }
+        session.detach(generation)
+        switch ending {
+        case .finished:
+            try? await stream.finish()
+        case .hungUp:
+            break
+        case .stopped(let reason):
+            var encoder = SSEEncoder(accumulated: false, firstId: session.count + 1)
+            try? await stream.write(ByteBuffer(bytes: encoder.encode(.error(reason))))
+            try? await stream.finish()
+            session.end.fire(.stopped(reason))
+        }
+        return ending
+    }
+
+    /// `GET /mcp/chat/stream/{sessionId}`: the events after `Last-Event-ID` (all of them without it), then the
+    /// live ones.
+    static func resume(_ session: ResumableSession, after lastId: Int, channel: any Channel, keepalive: Duration,
+                       shutdownGrace: Duration) -> Response {
+        Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+            _ = await subscribe(stream, to: session, after: lastId)
+        })
+    }
+
     /// Advice as a stream, for a frontend that only reads SSE: `session_start`, `routing` (with the message),
     /// `complete` (`stopReason: "advise"`, no model called).
     static func advice(_ decision: RoutingDecision, extraHeaders: HTTPFields) -> Response {
