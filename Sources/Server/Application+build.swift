@@ -189,6 +189,15 @@ public func buildRouter<Model: LanguageModel>(
         return ChatStream.resume(session, after: lastId, channel: context.channel, keepalive: configuration.keepaliveInterval,
                                  shutdownGrace: configuration.shutdownGrace)
     }
+    // A resumable stream stopped by its client (a closed connection alone does not stop it): model call and tools.
+    router.delete("/mcp/chat/stream/{sessionId}") { _, context in
+        let id = context.parameters.get("sessionId") ?? ""
+        guard let session = sessions.session(id), session.owner == context.apiKey?.id else {
+            throw APIError(.notFound, code: .sessionNotFound, message: "no resumable stream \(id) is kept for this key", field: "sessionId")
+        }
+        session.end.fire(.hungUp)
+        return Response(status: .noContent)
+    }
     router.post("/mcp/chat/analyze") { request, _ in
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)

@@ -79,7 +79,7 @@ struct PlaygroundTests {
         #expect(events[3]["data"] as? String == "no-space")
     }
 
-    @Test("in a real browser: the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, and a cancel that stops the upstream",
+    @Test("in a real browser: the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, and a cancel that stops the upstream, a dropped connection picked up again",
           .enabled(if: Browser.available))
     func browser() async throws {
         try await MockAnthropic.run { mock in
@@ -96,7 +96,9 @@ struct PlaygroundTests {
                          SSE.text(0, "the people"), .pause(.milliseconds(120)), SSE.text(0, " you asked for."), SSE.stop(0),
                          SSE.messageDelta("end_turn"), SSE.messageStop]),
                 .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Working"), .pause(.seconds(30)), SSE.text(0, " on it"),
-                         SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+                         SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]),
+                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Alpha "), .pause(.milliseconds(500)), SSE.text(0, "beta "),
+                         .pause(.milliseconds(500)), SSE.text(0, "gamma."), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
             try await app.test(.live) { client in
                 let port = try #require(client.port)
                 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Browser/playground_check.py").path
@@ -139,6 +141,16 @@ struct PlaygroundTests {
                 #expect(seen["cancelledAnswer"] as? String == "Working")
                 #expect(seen["sendEnabled"] as? Bool == true)
                 #expect(await eventually(within: .seconds(5)) { mock.disconnects.count == 1 })
+
+                // The dropped connection: picked up again, every event once, the whole answer; the model never stopped.
+                let resumedRows = try #require(seen["resumedRows"] as? [[String: String]])
+                #expect(seen["resumedStatus"] as? String == "done")
+                #expect(resumedRows.filter { $0["type"] == "resumed" }.count == 1, "\(resumedRows)")
+                let ids = resumedRows.filter { $0["type"] != "resumed" }.compactMap { $0["id"].flatMap { Int($0) } }
+                #expect(ids == Array(1...ids.count), "no event lost or repeated: \(ids)")
+                #expect(resumedRows.last?["type"] == "complete")
+                #expect(seen["resumedAnswer"] as? String == "Alpha beta gamma.")
+                #expect(mock.disconnects.count == 1, "dropping the connection did not stop the model")
             }
         }
     }

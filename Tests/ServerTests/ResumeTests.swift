@@ -99,6 +99,26 @@ struct ResumeTests {
         }
     }
 
+    @Test("DELETE stops a resumable chat at once (its upstream request closes); later it is not found")
+    func deleteStops() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(pacedAnswer(pause: .seconds(20)))
+            let app = try await buildApplication(configuration: streamingConfiguration(mock))
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let first = try await streamChat(port: port, body: resumableBody) { $0.types.contains("text_chunk") }
+                let session = try #require(first.events("session_start").first?["sessionId"] as? String)
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(session)")
+                request.method = .DELETE
+                #expect(try await HTTPClient.shared.execute(request, timeout: .seconds(10)).status == .noContent)
+                #expect(await eventually(within: .seconds(2)) { mock.disconnects.count == 1 })
+                var unknown = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/no-such-session")
+                unknown.method = .DELETE
+                #expect(try await HTTPClient.shared.execute(unknown, timeout: .seconds(10)).status == .notFound)
+            }
+        }
+    }
+
     @Test("only the key that opened a session may resume it; a bad Last-Event-ID is a 400 naming it")
     func owner() async throws {
         let (alice, bob) = ("sb_alice-0123456789abcdef0123456789", "sb_bob-0123456789abcdef0123456789ab")

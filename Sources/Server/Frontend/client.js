@@ -29,6 +29,7 @@
  * @typedef {SessionStartEvent | RoutingEvent | IterationStartEvent | TextChunkEvent | ToolDetectedEvent |
  *   ToolsExecutingEvent | ToolProgressEvent | CompleteEvent | ErrorEvent} StreamEvent
  * @typedef {{type: "keepalive", receivedAt: number}} KeepaliveEvent
+ * @typedef {{type: "resumed", lastEventId: number, attempt: number, receivedAt: number}} ResumedEvent
  * @typedef {{role: "user" | "assistant", content: string | object[]}} Message
  * @typedef {{text: string, events: StreamEvent[], complete: CompleteEvent | null, error: ErrorEvent | SwitchboardError | null,
  *   cancelled: boolean}} ChatResult
@@ -123,6 +124,8 @@ export class ChatStream {
   /** @param {(stream: ChatStream) => Promise<void>} run @param {AbortController} controller */
   constructor(run, controller) {
     this.controller = controller;
+    /** @type {AbortController | null} the current connection's */
+    this.connection = null;
     /** @type {StreamEvent[]} */
     this.events = [];
     this.text = "";
@@ -146,9 +149,16 @@ export class ChatStream {
     });
   }
 
+  /** Drops the connection without stopping the chat (a resumable chat picks it up again): for trying resume. */
+  dropConnection() {
+    this.connection?.abort();
+  }
+
   /** Stops the chat: the connection closes, and the server stops the model call and the tools. */
   cancel() {
+    if (this.cancelled) return;
     this.cancelled = true;
+    this.onCancel?.();
     this.controller.abort();
   }
 
@@ -217,13 +227,19 @@ export class Switchboard {
   /**
    * Streams a chat. With `routed` (the default) it goes through smart routing (`POST /mcp/chat`): an advice
    * route answers as a short stream (`routing` with its message, then `complete` with `stopReason: "advise"`).
+   * With `resumable` (the default) a dropped connection is picked up again: the server keeps the chat running,
+   * and the client asks for the events after the last one it got (`GET /mcp/chat/stream/{sessionId}` with
+   * `Last-Event-ID`), up to `maxResumes` times, telling `onEvent` `{type: "resumed"}` each time. No event is lost
+   * or repeated.
    * @param {Message[]} messages
    * @param {{routed?: boolean, route?: string, model?: string, maxTokens?: number, signal?: AbortSignal,
-   *   onEvent?: (event: StreamEvent | KeepaliveEvent) => void, keepalives?: boolean}} [options]
+   *   onEvent?: (event: StreamEvent | KeepaliveEvent | ResumedEvent) => void, keepalives?: boolean,
+   *   resumable?: boolean, maxResumes?: number}} [options]
    *   `onEvent` hears every event as it arrives (and keepalive comments with `keepalives: true`).
    * @returns {ChatStream}
    */
-  chat(messages, { routed = true, route, model, maxTokens, signal, onEvent, keepalives = false } = {}) {
+  chat(messages, { routed = true, route, model, maxTokens, signal, onEvent, keepalives = false, resumable = true,
+                   maxResumes = 5 } = {}) {
     const controller = new AbortController();
     if (signal) {
       if (signal.aborted) controller.abort();
@@ -233,28 +249,68 @@ export class Switchboard {
     if (route) body.route = route;
     if (model) body.model = model;
     if (maxTokens) body.maxTokens = maxTokens;
+    if (resumable) body.resumable = true;
     const path = routed ? "/mcp/chat" : "/mcp/chat/stream";
     return new ChatStream(async (stream) => {
-      const response = await this.fetch(this.baseURL + path, {
+      let lastId = 0;
+      let sessionId = null;
+      let resumes = 0;
+      /** One connection's fetch, aborted by a cancel or by `dropConnection()`. */
+      const connect = (url, init) => {
+        const connection = new AbortController();
+        stream.connection = connection;
+        if (controller.signal.aborted) connection.abort();
+        controller.signal.addEventListener("abort", () => connection.abort(), { once: true });
+        return this.fetch(url, { ...init, signal: connection.signal });
+      };
+      // A resumable chat outlives its connection: cancelling it asks the server to stop it.
+      stream.onCancel = () => {
+        if (!sessionId) return;
+        this.fetch(`${this.baseURL}/mcp/chat/stream/${encodeURIComponent(sessionId)}`, {
+          method: "DELETE", headers: this.headers(), keepalive: true,
+        }).catch(() => {});
+      };
+      let response = await connect(this.baseURL + path, {
         method: "POST", headers: this.headers({ Accept: "text/event-stream" }), body: JSON.stringify(body),
-        signal: controller.signal,
       });
       if (!response.ok) throw await Switchboard.failure(response);
-      const parser = new SSEParser();
-      const reader = response.body.getReader();
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        for (const item of parser.push(value)) {
-          if ("comment" in item) {
-            if (keepalives && onEvent) onEvent({ type: "keepalive", receivedAt: Date.now() });
-            continue;
+        try {
+          const parser = new SSEParser();
+          const reader = response.body.getReader();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            for (const item of parser.push(value)) {
+              if ("comment" in item) {
+                if (keepalives && onEvent) onEvent({ type: "keepalive", receivedAt: Date.now() });
+                continue;
+              }
+              let event;
+              try { event = JSON.parse(item.data); } catch { continue; }
+              if (item.id !== null) event.id = Number(item.id);
+              if (event.id !== undefined) {
+                if (event.id <= lastId) continue;      // already delivered
+                lastId = event.id;
+              }
+              if (event.type === "session_start") sessionId = event.sessionId;
+              stream.deliver(event);
+              if (onEvent) onEvent(event);
+            }
           }
-          let event;
-          try { event = JSON.parse(item.data); } catch { continue; }
-          if (event.id === undefined && item.id !== null) event.id = Number(item.id);
-          stream.deliver(event);
-          if (onEvent) onEvent(event);
+          if (stream.complete || stream.error || !resumable || !sessionId) return;
+          throw new SwitchboardError(0, "connection_closed", "the stream ended before its last event");
+        } catch (error) {
+          if (stream.cancelled || controller.signal.aborted) throw error;
+          if (!resumable || !sessionId || resumes >= maxResumes) throw error;
+          resumes++;
+          await new Promise((wake) => setTimeout(wake, resumes === 1 ? 0 : Math.min(250 * 2 ** (resumes - 2), 4000)));
+          response = await connect(`${this.baseURL}/mcp/chat/stream/${encodeURIComponent(sessionId)}`, {
+            method: "GET", headers: this.headers({ Accept: "text/event-stream", "Last-Event-ID": String(lastId) }),
+          }).catch((failure) => failure);
+          if (response instanceof Error) continue;
+          if (!response.ok) throw await Switchboard.failure(response);
+          if (onEvent) onEvent({ type: "resumed", lastEventId: lastId, attempt: resumes, receivedAt: Date.now() });
         }
       }
     }, controller);

@@ -61,13 +61,14 @@ function describe(event) {
     case "complete": return `${event.stopReason}, ${event.iterations} call(s)`;
     case "error": return `${event.code}: ${event.message}` + (event.retryable ? " (retryable)" : "");
     case "keepalive": return "keepalive comment";
+    case "resumed": return `connection dropped; picked up again after event ${event.lastEventId}`;
     default: return "";
   }
 }
 
 function addRow(event, sinceStart, sincePrevious) {
   const row = document.createElement("tr");
-  row.className = event.type === "error" ? "error" : event.type === "keepalive" ? "keepalive" : "";
+  row.className = ["error", "keepalive", "resumed"].includes(event.type) ? event.type : "";
   row.dataset.type = event.type;
   const cells = [event.id ?? "", event.type, sinceStart.toFixed(0), sincePrevious.toFixed(0), describe(event)];
   cells.forEach((value, index) => {
@@ -117,6 +118,7 @@ async function send(event) {
   let firstText = null;
   $("send").disabled = true;
   $("cancel").disabled = false;
+  $("drop").disabled = false;
   setStatus("streaming…");
   current = client.chat(messages, {
     keepalives: true,
@@ -140,6 +142,7 @@ async function send(event) {
   const duration = performance.now() - started;
   $("send").disabled = false;
   $("cancel").disabled = true;
+  $("drop").disabled = true;
   const usage = result.complete?.usage;
   definitionList($("totals"), [
     ["events", String(result.events.length)],
@@ -155,3 +158,4 @@ async function send(event) {
 
 $("form").addEventListener("submit", send);
 $("cancel").addEventListener("click", () => current?.cancel());
+$("drop").addEventListener("click", () => current?.dropConnection());

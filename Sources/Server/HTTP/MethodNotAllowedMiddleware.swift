@@ -7,7 +7,7 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Every path of the API and the methods it answers.
     static var methods: [String: [HTTPRequest.Method]] {
         var methods: [String: [HTTPRequest.Method]] = [
-            "/mcp/chat/stream": [.post], "/mcp/chat/stream/{sessionId}": [.get], "/mcp/chat": [.post], "/mcp/chat/analyze": [.post],
+            "/mcp/chat/stream": [.post], "/mcp/chat/stream/{sessionId}": [.get, .delete], "/mcp/chat": [.post], "/mcp/chat/analyze": [.post],
             "/rules": [.get], "/rules/calibration": [.get], "/tools": [.get], "/metrics": [.get], "/health": [.get], "/ready": [.get],
         ]
         for path in FrontendAssets.paths { methods[path] = [.get] }

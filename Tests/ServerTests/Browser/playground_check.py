@@ -2,7 +2,8 @@
 """Drives the playground (GET /) in headless Chromium with Selenium and checks what it renders.
 
 Run by PlaygroundBrowserTests against a server whose upstream is a local fake that answers, in order:
-a tool call, a text answer in several chunks, then a long answer that the page cancels. Prints one JSON
+a tool call, a text answer in several chunks, a long answer that the page cancels, then an answer whose
+connection the page drops and picks up again. Prints one JSON
 object with what it saw; exits 1 with a message when something is wrong.
 """
 import argparse
@@ -72,8 +73,21 @@ def main():
         cancel_ms = (time.monotonic() - cancel_clicked) * 1000
         cancelled_rows = [r.get_attribute("data-type") for r in driver.find_elements(By.CSS_SELECTOR, "#timeline tr")]
         cancelled_answer = driver.find_element(By.ID, "answer").text
+
+        # 3. A dropped connection, picked up again.
+        query.clear()
+        query.send_keys(args.query + " once more")
+        driver.find_element(By.ID, "send").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline tr[data-type=text_chunk]"))
+        driver.find_element(By.ID, "drop").click()
+        wait.until(lambda d: status.text in ("done", "cancelled") or "bad" in status.get_attribute("class"))
+        resumed_rows = [{"id": row.find_elements(By.TAG_NAME, "td")[0].text, "type": row.get_attribute("data-type")}
+                        for row in driver.find_elements(By.CSS_SELECTOR, "#timeline tr")]
+        resumed_answer = driver.find_element(By.ID, "answer").text
+        resumed_status = status.text
         print(json.dumps({"ok": True, "marks": marks, "rows": rows, "analysis": analysis, "totals": totals, "answer": answer,
                           "cancelledRows": cancelled_rows, "cancelledAnswer": cancelled_answer, "cancelMs": cancel_ms,
+                          "resumedRows": resumed_rows, "resumedAnswer": resumed_answer, "resumedStatus": resumed_status,
                           "sendEnabled": driver.find_element(By.ID, "send").is_enabled()}))
     finally:
         driver.quit()
