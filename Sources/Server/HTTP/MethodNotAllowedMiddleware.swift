@@ -16,8 +16,20 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private let table = Self.methods
 
+    /// The methods of the path `path` matches: itself, or a template whose `{name}` segments match any segment.
+    private func allowed(_ path: String) -> [HTTPRequest.Method]? {
+        if let methods = table[path] { return methods }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return table.first { template, _ in
+            guard template.contains("{") else { return false }
+            let parts = template.split(separator: "/", omittingEmptySubsequences: false)
+            return parts.count == segments.count
+                && zip(parts, segments).allSatisfy { part, segment in part.hasPrefix("{") ? !segment.isEmpty : part == segment }
+        }?.value
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let allowed = table[request.uri.path], !allowed.contains(request.method),
+        guard let allowed = allowed(request.uri.path), !allowed.contains(request.method),
               !(request.method == .head && allowed.contains(.get)) else {
             return try await next(request, context)
         }
