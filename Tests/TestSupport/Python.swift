@@ -6,16 +6,7 @@ import Glibc
 /// Python's fastmcp, the independent MCP implementation the MCP tests run against (`.ci/run` installs it).
 public enum FastMCP {
     /// Whether `python3` can import fastmcp here.
-    public static let available: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import fastmcp"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
+    public static let available = pythonCanImport("fastmcp")
 
     /// The fastmcp server script: stdio by default, `http PORT` or `http-json PORT` for Streamable HTTP.
     public static let serverScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -99,16 +90,18 @@ public func runProcessAsync(_ executable: URL, _ arguments: [String], in directo
 /// Headless Chromium driven by Python's Selenium, for the tests of the pages the server serves (`.ci/run` installs
 /// Debian's chromium and chromium-driver, and selenium from PyPI).
 public enum Browser {
-    public static let available: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium"),
-              FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver") else { return false }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import selenium"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
+    public static let available = FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium")
+        && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver") && pythonCanImport("selenium")
+}
+
+/// Whether the `python3` on the path can import `module`.
+func pythonCanImport(_ module: String) -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import \(module)"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
 }
