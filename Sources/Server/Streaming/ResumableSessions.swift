@@ -33,9 +33,6 @@ public final class ResumableSessions: Sendable {
         state.withLock { $0.sessions[id] }
     }
 
-    /// Sessions kept now.
-    var count: Int { state.withLock { $0.sessions.count } }
-
     /// Takes `bytes` from the server-wide budget; false when it is spent.
     func reserve(_ bytes: Int) -> Bool {
         state.withLock { state in
