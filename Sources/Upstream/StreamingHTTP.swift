@@ -35,6 +35,10 @@ final class StreamingHTTP: Sendable {
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        // A connection that cannot be made fails its request at once: the retry policy (with its backoff and
+        // deadline) or a route's fallback decides what happens next, instead of the pool retrying behind it
+        // until the request's first-byte deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 

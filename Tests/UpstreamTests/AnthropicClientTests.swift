@@ -106,6 +106,21 @@ struct AnthropicClientTests {
         }
     }
 
+    @Test("a refused connection fails each attempt at once: every attempt is made and the error comes in well under the first-byte timeout")
+    func refusedConnection() async throws {
+        var configuration = AnthropicConfiguration(apiKey: apiKey, baseURL: "http://127.0.0.1:\(freeLoopbackPort())")
+        configuration.retry.baseDelay = .milliseconds(50)
+        configuration.timeouts.firstByte = .seconds(20)
+        let model = AnthropicClient(configuration: configuration)
+        let started = ContinuousClock.now
+        let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+        let elapsed = ContinuousClock.now - started
+        try? await model.shutdown()
+        #expect(error?.code == .upstreamUnreachable)
+        #expect(elapsed < .seconds(5), "no waiting behind the pool's own reconnection backoff: \(elapsed)")
+        #expect(elapsed >= .milliseconds(50), "the retries' backoff was taken: \(elapsed)")
+    }
+
     @Test("retries 529 and 429 before the stream, honouring retry-after-ms")
     func retries() async throws {
         try await MockAnthropic.run { mock in
