@@ -96,9 +96,14 @@ public enum Browser {
 
 /// Whether the `python3` on the path can import `module`.
 func pythonCanImport(_ module: String) -> Bool {
+    commandSucceeds(["python3", "-c", "import \(module)"])
+}
+
+/// Whether the command (looked up on the path) runs and exits 0.
+public func commandSucceeds(_ arguments: [String]) -> Bool {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import \(module)"]
+    process.arguments = arguments
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     guard (try? process.run()) != nil else { return false }
