@@ -14,23 +14,7 @@ private func resume(port: Int, session: String, lastEventId: String?, key: Strin
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(session)")
     if let lastEventId { request.headers.add(name: "Last-Event-ID", value: lastEventId) }
     if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-    var received = ReceivedStream()
-    received.status = response.status.code
-    received.headers = response.headers.map { ($0.name, $0.value) }
-    guard (received.header("content-type") ?? "").hasPrefix("text/event-stream") else {
-        received.bodyData = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-        return received
-    }
-    var decoder = SSEDecoder()
-    for try await chunk in response.body {
-        let now = ContinuousClock.now
-        try decoder.feed(chunk.readableBytesView) { event in
-            let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
-            received.arrivals.append(.init(at: now, id: event.id, json: json))
-        }
-    }
-    return received
+    return try await receiveStream(try await HTTPClient.shared.execute(request, timeout: .seconds(30)))
 }
 
 /// The model answers in four pieces, `pause` apart.
@@ -144,15 +128,21 @@ struct ResumeTests {
         }
     }
 
-    @Test("a session whose events pass its buffer ends with resume_buffer_full; a chat without resumable is stopped by a hang-up as before")
+    @Test("a session whose events pass its buffer, or the server-wide one, ends with resume_buffer_full; a chat without resumable is stopped by a hang-up as before")
     func bufferFull() async throws {
         try await MockAnthropic.run { mock in
             let pieces = (1...100).map { SSE.text(0, String(repeating: "x", count: 40) + "\($0)") }
-            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + pieces + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]),
-                         pacedAnswer(pause: .seconds(20)))
+            let long = MockAnthropic.Reply.stream([SSE.messageStart(), SSE.textStart(0)] + pieces
+                                                  + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop])
+            mock.enqueue(long, long, pacedAnswer(pause: .seconds(20)))
             var config = streamingConfiguration(mock)
             config.resume.sessionBytes = 4096
             let app = try await buildApplication(configuration: config)
+            var sharedConfig = streamingConfiguration(mock)
+            sharedConfig.resume.totalBytes = 4096
+            let sharedApp = try await buildApplication(configuration: sharedConfig)
+            try await sharedApp.test(.live) { sharedClient in
+            let sharedPort = try #require(sharedClient.port)
             try await app.test(.live) { client in
                 let port = try #require(client.port)
                 let full = try await streamChat(port: port, body: resumableBody)
@@ -162,11 +152,16 @@ struct ResumeTests {
                 #expect(error["retryable"] as? Bool == true)
                 #expect(full.events("text_chunk").count < 100)
 
+                // The server-wide budget bounds the sessions together, whatever each may hold.
+                let shared = try await streamChat(port: sharedPort, body: resumableBody)
+                #expect(shared.events("error").last?["code"] as? String == "resume_buffer_full", "\(shared.types)")
+
                 let plain = try await streamChat(port: port, body: chatJSON("hi", extra: #","accumulated":false"#)) {
                     $0.types.contains("text_chunk")
                 }
                 #expect(plain.types.last == "text_chunk")
                 #expect(await eventually(within: .seconds(5)) { mock.disconnects.count == 1 }, "hang-up still cancels at once")
+            }
             }
         }
     }

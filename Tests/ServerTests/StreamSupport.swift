@@ -39,7 +39,14 @@ func streamChat(port: Int, body: String, path: String = "/mcp/chat/stream", head
     request.headers.add(name: "content-type", value: "application/json")
     request.headers.add(contentsOf: headers)
     request.body = .bytes(ByteBuffer(string: body))
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    return try await receiveStream(try await HTTPClient.shared.execute(request, timeout: .seconds(30)), stopAfter: stopAfter)
+}
+
+/// Reads a response as a frontend would: its SSE as it arrives (until it ends or `stopAfter` says to hang up), or
+/// its body when it is not an event stream.
+func receiveStream(_ response: HTTPClientResponse, stopAfter: (@Sendable (ReceivedStream) -> Bool)? = nil) async throws
+    -> ReceivedStream
+{
     var received = ReceivedStream()
     received.status = response.status.code
     received.headers = response.headers.map { ($0.name, $0.value) }

@@ -60,17 +60,10 @@ enum ChatStream {
                     }
                 }
             }
-            /// Keeps the stream for calibration.
-            func record(_ outcome: StreamOutcome, duration: Duration) {
-                guard let recorder else { return }
-                recorder.record(tally.record(sessionId: sessionId, outcome: outcome, duration: duration,
-                                             firstText: tally.firstTextAt.map { $0 - started }))
-            }
+            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
             func clientWentAway() {
-                let elapsed = clock.now - started
-                metrics.streamClosed(outcome: .clientGone, errorCode: nil, events: tally.events, duration: elapsed)
-                record(.clientGone, duration: elapsed)
+                book.close(tally, .clientGone, elapsed: clock.now - started)
                 logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
             }
             do {
@@ -89,10 +82,7 @@ enum ChatStream {
                 // Book the stream before its body ends, so a client that sends its next request the moment this
                 // one ends already meets the spent budget, the counted metrics and the log line.
                 let elapsed = clock.now - started
-                let outcome: StreamOutcome = tally.errorCode == nil ? .complete : .error
-                metrics.streamClosed(outcome: outcome, errorCode: tally.errorCode, events: tally.events, duration: elapsed)
-                if let usage = tally.usage { ticket?.spent(usage) }
-                record(outcome, duration: elapsed)
+                book.close(tally, tally.errorCode == nil ? .complete : .error, elapsed: elapsed)
                 var metadata: Logger.Metadata = ["events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)"]
                 if let cost = tally.usage?.costUSD { metadata["cost_usd"] = "\(cost)" }
                 logger.info("stream finished", metadata: metadata)
@@ -166,10 +156,8 @@ extension ChatStream {
             }
             let elapsed = clock.now - started
             let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
-            metrics.streamClosed(outcome: outcome, errorCode: tally.errorCode, events: tally.events, duration: elapsed)
-            if let usage = tally.usage { ticket?.spent(usage) }
-            recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
-                                          firstText: tally.firstTextAt.map { $0 - started }))
+            StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
+                .close(tally, outcome, elapsed: elapsed)
             logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
                 "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
             ])
@@ -227,6 +215,24 @@ extension ChatStream {
             body.writeBytes(encoder.encode(event))
         }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+}
+
+/// Where a finished stream is booked: its metrics, its key's spent tokens, its calibration record. Both kinds of
+/// stream book the same way, before their body ends.
+private struct StreamBook {
+    let sessionId: String
+    let started: ContinuousClock.Instant
+    let metrics: ServerMetrics
+    let ticket: StreamTicket?
+    let recorder: StreamRecorder?
+
+    func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) {
+        metrics.streamClosed(outcome: outcome, errorCode: outcome == .clientGone ? nil : tally.errorCode, events: tally.events,
+                             duration: elapsed)
+        if let usage = tally.usage { ticket?.spent(usage) }
+        recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
+                                      firstText: tally.firstTextAt.map { $0 - started }))
     }
 }
 

@@ -135,16 +135,16 @@ final class ResumableSession: Sendable {
 
     /// A subscriber takes the live side (one that was attached is told it is done); returns its number.
     func attach() -> Int {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let (generation, waiter) = state.withLock { state -> (Int, CheckedContinuation<Void, Never>?) in
             state.generation += 1
             state.attached = true
             state.expiry?.cancel()
             state.expiry = nil
             defer { state.waiter = nil }
-            return state.waiter
+            return (state.generation, state.waiter)
         }
         waiter?.resume()
-        return state.withLock { $0.generation }
+        return generation
     }
 
     /// The subscriber `generation` went away: unless another took over, the session waits `grace` for one, then
