@@ -156,6 +156,117 @@ struct PlaygroundTests {
     }
 }
 
+private let docsRules = playgroundRules + """
+
+      - { id: desktop, weight: 5, description: "wants a spreadsheet", when: { any_keywords: [spreadsheet] } }
+    """
+
+extension PlaygroundTests {
+    @Test("the examples in Docs/API.md run as written in a real browser: the preflight, the client, smart routing, both React hooks",
+          .enabled(if: Browser.available && Browser.react))
+    func docsExamples() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules(docsRules)
+            defer { rules.remove() }
+            var config = streamingConfiguration(mock)
+            config.rulesPath = rules.path
+            let app = try await buildApplication(configuration: config)
+            let waiting: [MockAnthropic.Piece] = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Waiting"), .pause(.seconds(30)),
+                                                  SSE.text(0, " too long"), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]
+            mock.enqueue(
+                .stream(SSE.textAnswer(["Hello", " from", " the client."])),                       // the client example
+                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Working"), .pause(.seconds(30)), SSE.text(0, " late"),
+                         SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]),              // the client's hook: replaced
+                .stream(SSE.textAnswer(["Second", " answer."])),                                   // ... by this one
+                .stream(SSE.toolTurn(text: nil, tools: [(id: "toolu_1", name: "get_employees",
+                                                         fragments: [#"{"min_increment_pct":5,"max_increment_pct":10,"limit":3}"#])])),
+                .stream(SSE.textAnswer(["Found", " them."])),                                      // the reader's hook
+                .stream(waiting),                                                                  // ... cancelled
+                .stream(SSE.textAnswer(["Routed", " answer."])))                                   // smart routing with fetch
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/env"), [
+                    "python3", here.appendingPathComponent("Browser/docs_examples_check.py").path,
+                    "--base", "http://127.0.0.1:\(port)", "--api-md", here.appendingPathComponent("../../Docs/API.md").standardized.path,
+                ])
+                #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText.suffix(3_000)) (the model got \(mock.received.count) requests)")
+                let seen = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "\(result.stderrText)")
+                #expect(seen["examples"] as? Int == 5)
+
+                // The preflight: a stream route opens the stream on the route's model, with every span highlighted where
+                // it is; an advice route shows the advice.
+                let analyze = try #require(seen["analyze"] as? [String: [String: Any]])
+                let streamCalls = try #require(analyze["stream"]?["calls"] as? [[String: Any]])
+                #expect(streamCalls.map { $0["name"] as? String } == ["openStream", "highlight", "highlight"])
+                let opened = try #require((streamCalls.first?["args"] as? [[String: Any]])?.first)
+                #expect(opened["model"] as? String == "claude-haiku-4-5")
+                let query = "list the employees with a 5-10% increment" as NSString
+                let spans = streamCalls.dropFirst().compactMap { $0["args"] as? [Any] }.map { args in
+                    query.substring(with: NSRange(location: args[1] as! Int, length: (args[2] as! Int) - (args[1] as! Int)))
+                }
+                #expect(spans == ["employees", "5-10%"])
+                #expect(streamCalls.dropFirst().compactMap { ($0["args"] as? [Any])?[3] as? String } == ["asks about employees", "a percentage range"])
+                let adviseCalls = try #require(analyze["advise"]?["calls"] as? [[String: Any]])
+                #expect(adviseCalls.first?["name"] as? String == "showAdvice")
+                #expect((adviseCalls.first?["args"] as? [String])?.first == "Use the desktop client.")
+
+                // The client: the preflight, every event to onEvent in order, the result.
+                let clientRun = try #require(seen["client"] as? [String: Any])
+                let done = try #require(clientRun["done"] as? [String: Any])
+                #expect((done["advice"] as? [String: Any])?["route"] as? String == "fast")
+                #expect(done["text"] as? String == "Hello from the client.")
+                #expect(done["cancelled"] as? Bool == false)
+                #expect(done["error"] is NSNull)
+                #expect((done["complete"] as? [String: Any])?["stopReason"] as? String == "end_turn")
+                let logged = (clientRun["logs"] as? [[Any]] ?? []).compactMap { $0.first as? String }
+                #expect(logged == ["session_start", "routing", "iteration_start", "text_chunk", "text_chunk", "text_chunk", "complete"])
+
+                // The client's React hook: a second send replaces the first (cancelled on the server), and the first's
+                // end never shows over the second.
+                let hook = try #require(seen["clientHook"] as? [String: Any])
+                #expect((hook["first"] as? [String: Any])?["cancelled"] as? Bool == true)
+                #expect((hook["second"] as? [String: Any])?["text"] as? String == "Second answer.")
+                let state = try #require(hook["state"] as? [String: Any])
+                #expect(state["status"] as? String == "done")
+                #expect(state["text"] as? String == "Second answer.")
+                #expect((state["events"] as? [String])?.last == "complete")
+                #expect((state["events"] as? [String])?.filter { $0 == "session_start" }.count == 1)
+                let statuses = (hook["renders"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
+                let afterSecond = statuses.split(separator: "streaming", omittingEmptySubsequences: false).last ?? []
+                #expect(!afterSecond.contains("cancelled"), "\(statuses)")
+                #expect(statuses.last == "done")
+
+                // Smart routing with fetch: a stream for a stream route, the advice as JSON for an advice route.
+                let routing = try #require(seen["routing"] as? [String: [[String: Any]]])
+                let read = try #require((routing["stream"]?.first?["args"] as? [String])?.first)
+                #expect(routing["stream"]?.first?["name"] as? String == "readEvents")
+                #expect(read.contains(#""type":"routing""#) && read.contains(#""chunk":" answer.""#) && read.contains(#""type":"complete""#))
+                #expect(routing["advise"]?.first?["name"] as? String == "showAdvice")
+                #expect((routing["advise"]?.first?["args"] as? [String])?.first == "Use the desktop client.")
+
+                // The fetch-and-reader hook: the text, the tool with its status and time; a cancel is not an error.
+                let reader = try #require(seen["readerHook"] as? [String: Any])
+                let finished = try #require(reader["finished"] as? [String: Any])
+                #expect(finished["text"] as? String == "Found them.")
+                #expect(finished["error"] is NSNull)
+                let tool = try #require((finished["tools"] as? [String: [String: Any]])?["toolu_1"])
+                #expect(tool["name"] as? String == "get_employees")
+                #expect(tool["status"] as? String == "completed")
+                #expect((tool["time"] as? String)?.hasSuffix("ms") == true, "\(tool)")
+                #expect((reader["texts"] as? [String])?.contains("Found") == true, "the text grew as it came")
+                let cancelled = try #require(reader["cancelled"] as? [String: Any])
+                #expect(cancelled["text"] as? String == "Waiting")
+                #expect(cancelled["error"] is NSNull)
+
+                // Both cancels reached the model: its two long answers were hung up on.
+                #expect(await eventually(within: .seconds(5)) { mock.disconnects.count == 2 })
+                #expect(mock.received.count == 7)
+            }
+        }
+    }
+}
+
 @Suite("The OpenAPI description")
 struct OpenAPITests {
     @Test("describes exactly the server's paths and methods, its error codes and its stream events; a wrong method is a 405 with Allow")

@@ -92,6 +92,9 @@ public func runProcessAsync(_ executable: URL, _ arguments: [String], in directo
 public enum Browser {
     public static let available = FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium")
         && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver") && pythonCanImport("selenium")
+    /// Debian's React 18 (node-react, node-react-dom), for running the React examples of the docs in the browser.
+    public static let react = FileManager.default.fileExists(atPath: "/usr/share/nodejs/react/umd/react.development.js")
+        && FileManager.default.fileExists(atPath: "/usr/share/nodejs/react-dom/umd/react-dom.development.js")
 }
 
 /// Whether the `python3` on the path can import `module`.
