@@ -79,7 +79,7 @@ struct PlaygroundTests {
         #expect(events[3]["data"] as? String == "no-space")
     }
 
-    @Test("in a real browser: the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, and a cancel that stops the upstream, a dropped connection picked up again",
+    @Test("in a real browser: the API key asked for and kept in memory only, the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, and a cancel that stops the upstream, a dropped connection picked up again",
           .enabled(if: Browser.available))
     func browser() async throws {
         try await MockAnthropic.run { mock in
@@ -87,6 +87,8 @@ struct PlaygroundTests {
             defer { rules.remove() }
             var config = streamingConfiguration(mock)
             config.rulesPath = rules.path
+            let key = "sb_playground-browser-key-0123456789abcdef"
+            config.apiKeys = [key]
             let app = try await buildApplication(configuration: config)
             mock.enqueue(
                 .stream([SSE.messageStart(), SSE.toolStart(0, id: "toolu_1", name: "get_employees"),
@@ -102,11 +104,21 @@ struct PlaygroundTests {
             try await app.test(.live) { client in
                 let port = try #require(client.port)
                 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Browser/playground_check.py").path
-                var arguments = [script, "--url", "http://127.0.0.1:\(port)/", "--query", "list the employees with a 5-10% increment"]
+                var arguments = [script, "--url", "http://127.0.0.1:\(port)/", "--query", "list the employees with a 5-10% increment",
+                                 "--api-key", key]
                 if let path = ProcessInfo.processInfo.environment["SWITCHBOARD_PLAYGROUND_SCREENSHOT"] { arguments += ["--screenshot", path] }
                 let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/env"), ["python3"] + arguments)
                 #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
                 let seen = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "\(result.stderrText)")
+
+                // The key: asked for on the first 401, a wrong one said so, the right one kept in the tab's memory only.
+                let prompt = try #require(seen["keyPrompt"] as? [String: Any])
+                #expect(prompt["asked"] as? String == "enter an API key, then send again")
+                #expect(prompt["refused"] as? String == "that key was refused")
+                #expect(prompt["focused"] as? Bool == true)
+                let stored = try #require(seen["stored"] as? [String: Any])
+                #expect(stored["local"] as? Int == 0 && stored["session"] as? Int == 0 && stored["cookie"] as? String == "")
+                #expect((stored["url"] as? String)?.contains(key) == false)
 
                 let marks = try #require(seen["marks"] as? [[String: Any]])
                 #expect(marks.map { $0["text"] as? String } == ["employees", "5-10%"])
@@ -180,7 +192,8 @@ extension PlaygroundTests {
                 .stream(SSE.textAnswer(["Second", " answer."])),                                   // ... by this one
                 .stream(SSE.toolTurn(text: nil, tools: [(id: "toolu_1", name: "get_employees",
                                                          fragments: [#"{"min_increment_pct":5,"max_increment_pct":10,"limit":3}"#])])),
-                .stream(SSE.textAnswer(["Found", " them."])),                                      // the reader's hook
+                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Found"), .pause(.milliseconds(150)),
+                         SSE.text(0, " them."), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]),      // the reader's hook
                 .stream(waiting),                                                                  // ... cancelled
                 .stream(SSE.textAnswer(["Routed", " answer."])))                                   // smart routing with fetch
             try await app.test(.live) { client in

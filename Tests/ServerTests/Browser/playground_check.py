@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--query", required=True)
     parser.add_argument("--screenshot")
+    parser.add_argument("--api-key", help="the server wants this key: the page must ask for it")
     args = parser.parse_args()
 
     options = Options()
@@ -40,8 +41,25 @@ def main():
         wait = WebDriverWait(driver, 20)
         status = driver.find_element(By.ID, "status")
 
-        # 1. A routed chat with a tool round.
+        # 0. With keys configured, the page asks for one, says when a key is refused, and keeps it in memory only.
+        key_prompt = None
         driver.find_element(By.ID, "query").send_keys(args.query)
+        if args.api_key:
+            key_box = driver.find_element(By.ID, "key-box")
+            if key_box.is_displayed():
+                fail("the key box shows before the server asked for a key")
+            driver.find_element(By.ID, "send").click()
+            wait.until(lambda d: key_box.is_displayed())
+            asked = status.text
+            key = driver.find_element(By.ID, "key")
+            key.send_keys("sb_not-the-right-key-0000000000000000")
+            driver.find_element(By.ID, "send").click()
+            wait.until(lambda d: status.text != asked and status.text != "analysing…")
+            refused = status.text
+            key.clear()
+            key.send_keys(args.api_key)
+            key_prompt = {"asked": asked, "refused": refused, "focused": driver.switch_to.active_element == key}
+        # 1. A routed chat with a tool round.
         driver.find_element(By.ID, "send").click()
         wait.until(lambda d: status.text in ("done", "cancelled") or "bad" in status.get_attribute("class"))
         if status.text != "done":
@@ -85,7 +103,9 @@ def main():
                         for row in driver.find_elements(By.CSS_SELECTOR, "#timeline tr")]
         resumed_answer = driver.find_element(By.ID, "answer").text
         resumed_status = status.text
-        print(json.dumps({"ok": True, "marks": marks, "rows": rows, "analysis": analysis, "totals": totals, "answer": answer,
+        stored = driver.execute_script(
+            "return { local: localStorage.length, session: sessionStorage.length, cookie: document.cookie, url: location.href }")
+        print(json.dumps({"ok": True, "keyPrompt": key_prompt, "stored": stored, "marks": marks, "rows": rows, "analysis": analysis, "totals": totals, "answer": answer,
                           "cancelledRows": cancelled_rows, "cancelledAnswer": cancelled_answer, "cancelMs": cancel_ms,
                           "resumedRows": resumed_rows, "resumedAnswer": resumed_answer, "resumedStatus": resumed_status,
                           "sendEnabled": driver.find_element(By.ID, "send").is_enabled()}))
