@@ -38,6 +38,7 @@ let package = Package(
         .target(name: "Upstream", dependencies: [
             "ChatCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB) or PostgreSQL;

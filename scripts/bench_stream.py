@@ -129,6 +129,71 @@ def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+def process_cpu(pid):
+    """CPU seconds of a process id, or of every process of an `Nginx` (master and workers)."""
+    return pid.cpu() if isinstance(pid, Nginx) else cpu_seconds(pid)
+
+class Nginx:
+    """nginx as a reference reverse proxy in front of the paced upstream, with the settings of Docs/STREAMING.md."""
+    def __init__(self, binary, upstream_port, port):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="bench-nginx-")
+        conf = os.path.join(self.dir, "nginx.conf")
+        open(conf, "w").write(f"""
+worker_processes auto;
+daemon off;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log error;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
+  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
+  upstream model {{ server 127.0.0.1:{upstream_port}; keepalive 1024; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      proxy_pass http://model;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_cache off;
+      gzip off;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+    }}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen([binary, "-c", conf, "-p", self.dir], stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if self.workers():
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+
+    def workers(self):
+        try:
+            return [int(p) for p in open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()]
+        except OSError:
+            return []
+
+    def cpu(self):
+        total = 0.0
+        for pid in [self.proc.pid] + self.workers():
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+def start_nginx(binary, upstream_port, port):
+    return Nginx(binary, upstream_port, port)
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -157,7 +222,7 @@ async def run_server(binary, upstream_port, port):
     if ROUTED:
         command += ["--rules", routing_rules(upstream_port)]
     proc = subprocess.Popen(command, env=env)
-    for _ in range(200):
+    for _ in range(1200):   # up to a minute: a server under valgrind starts slowly
         try:
             _, w = await asyncio.open_connection("127.0.0.1", port)
             w.close()
@@ -262,18 +327,30 @@ async def paced(args):
 
     async def run(port, path, body, pid=None):
         latencies, counts = [], []
-        cpu0, t0 = (cpu_seconds(pid) if pid else 0), time.monotonic()
+        cpu0, t0 = (process_cpu(pid) if pid else 0), time.monotonic()
         await asyncio.wait_for(asyncio.gather(*(
             paced_client(port, path, body, latencies, counts, random.random() * args.interval / 1000)
             for _ in range(args.paced))), timeout=args.deltas * args.interval / 1000 + 120)
         elapsed = time.monotonic() - t0
         delivered = sum(counts)
-        cpu = (cpu_seconds(pid) - cpu0) if pid else 0
+        cpu = (process_cpu(pid) - cpu0) if pid else 0
         return latencies, delivered, elapsed, cpu
 
-    direct, d_count, d_time, _ = await run(up_port, b"/v1/chat/completions" if OPENAI else b"/v1/messages", body)
+    upstream_path = b"/v1/chat/completions" if OPENAI else b"/v1/messages"
+    direct, d_count, d_time, _ = await run(up_port, upstream_path, body)
     print(f"  direct:      {d_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(direct, .5):.2f} ms, "
           f"p99 {percentile(direct, .99):.2f} ms")
+    if args.nginx:
+        # The reference hop: the same client through nginx (proxy_buffering off), nginx's CPU per relayed event.
+        nginx = start_nginx(args.nginx, up_port, args.port + 1)
+        try:
+            via, n_count, n_time, n_cpu = await run(args.port + 1, upstream_path, body, nginx)
+            print(f"  nginx:       {n_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(via, .5):.2f} ms, "
+                  f"p99 {percentile(via, .99):.2f} ms; added p50 {percentile(via, .5) - percentile(direct, .5):+.2f} ms, "
+                  f"p99 {percentile(via, .99) - percentile(direct, .99):+.2f} ms; "
+                  f"CPU {n_cpu:.2f} s = {n_cpu / max(n_count + 3 * args.paced, 1) * 1e6:.1f} µs per relayed event")
+        finally:
+            nginx.stop()
     server = await run_server(args.binary, up_port, args.port)
     try:
         warm = []
@@ -368,6 +445,11 @@ if __name__ == "__main__":
                         help="the upstream speaks OpenAI's Chat Completions format, reached through a rules provider (POST /mcp/chat)")
     parser.add_argument("--routed", action="store_true",
                         help="through smart routing (POST /mcp/chat) to the built-in Anthropic provider, to compare with --openai")
+    parser.add_argument("--nginx", nargs="?", const="/usr/sbin/nginx", default=None,
+                        help="in --paced mode, also measure the client through nginx (the reference proxy hop)")
+    parser.add_argument("--asyncio", action="store_true",
+                        help="use asyncio's own event loop even when uvloop is installed (uvloop costs the client "
+                             "and the upstream less CPU, so they disturb the server less)")
     parser.add_argument("--with-keys", action="store_true",
                         help="serve with an API keys file and send the key: the cost of authentication and quotas")
     args = parser.parse_args()
@@ -384,4 +466,13 @@ if __name__ == "__main__":
         keys.close()
         KEYS_FILE = keys.name
         AUTH = b"authorization: Bearer %s\r\n" % KEY.encode()
+    loop = "asyncio"
+    if not args.asyncio:
+        try:
+            import uvloop
+            uvloop.install()
+            loop = "uvloop"
+        except ImportError:
+            pass
+    print(f"(client and upstream on {loop})")
     asyncio.run(main(args))

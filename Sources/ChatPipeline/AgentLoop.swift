@@ -124,7 +124,8 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
         let limit = configuration.maxToolCallsPerTurn
         try await withThrowingTaskGroup(of: (Int, ToolOutput, Duration).self) { group in
             for (index, use) in uses.enumerated() {
-                group.addTask {
+                // Tools run on Swift's pool: the stream's own task may prefer its connection's event loop.
+                group.addTask(executorPreference: globalConcurrentExecutor) {
                     let clock = ContinuousClock()
                     let started = clock.now
                     // Past the cap a call does not run: the model hears why and can ask again in its next turn.

@@ -3,6 +3,7 @@ import ChatCore
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import NIOHTTP1
 
 /// What a provider's stream format needs to build one turn from its server-sent events.
@@ -24,7 +25,11 @@ protocol TurnAccumulating {
 final class StreamingHTTP: Sendable {
     let timeouts: UpstreamTimeouts
     let retry: RetryPolicy
-    private let client: HTTPClient
+    /// One client per event loop of the shared group, each keeping its connections on its own loop, so a model
+    /// call made from a task running on a loop (a stream's producer prefers its client connection's) reads the
+    /// upstream on that same thread; calls from elsewhere take the loops in turn.
+    private let clients: [ObjectIdentifier: HTTPClient]
+    private let group: any EventLoopGroup
     private let logger: Logger
 
     init(timeouts: UpstreamTimeouts, retry: RetryPolicy, maxConnections: Int, logger: Logger) {
@@ -39,11 +44,24 @@ final class StreamingHTTP: Sendable {
         // deadline) or a route's fallback decides what happens next, instead of the pool retrying behind it
         // until the request's first-byte deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        group = HTTPClient.defaultEventLoopGroup
+        var clients: [ObjectIdentifier: HTTPClient] = [:]
+        for loop in group.makeIterator() {
+            clients[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroup: loop, configuration: configuration)
+        }
+        self.clients = clients
     }
 
     func shutdown() async throws {
-        try await client.shutdown()
+        for client in clients.values { try await client.shutdown() }
+    }
+
+    /// The client whose connections live on the current event loop, or the next loop's.
+    private var client: HTTPClient {
+        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let client = clients[ObjectIdentifier(loop)] {
+            return client
+        }
+        return clients[ObjectIdentifier(group.next())]!
     }
 
     /// A streaming model call: `POST url` with a JSON `body`, asking for an event stream, with the provider's

@@ -74,8 +74,8 @@ final class EventStream: @unchecked Sendable {
         await attach()
         let ending = await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
+                await withTaskGroup(of: Void.self) { [channel] group in
+                    group.addTask(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) {
                         do {
                             try await DeadlineKeeper.$current.withValue(self.keeper) { try await produce(self) }
                             signal.fire(.finished)
