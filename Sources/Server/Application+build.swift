@@ -131,6 +131,9 @@ public func buildRouter<Model: LanguageModel>(
     recorder: StreamRecorder? = nil, logger: Logger
 ) -> Router<SwitchboardRequestContext> {
     let router = Router(context: SwitchboardRequestContext.self)
+    let instance = configuration.instanceID
+    metrics.identify { (instance, store.active.rules.fingerprint, keys?.version) }
+    router.add(middleware: InstanceHeaderMiddleware(instance: instance))
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     if configuration.cors != .off { router.add(middleware: CORSMiddleware(policy: configuration.cors)) }
     router.add(middleware: MethodNotAllowedMiddleware())
@@ -144,7 +147,9 @@ public func buildRouter<Model: LanguageModel>(
     FrontendAssets.add(to: router)
     router.get("/ready") { _, _ in
         let reasons = await readiness.reasons()
-        return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons),
+        return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons,
+                                                   instance: configuration.instanceID, rulesVersion: store.active.rules.fingerprint,
+                                                   keysVersion: keys?.version),
                                  status: reasons.isEmpty ? .ok : .serviceUnavailable)
     }
     router.post("/mcp/chat/stream") { request, context in
@@ -331,6 +336,7 @@ func addOperatorRoutes<Context: RequestContext>(to router: Router<Context>, rule
     }
     router.get("/metrics") { _, _ in
         for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
+        metrics.refreshInstance()
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
     }

@@ -21,6 +21,9 @@ public struct ServerLimits: Sendable {
 
 /// Everything `switchboard serve` can be told, with defaults that run on a fresh machine.
 public struct ServerConfiguration: Sendable {
+    /// This instance's name among several behind one load balancer: in `/ready`, `/metrics` and the
+    /// `X-Switchboard-Instance` header. Default: the host name and six random hex digits.
+    public var instanceID: String = ServerConfiguration.defaultInstanceID()
     public var host: String = "127.0.0.1"
     public var port: Int = 3000
     /// `--rules PATH`; when `nil`, `./rules.yaml` if present, else the built-in defaults.
@@ -84,6 +87,11 @@ public struct ServerConfiguration: Sendable {
     public init(environment: [String: String]) {
         self.init()
         var env = EnvironmentReader(environment)
+        if let id = env.text("SWITCHBOARD_INSTANCE_ID") {
+            if Self.isValidInstanceID(id) { instanceID = id } else {
+                env.problem("SWITCHBOARD_INSTANCE_ID=\(id) must be 1 to 64 letters, digits, dots, dashes or underscores")
+            }
+        }
         if let host = env.text("SWITCHBOARD_HOST") { self.host = host }
         if let port = env.integer("SWITCHBOARD_PORT", in: Self.ranges.port) { self.port = port }
         if let path = env.text("SWITCHBOARD_RULES") { rulesPath = path }
@@ -169,6 +177,22 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Comma-separated values, trimmed, empty ones dropped.
+    /// The host name and six random hex digits: unique across restarts and machines.
+    public static func defaultInstanceID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        let clean = String(host.unicodeScalars.filter { ($0.isASCII && CharacterSet.alphanumerics.contains($0)) || $0 == "-" }
+            .map(Character.init).prefix(40))
+        let suffix = String(UInt32.random(in: 0..<(1 << 24)), radix: 16)
+        return (clean.isEmpty ? "switchboard" : clean) + "-" + String(repeating: "0", count: 6 - suffix.count) + suffix
+    }
+
+    /// 1 to 64 ASCII letters, digits, dots, dashes or underscores: safe in a header, a label and a session id.
+    public static func isValidInstanceID(_ id: String) -> Bool {
+        (1...64).contains(id.unicodeScalars.count) && id.unicodeScalars.allSatisfy {
+            ($0.isASCII && CharacterSet.alphanumerics.contains($0)) || $0 == "." || $0 == "-" || $0 == "_"
+        }
+    }
+
     public static func list(_ text: String) -> [String] {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }

@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address of the admin port.")
     var adminHost: String?
 
+    @Option(help: "This instance's id among several behind one load balancer (default: host name and 6 random hex digits).")
+    var instanceId: String?
+
     @Flag(help: "Listen on a non-loopback address without API keys (only behind something that checks every caller).")
     var allowUnauthenticated = false
 
@@ -63,6 +66,9 @@ struct Serve: AsyncParsableCommand {
         if let mcpConfig, !FileManager.default.fileExists(atPath: mcpConfig) {
             throw ValidationError("No MCP configuration file at \(mcpConfig).")
         }
+        if let instanceId, !ServerConfiguration.isValidInstanceID(instanceId) {
+            throw ValidationError("--instance-id must be 1 to 64 letters, digits, dots, dashes or underscores.")
+        }
         if let apiKeys, !FileManager.default.fileExists(atPath: apiKeys) {
             throw ValidationError("No API keys file at \(apiKeys). `switchboard keys new NAME` prints an entry to put in one.")
         }
@@ -78,6 +84,7 @@ struct Serve: AsyncParsableCommand {
         if let corsOrigins { configuration.cors = CORSPolicy(corsOrigins) }
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { configuration.logLevel = level }
         if let apiKeys { configuration.apiKeysPath = apiKeys }
+        if let instanceId { configuration.instanceID = instanceId }
         if let allowedHosts { configuration.allowedHosts = Set(ServerConfiguration.list(allowedHosts)) }
         if allowUnauthenticated { configuration.allowUnauthenticated = true }
         if let adminPort { configuration.adminPort = adminPort }

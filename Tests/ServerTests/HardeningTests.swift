@@ -127,6 +127,81 @@ struct ReadinessTests {
         #expect(down == 503)
         #expect(downBody["reasons"] as? [String] == ["the database cannot be queried"])
     }
+
+    @Test("/ready, /metrics and every answer's X-Switchboard-Instance name the instance and the rules and keys it serves; a reload shows")
+    func identity() async throws {
+        let identityRules = """
+            version: 1
+            levels:
+              - { name: any, route: fast, estimated_seconds: 2 }
+            routes:
+              fast: { action: advise, message: "hello" }
+            """
+        let rules = try TemporaryRules(identityRules)
+        defer { rules.remove() }
+        let keysFile = try TemporaryRules("""
+            version: 1
+            keys:
+              - { id: ops, sha256: \(String(repeating: "ab", count: 32)), admin: true }
+            """)
+        defer { keysFile.remove() }
+        var config = configuration(rules: rules.path)
+        config.instanceID = "sb-test-1"
+        config.apiKeysPath = keysFile.path
+        config.adminPort = 0
+        config.rulesPollInterval = .milliseconds(20)
+        let metrics = ServerMetrics()
+        let app = try await buildApplication(configuration: config, metrics: metrics)
+        try await app.test(.live) { client in
+            let ready = try await client.execute(uri: "/ready", method: .get) { response in
+                (response.headers[.switchboardInstance], try json(response.body))
+            }
+            #expect(ready.0 == "sb-test-1")
+            #expect(ready.1["instance"] as? String == "sb-test-1")
+            let rulesVersion = try #require(ready.1["rulesVersion"] as? String)
+            #expect(rulesVersion.hasPrefix("sha256:"))
+            let keysVersion = try #require(ready.1["keysVersion"] as? String)
+            #expect(keysVersion.hasPrefix("sha256:"))
+            // Refused requests carry it too.
+            let refused = try await client.execute(uri: "/tools", method: .get) { response in
+                (response.status, response.headers[.switchboardInstance])
+            }
+            #expect(refused.0 == .unauthorized && refused.1 == "sb-test-1")
+
+            metrics.refreshInstance()
+            let before = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+            #expect(before.contains(#"switchboard_instance_info{instance="sb-test-1",rules_version="\#(rulesVersion)",keys_version="\#(keysVersion)"} 1"#),
+                    "\(before.split(separator: "\n").filter { $0.contains("instance_info") })")
+
+            // The rules change: the one series is replaced, not added to.
+            try rules.write(identityRules + "\n# edited\n")
+            #expect(await eventually(within: .seconds(5)) {
+                let now = try? await client.execute(uri: "/ready", method: .get) { try json($0.body)["rulesVersion"] as? String }
+                return now != nil && now != rulesVersion
+            })
+            metrics.refreshInstance()
+            let after = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+            let series = after.split(separator: "\n").filter { $0.hasPrefix("switchboard_instance_info{") }
+            #expect(series.count == 1, "\(series)")
+            #expect(series.first?.contains(rulesVersion) == false)
+        }
+    }
+
+    @Test("an instance id is letters, digits, dots, dashes and underscores; the default is the host name and six hex digits")
+    func instanceIDs() {
+        #expect(ServerConfiguration.isValidInstanceID("sb-eu_1.a"))
+        #expect(!ServerConfiguration.isValidInstanceID(""))
+        #expect(!ServerConfiguration.isValidInstanceID("a b"))
+        #expect(!ServerConfiguration.isValidInstanceID(String(repeating: "a", count: 65)))
+        #expect(!ServerConfiguration.isValidInstanceID("é"))
+        let one = ServerConfiguration.defaultInstanceID(), two = ServerConfiguration.defaultInstanceID()
+        #expect(ServerConfiguration.isValidInstanceID(one) && one != two)
+        #expect(one.split(separator: "-").last?.count == 6)
+        let config = ServerConfiguration(environment: ["SWITCHBOARD_INSTANCE_ID": "no spaces please"])
+        #expect(config.instanceID != "no spaces please")
+        #expect(config.environmentProblems.contains { $0.contains("SWITCHBOARD_INSTANCE_ID") })
+        #expect(ServerConfiguration(environment: ["SWITCHBOARD_INSTANCE_ID": "eu-2"]).instanceID == "eu-2")
+    }
 }
 
 /// Sends `bytes` on a new connection and waits until the server closes it; whether it did within `limit`.

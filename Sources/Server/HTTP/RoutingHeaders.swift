@@ -7,6 +7,8 @@ extension HTTPField.Name {
     static let switchboardProvider = HTTPField.Name("X-Switchboard-Provider")!
     static let switchboardModel = HTTPField.Name("X-Switchboard-Model")!
     static let switchboardRulesVersion = HTTPField.Name("X-Switchboard-Rules-Version")!
+    /// Which instance answered (every answer; see `InstanceHeaderMiddleware`).
+    static let switchboardInstance = HTTPField.Name("X-Switchboard-Instance")!
     static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardProvider, .switchboardModel,
-                                                   .switchboardRulesVersion]
+                                                   .switchboardRulesVersion, .switchboardInstance]
 }

@@ -56,4 +56,8 @@ extension Readiness: Service {
 struct ReadinessResponse: Encodable {
     let status: String
     let reasons: [String]
+    /// Which instance answered, and the rules and keys it serves: drift between instances shows here.
+    let instance: String
+    let rulesVersion: String?
+    let keysVersion: String?
 }

@@ -113,6 +113,37 @@ public final class ServerMetrics: Sendable {
                 [("result", accepted ? "accepted" : "rejected")]).increment()
     }
 
+    private let instanceInfo = Mutex<(labels: [String], gauge: Gauge)?>(nil)
+    /// Where the instance's id and the rules and keys versions are read, at each scrape.
+    private let identity = Mutex<(@Sendable () -> (id: String, rules: String?, keys: String?))?>(nil)
+
+    /// Tells the metrics how to read this instance's identity (`buildRouter` does).
+    func identify(_ read: @escaping @Sendable () -> (id: String, rules: String?, keys: String?)) {
+        identity.withLock { $0 = read }
+    }
+
+    /// Brings `switchboard_instance_info` up to date: called before each scrape.
+    func refreshInstance() {
+        guard let read = identity.withLock({ $0 }) else { return }
+        let now = read()
+        instance(now.id, rulesVersion: now.rules, keysVersion: now.keys)
+    }
+
+    /// `switchboard_instance_info{instance, rules_version, keys_version} 1`: one series, replaced when the rules or
+    /// the keys change, so instances serving different files are told apart on a dashboard.
+    func instance(_ id: String, rulesVersion: String?, keysVersion: String?) {
+        let labels = [id, rulesVersion ?? "none", keysVersion ?? "none"]
+        instanceInfo.withLock { info in
+            guard info?.labels != labels else { return }
+            if let old = info?.gauge { registry.unregisterGauge(old) }
+            let gauge = registry.makeGauge(
+                descriptor: .switchboard("instance_info", "This instance's id and the versions of the rules and keys it serves."),
+                labels: [("instance", labels[0]), ("rules_version", labels[1]), ("keys_version", labels[2])])
+            gauge.set(1.0)
+            info = (labels, gauge)
+        }
+    }
+
     func mcpServer(_ name: String, up: Bool) {
         gauge("mcp_server_up", "1 while the MCP server is connected, 0 while it is being reconnected.", [("server", name)])
             .set(up ? 1.0 : 0.0)

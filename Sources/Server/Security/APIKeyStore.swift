@@ -45,6 +45,14 @@ public final class APIKeyStore: Sendable {
     }
 }
 
+extension APIKeyStore {
+    /// The keys file's fingerprint in service, or `nil` without a keys file.
+    public var version: String? {
+        let fingerprint = fingerprint
+        return fingerprint.isEmpty ? nil : fingerprint
+    }
+}
+
 extension APIKeyStore: ReloadTarget {
     public var fingerprint: String { state.withLock { $0.fingerprint } }
     public var isRejecting: Bool { lastRejection != nil }
