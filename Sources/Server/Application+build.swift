@@ -45,12 +45,24 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let database: any SQLDatabase
     do {
-        let opened = try await HRDatabase.open(configuration.database, logger: logger)
+        let opened = try await HRDatabase.open(configuration.database, logger: logger,
+                                               preparePostgres: { try await PostgresQuotaStore.prepareSchema($0) })
         database = opened.database
         if let pool = opened.service { services.append(pool) }
     } catch {
         throw StartupError(description: "cannot start: the HR database at \(configuration.database) "
                            + "cannot be opened or prepared: \(error)")
+    }
+    // On PostgreSQL the quotas are shared with every instance on the same database; else they are this instance's.
+    let quotas: any QuotaStore
+    if case .postgres = configuration.database {
+        var settings = PostgresQuotaStore.Settings()
+        settings.lease = configuration.quotaLease
+        let shared = PostgresQuotaStore(database: database, instance: configuration.instanceID, settings: settings, logger: logger)
+        services.append(shared)
+        quotas = shared
+    } else {
+        quotas = InMemoryQuotaStore()
     }
     var registry = ToolRegistry()
     for clash in registry.register(HRTools.all(database: database), source: "built-in") + registry.register(extraTools, source: "extra") {
@@ -100,7 +112,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     // SIGTERM or SIGINT arrives, before the server stops accepting and drains its streams.
     readiness.attach(database)
     let router = buildRouter(rules: store, configuration: configuration, model: model, tools: tools,
-                             toolSources: registry.sources, mcpServers: mcpServers, keys: keys, readiness: readiness,
+                             toolSources: registry.sources, mcpServers: mcpServers, keys: keys, quotas: quotas, readiness: readiness,
                              providers: providers, metrics: metrics, recorder: recorder, logger: logger)
     if let adminPort = configuration.adminPort {
         services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
@@ -164,7 +176,7 @@ public func buildRouter<Model: LanguageModel>(
         }
         let chat = try gate.capped(try await request.decodeChatRequest(limit: configuration.maxBodyBytes), key: key,
                                    rules: store.active.rules, defaultModel: configuration.loop.model)
-        let ticket = try gate.admit(key)
+        let ticket = try await gate.admit(key, countRequest: true)
         var loopConfiguration = configuration.loop
         loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
         let metered = MeteredModel(base: model, provider: Provider.builtIn,
@@ -219,6 +231,7 @@ public func buildRouter<Model: LanguageModel>(
         headers[.switchboardRoute] = advice.route
         headers[.switchboardRulesVersion] = advice.rulesVersion
         guard analysis.route.action == .stream else {
+            try await gate.countRequest(context.apiKey)
             // An SSE-only frontend asks for the advice as a stream, and keeps one code path.
             if request.headers[.accept]?.contains("text/event-stream") == true {
                 return ChatStream.advice(RoutingDecision(advice), extraHeaders: headers)
@@ -252,7 +265,7 @@ public func buildRouter<Model: LanguageModel>(
         var routed = chat
         routed.model = nil  // the route chooses the model
         routed = try gate.capped(routed, key: key, rules: store.active.rules, defaultModel: configuration.loop.model)
-        let ticket = try gate.admit(key)
+        let ticket = try await gate.admit(key, countRequest: true)
         headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = loopConfiguration.model
         var decision = RoutingDecision(advice)

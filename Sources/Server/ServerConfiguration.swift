@@ -70,6 +70,9 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections = 4096
     /// Finished streams kept in the database for calibration (the oldest go first).
     public var streamRecordsLimit = 50_000
+    /// With quotas shared in PostgreSQL: how long a stream slot counts after its instance last renewed it, so the
+    /// longest a crashed instance's streams keep holding their keys' slots.
+    public var quotaLease: Duration = .seconds(30)
     /// Resumable streams: how long a session waits for its client, and the bytes of events kept.
     public var resume = ResumableSessions.Limits()
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
@@ -129,6 +132,7 @@ public struct ServerConfiguration: Sendable {
         if let seconds = env.seconds("SWITCHBOARD_IDLE_TIMEOUT", in: 1...3_600) { idleTimeout = seconds }
         if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
         if let count = env.integer("SWITCHBOARD_STREAM_RECORDS", in: 1...10_000_000) { streamRecordsLimit = count }
+        if let seconds = env.seconds("SWITCHBOARD_QUOTA_LEASE", in: 1...3_600) { quotaLease = seconds }
         if let seconds = env.seconds("SWITCHBOARD_RESUME_GRACE", in: 1...3_600) { resume.grace = seconds }
         if let bytes = env.integer("SWITCHBOARD_RESUME_BUFFER_BYTES", in: 1_024...(1 << 30)) { resume.sessionBytes = bytes }
         if let bytes = env.integer("SWITCHBOARD_RESUME_TOTAL_BYTES", in: 1_024...(1 << 34)) { resume.totalBytes = bytes }

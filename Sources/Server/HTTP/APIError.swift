@@ -28,6 +28,8 @@ public enum APIErrorCode: String, Sendable, Hashable, CaseIterable {
     case budgetExhausted = "budget_exhausted"
     /// The server has as many streams open as it may.
     case overloaded
+    /// The shared quota store (PostgreSQL) did not answer, so no stream may open (quotas fail closed).
+    case quotasUnavailable = "quotas_unavailable"
     /// A POST body that is not `application/json`.
     case unsupportedMediaType = "unsupported_media_type"
     /// A `Host` header the server does not answer to (DNS rebinding).
@@ -76,6 +78,16 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     /// The stream endpoints without an API key (everything else still works).
+    static var quotasUnavailable: APIError {
+        APIError(.serviceUnavailable, code: .quotasUnavailable, message: "the quota store cannot be reached; try again shortly",
+                 retryAfter: .seconds(1))
+    }
+
+    static func rateLimited(_ perMinute: Int, retryAfter wait: Duration) -> APIError {
+        APIError(.tooManyRequests, code: .rateLimited, message: "this key's \(perMinute) requests per minute are used up",
+                 retryAfter: wait)
+    }
+
     static var streamingNotConfigured: APIError {
         APIError(.serviceUnavailable, code: .notConfigured,
                  message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")

@@ -60,4 +60,16 @@ struct ReadinessResponse: Encodable {
     let instance: String
     let rulesVersion: String?
     let keysVersion: String?
+
+    private enum CodingKeys: String, CodingKey { case status, reasons, instance, rulesVersion, keysVersion }
+
+    /// Every field always present: a missing version is `null`, not absent.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(status, forKey: .status)
+        try container.encode(reasons, forKey: .reasons)
+        try container.encode(instance, forKey: .instance)
+        try container.encode(rulesVersion, forKey: .rulesVersion)
+        try container.encode(keysVersion, forKey: .keysVersion)
+    }
 }

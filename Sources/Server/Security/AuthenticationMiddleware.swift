@@ -37,16 +37,27 @@ struct AuthenticationMiddleware: RouterMiddleware {
             if Self.adminPaths.contains(path), !key.admin {
                 throw APIError(.forbidden, code: .forbidden, message: "\(path) needs an admin key")
             }
-            if let perMinute = key.limits.requestsPerMinute,
-               let wait = quotas.takeRequest(key: key.id, perMinute: perMinute, now: .now) {
-                throw APIError(.tooManyRequests, code: .rateLimited,
-                               message: "this key's \(perMinute) requests per minute are used up", retryAfter: wait)
+            // The chat endpoints count their request when they admit the stream (or give advice), so a shared
+            // quota store answers a chat in one round trip.
+            if let perMinute = key.limits.requestsPerMinute, !Self.countsOwnRequests(request) {
+                let wait: Duration?
+                do {
+                    wait = try await quotas.takeRequest(key: key.id, perMinute: perMinute)
+                } catch {
+                    throw APIError.quotasUnavailable
+                }
+                if let wait { throw APIError.rateLimited(perMinute, retryAfter: wait) }
             }
             return try await next(request, context)
         } catch let error as APIError {
             metrics.refusal(key: key.id, code: error.code)
             throw error
         }
+    }
+
+    /// `POST /mcp/chat` and `POST /mcp/chat/stream`: their handlers count the request (`StreamGate`).
+    static func countsOwnRequests(_ request: Request) -> Bool {
+        request.method == .post && (request.uri.path == "/mcp/chat" || request.uri.path == "/mcp/chat/stream")
     }
 
     /// The key in `Authorization: Bearer KEY`, else in `x-api-key`.

@@ -1,50 +1,100 @@
 import Foundation
 import Synchronization
 
+/// A stream's place in the quotas, given back with `QuotaStore.release` when the stream ends.
+public struct StreamSlot: Sendable, Equatable {
+    public let key: String
+    /// The shared store's row for the slot; `nil` where there is none (in memory, or no per-key limit).
+    public let id: Int64?
+
+    public init(key: String, id: Int64?) {
+        self.key = key
+        self.id = id
+    }
+}
+
+/// What a stream's admission checks, in one step: the key's request bucket (when the request was not counted
+/// yet), its daily output budget, its concurrent streams, and this instance's streams.
+public struct AdmissionRequest: Sendable {
+    public var key: String
+    /// Take one request from the key's bucket of this many per minute.
+    public var requestsPerMinute: Int?
+    public var outputTokensPerDay: Int?
+    /// The UTC day (days since 1970-01-01) the budget is for.
+    public var day: Int
+    public var concurrentStreams: Int?
+    /// The streams this instance may hold open.
+    public var serverLimit: Int
+
+    public init(key: String, requestsPerMinute: Int? = nil, outputTokensPerDay: Int? = nil, day: Int,
+                concurrentStreams: Int? = nil, serverLimit: Int) {
+        self.key = key
+        self.requestsPerMinute = requestsPerMinute
+        self.outputTokensPerDay = outputTokensPerDay
+        self.day = day
+        self.concurrentStreams = concurrentStreams
+        self.serverLimit = serverLimit
+    }
+}
+
 /// Whether a stream may open.
 public enum StreamAdmission: Sendable, Equatable {
-    case admitted
+    case admitted(StreamSlot)
+    /// The key's requests per minute are used up; one is back after this long.
+    case rateLimited(retryAfter: Duration)
+    /// The key's output tokens for the day are spent.
+    case budgetExhausted
     /// The key has as many streams open as it may.
     case keyFull
-    /// The server has as many streams open as it may.
+    /// This instance has as many streams open as it may.
     case serverFull
 }
 
-/// The counters quotas are enforced with. `InMemoryQuotaStore` serves one instance; a shared store (PostgreSQL,
-/// Redis) can implement this for several instances behind one load balancer.
+/// The counters quotas are enforced with: `InMemoryQuotaStore` for one instance, `PostgresQuotaStore` for several
+/// sharing one database. Nothing here runs per event: at most one call per request, and the ends of streams
+/// (releases, spent tokens) are told without waiting, for the store to write in batches.
 public protocol QuotaStore: Sendable {
-    /// Takes a stream slot when `key` has fewer than `limit` open (no per-key limit when `nil`) and the server
-    /// fewer than `serverLimit`.
-    func openStream(key: String, limit: Int?, serverLimit: Int) -> StreamAdmission
-    func closeStream(key: String)
     /// Takes one request from `key`'s token bucket (`perMinute` tokens, refilled evenly over a minute): `nil`
     /// when allowed, else how long until a token is back.
-    func takeRequest(key: String, perMinute: Int, now: ContinuousClock.Instant) -> Duration?
-    /// Output tokens `key` has spent on UTC day `day` (days since 1970-01-01).
-    func outputTokens(key: String, day: Int) -> Int
+    func takeRequest(key: String, perMinute: Int) async throws -> Duration?
+    /// Everything a stream's admission checks, in one step (for a shared store, one round trip).
+    func admit(_ request: AdmissionRequest) async throws -> StreamAdmission
+    /// The stream of `slot` ended.
+    func release(_ slot: StreamSlot)
+    /// `key` spent `count` output tokens on UTC day `day`.
     func addOutputTokens(_ count: Int, key: String, day: Int)
 }
 
-extension QuotaStore {
-    /// Today's UTC day number and the time until it ends.
-    static func today(_ now: Date = Date()) -> (day: Int, remaining: Duration) {
-        let seconds = now.timeIntervalSince1970
-        let day = Int(seconds / 86_400)
-        return (day, .seconds(Double(day + 1) * 86_400 - seconds))
+/// Today's UTC day number and the time until it ends.
+func utcToday(_ now: Date = Date()) -> (day: Int, remaining: Duration) {
+    let seconds = now.timeIntervalSince1970
+    let day = Int(seconds / 86_400)
+    return (day, .seconds(Double(day + 1) * 86_400 - seconds))
+}
+
+/// A token bucket's arithmetic, shared by the stores: `capacity` tokens, refilled evenly over a minute.
+struct TokenBucket {
+    var tokens: Double
+    var updated: ContinuousClock.Instant
+
+    /// Refills to `now` and takes a token: `nil` when taken, else the wait until one is back.
+    mutating func take(perMinute: Int, now: ContinuousClock.Instant) -> Duration? {
+        let capacity = Double(perMinute)
+        let perSecond = capacity / 60
+        tokens = min(capacity, tokens + max(0, (now - updated).inSeconds) * perSecond)
+        updated = now
+        guard tokens >= 1 else { return .seconds((1 - tokens) / perSecond) }
+        tokens -= 1
+        return nil
     }
 }
 
-/// Quotas for one instance, in memory. Each operation takes one lock briefly; nothing is per event.
+/// Quotas for one instance, in memory. Each operation takes one lock briefly.
 public final class InMemoryQuotaStore: QuotaStore {
-    private struct Bucket {
-        var tokens: Double
-        var updated: ContinuousClock.Instant
-    }
-
     private struct State {
         var openByKey: [String: Int] = [:]
         var open = 0
-        var buckets: [String: Bucket] = [:]
+        var buckets: [String: TokenBucket] = [:]
         /// Output tokens by key, for `day` only: a new day starts from zero.
         var day = 0
         var tokens: [String: Int] = [:]
@@ -54,42 +104,38 @@ public final class InMemoryQuotaStore: QuotaStore {
 
     public init() {}
 
-    public func openStream(key: String, limit: Int?, serverLimit: Int) -> StreamAdmission {
-        state.withLock { state in
-            if let limit, state.openByKey[key, default: 0] >= limit { return .keyFull }
-            if state.open >= serverLimit { return .serverFull }
-            state.openByKey[key, default: 0] += 1
-            state.open += 1
-            return .admitted
+    public func takeRequest(key: String, perMinute: Int) -> Duration? {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            var bucket = state.buckets[key] ?? TokenBucket(tokens: Double(perMinute), updated: now)
+            defer { state.buckets[key] = bucket }
+            return bucket.take(perMinute: perMinute, now: now)
         }
     }
 
-    public func closeStream(key: String) {
+    public func admit(_ request: AdmissionRequest) -> StreamAdmission {
+        if let perMinute = request.requestsPerMinute, let wait = takeRequest(key: request.key, perMinute: perMinute) {
+            return .rateLimited(retryAfter: wait)
+        }
+        return state.withLock { state in
+            if let budget = request.outputTokensPerDay,
+               (state.day == request.day ? state.tokens[request.key, default: 0] : 0) >= budget {
+                return .budgetExhausted
+            }
+            if let limit = request.concurrentStreams, state.openByKey[request.key, default: 0] >= limit { return .keyFull }
+            if state.open >= request.serverLimit { return .serverFull }
+            state.openByKey[request.key, default: 0] += 1
+            state.open += 1
+            return .admitted(StreamSlot(key: request.key, id: nil))
+        }
+    }
+
+    public func release(_ slot: StreamSlot) {
         state.withLock { state in
             state.open -= 1
-            let remaining = state.openByKey[key, default: 1] - 1
-            state.openByKey[key] = remaining > 0 ? remaining : nil
+            let remaining = state.openByKey[slot.key, default: 1] - 1
+            state.openByKey[slot.key] = remaining > 0 ? remaining : nil
         }
-    }
-
-    public func takeRequest(key: String, perMinute: Int, now: ContinuousClock.Instant) -> Duration? {
-        let capacity = Double(perMinute)
-        let perSecond = capacity / 60
-        return state.withLock { state in
-            var bucket = state.buckets[key] ?? Bucket(tokens: capacity, updated: now)
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(capacity, bucket.tokens + max(0, seconds) * perSecond)
-            bucket.updated = now
-            defer { state.buckets[key] = bucket }
-            guard bucket.tokens >= 1 else { return .seconds((1 - bucket.tokens) / perSecond) }
-            bucket.tokens -= 1
-            return nil
-        }
-    }
-
-    public func outputTokens(key: String, day: Int) -> Int {
-        state.withLock { $0.day == day ? $0.tokens[key, default: 0] : 0 }
     }
 
     public func addOutputTokens(_ count: Int, key: String, day: Int) {

@@ -48,21 +48,31 @@ struct StreamGate: Sendable {
         min(configured, limits.maxTokensCeiling, key?.limits.maxTokens ?? .max)
     }
 
-    /// Takes a stream slot for the key (and the server), after its daily budget; the slot is given back when the
-    /// ticket goes away, however the stream ends.
-    func admit(_ key: APIKey?) throws -> StreamTicket {
+    /// Takes a stream slot for the key (and the server), after its request bucket (`countRequest`: the chat
+    /// endpoints count their request here, so a shared store answers all of it in one round trip) and its daily
+    /// budget; the slot is given back when the ticket goes away, however the stream ends.
+    func admit(_ key: APIKey?, countRequest: Bool) async throws -> StreamTicket {
         let id = key?.id ?? StreamTicket.anonymous
-        if let budget = key?.limits.outputTokensPerDay {
-            let today = InMemoryQuotaStore.today()
-            if quotas.outputTokens(key: id, day: today.day) >= budget {
-                throw APIError(.tooManyRequests, code: .budgetExhausted,
-                               message: "this key's \(budget) output tokens for today (UTC) are spent", retryAfter: today.remaining)
-            }
+        let today = utcToday()
+        let request = AdmissionRequest(key: id, requestsPerMinute: countRequest ? key?.limits.requestsPerMinute : nil,
+                                       outputTokensPerDay: key?.limits.outputTokensPerDay, day: today.day,
+                                       concurrentStreams: key?.limits.concurrentStreams, serverLimit: limits.maxStreams)
+        let admission: StreamAdmission
+        do {
+            admission = try await quotas.admit(request)
+        } catch {
+            throw APIError.quotasUnavailable
         }
-        switch quotas.openStream(key: id, limit: key?.limits.concurrentStreams, serverLimit: limits.maxStreams) {
-        case .admitted:
+        switch admission {
+        case .admitted(let slot):
             metrics.keyStream(key?.id)
-            return StreamTicket(key: id, quotas: quotas, metrics: metrics)
+            return StreamTicket(slot: slot, quotas: quotas, metrics: metrics)
+        case .rateLimited(let wait):
+            throw APIError.rateLimited(key?.limits.requestsPerMinute ?? 0, retryAfter: wait)
+        case .budgetExhausted:
+            throw APIError(.tooManyRequests, code: .budgetExhausted,
+                           message: "this key's \(key?.limits.outputTokensPerDay ?? 0) output tokens for today (UTC) are spent",
+                           retryAfter: today.remaining)
         case .keyFull:
             throw APIError(.tooManyRequests, code: .tooManyStreams,
                            message: "this key has \(key?.limits.concurrentStreams ?? 0) streams open, as many as it may",
@@ -72,6 +82,18 @@ struct StreamGate: Sendable {
                            message: "the server has \(limits.maxStreams) streams open, as many as it may", retryAfter: .seconds(1))
         }
     }
+
+    /// Counts a request of a chat endpoint that opens no stream (smart routing's advice).
+    func countRequest(_ key: APIKey?) async throws {
+        guard let key, let perMinute = key.limits.requestsPerMinute else { return }
+        let wait: Duration?
+        do {
+            wait = try await quotas.takeRequest(key: key.id, perMinute: perMinute)
+        } catch {
+            throw APIError.quotasUnavailable
+        }
+        if let wait { throw APIError.rateLimited(perMinute, retryAfter: wait) }
+    }
 }
 
 /// A stream's slot in the quotas: given back when the stream's response lets go of it. The stream reports its
@@ -79,22 +101,23 @@ struct StreamGate: Sendable {
 final class StreamTicket: Sendable {
     static let anonymous = "anonymous"
 
-    let key: String
+    let slot: StreamSlot
+    var key: String { slot.key }
     private let quotas: any QuotaStore
     private let metrics: ServerMetrics
 
-    init(key: String, quotas: any QuotaStore, metrics: ServerMetrics) {
-        self.key = key
+    init(slot: StreamSlot, quotas: any QuotaStore, metrics: ServerMetrics) {
+        self.slot = slot
         self.quotas = quotas
         self.metrics = metrics
     }
 
     func spent(_ usage: Usage) {
-        quotas.addOutputTokens(usage.outputTokens, key: key, day: InMemoryQuotaStore.today().day)
+        quotas.addOutputTokens(usage.outputTokens, key: key, day: utcToday().day)
         metrics.keyTokens(key, input: usage.inputTokens, output: usage.outputTokens)
     }
 
     deinit {
-        quotas.closeStream(key: key)
+        quotas.release(slot)
     }
 }

@@ -11,7 +11,10 @@ public struct HRDatabase: Sendable {
 
     /// Opens the database. SQLite is prepared before this returns; PostgreSQL once its pool is up (a failure
     /// there fails the service's `run()`).
-    public static func open(_ location: DatabaseLocation, logger: Logger) async throws -> HRDatabase {
+    /// `preparePostgres`: more to prepare on a PostgreSQL database (the server's shared quota tables) before it
+    /// opens for queries.
+    public static func open(_ location: DatabaseLocation, logger: Logger,
+                            preparePostgres: (@Sendable (any SQLDatabase) async throws -> Void)? = nil) async throws -> HRDatabase {
         if let sqlite = try location.openSQLite() {
             let seeded = try await HRSchema.prepare(sqlite)
             logger.info("HR database ready", metadata: ["database": "\(sqlite.description)", "seeded": "\(seeded)"])
@@ -21,6 +24,7 @@ public struct HRDatabase: Sendable {
         let gate = ReadinessGate()
         let postgres = try PostgresDatabase(url: url, logger: logger) { database in
             let seeded = try await HRSchema.prepare(database)
+            try await preparePostgres?(database)
             logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
             gate.open()
         }

@@ -1,0 +1,297 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Tools
+
+/// Quotas shared by every instance on one PostgreSQL database (`--database postgres://…`): a key's requests per
+/// minute, concurrent streams and daily output tokens hold across instances, while each instance keeps its own
+/// server-wide stream limit.
+///
+/// - A request or a stream's admission is **one round trip**: `switchboard_admit(…)`, a PL/pgSQL function that
+///   takes the key's request token (a token bucket row, locked), checks the day's budget, and takes a stream slot
+///   under a per-key advisory lock (so two instances never both take the last slot). It also applies, first,
+///   what this instance still owed that key (slots to give back, tokens spent), so a key at its limit that ends a
+///   stream may open the next one at once.
+/// - **Slots are leases.** Each slot row names the process that holds it and expires `lease` after its last
+///   renewal; this store renews all of its process's slots in one statement every third of a lease. A slot held
+///   by an instance that died (SIGKILL, a lost machine) stops counting within a lease, so a key is never locked
+///   out by a crash. Expired rows are purged every minute.
+/// - **Ends of streams are batched.** `release` and `addOutputTokens` only append to memory; the service writes
+///   them every `flushInterval` (one transaction) and at shutdown. Nothing here runs per event.
+public final class PostgresQuotaStore: QuotaStore, Service {
+    public struct Settings: Sendable {
+        /// How long a slot counts after its last renewal: the longest a dead instance's streams hold a key's slots.
+        public var lease: Duration = .seconds(30)
+        /// How often ended streams' slots and spent tokens are written.
+        public var flushInterval: Duration = .milliseconds(100)
+
+        public init() {}
+    }
+
+    private struct Pending {
+        var releases: [String: [Int64]] = [:]
+        var tokens: [TokenKey: Int] = [:]
+        var isEmpty: Bool { releases.isEmpty && tokens.isEmpty }
+    }
+
+    private struct TokenKey: Hashable {
+        let key: String
+        let day: Int
+    }
+
+    private let database: any SQLDatabase
+    /// The process holding the slots: the instance id and a random part, so a restarted instance with the same id
+    /// never renews the slots of its dead predecessor.
+    let owner: String
+    private let settings: Settings
+    private let logger: Logger
+    private let pending = Mutex(Pending())
+    /// This instance's open streams, for its own limit.
+    private let local = Mutex(0)
+
+    public init(database: any SQLDatabase, instance: String, settings: Settings = Settings(), logger: Logger) {
+        self.database = database
+        self.owner = instance + ":" + UUID().uuidString.prefix(8).lowercased()
+        self.settings = settings
+        self.logger = logger
+    }
+
+    // MARK: QuotaStore
+
+    public func takeRequest(key: String, perMinute: Int) async throws -> Duration? {
+        let outcome = try await call(key: key, perMinute: perMinute, admit: false, request: nil)
+        if case .rateLimited(let wait) = outcome { return wait }
+        return nil
+    }
+
+    public func admit(_ request: AdmissionRequest) async throws -> StreamAdmission {
+        let full = local.withLock { open in
+            guard open < request.serverLimit else { return true }
+            open += 1
+            return false
+        }
+        if full { return .serverFull }
+        let outcome: StreamAdmission
+        do {
+            outcome = try await call(key: request.key, perMinute: request.requestsPerMinute, admit: true, request: request)
+        } catch {
+            local.withLock { $0 -= 1 }
+            throw error
+        }
+        if case .admitted = outcome { return outcome }
+        local.withLock { $0 -= 1 }
+        return outcome
+    }
+
+    public func release(_ slot: StreamSlot) {
+        local.withLock { $0 -= 1 }
+        guard let id = slot.id else { return }
+        pending.withLock { $0.releases[slot.key, default: []].append(id) }
+    }
+
+    public func addOutputTokens(_ count: Int, key: String, day: Int) {
+        guard count > 0 else { return }
+        pending.withLock { $0.tokens[TokenKey(key: key, day: day), default: 0] += count }
+    }
+
+    /// One round trip: what this instance owes the key first, then the request token, the budget and the slot.
+    private func call(key: String, perMinute: Int?, admit: Bool, request: AdmissionRequest?) async throws -> StreamAdmission {
+        let day = request?.day ?? utcToday().day
+        let (releases, owed) = pending.withLock { pending -> ([Int64], Int) in
+            let releases = pending.releases.removeValue(forKey: key) ?? []
+            let owed = pending.tokens.removeValue(forKey: TokenKey(key: key, day: day)) ?? 0
+            return (releases, owed)
+        }
+        let rows: [SQLRow]
+        do {
+            rows = try await database.fetch(
+                "SELECT outcome, slot, wait_seconds FROM switchboard_admit(?::text, ?::text, ?::int, ?::bigint, ?::int, ?::int, "
+                    + "?::float8, ?::text, ?::bigint, ?::boolean)",
+                [.text(key), .text(owner), perMinute.map { .int(Int64($0)) } ?? .null,
+                 request?.outputTokensPerDay.map { .int(Int64($0)) } ?? .null, .int(Int64(day)),
+                 request?.concurrentStreams.map { .int(Int64($0)) } ?? .null, .double(settings.lease.inSeconds),
+                 .text(releases.map(String.init).joined(separator: ",")), .int(Int64(owed)), .text(admit ? "true" : "false")])
+        } catch {
+            // Not applied: owed again, for the next call or the next flush.
+            pending.withLock { pending in
+                if !releases.isEmpty { pending.releases[key, default: []] += releases }
+                if owed > 0 { pending.tokens[TokenKey(key: key, day: day), default: 0] += owed }
+            }
+            logger.warning("the shared quota store did not answer", metadata: ["error": "\(String(reflecting: error))"])
+            throw error
+        }
+        guard let row = rows.first, let outcome = row["outcome"]?.text else {
+            throw QuotaStoreError("switchboard_admit returned no row")
+        }
+        switch outcome {
+        case "admitted": return .admitted(StreamSlot(key: key, id: row["slot"]?.int.map(Int64.init)))
+        case "rate_limited": return .rateLimited(retryAfter: .milliseconds(Int64(((row["wait_seconds"]?.double ?? 1) * 1000).rounded(.up))))
+        case "budget_exhausted": return .budgetExhausted
+        case "key_full": return .keyFull
+        default: throw QuotaStoreError("switchboard_admit returned \(outcome)")
+        }
+    }
+
+    // MARK: Service: flush, renew, purge
+
+    public func run() async throws {
+        let clock = ContinuousClock()
+        var nextRenewal = clock.now + settings.lease / 3
+        var nextPurge = clock.now + .seconds(60)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: settings.flushInterval)
+            await flush()
+            if clock.now >= nextRenewal {
+                nextRenewal = clock.now + settings.lease / 3
+                await renew()
+            }
+            if clock.now >= nextPurge {
+                nextPurge = clock.now + .seconds(60)
+                await purge()
+            }
+        }
+        // The streams have drained (the server stops before this service): write what they left.
+        await flush()
+    }
+
+    /// Writes ended streams' releases and spent tokens in one transaction; on failure they wait for the next.
+    func flush() async {
+        let taken = pending.withLock { pending -> Pending in
+            defer { pending = Pending() }
+            return pending
+        }
+        guard !taken.isEmpty else { return }
+        var statements: [(sql: String, arguments: [SQLValue])] = []
+        let ids = taken.releases.values.flatMap { $0 }
+        if !ids.isEmpty {
+            statements.append(("DELETE FROM switchboard_stream_slots WHERE id = ANY (string_to_array(?, ',')::bigint[])",
+                               [.text(ids.map(String.init).joined(separator: ","))]))
+        }
+        for (key, count) in taken.tokens {
+            statements.append(("INSERT INTO switchboard_daily_tokens AS d (key_id, day, output_tokens) VALUES (?, ?, ?) "
+                                + "ON CONFLICT (key_id, day) DO UPDATE SET output_tokens = d.output_tokens + EXCLUDED.output_tokens",
+                               [.text(key.key), .int(Int64(key.day)), .int(Int64(count))]))
+        }
+        do {
+            try await database.transaction(statements)
+        } catch {
+            pending.withLock { pending in
+                for (key, ids) in taken.releases { pending.releases[key, default: []] += ids }
+                for (key, count) in taken.tokens { pending.tokens[key, default: 0] += count }
+            }
+            logger.warning("could not write ended streams to the shared quota store; will retry",
+                           metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// Extends every slot this process holds by a lease.
+    func renew() async {
+        do {
+            try await database.transaction([(
+                "UPDATE switchboard_stream_slots SET expires_at = clock_timestamp() + ? * interval '1 second' WHERE owner = ?",
+                [.double(settings.lease.inSeconds), .text(owner)])])
+        } catch {
+            logger.warning("could not renew this instance's stream slots", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    private func purge() async {
+        try? await database.transaction([(
+            "DELETE FROM switchboard_stream_slots WHERE expires_at < clock_timestamp() - interval '60 seconds'", [])])
+    }
+
+    // MARK: Schema
+
+    /// Creates the tables and the function (idempotent; instances starting together take turns on an advisory lock).
+    public static func prepareSchema(_ database: any SQLDatabase) async throws {
+        try await database.transaction(schema.map { ($0, []) })
+    }
+
+    static let schema: [String] = [
+        "SELECT pg_advisory_xact_lock(727100)",
+        """
+        CREATE TABLE IF NOT EXISTS switchboard_stream_slots (
+            id BIGSERIAL PRIMARY KEY, key_id TEXT NOT NULL, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS switchboard_stream_slots_key ON switchboard_stream_slots (key_id, expires_at)",
+        "CREATE INDEX IF NOT EXISTS switchboard_stream_slots_owner ON switchboard_stream_slots (owner)",
+        """
+        CREATE TABLE IF NOT EXISTS switchboard_rate_buckets (
+            key_id TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS switchboard_daily_tokens (
+            key_id TEXT NOT NULL, day INTEGER NOT NULL, output_tokens BIGINT NOT NULL, PRIMARY KEY (key_id, day))
+        """,
+        """
+        CREATE OR REPLACE FUNCTION switchboard_admit(p_key text, p_owner text, p_per_minute int, p_budget bigint, p_day int,
+            p_stream_limit int, p_lease float8, p_release text, p_owed bigint, p_admit boolean)
+        RETURNS TABLE (outcome text, slot bigint, wait_seconds float8) LANGUAGE plpgsql AS $fn$
+        DECLARE
+            v_tokens float8;
+            v_spent bigint;
+            v_open int;
+            v_slot bigint;
+        BEGIN
+            IF p_release <> '' THEN
+                DELETE FROM switchboard_stream_slots WHERE id = ANY (string_to_array(p_release, ',')::bigint[]);
+            END IF;
+            IF p_owed > 0 THEN
+                INSERT INTO switchboard_daily_tokens AS d (key_id, day, output_tokens) VALUES (p_key, p_day, p_owed)
+                    ON CONFLICT (key_id, day) DO UPDATE SET output_tokens = d.output_tokens + EXCLUDED.output_tokens;
+            END IF;
+            IF p_per_minute IS NOT NULL THEN
+                INSERT INTO switchboard_rate_buckets (key_id, tokens, updated_at) VALUES (p_key, p_per_minute, clock_timestamp())
+                    ON CONFLICT (key_id) DO NOTHING;
+                SELECT LEAST(p_per_minute::float8,
+                             b.tokens + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at)) * p_per_minute / 60.0)
+                    INTO v_tokens FROM switchboard_rate_buckets b WHERE b.key_id = p_key FOR UPDATE;
+                IF v_tokens < 1 THEN
+                    UPDATE switchboard_rate_buckets SET tokens = v_tokens, updated_at = clock_timestamp() WHERE key_id = p_key;
+                    RETURN QUERY SELECT 'rate_limited'::text, NULL::bigint, (1 - v_tokens) * 60.0 / p_per_minute;
+                    RETURN;
+                END IF;
+                UPDATE switchboard_rate_buckets SET tokens = v_tokens - 1, updated_at = clock_timestamp() WHERE key_id = p_key;
+            END IF;
+            IF NOT p_admit THEN
+                RETURN QUERY SELECT 'admitted'::text, NULL::bigint, NULL::float8;
+                RETURN;
+            END IF;
+            IF p_budget IS NOT NULL THEN
+                SELECT t.output_tokens INTO v_spent FROM switchboard_daily_tokens t WHERE t.key_id = p_key AND t.day = p_day;
+                IF COALESCE(v_spent, 0) >= p_budget THEN
+                    RETURN QUERY SELECT 'budget_exhausted'::text, NULL::bigint, NULL::float8;
+                    RETURN;
+                END IF;
+            END IF;
+            IF p_stream_limit IS NULL THEN
+                RETURN QUERY SELECT 'admitted'::text, NULL::bigint, NULL::float8;
+                RETURN;
+            END IF;
+            PERFORM pg_advisory_xact_lock(hashtext('switchboard_stream_slots:' || p_key));
+            SELECT count(*) INTO v_open FROM switchboard_stream_slots s WHERE s.key_id = p_key AND s.expires_at > clock_timestamp();
+            IF v_open >= p_stream_limit THEN
+                RETURN QUERY SELECT 'key_full'::text, NULL::bigint, NULL::float8;
+                RETURN;
+            END IF;
+            INSERT INTO switchboard_stream_slots (key_id, owner, expires_at)
+                VALUES (p_key, p_owner, clock_timestamp() + p_lease * interval '1 second') RETURNING id INTO v_slot;
+            RETURN QUERY SELECT 'admitted'::text, v_slot, NULL::float8;
+        END
+        $fn$
+        """,
+    ]
+}
+
+struct QuotaStoreError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,228 @@
+import AnthropicMock
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+import TestSupport
+import Tools
+@testable import Server
+
+private let postgresURL = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]
+
+/// A PostgreSQL pool on the test database with the quota schema, for `body`.
+private func withQuotaDatabase(_ body: @Sendable (PostgresDatabase) async throws -> Void) async throws {
+    let database = try PostgresDatabase(url: try #require(postgresURL))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await database.run() }
+        defer { group.cancelAll() }
+        try await PostgresQuotaStore.prepareSchema(database)
+        try await body(database)
+    }
+}
+
+private func store(_ database: any SQLDatabase, _ instance: String, lease: Duration = .seconds(1)) -> PostgresQuotaStore {
+    var settings = PostgresQuotaStore.Settings()
+    settings.lease = lease
+    settings.flushInterval = .milliseconds(50)
+    return PostgresQuotaStore(database: database, instance: instance, settings: settings, logger: Logger(label: "test"))
+}
+
+/// A key id no other run shares (the tables outlive the tests).
+private func freshKey(_ name: String) -> String { "\(name)-\(UUID().uuidString.prefix(8))" }
+
+@Suite("Quotas shared in PostgreSQL", .serialized, .timeLimit(.minutes(1)), .enabled(if: postgresURL != nil))
+struct SharedQuotaTests {
+    @Test("a key's concurrent streams hold across instances; a slot given back counts at once on the next call")
+    func streamsAcrossInstances() async throws {
+        try await withQuotaDatabase { database in
+            let a = store(database, "a"), b = store(database, "b")
+            let request = AdmissionRequest(key: freshKey("streams"), day: 1, concurrentStreams: 2, serverLimit: 100)
+            guard case .admitted = try await a.admit(request), case .admitted(let second) = try await b.admit(request) else {
+                Issue.record("the first two streams were refused")
+                return
+            }
+            #expect(try await a.admit(request) == .keyFull)
+            #expect(try await b.admit(request) == .keyFull)
+            // B's stream ends: nothing is written yet (no flush ran), but B's next call carries the release.
+            b.release(second)
+            #expect(try await a.admit(request) == .keyFull, "A has not heard of B's release: it is B's to write")
+            guard case .admitted = try await b.admit(request) else {
+                Issue.record("the slot B gave back was still counted")
+                return
+            }
+            // Each instance's own limit stays its own.
+            let small = AdmissionRequest(key: freshKey("server"), day: 1, serverLimit: 2)
+            let c = store(database, "c")
+            guard case .admitted = try await c.admit(small), case .admitted = try await c.admit(small) else {
+                Issue.record("refused under the server limit")
+                return
+            }
+            #expect(try await c.admit(small) == .serverFull)
+            guard case .admitted = try await a.admit(small) else {
+                Issue.record("another instance's server limit applied")
+                return
+            }
+        }
+    }
+
+    @Test("a slot of an instance that died stops counting within the lease; a live instance's renewals keep theirs")
+    func leases() async throws {
+        try await withQuotaDatabase { database in
+            let key = freshKey("lease")
+            let request = AdmissionRequest(key: key, day: 1, concurrentStreams: 1, serverLimit: 100)
+            let dead = store(database, "dead"), other = store(database, "other")
+            guard case .admitted = try await dead.admit(request) else {
+                Issue.record("the first stream was refused")
+                return
+            }
+            let taken = ContinuousClock.now
+            #expect(try await other.admit(request) == .keyFull)
+            // `dead` never renews nor releases (as after SIGKILL): its slot stops counting after the 1 s lease.
+            var freed = false
+            while ContinuousClock.now - taken < .seconds(5) {
+                if case .admitted = try await other.admit(request) { freed = true; break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(freed)
+            #expect(ContinuousClock.now - taken >= .milliseconds(900), "freed before the lease ran out")
+
+            // A live instance renews its slots every third of a lease: held well past one lease, then given back.
+            let liveKey = freshKey("live")
+            let liveRequest = AdmissionRequest(key: liveKey, day: 1, concurrentStreams: 1, serverLimit: 100)
+            let live = store(database, "live")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await live.run() }
+                defer { group.cancelAll() }
+                guard case .admitted(let slot) = try await live.admit(liveRequest) else {
+                    Issue.record("the live instance's stream was refused")
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(2_500))
+                #expect(try await other.admit(liveRequest) == .keyFull, "a renewed slot expired")
+                live.release(slot)
+                // Written by the live instance's next flush (every 50 ms here).
+                var admitted = false
+                for _ in 0..<40 {
+                    if case .admitted = try await other.admit(liveRequest) { admitted = true; break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(admitted, "the released slot was never written")
+            }
+        }
+    }
+
+    @Test("requests per minute and the daily output budget hold across instances")
+    func rateAndBudget() async throws {
+        try await withQuotaDatabase { database in
+            let a = store(database, "a"), b = store(database, "b")
+            let key = freshKey("rate")
+            #expect(try await a.takeRequest(key: key, perMinute: 3) == nil)
+            #expect(try await b.takeRequest(key: key, perMinute: 3) == nil)
+            #expect(try await a.takeRequest(key: key, perMinute: 3) == nil)
+            let wait = try #require(try await b.takeRequest(key: key, perMinute: 3), "a fourth request in a minute was let through")
+            #expect(wait > .seconds(10) && wait <= .seconds(20), "one of 3 per minute is back in 20 s at most: \(wait)")
+            // A stream's admission takes its request from the same bucket.
+            let admission = try await a.admit(AdmissionRequest(key: key, requestsPerMinute: 3, day: 1, serverLimit: 100))
+            guard case .rateLimited = admission else {
+                Issue.record("admitted past the rate: \(admission)")
+                return
+            }
+
+            let spender = freshKey("budget")
+            let day = utcToday().day
+            let budget = AdmissionRequest(key: spender, outputTokensPerDay: 20, day: day, serverLimit: 100)
+            a.addOutputTokens(15, key: spender, day: day)
+            // Not yet written: B does not know; A's own call carries what it owes.
+            guard case .admitted(let one) = try await b.admit(budget), case .admitted(let two) = try await a.admit(budget) else {
+                Issue.record("refused under the budget")
+                return
+            }
+            a.release(one)
+            b.release(two)
+            a.addOutputTokens(10, key: spender, day: day)
+            await a.flush()
+            #expect(try await b.admit(budget) == .budgetExhausted, "25 of 20 tokens spent, across two instances")
+            // Another day starts from zero.
+            var tomorrow = budget
+            tomorrow.day = day + 1
+            guard case .admitted = try await b.admit(tomorrow) else {
+                Issue.record("the next day's budget was spent")
+                return
+            }
+        }
+    }
+
+    @Test("two servers on one database: a key's stream slots and requests are counted across both, over HTTP")
+    func overHTTP() async throws {
+        let url = try #require(postgresURL)
+        try await MockAnthropic.run { mock in
+            let holding: [MockAnthropic.Piece] = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Holding"), .pause(.seconds(3)),
+                                                  SSE.text(0, " on."), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]
+            mock.enqueue(.stream(holding), .stream(SSE.textAnswer(["Next."])))
+            let id = freshKey("http")
+            let secret = "sb_shared-quota-key-\(UUID().uuidString.prefix(12))"
+            let digest = APIKey.digest(of: secret).map { String(format: "%02x", $0) }.joined()
+            let keys = try TemporaryRules("""
+                version: 1
+                keys:
+                  - id: \(id)
+                    sha256: \(digest)
+                    limits: { concurrent_streams: 1, requests_per_minute: 4 }
+                """)
+            defer { keys.remove() }
+            @Sendable func config(_ instance: String) -> ServerConfiguration {
+                var config = streamingConfiguration(mock)
+                config.database = .postgres(url: url)
+                config.apiKeysPath = keys.path
+                config.instanceID = instance
+                return config
+            }
+            let appA = try await buildApplication(configuration: config("sb-a"))
+            try await appA.test(.live) { clientA in
+                let portA = try #require(clientA.port)
+                // A prepares the schema first; then B starts on it.
+                #expect(await eventually(within: .seconds(10)) { (try? await clientA.execute(uri: "/ready", method: .get) { $0.status }) == .ok })
+                let appB = try await buildApplication(configuration: config("sb-b"))
+                try await appB.test(.live) { clientB in
+                    let portB = try #require(clientB.port)
+                    let auth = [("authorization", "Bearer \(secret)")]
+                    // Request 1: a stream on A that holds its slot for 3 s.
+                    async let first = streamChat(port: portA, body: chatJSON("hold"), headers: auth)
+                    #expect(await eventually(within: .seconds(5)) { mock.received.count == 1 })
+                    // Request 2: the same key on B finds its one slot taken on A.
+                    let refused = try await streamChat(port: portB, body: chatJSON("again"), headers: auth)
+                    #expect(refused.status == 429, "\(refused.status)")
+                    #expect(refused.header("x-switchboard-instance") == "sb-b")
+                    #expect((refused.body?["error"] as? [String: Any])?["code"] as? String == "too_many_streams")
+                    let held = try await first
+                    #expect(held.types.last == "complete")
+                    // Request 3: the slot is back (A's release travels with its next call or flush).
+                    var next = try await streamChat(port: portB, body: chatJSON("next"), headers: auth)
+                    for _ in 0..<10 where next.status == 429 {
+                        try await Task.sleep(for: .milliseconds(100))
+                        next = try await streamChat(port: portB, body: chatJSON("next"), headers: auth)
+                    }
+                    #expect(next.types.last == "complete")
+                    // Requests per minute: 4 across both; the retries above may have taken some, so spend what is left.
+                    var statuses: [UInt] = []
+                    for port in [portA, portB, portA, portB, portA] {
+                        statuses.append(try await analyzeStatus(port: port, auth: auth))
+                    }
+                    #expect(statuses.last == 429, "\(statuses)")
+                    #expect(statuses.contains(200) || next.types.last == "complete")
+                }
+            }
+        }
+    }
+}
+
+private func analyzeStatus(port: Int, auth: [(String, String)]) async throws -> UInt {
+    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/analyze")
+    request.method = .POST
+    request.headers.add(contentsOf: auth + [("content-type", "application/json")])
+    request.body = .bytes(ByteBuffer(string: chatJSON("how many?")))
+    return try await HTTPClient.shared.execute(request, timeout: .seconds(10)).status.code
+}
