@@ -185,7 +185,7 @@ public func buildRouter<Model: LanguageModel>(
         let labels = StreamLabels(level: nil, route: nil, provider: Provider.builtIn, model: chat.model ?? loopConfiguration.model)
         return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
                                    shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
-                                   labels: labels, recorder: recorder, sessions: sessions, owner: key?.id)
+                                   labels: labels, recorder: recorder, sessions: sessions, owner: key?.id, instance: configuration.instanceID)
     }
     // A resumable stream picked up again: the events after Last-Event-ID, then live ones. Only its key may.
     router.get("/mcp/chat/stream/{sessionId}") { request, context in
@@ -234,7 +234,7 @@ public func buildRouter<Model: LanguageModel>(
             try await gate.countRequest(context.apiKey)
             // An SSE-only frontend asks for the advice as a stream, and keeps one code path.
             if request.headers[.accept]?.contains("text/event-stream") == true {
-                return ChatStream.advice(RoutingDecision(advice), extraHeaders: headers)
+                return ChatStream.advice(RoutingDecision(advice), extraHeaders: headers, instance: configuration.instanceID)
             }
             return try Response.json(advice)
         }
@@ -296,7 +296,7 @@ public func buildRouter<Model: LanguageModel>(
                                    extraHeaders: headers, routing: decision,
                                    labels: StreamLabels(level: advice.complexity, route: analysis.route.name,
                                                         provider: analysis.route.providerName, model: loopConfiguration.model),
-                                   recorder: recorder, sessions: sessions, owner: key?.id)
+                                   recorder: recorder, sessions: sessions, owner: key?.id, instance: configuration.instanceID)
     }
     return router
 }

@@ -10,7 +10,10 @@ import TestSupport
 import Tools
 @testable import Server
 
-private let postgresURL = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]
+/// A database of its own (`scripts/test-postgres.sh` makes it): the other suites reset the HR tables of theirs.
+let clusterPostgresURL = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]?
+    .replacingOccurrences(of: "/switchboard_test?", with: "/switchboard_test_cluster?")
+private let postgresURL = clusterPostgresURL
 
 /// A PostgreSQL pool on the test database with the quota schema, for `body`.
 private func withQuotaDatabase(_ body: @Sendable (PostgresDatabase) async throws -> Void) async throws {

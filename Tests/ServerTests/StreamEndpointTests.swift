@@ -40,7 +40,11 @@ struct StreamEndpointTests {
                     let timestamp = try #require(arrival.json["timestamp"] as? String)
                     #expect(timestamp.count == 24 && timestamp.hasSuffix("Z"), "\(timestamp)")
                 }
-                #expect((stream.events("session_start").first?["sessionId"] as? String)?.count == 36)
+                // INSTANCE.UUID: the instance that holds it, then a UUID.
+                let sessionId = try #require(stream.events("session_start").first?["sessionId"] as? String)
+                let parts = sessionId.split(separator: ".", maxSplits: 1)
+                #expect(parts.count == 2 && parts.first.map(String.init) == stream.header("x-switchboard-instance") && parts.last?.count == 36,
+                        "\(sessionId)")
                 #expect(stream.events("text_chunk").map { $0["accumulated"] as? String } == ["Hello", "Hello, ", "Hello, world"])
                 let complete = try #require(stream.events("complete").first)
                 #expect(complete["iterations"] as? Int == 1)

@@ -29,11 +29,11 @@ enum ChatStream {
         channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration = .seconds(25),
         logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:],
         routing: RoutingDecision? = nil, labels: StreamLabels, recorder: StreamRecorder? = nil,
-        sessions: ResumableSessions? = nil, owner: String? = nil
+        sessions: ResumableSessions? = nil, owner: String? = nil, instance: String? = nil
     ) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
-        let sessionId = UUID().uuidString.lowercased()
+        let sessionId = newSessionId(instance: instance)
         var logger = logger
         logger[metadataKey: "session"] = "\(sessionId)"
         if chat.resumable, let sessions {
@@ -205,12 +205,20 @@ extension ChatStream {
 
     /// Advice as a stream, for a frontend that only reads SSE: `session_start`, `routing` (with the message),
     /// `complete` (`stopReason: "advise"`, no model called).
-    static func advice(_ decision: RoutingDecision, extraHeaders: HTTPFields) -> Response {
+    /// `INSTANCE.UUID`: the instance that holds the stream, so a load balancer can send a resume to it
+    /// (`scripts/cluster.sh`'s nginx reads it from the path); a bare UUID without an instance.
+    static func newSessionId(instance: String?) -> String {
+        let id = UUID().uuidString.lowercased()
+        guard let instance, !instance.isEmpty else { return id }
+        return instance + "." + id
+    }
+
+    static func advice(_ decision: RoutingDecision, extraHeaders: HTTPFields, instance: String? = nil) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)
         var encoder = SSEEncoder(accumulated: false)
         var body = ByteBuffer()
-        for event: StreamEvent in [.sessionStart(sessionId: UUID().uuidString.lowercased()), .routing(decision),
+        for event: StreamEvent in [.sessionStart(sessionId: newSessionId(instance: instance)), .routing(decision),
                                    .complete(Completion(iterations: 0, stopReason: "advise", totalTimeMs: 0, usage: Usage()))] {
             body.writeBytes(encoder.encode(event))
         }
