@@ -79,6 +79,51 @@ public final class PostgresDatabase: SQLDatabase, Service {
         }
     }
 
+    /// Runs `body` on one connection that holds the session advisory lock `lock`: instances starting together
+    /// take turns (migrations, seeding), and the lock goes when `body` ends, or with the connection.
+    public func exclusively<T: Sendable>(lock: Int64, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let logger = self.logger
+        let description = self.description
+        return try await client.withConnection { connection in
+            try await connection.query(Self.query("SELECT pg_advisory_lock(?)", [.int(lock)]), logger: logger)
+            do {
+                let result = try await body(OneConnection(connection: connection, logger: logger, description: description))
+                try await connection.query(Self.query("SELECT pg_advisory_unlock(?)", [.int(lock)]), logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query(Self.query("SELECT pg_advisory_unlock(?)", [.int(lock)]), logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// The database through one leased connection, for `exclusively`.
+    private struct OneConnection: SQLDatabase {
+        let connection: PostgresConnection
+        let logger: Logger
+        let description: String
+
+        func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
+            let rows = try await connection.query(PostgresDatabase.query(sql, arguments), logger: logger)
+            var result: [SQLRow] = []
+            for try await row in rows {
+                var fields: SQLRow = [:]
+                for cell in row { fields[cell.columnName] = try PostgresDatabase.value(cell) }
+                result.append(fields)
+            }
+            return result
+        }
+
+        func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws {
+            let logger = self.logger
+            try await connection.withTransaction(logger: logger) { connection in
+                for statement in statements {
+                    try await connection.query(PostgresDatabase.query(statement.sql, statement.arguments), logger: logger)
+                }
+            }
+        }
+    }
+
     /// `?` placeholders become `$1`, `$2`, … (outside quoted text), and the values become binds.
     static func query(_ sql: String, _ arguments: [SQLValue]) -> PostgresQuery {
         var text = ""

@@ -23,8 +23,12 @@ public struct HRDatabase: Sendable {
         guard case .postgres(let url) = location else { throw ToolError("No database at \(location).") }
         let gate = ReadinessGate()
         let postgres = try PostgresDatabase(url: url, logger: logger) { database in
-            let seeded = try await HRSchema.prepare(database)
-            try await preparePostgres?(database)
+            // Instances starting together on one database take turns.
+            let seeded = try await database.exclusively(lock: 727_100) { database in
+                let seeded = try await HRSchema.prepare(database)
+                try await preparePostgres?(database)
+                return seeded
+            }
             logger.info("HR database ready", metadata: ["database": "\(database.description)", "seeded": "\(seeded)"])
             gate.open()
         }
