@@ -171,6 +171,16 @@ struct ClusterTests {
             }
             #expect(six.allSatisfy { $0.complete }, "\(six.map(\.types))")
             #expect(Set(six.compactMap(\.instance)) == ["sb-1", "sb-2", "sb-3"], "\(six.map(\.instance))")
+            // Calibration sees every instance's chats: one table, each record named by its session (INSTANCE.UUID).
+            let ids = six.compactMap(\.sessionId)
+            #expect(ids.count == 6)
+            let recorded = await eventually(within: .seconds(5), every: .milliseconds(200)) {
+                let query = "SELECT count(DISTINCT split_part(session_id, '.', 1)) || ' ' || count(*) FROM stream_records WHERE session_id IN ("
+                    + ids.map { "'\($0)'" }.joined(separator: ",") + ")"
+                let answer = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", postgresURL ?? "", "-tAc", query])
+                return answer?.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "3 6"
+            }
+            #expect(recorded, "the six chats of three instances are not all in stream_records")
 
             // 2. A key with 2 streams: two held on the cluster, the third refused wherever it lands.
             async let firstHeld = chat(port, key: limitedKey)
