@@ -131,7 +131,7 @@ def cpu_seconds(pid):
 
 def process_cpu(pid):
     """CPU seconds of a process id, or of every process of an `Nginx` (master and workers)."""
-    return pid.cpu() if isinstance(pid, Nginx) else cpu_seconds(pid)
+    return pid.cpu() if isinstance(pid, (Nginx, ClusterProcesses)) else cpu_seconds(pid)
 
 class Nginx:
     """nginx as a reference reverse proxy in front of the paced upstream, with the settings of Docs/STREAMING.md."""
@@ -213,9 +213,11 @@ def routing_rules(upstream_port):
     rules.close()
     return rules.name
 
-async def run_server(binary, upstream_port, port):
+async def run_server(binary, upstream_port, port, database=None):
     env = dict(os.environ, ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{upstream_port}",
                LOG_LEVEL="error", SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096", SWITCHBOARD_MAX_STREAMS="8192")
+    if database:
+        env["SWITCHBOARD_DATABASE"] = database
     if KEYS_FILE:
         env["SWITCHBOARD_API_KEYS_FILE"] = KEYS_FILE
     command = [binary, "serve", "--port", str(port), "--log-level", "error"]
@@ -351,6 +353,8 @@ async def paced(args):
                   f"CPU {n_cpu:.2f} s = {n_cpu / max(n_count + 3 * args.paced, 1) * 1e6:.1f} µs per relayed event")
         finally:
             nginx.stop()
+    if args.cluster:
+        return await paced_cluster(args, up, up_port, body, run, direct)
     server = await run_server(args.binary, up_port, args.port)
     try:
         warm = []
@@ -368,7 +372,133 @@ async def paced(args):
         server.terminate(); server.wait()
         up.close()
 
+class ClusterProcesses:
+    """The instances (and nginx) of scripts/cluster.sh, for CPU accounting: their summed CPU seconds."""
+    def __init__(self, pids):
+        self.pids = pids
+
+    def cpu(self):
+        total = 0.0
+        for pid in self.pids:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
+async def paced_cluster(args, up, up_port, body, run, direct):
+    """The paced streams through scripts/cluster.sh: N instances sharing PostgreSQL behind nginx."""
+    import tempfile
+    directory = tempfile.mkdtemp(prefix="bench-cluster-")
+    env = dict(os.environ, ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{up_port}", LOG_LEVEL="error",
+               SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096", SWITCHBOARD_MAX_STREAMS="8192")
+    if args.cluster_database:
+        env["SWITCHBOARD_DATABASE"] = args.cluster_database
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    started = subprocess.run(["bash", os.path.join(root, "scripts/cluster.sh"), "start", "-n", str(args.cluster), "--port",
+                              str(args.port), "--binary", os.path.abspath(args.binary), "--dir", directory],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    if started.returncode != 0:
+        raise SystemExit("cluster.sh start failed:\n" + started.stdout + started.stderr)
+    pids = {line.split()[0]: int(line.split()[2]) for line in started.stdout.splitlines() if len(line.split()) == 3}
+    instances = ClusterProcesses([pid for name, pid in pids.items() if name != "nginx"])
+    nginx = ClusterProcesses([pids["nginx"]] + [int(c) for c in open(f"/proc/{pids['nginx']}/task/{pids['nginx']}/children").read().split()])
+    try:
+        warm = []
+        await asyncio.gather(*(paced_client(args.port, CHAT_PATH, body, [], warm, 0) for _ in range(10)))
+        n0, p0 = nginx.cpu(), postgres_cpu()
+        through, t_count, t_time, cpu = await run(args.port, CHAT_PATH, body, instances)
+        n_cpu, p_cpu = nginx.cpu() - n0, postgres_cpu() - p0
+        events = t_count + 3 * args.paced
+        print(f"  cluster ({args.cluster} instances behind nginx): {t_count}/{args.paced * args.deltas} deltas "
+              f"({t_count / t_time:,.0f}/s over the run), latency p50 {percentile(through, .5):.2f} ms, "
+              f"p99 {percentile(through, .99):.2f} ms; added p50 {percentile(through, .5) - percentile(direct, .5):+.2f} ms, "
+              f"p99 {percentile(through, .99) - percentile(direct, .99):+.2f} ms")
+        print(f"  CPU per relayed event: instances {cpu / max(events, 1) * 1e6:.1f} µs, nginx {n_cpu / max(events, 1) * 1e6:.1f} µs, "
+              f"PostgreSQL {p_cpu / max(events, 1) * 1e6:.1f} µs ({p_cpu / args.paced * 1e3:.2f} ms per stream)")
+    finally:
+        subprocess.run(["bash", os.path.join(root, "scripts/cluster.sh"), "stop", "--dir", directory], timeout=120)
+        up.close()
+
+def postgres_cpu():
+    """CPU seconds of every PostgreSQL server process on this machine (the shared store's side of the cost)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == "postgres":
+                total += cpu_seconds(int(pid))
+        except OSError:
+            pass
+    return total
+
+async def timed_request(port, path, body):
+    """One request on its own connection: seconds to the response head, then read to its end."""
+    started = time.monotonic()
+    reader, writer = await post_chat(port, body, path)
+    head = await reader.readuntil(b"\r\n\r\n")
+    answered = time.monotonic() - started
+    try:
+        if b"transfer-encoding: chunked" in head.lower():
+            data = b""
+            while not data.endswith(b"\r\n0\r\n\r\n"):
+                part = await reader.read(65536)
+                if not part:
+                    break
+                data = data[-16:] + part
+        else:
+            length = int(re.search(rb"content-length: *(\d+)", head, re.I).group(1))
+            await reader.readexactly(length)
+    finally:
+        writer.close()
+    return answered, head.split(b" ", 2)[1]
+
+async def quota_cost(args):
+    """What shared quotas cost a request: the same keyed requests against quotas in memory (SQLite database) and
+    quotas in PostgreSQL (--database URL): time to the response head, server and PostgreSQL CPU per request."""
+    global KEYS_FILE, AUTH
+    import hashlib, tempfile
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    keys = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    keys.write("version: 1\nkeys:\n  - id: bench-%d\n    sha256: %s\n    limits: { concurrent_streams: 100000, "
+               "requests_per_minute: 100000000, output_tokens_per_day: 100000000000 }\n" % (os.getpid(), digest))
+    keys.close()
+    KEYS_FILE, AUTH = keys.name, b"authorization: Bearer %s\r\n" % KEY.encode()
+    upstream = Upstream(1, 0)
+    up = await asyncio.start_server(upstream.handle, "127.0.0.1", 0, backlog=4096)
+    up_port = up.sockets[0].getsockname()[1]
+    print(f"quota cost: {args.quota_requests} requests per kind, {args.concurrency} at a time, one key with every limit set")
+    for store, database in (("in memory", None), ("PostgreSQL", args.quota_cost)):
+        server = await run_server(args.binary, up_port, args.port, database=database)
+        try:
+            for kind, path in (("analyze (rate limit: 1 round trip)", b"/mcp/chat/analyze"),
+                               ("stream (admission: 1 round trip; release and tokens batched)", b"/mcp/chat/stream")):
+                for _ in range(20):   # warm: connections, the schema, the function's plan
+                    await timed_request(args.port, path, BODY)
+                latencies = []
+                semaphore = asyncio.Semaphore(args.concurrency)
+                async def one():
+                    async with semaphore:
+                        answered, status = await timed_request(args.port, path, BODY)
+                        if status != b"200":
+                            raise SystemExit(f"{kind}: status {status.decode()}")
+                        latencies.append(answered * 1000)
+                cpu0, pg0, t0 = cpu_seconds(server.pid), postgres_cpu(), time.monotonic()
+                await asyncio.gather(*(one() for _ in range(args.quota_requests)))
+                elapsed = time.monotonic() - t0
+                cpu, pg = cpu_seconds(server.pid) - cpu0, postgres_cpu() - pg0
+                n = len(latencies)
+                print(f"  {store:10s} {kind}: {n / elapsed:,.0f}/s, head p50 {percentile(latencies, .5):.2f} ms, "
+                      f"p99 {percentile(latencies, .99):.2f} ms; server CPU {cpu / n * 1e6:.0f} µs/request, "
+                      f"PostgreSQL CPU {pg / n * 1e6:.0f} µs/request")
+        finally:
+            server.terminate(); server.wait()
+    up.close()
+
 async def main(args):
+    if args.quota_cost:
+        return await quota_cost(args)
     if args.wire_bytes:
         return await wire_bytes(args)
     if args.paced:
@@ -450,6 +580,13 @@ if __name__ == "__main__":
     parser.add_argument("--asyncio", action="store_true",
                         help="use asyncio's own event loop even when uvloop is installed (uvloop costs the client "
                              "and the upstream less CPU, so they disturb the server less)")
+    parser.add_argument("--quota-cost", metavar="POSTGRES_URL",
+                        help="measure what shared quotas cost a request: keyed requests with quotas in memory, then in "
+                             "this PostgreSQL database")
+    parser.add_argument("--quota-requests", type=int, default=2000)
+    parser.add_argument("--cluster", type=int, default=0,
+                        help="in --paced mode, run the streams through scripts/cluster.sh with this many instances behind nginx")
+    parser.add_argument("--cluster-database", help="the PostgreSQL URL the cluster shares (default: scripts/test-postgres.sh's)")
     parser.add_argument("--with-keys", action="store_true",
                         help="serve with an API keys file and send the key: the cost of authentication and quotas")
     args = parser.parse_args()
