@@ -41,7 +41,8 @@ struct SharedQuotaTests {
     @Test("a key's concurrent streams hold across instances; a slot given back counts at once on the next call")
     func streamsAcrossInstances() async throws {
         try await withQuotaDatabase { database in
-            let a = store(database, "a"), b = store(database, "b")
+            // Leases long enough that no slot lapses while this test runs (no renewal service runs here).
+            let a = store(database, "a", lease: .seconds(30)), b = store(database, "b", lease: .seconds(30))
             let request = AdmissionRequest(key: freshKey("streams"), day: 1, concurrentStreams: 2, serverLimit: 100)
             guard case .admitted = try await a.admit(request), case .admitted(let second) = try await b.admit(request) else {
                 Issue.record("the first two streams were refused")
@@ -58,7 +59,7 @@ struct SharedQuotaTests {
             }
             // Each instance's own limit stays its own.
             let small = AdmissionRequest(key: freshKey("server"), day: 1, serverLimit: 2)
-            let c = store(database, "c")
+            let c = store(database, "c", lease: .seconds(30))
             guard case .admitted = try await c.admit(small), case .admitted = try await c.admit(small) else {
                 Issue.record("refused under the server limit")
                 return

@@ -13,10 +13,11 @@ import Tools
 ///   under a per-key advisory lock (so two instances never both take the last slot). It also applies, first,
 ///   what this instance still owed that key (slots to give back, tokens spent), so a key at its limit that ends a
 ///   stream may open the next one at once.
-/// - **Slots are leases.** Each slot row names the process that holds it and expires `lease` after its last
-///   renewal; this store renews all of its process's slots in one statement every third of a lease. A slot held
-///   by an instance that died (SIGKILL, a lost machine) stops counting within a lease, so a key is never locked
-///   out by a crash. Expired rows are purged every minute.
+/// - **Slots live on their instance's lease.** Each slot row names the process that holds it; each process has
+///   one lease row, renewed (one row, one statement) every third of `lease`. A slot counts while its process's
+///   lease runs, so the slots of an instance that died (SIGKILL, a lost machine) stop counting within a lease and
+///   a key is never locked out by a crash; the renewals cost one row per instance, however many streams it holds.
+///   Dead processes' rows are purged every minute; a process that stops cleanly removes its own.
 /// - **Ends of streams are batched.** `release` and `addOutputTokens` only append to memory; the service writes
 ///   them every `flushInterval` (one transaction) and at shutdown. Nothing here runs per event.
 public final class PostgresQuotaStore: QuotaStore, Service {
@@ -151,8 +152,9 @@ public final class PostgresQuotaStore: QuotaStore, Service {
                 await purge()
             }
         }
-        // The streams have drained (the server stops before this service): write what they left.
+        // The streams have drained (the server stops before this service): write what they left, and go.
         await flush()
+        await retire()
     }
 
     /// Writes ended streams' releases and spent tokens in one transaction; on failure they wait for the next.
@@ -165,7 +167,7 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         var statements: [(sql: String, arguments: [SQLValue])] = []
         let ids = taken.releases.values.flatMap { $0 }
         if !ids.isEmpty {
-            statements.append(("DELETE FROM switchboard_stream_slots WHERE id = ANY (string_to_array(?, ',')::bigint[])",
+            statements.append(("DELETE FROM switchboard_quota_slots WHERE id = ANY (string_to_array(?, ',')::bigint[])",
                                [.text(ids.map(String.init).joined(separator: ","))]))
         }
         for (key, count) in taken.tokens {
@@ -185,20 +187,33 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         }
     }
 
-    /// Extends every slot this process holds by a lease.
+    /// Extends this process's lease, and with it every slot it holds.
     func renew() async {
         do {
             try await database.transaction([(
-                "UPDATE switchboard_stream_slots SET expires_at = clock_timestamp() + ? * interval '1 second' WHERE owner = ?",
-                [.double(settings.lease.inSeconds), .text(owner)])])
+                "INSERT INTO switchboard_quota_owners (owner, expires_at) VALUES (?, clock_timestamp() + ? * interval '1 second') "
+                    + "ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+                [.text(owner), .double(settings.lease.inSeconds)])])
         } catch {
             logger.warning("could not renew this instance's stream slots", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 
+    /// Removes the rows of processes whose lease ran out a minute ago.
     private func purge() async {
-        try? await database.transaction([(
-            "DELETE FROM switchboard_stream_slots WHERE expires_at < clock_timestamp() - interval '60 seconds'", [])])
+        try? await database.transaction([
+            ("DELETE FROM switchboard_quota_slots WHERE owner IN (SELECT owner FROM switchboard_quota_owners "
+                + "WHERE expires_at < clock_timestamp() - interval '60 seconds')", []),
+            ("DELETE FROM switchboard_quota_owners WHERE expires_at < clock_timestamp() - interval '60 seconds'", []),
+        ])
+    }
+
+    /// A clean stop: this process's lease and any slot left with it go at once.
+    private func retire() async {
+        try? await database.transaction([
+            ("DELETE FROM switchboard_quota_slots WHERE owner = ?", [.text(owner)]),
+            ("DELETE FROM switchboard_quota_owners WHERE owner = ?", [.text(owner)]),
+        ])
     }
 
     // MARK: Schema
@@ -211,11 +226,14 @@ public final class PostgresQuotaStore: QuotaStore, Service {
     static let schema: [String] = [
         "SELECT pg_advisory_xact_lock(727100)",
         """
-        CREATE TABLE IF NOT EXISTS switchboard_stream_slots (
-            id BIGSERIAL PRIMARY KEY, key_id TEXT NOT NULL, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
+        CREATE TABLE IF NOT EXISTS switchboard_quota_owners (owner TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)
         """,
-        "CREATE INDEX IF NOT EXISTS switchboard_stream_slots_key ON switchboard_stream_slots (key_id, expires_at)",
-        "CREATE INDEX IF NOT EXISTS switchboard_stream_slots_owner ON switchboard_stream_slots (owner)",
+        """
+        CREATE TABLE IF NOT EXISTS switchboard_quota_slots (
+            id BIGSERIAL PRIMARY KEY, key_id TEXT NOT NULL, owner TEXT NOT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS switchboard_quota_slots_key ON switchboard_quota_slots (key_id)",
+        "CREATE INDEX IF NOT EXISTS switchboard_quota_slots_owner ON switchboard_quota_slots (owner)",
         """
         CREATE TABLE IF NOT EXISTS switchboard_rate_buckets (
             key_id TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL)
@@ -235,7 +253,7 @@ public final class PostgresQuotaStore: QuotaStore, Service {
             v_slot bigint;
         BEGIN
             IF p_release <> '' THEN
-                DELETE FROM switchboard_stream_slots WHERE id = ANY (string_to_array(p_release, ',')::bigint[]);
+                DELETE FROM switchboard_quota_slots WHERE id = ANY (string_to_array(p_release, ',')::bigint[]);
             END IF;
             IF p_owed > 0 THEN
                 INSERT INTO switchboard_daily_tokens AS d (key_id, day, output_tokens) VALUES (p_key, p_day, p_owed)
@@ -269,14 +287,19 @@ public final class PostgresQuotaStore: QuotaStore, Service {
                 RETURN QUERY SELECT 'admitted'::text, NULL::bigint, NULL::float8;
                 RETURN;
             END IF;
-            PERFORM pg_advisory_xact_lock(hashtext('switchboard_stream_slots:' || p_key));
-            SELECT count(*) INTO v_open FROM switchboard_stream_slots s WHERE s.key_id = p_key AND s.expires_at > clock_timestamp();
+            PERFORM pg_advisory_xact_lock(hashtext('switchboard_quota_slots:' || p_key));
+            SELECT count(*) INTO v_open FROM switchboard_quota_slots s JOIN switchboard_quota_owners o ON o.owner = s.owner
+                WHERE s.key_id = p_key AND o.expires_at > clock_timestamp();
             IF v_open >= p_stream_limit THEN
                 RETURN QUERY SELECT 'key_full'::text, NULL::bigint, NULL::float8;
                 RETURN;
             END IF;
-            INSERT INTO switchboard_stream_slots (key_id, owner, expires_at)
-                VALUES (p_key, p_owner, clock_timestamp() + p_lease * interval '1 second') RETURNING id INTO v_slot;
+            -- This process's lease: made on its first slot, refreshed here only when half of it has run out (the
+            -- renewals keep it otherwise), so admissions rarely write it.
+            INSERT INTO switchboard_quota_owners AS o (owner, expires_at) VALUES (p_owner, clock_timestamp() + p_lease * interval '1 second')
+                ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                WHERE o.expires_at < clock_timestamp() + p_lease * interval '0.5 second';
+            INSERT INTO switchboard_quota_slots (key_id, owner) VALUES (p_key, p_owner) RETURNING id INTO v_slot;
             RETURN QUERY SELECT 'admitted'::text, v_slot, NULL::float8;
         END
         $fn$
