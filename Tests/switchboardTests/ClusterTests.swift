@@ -140,7 +140,7 @@ private struct ClusterError: Error, CustomStringConvertible { let description: S
 @Suite("A cluster: three instances, PostgreSQL, nginx", .serialized, .timeLimit(.minutes(3)),
        .enabled(if: postgresURL != nil && nginxInstalled, "needs PostgreSQL (SWITCHBOARD_TEST_POSTGRES_URL) and nginx (.ci/run)"))
 struct ClusterTests {
-    @Test("chats spread and complete; quotas hold across instances; SIGTERM drains one while nginx sends new chats to the others; a resume to it gets a clear 404; SIGKILL ends only its own streams and frees its slots within the lease")
+    @Test("chats spread and complete; quotas hold across instances; a dropped resumable chat resumes through nginx on its instance; SIGTERM drains one while nginx sends new chats to the others; a resume to it gets a clear 404; SIGKILL ends only its own streams and frees its slots within the lease")
     func cluster() async throws {
         try await MockAnthropic.run { mock in
             // Every answer takes about 4 s (pieces 800 ms apart), so streams overlap what the test does.
@@ -191,6 +191,46 @@ struct ClusterTests {
             let held = try await [firstHeld, secondHeld]
             #expect(held.allSatisfy { $0.complete })
             #expect(Set(held.compactMap(\.instance)).count == 2, "nginx spread them: \(held.map(\.instance))")
+
+            // 2b. A resumable chat whose connection drops mid-stream, resumed through nginx: the resume reaches the
+            //     instance that holds it (not the next in nginx's turn), with nothing lost or repeated.
+            var open = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream")
+            open.method = .POST
+            open.headers.add(name: "content-type", value: "application/json")
+            open.headers.add(name: "authorization", value: "Bearer \(plainKey)")
+            open.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"hi"}],"accumulated":false,"resumable":true}"#))
+            let dropped = try await HTTPClient.shared.execute(open, timeout: .seconds(30))
+            var before: [(id: Int, json: [String: Any])] = []
+            var decoder = SSEDecoder()
+            readLoop: for try await part in dropped.body {
+                try decoder.feed(part.readableBytesView) { event in
+                    let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
+                    before.append((Int(event.id ?? "") ?? -1, json))
+                }
+                if before.contains(where: { $0.json["type"] as? String == "text_chunk" }) { break readLoop }
+            }
+            // Leaving the loop drops the connection; the chat goes on on its instance.
+            let resumeId = try #require(before.first?.json["sessionId"] as? String)
+            let lastSeen = try #require(before.last?.id)
+            var pickUp = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(resumeId)")
+            pickUp.headers.add(name: "authorization", value: "Bearer \(plainKey)")
+            pickUp.headers.add(name: "last-event-id", value: "\(lastSeen)")
+            let resumedResponse = try await HTTPClient.shared.execute(pickUp, timeout: .seconds(30))
+            #expect(resumedResponse.status == .ok)
+            #expect(resumedResponse.headers.first(name: "x-switchboard-instance") == String(resumeId.prefix { $0 != "." }))
+            var after: [(id: Int, json: [String: Any])] = []
+            var resumeDecoder = SSEDecoder()
+            for try await part in resumedResponse.body {
+                try resumeDecoder.feed(part.readableBytesView) { event in
+                    let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
+                    after.append((Int(event.id ?? "") ?? -1, json))
+                }
+            }
+            let eventIds = (before + after).map(\.id)
+            #expect(eventIds == Array(1...eventIds.count), "every event once, in order: \(eventIds)")
+            #expect(after.last?.json["type"] as? String == "complete")
+            let text = (before + after).compactMap { $0.json["chunk"] as? String }.joined()
+            #expect(text == "one two three four five.", "\(text)")
 
             // 3. SIGTERM on the instance holding a resumable chat, mid-stream: that chat drains to its end; new chats
             //    meanwhile all complete on the others; once it has exited, a resume to it gets a 404 at once.
