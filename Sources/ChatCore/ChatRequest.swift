@@ -158,6 +158,10 @@ extension ChatRequest {
                 if type == "text", block["text"]?.stringValue == nil {
                     throw ChatRequestError(field: "\(blockField).text", message: "required: a string for a text block")
                 }
+                // Blocks of other types are kept as sent, but a `text` in any block is a string.
+                if let text = block["text"], text.stringValue == nil {
+                    throw ChatRequestError(field: "\(blockField).text", message: "expected a string, found \(text.typeName)")
+                }
             }
             return ChatMessage(role: role, content: .blocks(blocks))
         case let other?:

@@ -60,11 +60,15 @@ public final class PostgresDatabase: SQLDatabase, Service {
     }
 
     public func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
-        let rows = try await client.query(Self.query(sql, arguments), logger: logger)
+        try await Self.collect(try await client.query(Self.query(sql, arguments), logger: logger))
+    }
+
+    /// Every row of a result, by column name.
+    static func collect(_ rows: PostgresRowSequence) async throws -> [SQLRow] {
         var result: [SQLRow] = []
         for try await row in rows {
             var fields: SQLRow = [:]
-            for cell in row { fields[cell.columnName] = try Self.value(cell) }
+            for cell in row { fields[cell.columnName] = try value(cell) }
             result.append(fields)
         }
         return result
@@ -104,14 +108,7 @@ public final class PostgresDatabase: SQLDatabase, Service {
         let description: String
 
         func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
-            let rows = try await connection.query(PostgresDatabase.query(sql, arguments), logger: logger)
-            var result: [SQLRow] = []
-            for try await row in rows {
-                var fields: SQLRow = [:]
-                for cell in row { fields[cell.columnName] = try PostgresDatabase.value(cell) }
-                result.append(fields)
-            }
-            return result
+            try await PostgresDatabase.collect(try await connection.query(PostgresDatabase.query(sql, arguments), logger: logger))
         }
 
         func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws {

@@ -36,6 +36,8 @@ struct ChatRequestTests {
         (#"{"messages":[1]}"#, "messages[0]"),
         (#"{"messages":[{"role":"system","content":"x"}]}"#, "messages[0].role"),
         (#"{"messages":[{"role":"user","content":[1]}]}"#, "messages[0].content[0]"),
+        (#"{"messages":[{"role":"user","content":[{"type":"text","text":null}]}]}"#, "messages[0].content[0].text"),
+        (#"{"messages":[{"role":"assistant","content":[{"type":"","text":null}]}]}"#, "messages[0].content[0].text"),
         (#"{"messages":[{"role":"user","content":"x"}],"model":""}"#, "model"),
         (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":1.5}"#, "maxTokens"),
         (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":"10"}"#, "maxTokens"),

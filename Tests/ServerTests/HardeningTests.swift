@@ -244,7 +244,8 @@ struct WriteDeadlineTests {
     func dropped() async throws {
         try await MockAnthropic.run { mock in
             let answer = SSE.textAnswer(Array(repeating: String(repeating: "z", count: 2_000), count: 3_000))
-            mock.enqueue(.stream(SSE.paced(answer, pauseEvery: 5, for: .milliseconds(1))))
+            // Paced over about 3 s, so the mock is still sending when the deadline drops the client, even on a busy machine.
+            mock.enqueue(.stream(SSE.paced(answer, pauseEvery: 5, for: .milliseconds(5))))
             var config = streamingConfiguration(mock)
             config.writeTimeout = .milliseconds(300)
             let metrics = ServerMetrics()

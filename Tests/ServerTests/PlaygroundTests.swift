@@ -94,8 +94,8 @@ struct PlaygroundTests {
                 .stream([SSE.messageStart(), SSE.toolStart(0, id: "toolu_1", name: "get_employees"),
                          SSE.inputJSON(0, #"{"min_increment_pct":5,"max_increment_pct":10,"limit":3}"#), SSE.stop(0),
                          SSE.messageDelta("tool_use"), SSE.messageStop]),
-                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Found "), .pause(.milliseconds(120)),
-                         SSE.text(0, "the people"), .pause(.milliseconds(120)), SSE.text(0, " you asked for."), SSE.stop(0),
+                .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Found "), .pause(.milliseconds(300)),
+                         SSE.text(0, "the people"), .pause(.milliseconds(300)), SSE.text(0, " you asked for."), SSE.stop(0),
                          SSE.messageDelta("end_turn"), SSE.messageStop]),
                 .stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Working"), .pause(.seconds(30)), SSE.text(0, " on it"),
                          SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]),
@@ -139,7 +139,9 @@ struct PlaygroundTests {
                 #expect(times == times.sorted(), "times since the start never go back")
                 // The pauses the upstream made are the gaps the page saw: the chunks arrived as they were sent.
                 let chunkGaps = rows.filter { $0["type"] as? String == "text_chunk" }.dropFirst().compactMap { $0["sincePrevious"] as? Double }
-                #expect(chunkGaps.count == 2 && chunkGaps.allSatisfy { $0 >= 100 }, "\(chunkGaps)")
+                // (Half the pause at least: a busy machine may render one chunk late, which shortens the gap after
+                // it; chunks held back and delivered together would show gaps near zero.)
+                #expect(chunkGaps.count == 2 && chunkGaps.allSatisfy { $0 >= 150 }, "\(chunkGaps)")
                 let finished = try #require(rows.first { ($0["detail"] as? String)?.hasPrefix("get_employees completed in ") == true })
                 #expect(finished["type"] as? String == "tool_progress")
                 #expect(seen["answer"] as? String == "Found the people you asked for.")

@@ -30,7 +30,8 @@ struct ResumeTests {
     @Test("a dropped connection does not stop the chat; Last-Event-ID replays exactly what came after, then the stream goes on live")
     func dropAndResume() async throws {
         try await MockAnthropic.run { mock in
-            mock.enqueue(pacedAnswer(pause: .milliseconds(400)))
+            // 700 ms between pieces: the resume below must be reading before the last one, even on a busy machine.
+            mock.enqueue(pacedAnswer(pause: .milliseconds(700)))
             let app = try await buildApplication(configuration: streamingConfiguration(mock))
             try await app.test(.live) { client in
                 let port = try #require(client.port)

@@ -33,16 +33,21 @@ private struct Chat: Sendable {
     var complete: Bool { types.last == "complete" }
 }
 
-/// One chat through `port`, read to its end (or to the connection's end).
-private func chat(_ port: Int, key: String, resumable: Bool = false, onEvent: (@Sendable ([String: Any]) -> Void)? = nil)
-    async throws -> Chat
-{
+/// `POST /mcp/chat/stream` through `port` with `key`.
+private func chatRequest(_ port: Int, key: String, resumable: Bool) -> HTTPClientRequest {
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream")
     request.method = .POST
     request.headers.add(name: "content-type", value: "application/json")
     request.headers.add(name: "authorization", value: "Bearer \(key)")
     request.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"hi"}],"accumulated":false,"resumable":\#(resumable)}"#))
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+    return request
+}
+
+/// One chat through `port`, read to its end (or to the connection's end).
+private func chat(_ port: Int, key: String, resumable: Bool = false, onEvent: (@Sendable ([String: Any]) -> Void)? = nil)
+    async throws -> Chat
+{
+    let response = try await HTTPClient.shared.execute(chatRequest(port, key: key, resumable: resumable), timeout: .seconds(60))
     var seen = Chat(status: response.status.code, answeredAt: .now, instance: response.headers.first(name: "x-switchboard-instance"))
     guard response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true else {
         let body = try await response.body.collect(upTo: 1 << 16)
@@ -194,12 +199,7 @@ struct ClusterTests {
 
             // 2b. A resumable chat whose connection drops mid-stream, resumed through nginx: the resume reaches the
             //     instance that holds it (not the next in nginx's turn), with nothing lost or repeated.
-            var open = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream")
-            open.method = .POST
-            open.headers.add(name: "content-type", value: "application/json")
-            open.headers.add(name: "authorization", value: "Bearer \(plainKey)")
-            open.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"hi"}],"accumulated":false,"resumable":true}"#))
-            let dropped = try await HTTPClient.shared.execute(open, timeout: .seconds(30))
+            let dropped = try await HTTPClient.shared.execute(chatRequest(port, key: plainKey, resumable: true), timeout: .seconds(30))
             var before: [(id: Int, json: [String: Any])] = []
             var decoder = SSEDecoder()
             readLoop: for try await part in dropped.body {

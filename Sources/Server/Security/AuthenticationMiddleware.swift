@@ -4,7 +4,8 @@ import Hummingbird
 
 /// Requires an API key on every endpoint but `/health` and `/ready` when the server has keys: `Authorization:
 /// Bearer KEY`, or `x-api-key: KEY` as Anthropic SDK clients send it. Admin endpoints need an admin key. A key's
-/// requests per minute are taken here, before any work. Refusals are counted per key and code.
+/// requests per minute are taken here, before any work, except on the chat endpoints, whose handlers take the
+/// request with the stream's admission (one round trip to a shared store). Refusals are counted per key and code.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = SwitchboardRequestContext
 
@@ -39,15 +40,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
             }
             // The chat endpoints count their request when they admit the stream (or give advice), so a shared
             // quota store answers a chat in one round trip.
-            if let perMinute = key.limits.requestsPerMinute, !Self.countsOwnRequests(request) {
-                let wait: Duration?
-                do {
-                    wait = try await quotas.takeRequest(key: key.id, perMinute: perMinute)
-                } catch {
-                    throw APIError.quotasUnavailable
-                }
-                if let wait { throw APIError.rateLimited(perMinute, retryAfter: wait) }
-            }
+            if !Self.countsOwnRequests(request) { try await StreamGate.countRequest(key, quotas: quotas) }
             return try await next(request, context)
         } catch let error as APIError {
             metrics.refusal(key: key.id, code: error.code)

@@ -85,6 +85,12 @@ struct StreamGate: Sendable {
 
     /// Counts a request of a chat endpoint that opens no stream (smart routing's advice).
     func countRequest(_ key: APIKey?) async throws {
+        try await Self.countRequest(key, quotas: quotas)
+    }
+
+    /// Takes one request from the key's bucket, when it has a requests-per-minute limit: `429 rate_limited` when
+    /// they are used up, `503 quotas_unavailable` when the quota store does not answer.
+    static func countRequest(_ key: APIKey?, quotas: any QuotaStore) async throws {
         guard let key, let perMinute = key.limits.requestsPerMinute else { return }
         let wait: Duration?
         do {
