@@ -179,20 +179,11 @@ http {{
             return []
 
     def cpu(self):
-        total = 0.0
-        for pid in [self.proc.pid] + self.workers():
-            try:
-                total += cpu_seconds(pid)
-            except OSError:
-                pass
-        return total
+        return ClusterProcesses([self.proc.pid] + self.workers()).cpu()
 
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
-
-def start_nginx(binary, upstream_port, port):
-    return Nginx(binary, upstream_port, port)
 
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
@@ -344,7 +335,7 @@ async def paced(args):
           f"p99 {percentile(direct, .99):.2f} ms")
     if args.nginx:
         # The reference hop: the same client through nginx (proxy_buffering off), nginx's CPU per relayed event.
-        nginx = start_nginx(args.nginx, up_port, args.port + 1)
+        nginx = Nginx(args.nginx, up_port, args.port + 1)
         try:
             via, n_count, n_time, n_cpu = await run(args.port + 1, upstream_path, body, nginx)
             print(f"  nginx:       {n_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(via, .5):.2f} ms, "

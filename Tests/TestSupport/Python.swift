@@ -113,3 +113,8 @@ public func commandSucceeds(_ arguments: [String]) -> Bool {
     process.waitUntilExit()
     return process.terminationStatus == 0
 }
+
+/// The test PostgreSQL's database for the shared-quota and cluster tests (`scripts/test-postgres.sh` makes it): a
+/// database of their own, since other suites reset the HR tables of theirs. `nil` without a test PostgreSQL.
+public let clusterPostgresURL = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]?
+    .replacingOccurrences(of: "/switchboard_test?", with: "/switchboard_test_cluster?")

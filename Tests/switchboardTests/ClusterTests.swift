@@ -7,8 +7,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-private let postgresURL = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]?
-    .replacingOccurrences(of: "/switchboard_test?", with: "/switchboard_test_cluster?")
+private let postgresURL = clusterPostgresURL
 private let nginxInstalled = ["/usr/sbin/nginx", "/usr/bin/nginx"].contains { FileManager.default.isExecutableFile(atPath: $0) }
 
 private let plainKey = "sb_cluster-plain-key-0123456789abcdef"

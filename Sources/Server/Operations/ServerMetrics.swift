@@ -131,7 +131,7 @@ public final class ServerMetrics: Sendable {
 
     /// `switchboard_instance_info{instance, rules_version, keys_version} 1`: one series, replaced when the rules or
     /// the keys change, so instances serving different files are told apart on a dashboard.
-    func instance(_ id: String, rulesVersion: String?, keysVersion: String?) {
+    private func instance(_ id: String, rulesVersion: String?, keysVersion: String?) {
         let labels = [id, rulesVersion ?? "none", keysVersion ?? "none"]
         instanceInfo.withLock { info in
             guard info?.labels != labels else { return }

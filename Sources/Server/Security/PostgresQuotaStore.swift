@@ -61,7 +61,8 @@ public final class PostgresQuotaStore: QuotaStore, Service {
     // MARK: QuotaStore
 
     public func takeRequest(key: String, perMinute: Int) async throws -> Duration? {
-        let outcome = try await call(key: key, perMinute: perMinute, admit: false, request: nil)
+        let request = AdmissionRequest(key: key, requestsPerMinute: perMinute, day: utcToday().day, serverLimit: .max)
+        let outcome = try await call(request, admit: false)
         if case .rateLimited(let wait) = outcome { return wait }
         return nil
     }
@@ -75,7 +76,7 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         if full { return .serverFull }
         let outcome: StreamAdmission
         do {
-            outcome = try await call(key: request.key, perMinute: request.requestsPerMinute, admit: true, request: request)
+            outcome = try await call(request, admit: true)
         } catch {
             local.withLock { $0 -= 1 }
             throw error
@@ -97,8 +98,9 @@ public final class PostgresQuotaStore: QuotaStore, Service {
     }
 
     /// One round trip: what this instance owes the key first, then the request token, the budget and the slot.
-    private func call(key: String, perMinute: Int?, admit: Bool, request: AdmissionRequest?) async throws -> StreamAdmission {
-        let day = request?.day ?? utcToday().day
+    /// `admit: false`: the request bucket only.
+    private func call(_ request: AdmissionRequest, admit: Bool) async throws -> StreamAdmission {
+        let key = request.key, day = request.day
         let (releases, owed) = pending.withLock { pending -> ([Int64], Int) in
             let releases = pending.releases.removeValue(forKey: key) ?? []
             let owed = pending.tokens.removeValue(forKey: TokenKey(key: key, day: day)) ?? 0
@@ -109,9 +111,9 @@ public final class PostgresQuotaStore: QuotaStore, Service {
             rows = try await database.fetch(
                 "SELECT outcome, slot, wait_seconds FROM switchboard_admit(?::text, ?::text, ?::int, ?::bigint, ?::int, ?::int, "
                     + "?::float8, ?::text, ?::bigint, ?::boolean)",
-                [.text(key), .text(owner), perMinute.map { .int(Int64($0)) } ?? .null,
-                 request?.outputTokensPerDay.map { .int(Int64($0)) } ?? .null, .int(Int64(day)),
-                 request?.concurrentStreams.map { .int(Int64($0)) } ?? .null, .double(settings.lease.inSeconds),
+                [.text(key), .text(owner), request.requestsPerMinute.map { .int(Int64($0)) } ?? .null,
+                 request.outputTokensPerDay.map { .int(Int64($0)) } ?? .null, .int(Int64(day)),
+                 request.concurrentStreams.map { .int(Int64($0)) } ?? .null, .double(settings.lease.inSeconds),
                  .text(releases.map(String.init).joined(separator: ",")), .int(Int64(owed)), .text(admit ? "true" : "false")])
         } catch {
             // Not applied: owed again, for the next call or the next flush.

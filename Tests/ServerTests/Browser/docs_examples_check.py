@@ -113,6 +113,12 @@ class Runner:
     def js(self, code):
         return self.driver.execute_script(code)
 
+    def load_hook(self, example, base, hook, what):
+        """A React example exporting `hook`, rendered by HOOK_APP; waits for its first render."""
+        self.load(page(example, base, STREAM_MESSAGES, after=f"window.__hook = {hook};", react=True)
+                  .replace("</head>", '<script type="module">' + HOOK_APP + "</script></head>"))
+        self.wait("window.__state", f"{what} (render)")
+
 
 def run_analyze(runner, example, base):
     seen = {}
@@ -141,9 +147,7 @@ def run_routing(runner, example, base):
 
 def run_client_hook(runner, example, base):
     """send() a chat, then send() another while the first streams: the first is cancelled, the second finishes."""
-    runner.load(page(example, base, STREAM_MESSAGES, after="window.__hook = useSwitchboardChat;", react=True)
-                .replace("</head>", '<script type="module">' + HOOK_APP + "</script></head>"))
-    runner.wait("window.__state", "the React hook on the client (render)")
+    runner.load_hook(example, base, "useSwitchboardChat", "the React hook on the client")
     runner.js("window.__first = __state.send(messages);")
     runner.wait("__state.text === 'Working'", "the React hook on the client (first chat's text)")
     runner.js("window.__second = __state.send([{role: 'user', content: 'list the employees again'}]);"
@@ -160,9 +164,7 @@ def run_client_hook(runner, example, base):
 
 def run_reader_hook(runner, example, base):
     """send() a chat with a tool round and read text and tools; then send() one and cancel() it."""
-    runner.load(page(example, base, STREAM_MESSAGES, after="window.__hook = useStreamChat;", react=True)
-                .replace("</head>", '<script type="module">' + HOOK_APP + "</script></head>"))
-    runner.wait("window.__state", "the fetch-and-reader hook (render)")
+    runner.load_hook(example, base, "useStreamChat", "the fetch-and-reader hook")
     runner.js("__state.send(messages).then(() => { window.__sent = true; });")
     runner.wait("window.__sent", "the fetch-and-reader hook (a chat with a tool)")
     time.sleep(0.1)
