@@ -54,11 +54,29 @@ public struct ModelTurn: Sendable, Hashable {
     }
 }
 
+/// Delivers one event of a model call at once, on the thread that read it, without suspending: `true` when it
+/// did; `false` when it cannot now (it is not on its consumer's thread, or its consumer must wait), and the event
+/// then goes through the call's `onEvent` instead. A thrown error ends the call with that error.
+public typealias DeliverNow = @Sendable (ModelStreamEvent) throws -> Bool
+
 /// A streaming chat model, such as the Anthropic Messages API.
 public protocol LanguageModel: Sendable {
     /// Runs one turn, calling `onEvent` as text and tool calls arrive, and returns the whole turn.
     /// Throws `StreamError` for failures the user should hear about; cancellation ends the request.
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn
+
+    /// The same call, offering each event to `deliverNow` first where the model reads it (a relay then costs no
+    /// task switch per event); events it does not take go to `onEvent`, in order. A model without such a path
+    /// sends everything to `onEvent`.
+    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void) async throws
+        -> ModelTurn
+}
+
+extension LanguageModel {
+    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+        async throws -> ModelTurn {
+        try await streamTurn(request, onEvent: onEvent)
+    }
 }
 
 /// Any language model, as one type: for a loop whose model is chosen at run time (a route's provider).
@@ -70,6 +88,11 @@ public struct AnyLanguageModel: LanguageModel {
     }
 
     public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await base.streamTurn(request, onEvent: onEvent)
+        try await base.streamTurn(request, deliverNow: nil, onEvent: onEvent)
+    }
+
+    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+        async throws -> ModelTurn {
+        try await base.streamTurn(request, deliverNow: deliverNow, onEvent: onEvent)
     }
 }

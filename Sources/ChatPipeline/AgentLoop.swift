@@ -37,7 +37,12 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
 
     /// Runs a chat to its end, emitting `session_start` first and `complete` or `error` last.
     /// Returns without emitting the last event only when cancelled or when `emit` throws (the client left).
-    public func run(_ chat: ChatRequest, sessionId: String, emit: (StreamEvent) async throws -> Void) async throws {
+    ///
+    /// `emitNow`, when given, is offered the model's text and tool-call events first, where the model client reads
+    /// them (see `DeliverNow`): `true` when it sent the event, `false` to have it go through `emit`. Either way
+    /// the events keep their order.
+    public func run(_ chat: ChatRequest, sessionId: String, emitNow: (@Sendable (StreamEvent) throws -> Bool)? = nil,
+                    emit: (StreamEvent) async throws -> Void) async throws {
         let clock = ContinuousClock()
         let started = clock.now
         // Failures to deliver (the client left) are told apart from failures to produce.
@@ -59,15 +64,18 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 let request = ModelRequest(model: chat.model ?? configuration.model, system: chat.system,
                                            maxTokens: chat.maxTokens ?? configuration.maxTokens,
                                            messages: messages, tools: tools.definitions)
-                let turn = try await model.streamTurn(request) { event in
-                    switch event {
-                    case .text(let text):
-                        try await send(.textChunk(text))
-                    case .toolUseStarted(let id, let name):
-                        try await send(.toolDetected(tool: name, toolUseId: id))
-                    case .routing(let decision):
-                        try await send(.routing(decision))
+                var deliverNow: DeliverNow?
+                if let emitNow {
+                    deliverNow = { @Sendable (event: ModelStreamEvent) throws -> Bool in
+                        do {
+                            return try emitNow(Self.streamEvent(event))
+                        } catch {
+                            throw EmitFailure(underlying: error)
+                        }
                     }
+                }
+                let turn = try await model.streamTurn(request, deliverNow: deliverNow) { event in
+                    try await send(Self.streamEvent(event))
                 }
                 usage = usage + turn.usage
 
@@ -107,6 +115,15 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
             try Task.checkCancellation()
             try await emit(.error(StreamError(code: .internalError, message: "Switchboard failed: \(type(of: error)).",
                                               retryable: true)))
+        }
+    }
+
+    /// What the stream hears of a model's event.
+    static func streamEvent(_ event: ModelStreamEvent) -> StreamEvent {
+        switch event {
+        case .text(let text): .textChunk(text)
+        case .toolUseStarted(let id, let name): .toolDetected(tool: name, toolUseId: id)
+        case .routing(let decision): .routing(decision)
         }
     }
 

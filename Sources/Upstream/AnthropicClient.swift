@@ -43,12 +43,17 @@ public final class AnthropicClient: LanguageModel, Sendable {
     }
 
     public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        let call = StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/v1/messages",
+        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
+    }
+
+    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+        async throws -> ModelTurn {
+        let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/v1/messages",
                                          headers: [("x-api-key", configuration.apiKey), ("anthropic-version", configuration.version)],
                                          body: try Self.requestBody(request))
         return try await http.streamTurn(call, into: AnthropicTurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "request-id"))
-        }, onEvent: onEvent)
+        }, deliverNow: deliverNow, onEvent: onEvent)
     }
 
     // MARK: Wire helpers

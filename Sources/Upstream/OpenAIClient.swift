@@ -45,12 +45,17 @@ public final class OpenAIClient: LanguageModel, Sendable {
     }
 
     public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        let call = StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/chat/completions",
+        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
+    }
+
+    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+        async throws -> ModelTurn {
+        let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/chat/completions",
                                          headers: configuration.apiKey.map { [("authorization", "Bearer \($0)")] } ?? [],
                                          body: try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
         return try await http.streamTurn(call, into: OpenAITurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "x-request-id"))
-        }, onEvent: onEvent)
+        }, deliverNow: deliverNow, onEvent: onEvent)
     }
 
     // MARK: Wire helpers

@@ -7,7 +7,7 @@ import NIOPosix
 import NIOHTTP1
 
 /// What a provider's stream format needs to build one turn from its server-sent events.
-protocol TurnAccumulating {
+protocol TurnAccumulating: Sendable {
     /// Handles one event, telling `emit` what the pipeline should hear about.
     mutating func handle(_ event: ServerSentEvent, emit: (ModelStreamEvent) -> Void) throws(StreamError)
     /// The message is whole: what follows it is not waited for.
@@ -56,24 +56,26 @@ final class StreamingHTTP: Sendable {
         for client in clients.values { try await client.shutdown() }
     }
 
-    /// The client whose connections live on the current event loop, or the next loop's.
-    private var client: HTTPClient {
+    /// The client whose connections live on the current event loop and that loop, or the next loop's.
+    private var clientAndLoop: (HTTPClient, any EventLoop) {
         if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let client = clients[ObjectIdentifier(loop)] {
-            return client
+            return (client, loop)
         }
-        return clients[ObjectIdentifier(group.next())]!
+        let loop = group.next()
+        return (clients[ObjectIdentifier(loop)]!, loop)
     }
 
     /// A streaming model call: `POST url` with a JSON `body`, asking for an event stream, with the provider's
     /// `headers` (its key among them).
-    static func request(_ url: String, headers: [(String, String)], body: ByteBuffer) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(contentsOf: headers)
-        request.headers.add(name: "content-type", value: "application/json")
-        request.headers.add(name: "accept", value: "text/event-stream")
-        request.body = .bytes(body)
-        return request
+    static func request(_ url: String, headers: [(String, String)], body: ByteBuffer) throws(StreamError) -> HTTPClient.Request {
+        var fields = HTTPHeaders(headers)
+        fields.add(name: "content-type", value: "application/json")
+        fields.add(name: "accept", value: "text/event-stream")
+        do {
+            return try HTTPClient.Request(url: url, method: .POST, headers: fields, body: .byteBuffer(body))
+        } catch {
+            throw StreamError(code: .upstreamUnreachable, message: "The model service's address is not a valid URL.", retryable: false)
+        }
     }
 
     /// The error a model call gets when it passes `timeouts.overall`.
@@ -82,103 +84,110 @@ final class StreamingHTTP: Sendable {
     }
 
     /// Runs one model call within the overall deadline: sends `request`, retrying what may succeed on a second
-    /// try (`refusal` reads a non-200 answer), and reads its stream into `accumulator`, calling `onEvent` as
-    /// events arrive. Where the caller's task has a `DeadlineKeeper`, the deadline also fires while no chunk
-    /// arrives; it is checked after every chunk in any case.
+    /// try (`refusal` reads a non-200 answer), and reads its stream into `accumulator`.
+    ///
+    /// The stream is read on its connection's event loop, and each event goes to `deliverNow` right there, on
+    /// the thread that read it: no task is woken per event. What `deliverNow` does not take (there is none, the
+    /// call runs on another loop, or its consumer must wait) goes to `onEvent` on the calling task, and the
+    /// upstream is not read further until it is delivered; the order of events is kept either way.
+    ///
+    /// Where the caller's task has a `DeadlineKeeper`, the overall deadline also fires while no chunk arrives;
+    /// it is checked after every chunk in any case.
     func streamTurn<Accumulator: TurnAccumulating>(
-        _ request: HTTPClientRequest, into accumulator: Accumulator,
-        refusal: (HTTPClientResponse, ByteBuffer?) -> StreamError,
-        onEvent: (ModelStreamEvent) async throws -> Void
+        _ request: HTTPClient.Request, into accumulator: Accumulator,
+        refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
+        deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
     ) async throws -> ModelTurn {
         try await DeadlineKeeper.enforcing(timeouts.overall, error: overallTimeout) {
             let deadline = ContinuousClock.now + timeouts.overall
-            let response = try await open(request, deadline: deadline, refusal: refusal)
-            return try await read(response, into: accumulator, deadline: deadline, onEvent: onEvent)
+            let attempts = retry.attemptsNow
+            var attempt = 0
+            while true {
+                attempt += 1
+                let failure: StreamError
+                let retryAfter: Duration?
+                switch try await self.attempt(request, into: accumulator, deadline: deadline, deliverNow: deliverNow, onEvent: onEvent) {
+                case .turn(let turn):
+                    return turn
+                case .refused(let head, let body):
+                    let error = refusal(head, body)
+                    guard Self.mayRetry(head, error: error) else { throw error }
+                    failure = error
+                    retryAfter = Self.retryAfter(head.headers) ?? Self.retryHint(in: body)
+                case .unreachable(let error):
+                    failure = error
+                    retryAfter = nil
+                }
+                guard attempt < attempts, let delay = retry.delay(after: attempt, retryAfter: retryAfter),
+                      ContinuousClock.now + delay < deadline else { throw failure }
+                logger.notice("model call failed, retrying", metadata: [
+                    "attempt": "\(attempt)", "code": "\(failure.code.rawValue)", "delay_ms": "\(delay.inMilliseconds)",
+                ])
+                try await Task.sleep(for: delay)
+            }
         }
     }
 
-    /// Sends the request, retrying what may succeed on a second try, and returns a 200 response.
-    private func open(_ request: HTTPClientRequest, deadline: ContinuousClock.Instant,
-                      refusal: (HTTPClientResponse, ByteBuffer?) -> StreamError) async throws -> HTTPClientResponse {
-        let attempts = retry.attemptsNow
-        var attempt = 0
-        while true {
-            attempt += 1
-            let failure: StreamError
-            let retryAfter: Duration?
-            do {
-                let response = try await client.execute(request, deadline: .now() + TimeAmount(timeouts.firstByte))
-                if response.status == .ok { return response }
-                let body = try? await response.body.collect(upTo: 64 << 10)
-                let error = refusal(response, body)
-                guard Self.mayRetry(response, error: error) else { throw error }
-                failure = error
-                retryAfter = Self.retryAfter(response.headers) ?? Self.retryHint(in: body)
-            } catch let error where !(error is StreamError) {
-                try Task.checkCancellation()
-                failure = Self.transportError(error, timeouts: timeouts, beforeHead: true)
-                retryAfter = nil
-            }
-            guard attempt < attempts, let delay = retry.delay(after: attempt, retryAfter: retryAfter),
-                  ContinuousClock.now + delay < deadline else { throw failure }
-            logger.notice("model call failed, retrying", metadata: [
-                "attempt": "\(attempt)", "code": "\(failure.code.rawValue)", "delay_ms": "\(delay.inMilliseconds)",
-            ])
-            try await Task.sleep(for: delay)
-        }
+    /// How one attempt ended, when it did not throw.
+    private enum Outcome {
+        case turn(ModelTurn)
+        /// A non-200 answer and its body (up to 64 KiB; `nil` past that or when it could not be read).
+        case refused(HTTPResponseHead, ByteBuffer?)
+        /// No answer: the connection could not be made or failed, or no byte came within `timeouts.firstByte`.
+        case unreachable(StreamError)
     }
 
-    /// Reads a 200 response's event stream into `accumulator`; events go out before anything else happens, errors
-    /// included (what arrived is delivered).
-    private func read<Accumulator: TurnAccumulating>(
-        _ response: HTTPClientResponse, into accumulator: Accumulator, deadline: ContinuousClock.Instant,
-        onEvent: (ModelStreamEvent) async throws -> Void
-    ) async throws -> ModelTurn {
-        var accumulator = accumulator
-        let requestId = response.headers.first(name: "request-id") ?? response.headers.first(name: "x-request-id")
-        var decoder = SSEDecoder()
-        var pending: [ModelStreamEvent] = []
-        var decodeError: StreamError?
-        var chunks = response.body.makeAsyncIterator()
-        while true {
-            let chunk: ByteBuffer?
-            do {
-                chunk = try await chunks.next()
-            } catch {
-                try Task.checkCancellation()
-                throw Self.transportError(error, timeouts: timeouts)
-            }
-            guard let chunk else { break }
-            do {
-                try chunk.withUnsafeReadableBytes { bytes in try decoder.feed(bytes) { event in
-                    guard decodeError == nil else { return }
-                    do throws(StreamError) {
-                        try accumulator.handle(event) { pending.append($0) }
+    /// Sends the request once and reads its answer: a 200's stream into `accumulator`, events going out before
+    /// anything else happens, errors included (what arrived is delivered).
+    private func attempt<Accumulator: TurnAccumulating>(
+        _ request: HTTPClient.Request, into accumulator: Accumulator, deadline: ContinuousClock.Instant,
+        deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
+    ) async throws -> Outcome {
+        let (client, loop) = clientAndLoop
+        let reader = TurnReader(accumulator: accumulator, deliverNow: deliverNow, deadline: deadline, overallTimeout: overallTimeout)
+        let task = client.execute(request: request, delegate: reader, eventLoop: .delegateAndChannel(on: loop))
+        // No answer within the first-byte timeout fails the attempt; the timer goes with the answer's head.
+        let firstByte = loop.scheduleTask(in: TimeAmount(timeouts.firstByte)) {
+            if !reader.hasHead { task.fail(reason: HTTPClientError.deadlineExceeded) }
+        }
+        defer {
+            firstByte.cancel()
+            // Once the message is whole, what follows it (nothing, from a well-behaved server) is not waited for.
+            task.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            while true {
+                switch await reader.next() {
+                case .events(let events, let delivered):
+                    do {
+                        for event in events { try await onEvent(event) }
+                        delivered.succeed()
                     } catch {
-                        decodeError = error
+                        delivered.fail(error)
+                        throw error
                     }
-                } }
-            } catch {
-                throw StreamError(code: .upstreamProtocolError, message: "The model service sent a line or an event over 4 MiB.",
-                                  retryable: false)
+                case .end:
+                    try Task.checkCancellation()
+                    return .turn(try reader.finish())
+                case .refused(let head, let body):
+                    return .refused(head, body)
+                case .failed(let error, .ours):
+                    throw error
+                case .failed(let error, .transport(let headSeen)):
+                    try Task.checkCancellation()
+                    let transport = Self.transportError(error, timeouts: timeouts, beforeHead: !headSeen)
+                    if !headSeen { return .unreachable(transport) }
+                    throw transport
+                }
             }
-            for event in pending { try await onEvent(event) }
-            pending.removeAll(keepingCapacity: true)
-            if var error = decodeError {
-                if let requestId { error.message += " (request \(requestId))" }
-                throw error
-            }
-            // The message is whole: what follows it (nothing, from a well-behaved server) is not waited for.
-            if accumulator.isComplete { break }
-            if ContinuousClock.now > deadline { throw overallTimeout }
+        } onCancel: {
+            task.cancel()
         }
-        try Task.checkCancellation()
-        return try accumulator.finish()
     }
 
     /// Whether a refused request may succeed when sent again: the server's `x-should-retry` when it says, else
     /// 408, 409, 429, 529 and 5xx, unless the error itself never clears (a used-up quota).
-    static func mayRetry(_ response: HTTPClientResponse, error: StreamError) -> Bool {
+    static func mayRetry(_ response: HTTPResponseHead, error: StreamError) -> Bool {
         switch response.headers.first(name: "x-should-retry")?.lowercased() {
         case "true": return true
         case "false": return false

@@ -32,6 +32,11 @@ struct FallbackModel: LanguageModel {
     }
 
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
+    }
+
+    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+        async throws -> ModelTurn {
         // The target that answered this chat before goes first; targets cooling down go last, so they are tried
         // only when nothing else is left.
         let answered = answering.provider.withLock { $0 }
@@ -47,27 +52,39 @@ struct FallbackModel: LanguageModel {
                 moved.reason = error.code.rawValue
                 try await onEvent(.routing(moved))
             }
-            var started = false
+            // Whether anything of the answer arrived (set where the events are read, read here after the call).
+            let started = Started()
             var call = request
             call.model = target.model
             do {
                 // With somewhere left to go, one attempt: the next target is tried at once, not after a backoff.
                 let isLast = position == ordered.count - 1
                 let turn = try await RetryPolicy.$attemptsLimit.withValue(isLast ? nil : 1) {
-                    try await target.client.streamTurn(call) { event in
-                        started = true
+                    var relay: DeliverNow?
+                    if let deliverNow {
+                        relay = { @Sendable event in
+                            started.value.withLock { $0 = true }
+                            return try deliverNow(event)
+                        }
+                    }
+                    return try await target.client.streamTurn(call, deliverNow: relay) { event in
+                        started.value.withLock { $0 = true }
                         try await onEvent(event)
                     }
                 }
                 breaker.succeeded(target.provider)
                 answering.provider.withLock { $0 = "\(target.provider)/\(target.model)" }
                 return turn
-            } catch let error as StreamError where !started && Self.fallsBack(error.code) {
+            } catch let error as StreamError where !started.value.withLock({ $0 }) && Self.fallsBack(error.code) {
                 breaker.failed(target.provider)
                 failed = (target, error)
             }
         }
         throw failed?.error ?? StreamError(code: .internalError, message: "The route has no model to call.", retryable: false)
+    }
+
+    private final class Started: Sendable {
+        let value = Mutex(false)
     }
 
     /// Failures another provider may not have.

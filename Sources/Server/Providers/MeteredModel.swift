@@ -13,7 +13,12 @@ struct MeteredModel<Base: LanguageModel>: LanguageModel {
     let metrics: ServerMetrics
 
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        var turn = try await base.streamTurn(request, onEvent: onEvent)
+        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
+    }
+
+    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+        async throws -> ModelTurn {
+        var turn = try await base.streamTurn(request, deliverNow: deliverNow, onEvent: onEvent)
         if let price = prices[request.model] {
             let usage = turn.usage
             turn.usage.costUSD = price.cost(input: usage.inputTokens, output: usage.outputTokens,

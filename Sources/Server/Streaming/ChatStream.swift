@@ -47,15 +47,20 @@ enum ChatStream {
             let tally = StreamTally(labels: labels)
             metrics.streamOpened()
             let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
-            // The pipeline writes each event itself: one encoding, one awaited write.
+            // The pipeline writes each event itself: one encoding, one write. The model's events are written where
+            // the upstream is read, when that is the connection's event loop and the connection takes them at once.
             let ending = await stream.run { stream in
-                var encoder = SSEEncoder(accumulated: chat.accumulated)
-                try await loop.run(chat, sessionId: sessionId) { event in
-                    try await stream.write(ByteBuffer(bytes: encoder.encode(event)))
+                let encoder = EncoderBox(SSEEncoder(accumulated: chat.accumulated))
+                try await loop.run(chat, sessionId: sessionId, emitNow: { event in
+                    guard try stream.writeNow({ ByteBuffer(bytes: encoder.encoder.encode(event)) }) else { return false }
+                    tally.count(event)
+                    return true
+                }) { event in
+                    try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(event)))
                     tally.count(event)
                     // Smart routing's decision follows the session's start.
                     if let routing, case .sessionStart = event {
-                        try await stream.write(ByteBuffer(bytes: encoder.encode(.routing(routing))))
+                        try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(.routing(routing))))
                         tally.count(.routing(routing))
                     }
                 }
@@ -117,16 +122,23 @@ extension ChatStream {
                 let ending = await withGracefulShutdownHandler {
                     await withTaskGroup(of: Void.self) { producer -> EventStream.Ending in
                         producer.addTask {
-                            var encoder = SSEEncoder(accumulated: chat.accumulated)
+                            let encoder = EncoderBox(SSEEncoder(accumulated: chat.accumulated))
+                            // Appending to the session never waits, so every event is appended where it is read.
+                            @Sendable func append(_ event: StreamEvent) throws {
+                                try session.append(ByteBuffer(bytes: encoder.encoder.encode(event)))
+                                tally.count(event)
+                                if let routing, case .sessionStart = event {
+                                    try session.append(ByteBuffer(bytes: encoder.encoder.encode(.routing(routing))))
+                                    tally.count(.routing(routing))
+                                }
+                            }
                             do {
                                 try await DeadlineKeeper.$current.withValue(session.keeper) {
-                                    try await loop.run(chat, sessionId: sessionId) { event in
-                                        try session.append(ByteBuffer(bytes: encoder.encode(event)))
-                                        tally.count(event)
-                                        if let routing, case .sessionStart = event {
-                                            try session.append(ByteBuffer(bytes: encoder.encode(.routing(routing))))
-                                            tally.count(.routing(routing))
-                                        }
+                                    try await loop.run(chat, sessionId: sessionId, emitNow: { event in
+                                        try append(event)
+                                        return true
+                                    }) { event in
+                                        try append(event)
                                     }
                                 }
                                 session.end.fire(.finished)
@@ -241,6 +253,16 @@ private struct StreamBook {
         if let usage = tally.usage { ticket?.spent(usage) }
         recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
                                       firstText: tally.firstTextAt.map { $0 - started }))
+    }
+}
+
+/// A stream's event encoder, shared by the two ways its events are written (where the upstream is read, and by
+/// the pipeline's task). Used by one of them at a time: the task waits while the upstream's reader writes.
+private final class EncoderBox: @unchecked Sendable {
+    var encoder: SSEEncoder
+
+    init(_ encoder: SSEEncoder) {
+        self.encoder = encoder
     }
 }
 

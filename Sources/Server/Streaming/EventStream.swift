@@ -41,6 +41,9 @@ final class EventStream: @unchecked Sendable {
                                            retryable: true)
 
     private var writer: (any ResponseBodyWriter)?
+    /// The connection's handler, which the stream's events are written through (set by `run` before it
+    /// starts the producer); without one, they go through `writer`.
+    private var connection: NIOLoopBound<StreamConnectionHandler>?
     private let channel: any Channel
     private let keepalive: Duration
     private let shutdownGrace: Duration
@@ -57,9 +60,30 @@ final class EventStream: @unchecked Sendable {
     }
 
     /// Writes `buffer` (one whole SSE message) and waits until the connection took it.
+    ///
+    /// On the connection's event loop (where the producer runs) a writable connection takes it at once, with no
+    /// suspension: it goes down the pipeline from the connection's handler. Elsewhere, or while the connection
+    /// is unwritable, the write hops to the loop and waits for it to be written.
     func write(_ buffer: ByteBuffer) async throws {
         guard writer != nil else { throw StreamFinished() }
-        try await writer!.write(buffer)
+        guard let connection else { return try await writer!.write(buffer) }
+        let eventLoop = channel.eventLoop
+        if eventLoop.inEventLoop, try connection.value.canWriteBody() {
+            return connection.value.writeBody(buffer)
+        }
+        try await eventLoop.flatSubmit { connection.value.writeBodyWhenWritable(buffer, eventLoop: eventLoop) }.get()
+    }
+
+    /// Writes the message `encode` makes at once, without suspending, if this runs on the connection's event
+    /// loop and the connection takes it now (`encode` is called only then); `false` otherwise, and the caller
+    /// then uses `write`.
+    func writeNow(_ encode: () -> ByteBuffer) throws -> Bool {
+        guard writer != nil else { throw StreamFinished() }
+        guard let connection, channel.eventLoop.inEventLoop else { return false }
+        let handler = connection.value
+        guard try handler.canWriteBody() else { return false }
+        handler.writeBody(encode())
+        return true
     }
 
     /// Ends the response body; nothing can be written after it.
@@ -116,14 +140,16 @@ final class EventStream: @unchecked Sendable {
         let signal = signal
         let channel = channel
         let interval = TimeAmount(keepalive)
-        let attached = try? await channel.eventLoop.submit {
+        let attached = try? await channel.eventLoop.submit { () -> NIOLoopBound<StreamConnectionHandler>? in
             guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self) else {
-                return false
+                return nil
             }
             handler.attach(signal, keepalive: interval)
-            return true
+            return NIOLoopBound(handler, eventLoop: channel.eventLoop)
         }.get()
-        if attached != true {
+        if let attached {
+            connection = attached
+        } else {
             channel.closeFuture.whenComplete { _ in signal.fire(.hungUp) }
         }
     }

@@ -36,6 +36,8 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var lastWrite = NIODeadline.now()
     private var keepaliveTimer: Scheduled<Void>?
     private var writeDeadline: Scheduled<Void>?
+    /// Writes waiting for the connection to become writable again.
+    private var writableWaiters: [EventLoopPromise<Void>] = []
 
     init(writeTimeout: TimeAmount) {
         self.writeTimeout = writeTimeout
@@ -60,6 +62,51 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         stream = nil
         keepaliveTimer?.cancel()
         keepaliveTimer = nil
+    }
+
+    // MARK: The stream's events (called on the event loop)
+
+    /// Whether a body part written now goes out at once: `false` while the connection is unwritable (its client
+    /// reads slower than the stream writes; the writer then waits with `writeBodyWhenWritable`). Throws when the
+    /// connection is gone.
+    func canWriteBody() throws -> Bool {
+        guard let context, context.channel.isActive else { throw StreamFinished() }
+        return context.channel.isWritable
+    }
+
+    /// Writes and flushes one body part (one whole SSE message), after `canWriteBody` said it goes out at once.
+    /// The part goes straight down the pipeline from here, with no async writer between the stream and the
+    /// connection: the response's head went out before the stream's first event (Hummingbird writes it before
+    /// it calls the body), and its end goes out after the last.
+    func writeBody(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
+        lastWrite = .now()
+    }
+
+    /// Writes `buffer` once the connection is writable; fails when the connection ends first.
+    func writeBodyWhenWritable(_ buffer: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        do {
+            if try canWriteBody() {
+                writeBody(buffer)
+                return eventLoop.makeSucceededVoidFuture()
+            }
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        writableWaiters.append(promise)
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        return promise.futureResult.flatMap { loopBound.value.writeBodyWhenWritable(buffer, eventLoop: eventLoop) }
+    }
+
+    private func wakeWriters(failing: Bool) {
+        guard !writableWaiters.isEmpty else { return }
+        let waiters = writableWaiters
+        writableWaiters = []
+        for waiter in waiters {
+            if failing { waiter.fail(StreamFinished()) } else { waiter.succeed() }
+        }
     }
 
     // MARK: Outbound
@@ -118,6 +165,7 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if context.channel.isWritable {
             writeDeadline?.cancel()
             writeDeadline = nil
+            wakeWriters(failing: false)
         } else if writeDeadline == nil {
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             writeDeadline = context.eventLoop.scheduleTask(in: writeTimeout) {
@@ -141,6 +189,7 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func stopTimers() {
+        wakeWriters(failing: true)
         keepaliveTimer?.cancel()
         keepaliveTimer = nil
         writeDeadline?.cancel()
