@@ -88,3 +88,49 @@ struct JSONWriter {
         }
     }
 }
+
+extension JSONWriter {
+    /// Any JSON value, compact; whole numbers below 2^53 without a fraction (as `JSONValue.encode(to:)` writes them).
+    mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): bool(flag)
+        case .number(let number):
+            if number.rounded() == number, abs(number) < 9e15 {
+                integer(Int(number))
+            } else if number.isFinite {
+                raw(Array(number.description.utf8))
+            } else {
+                raw("null")
+            }
+        case .string(let text): string(text)
+        case .array(let items):
+            bytes.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                self.value(item)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let fields):
+            bytes.append(UInt8(ascii: "{"))
+            var first = true
+            for (key, item) in fields {
+                if !first { bytes.append(UInt8(ascii: ",")) }
+                first = false
+                string(key)
+                bytes.append(UInt8(ascii: ":"))
+                self.value(item)
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+    }
+}
+
+extension JSONValue {
+    /// This value as compact JSON, written by hand (a model call's request body, without `JSONEncoder`'s containers).
+    public var jsonBytes: [UInt8] {
+        var writer = JSONWriter(capacity: 1024)
+        writer.value(self)
+        return writer.bytes
+    }
+}

@@ -78,7 +78,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
                 .object(["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema])
             })
         }
-        return ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(fields)))
+        return ByteBuffer(bytes: JSONValue.object(fields).jsonBytes)
     }
 
     static func httpError(status: HTTPResponseStatus, body: ByteBuffer?, requestId: String?) -> StreamError {

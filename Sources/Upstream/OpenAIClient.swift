@@ -78,7 +78,7 @@ public final class OpenAIClient: LanguageModel, Sendable {
                                                   "parameters": $0.inputSchema]]
             })
         }
-        return ByteBuffer(bytes: try JSONEncoder().encode(JSONValue.object(fields)))
+        return ByteBuffer(bytes: JSONValue.object(fields).jsonBytes)
     }
 
     /// One conversation message as OpenAI messages: a user turn's tool results become one `tool` message each

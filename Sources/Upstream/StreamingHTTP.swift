@@ -36,7 +36,9 @@ final class StreamingHTTP: Sendable {
         self.timeouts = timeouts
         self.retry = retry
         self.logger = logger
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.idle)))
+        // The idle timeout is the reader's (`TurnReader`), checked once per interval instead of a timer moved on
+        // every read; the first byte has its own timer.
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: TimeAmount(timeouts.connect), read: nil))
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
@@ -144,7 +146,8 @@ final class StreamingHTTP: Sendable {
         deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
     ) async throws -> Outcome {
         let (client, loop) = clientAndLoop
-        let reader = TurnReader(accumulator: accumulator, deliverNow: deliverNow, deadline: deadline, overallTimeout: overallTimeout)
+        let reader = TurnReader(accumulator: accumulator, deliverNow: deliverNow, idle: TimeAmount(timeouts.idle), deadline: deadline,
+                                overallTimeout: overallTimeout)
         let task = client.execute(request: request, delegate: reader, eventLoop: .delegateAndChannel(on: loop))
         // No answer within the first-byte timeout fails the attempt; the timer goes with the answer's head.
         let firstByte = loop.scheduleTask(in: TimeAmount(timeouts.firstByte)) {

@@ -41,6 +41,8 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
     private static var refusalLimit: Int { 64 << 10 }
 
     private let deliverNow: DeliverNow?
+    /// The longest silence between parts of the answer.
+    private let idle: TimeAmount
     private let deadline: ContinuousClock.Instant
     private let overallTimeout: StreamError
     private let mailbox = Mutex(Mailbox())
@@ -56,11 +58,19 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
     private var accumulator: Accumulator
     private var pending: [ModelStreamEvent] = []
     /// Nothing more is read: the message is whole, or the call failed.
-    private var done = false
+    private var done = false {
+        didSet { if done { idleTimer?.cancel() } }
+    }
+    /// When a part of the answer last arrived, and the timer that checks the silence since. The timer is set
+    /// once per `idle` interval, not per part: a part only moves `lastRead`.
+    private var lastRead = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
 
-    init(accumulator: Accumulator, deliverNow: DeliverNow?, deadline: ContinuousClock.Instant, overallTimeout: StreamError) {
+    init(accumulator: Accumulator, deliverNow: DeliverNow?, idle: TimeAmount, deadline: ContinuousClock.Instant,
+         overallTimeout: StreamError) {
         self.accumulator = accumulator
         self.deliverNow = deliverNow
+        self.idle = idle
         self.deadline = deadline
         self.overallTimeout = overallTimeout
     }
@@ -104,11 +114,29 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
         self.head = head
         hasHead = true
         requestId = head.headers.first(name: "request-id") ?? head.headers.first(name: "x-request-id")
+        lastRead = .now()
+        watchSilence(task, until: lastRead + idle)
         return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    /// Fails the call with AsyncHTTPClient's read timeout once the answer is silent for `idle`.
+    private func watchSilence(_ task: HTTPClient.Task<Void>, until deadline: NIODeadline) {
+        let reader = NIOLoopBound(self, eventLoop: task.eventLoop)
+        idleTimer = task.eventLoop.scheduleTask(deadline: deadline) {
+            let reader = reader.value
+            guard !reader.done else { return }
+            let due = reader.lastRead + reader.idle
+            if NIODeadline.now() >= due {
+                task.fail(reason: HTTPClientError.readTimeout)
+            } else {
+                reader.watchSilence(task, until: due)
+            }
+        }
     }
 
     func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         guard !done, let head else { return task.eventLoop.makeSucceededVoidFuture() }
+        lastRead = .now()
         guard head.status == .ok else {
             collectRefusal(buffer)
             return task.eventLoop.makeSucceededVoidFuture()

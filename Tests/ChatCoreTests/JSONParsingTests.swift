@@ -17,6 +17,18 @@ struct JSONParsingTests {
         #expect(ours == foundation)
     }
 
+    @Test("written back by hand, a value reads the same in Foundation's decoder and ours", arguments: [
+        #"{"a":1,"b":[true,false,null],"c":"x\"y\\z\/\n\t\r\u0001\u001f\u00e9\ud83d\ude00","d":-12.5e-1,"e":{},"f":[]}"#,
+        #"[1, 2.0, 3e2, -0, 0.001, 1e-7, 123456789012345678901234567890, -9007199254740991, 0.1]"#,
+        #"{"model":"m","max_tokens":4096,"stream":true,"messages":[{"role":"user","content":"São Paulo 😀"}]}"#,
+    ])
+    func writtenBack(text: String) throws {
+        let value = try JSONValue(parsing: text)
+        let bytes = value.jsonBytes
+        #expect(try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) == value)
+        #expect(try JSONValue(parsing: String(decoding: bytes, as: UTF8.self)) == value)
+    }
+
     @Test("refuses what is not JSON, saying where", arguments: [
         ("", 0), ("{", 1), (#"{"a" 1}"#, 5), ("[1,]", 3), ("01", 0), (#""\x""#, 2), ("tru", 0), ("{} x", 3),
         ("\"a\u{1}\"", 2), ("1.", 2), ("-", 1),

@@ -1,4 +1,5 @@
 import AnthropicMock
+import AsyncHTTPClient
 import ChatCore
 import Foundation
 #if canImport(Glibc)
@@ -240,6 +241,38 @@ struct SlowClientTests {
 
 @Suite("Clients that stop reading", .serialized, .timeLimit(.minutes(1)))
 struct WriteDeadlineTests {
+    @Test("a client that pauses reading gets every event once, in order: writes wait for the connection, then the relay resumes")
+    func slowReader() async throws {
+        try await MockAnthropic.run { mock in
+            // With accumulated text the stream is about 80 MB: far more than the sockets hold while the client pauses.
+            let deltas = (0..<400).map { String(repeating: Character(UnicodeScalar(UInt8(97 + $0 % 26))), count: 1_000) }
+            mock.enqueue(.stream(SSE.textAnswer(deltas)))
+            let metrics = ServerMetrics()
+            let app = try await buildApplication(configuration: streamingConfiguration(mock), metrics: metrics)
+            try await app.test(.live) { client in
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(try #require(client.port))/mcp/chat/stream")
+                request.method = .POST
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string: chatJSON("write a lot")))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+                try await Task.sleep(for: .seconds(1))
+                let received = try await receiveStream(response)
+                #expect(received.arrivals.map(\.id) == (1...received.arrivals.count).map { "\($0)" })
+                let chunks = received.events("text_chunk")
+                #expect(chunks.count == deltas.count)
+                #expect(zip(chunks, deltas).allSatisfy { $0["chunk"] as? String == $1 })
+                #expect((chunks.last?["accumulated"] as? String)?.utf8.count == 400_000)
+                #expect(received.arrivals.last?.type == "complete")
+                // Some text went out where the upstream was read, and some, while the connection was full, through
+                // the stream's task once the client read again.
+                let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+                let relayed = text.split(separator: "\n").first { $0.hasPrefix("switchboard_stream_events_relayed_total ") }
+                    .flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1
+                #expect(relayed > 0 && relayed < deltas.count, "relayed \(relayed)")
+            }
+        }
+    }
+
     @Test("a client that reads nothing is dropped after the write timeout; its upstream request closes, unfinished")
     func dropped() async throws {
         try await MockAnthropic.run { mock in

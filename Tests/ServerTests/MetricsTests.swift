@@ -68,6 +68,11 @@ struct MetricsTests {
                 #expect(sample(text, "switchboard_stream_errors_total", [#"code="\#(failedCode)""#]) == 1)
                 #expect(sample(text, "switchboard_streams_open") == 0)
                 #expect(sample(text, "switchboard_stream_events_total") == Double(good.arrivals.count + failed.arrivals.count))
+                // The model's events (its text and tool call) were written where the upstream was read: the stream
+                // runs on its connection's event loop and reads the upstream there.
+                let modelEvents = good.events("text_chunk").count + good.events("tool_detected").count
+                #expect(modelEvents >= 3)
+                #expect(sample(text, "switchboard_stream_events_relayed_total") == Double(modelEvents))
                 #expect(sample(text, "switchboard_tool_calls_total", [#"tool="metric_probe""#, #"status="completed""#]) == 1)
                 #expect(sample(text, "switchboard_tool_duration_seconds_count", [#"tool="metric_probe""#]) == 1)
                 #expect(sample(text, "switchboard_analyses_total", [#"complexity="complex""#, #"route="desktop""#, #"endpoint="analyze""#]) == 2)

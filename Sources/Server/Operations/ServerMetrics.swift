@@ -15,6 +15,7 @@ public final class ServerMetrics: Sendable {
 
     let streamsOpen: Gauge
     let streamEvents: Counter
+    let streamEventsRelayed: Counter
     let streamDuration: DurationHistogram
     let analysisDuration: DurationHistogram
 
@@ -27,6 +28,8 @@ public final class ServerMetrics: Sendable {
         self.registry = registry
         streamsOpen = registry.makeGauge(descriptor: .switchboard("streams_open", "Chat streams open now."))
         streamEvents = registry.makeCounter(descriptor: .switchboard("stream_events_total", "Events written to chat streams."))
+        streamEventsRelayed = registry.makeCounter(descriptor: .switchboard(
+            "stream_events_relayed_total", "Of those, the model's events written where the upstream was read, without a task switch."))
         streamDuration = registry.makeDurationHistogram(
             descriptor: .switchboard("stream_duration_seconds", "Chat streams from the head to the last event."),
             buckets: [.seconds(1), .seconds(3), .seconds(10), .seconds(30), .seconds(60), .seconds(180), .seconds(600)])
@@ -85,9 +88,12 @@ public final class ServerMetrics: Sendable {
     func streamOpened() { streamsOpen.increment() }
 
     /// A stream ended: how, and with which error code when it ended with an `error` event.
-    func streamClosed(outcome: StreamOutcome, errorCode: StreamErrorCode?, events: Int, duration: Duration) {
+    /// `relayed`: of the `events`, the model's that were written (or kept, for a resumable stream) where the
+    /// upstream was read.
+    func streamClosed(outcome: StreamOutcome, errorCode: StreamErrorCode?, events: Int, relayed: Int, duration: Duration) {
         streamsOpen.decrement()
         streamEvents.increment(by: Int64(events))
+        streamEventsRelayed.increment(by: Int64(relayed))
         streamDuration.record(duration)
         counter("streams_total", "Chat streams ended, by how they ended.", [("outcome", outcome.rawValue)]).increment()
         if let errorCode {

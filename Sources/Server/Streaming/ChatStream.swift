@@ -53,7 +53,7 @@ enum ChatStream {
                 let encoder = EncoderBox(SSEEncoder(accumulated: chat.accumulated))
                 try await loop.run(chat, sessionId: sessionId, emitNow: { event in
                     guard try stream.writeNow({ ByteBuffer(bytes: encoder.encoder.encode(event)) }) else { return false }
-                    tally.count(event)
+                    tally.count(event, relayed: true)
                     return true
                 }) { event in
                     try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(event)))
@@ -124,9 +124,9 @@ extension ChatStream {
                         producer.addTask {
                             let encoder = EncoderBox(SSEEncoder(accumulated: chat.accumulated))
                             // Appending to the session never waits, so every event is appended where it is read.
-                            @Sendable func append(_ event: StreamEvent) throws {
+                            @Sendable func append(_ event: StreamEvent, relayed: Bool) throws {
                                 try session.append(ByteBuffer(bytes: encoder.encoder.encode(event)))
-                                tally.count(event)
+                                tally.count(event, relayed: relayed)
                                 if let routing, case .sessionStart = event {
                                     try session.append(ByteBuffer(bytes: encoder.encoder.encode(.routing(routing))))
                                     tally.count(.routing(routing))
@@ -135,10 +135,10 @@ extension ChatStream {
                             do {
                                 try await DeadlineKeeper.$current.withValue(session.keeper) {
                                     try await loop.run(chat, sessionId: sessionId, emitNow: { event in
-                                        try append(event)
+                                        try append(event, relayed: true)
                                         return true
                                     }) { event in
-                                        try append(event)
+                                        try append(event, relayed: false)
                                     }
                                 }
                                 session.end.fire(.finished)
@@ -249,7 +249,7 @@ private struct StreamBook {
 
     func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) {
         metrics.streamClosed(outcome: outcome, errorCode: outcome == .clientGone ? nil : tally.errorCode, events: tally.events,
-                             duration: elapsed)
+                             relayed: tally.relayed, duration: elapsed)
         if let usage = tally.usage { ticket?.spent(usage) }
         recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
                                       firstText: tally.firstTextAt.map { $0 - started }))
@@ -279,6 +279,8 @@ struct StreamLabels: Sendable {
 /// read after it has finished, so it needs no lock.
 private final class StreamTally: @unchecked Sendable {
     var events = 0
+    /// Of the events, the model's written (or kept) where the upstream was read.
+    var relayed = 0
     var last = "none"
     var errorCode: StreamErrorCode?
     /// The session's tokens, from its `complete` event.
@@ -292,8 +294,9 @@ private final class StreamTally: @unchecked Sendable {
         self.labels = labels
     }
 
-    func count(_ event: StreamEvent) {
+    func count(_ event: StreamEvent, relayed: Bool = false) {
         events += 1
+        if relayed { self.relayed += 1 }
         last = event.type
         switch event {
         case .error(let error): errorCode = error.code
