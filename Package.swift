@@ -87,8 +87,10 @@ let package = Package(
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
         .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
                 path: "Tests/AnthropicMock"),
-        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "AnthropicMock", "TestSupport"],
-                    exclude: ["Fixtures"]),
+        .testTarget(name: "UpstreamTests", dependencies: [
+            "Upstream", "AnthropicMock", "TestSupport",
+            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "RulesFiles", "Upstream", "AnthropicMock", "Tools", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

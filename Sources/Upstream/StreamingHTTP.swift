@@ -80,6 +80,9 @@ final class StreamingHTTP: Sendable {
         }
     }
 
+    /// How long a response whose message is whole may take to end before its connection is closed.
+    static let endGrace = TimeAmount.seconds(2)
+
     /// The error a model call gets when it passes `timeouts.overall`.
     var overallTimeout: StreamError {
         StreamError(code: .overallTimeout, message: "The model call took longer than \(Self.describe(timeouts.overall)).", retryable: true)
@@ -148,15 +151,25 @@ final class StreamingHTTP: Sendable {
         let (client, loop) = clientAndLoop
         let reader = TurnReader(accumulator: accumulator, deliverNow: deliverNow, idle: TimeAmount(timeouts.idle), deadline: deadline,
                                 overallTimeout: overallTimeout)
-        let task = client.execute(request: request, delegate: reader, eventLoop: .delegateAndChannel(on: loop))
+        // The client has this one loop, so the delegate and the connection are on it. (Asking for it by name,
+        // `.delegateAndChannel(on:)`, makes the pool close each connection after its request when several are
+        // queued: a new upstream connection per chat under load.)
+        let task = client.execute(request: request, delegate: reader, eventLoop: .indifferent)
         // No answer within the first-byte timeout fails the attempt; the timer goes with the answer's head.
         let firstByte = loop.scheduleTask(in: TimeAmount(timeouts.firstByte)) {
             if !reader.hasHead { task.fail(reason: HTTPClientError.deadlineExceeded) }
         }
+        var whole = false
         defer {
             firstByte.cancel()
-            // Once the message is whole, what follows it (nothing, from a well-behaved server) is not waited for.
-            task.cancel()
+            if whole {
+                // The message is whole: the caller goes on at once. The response's end (next, from a well-behaved
+                // server) is left a moment to arrive, so its connection goes back to the pool instead of closing.
+                let late = loop.scheduleTask(in: Self.endGrace) { task.cancel() }
+                task.futureResult.whenComplete { _ in late.cancel() }
+            } else {
+                task.cancel()
+            }
         }
         return try await withTaskCancellationHandler {
             while true {
@@ -171,7 +184,9 @@ final class StreamingHTTP: Sendable {
                     }
                 case .end:
                     try Task.checkCancellation()
-                    return .turn(try reader.finish())
+                    let turn = try reader.finish()
+                    whole = true
+                    return .turn(turn)
                 case .refused(let head, let body):
                     return .refused(head, body)
                 case .failed(let error, .ours):
