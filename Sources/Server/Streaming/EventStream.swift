@@ -7,12 +7,17 @@ import Synchronization
 /// The body of one Server-Sent Events response: it owns the response's writer and everything that can end the
 /// stream, on documented APIs only.
 ///
-/// - `run` starts the producer (the agentic loop) in a child task and hands it this stream to write to: each
-///   event is encoded and written by the producer's own task, one awaited write, no queue and no hand-over.
-/// - Hang-up, keepalives and the write deadline are served on the event loop by the connection's
-///   `StreamConnectionHandler`, which this stream attaches to while it runs: a hang-up is told the moment the
-///   event loop sees it, keepalives go between whole messages without sharing the writer, and a client that
-///   reads nothing is dropped.
+/// - `run` starts the producer (the agentic loop) in a child task on the connection's event loop and hands it
+///   this stream to write to: each event is encoded and written by the producer itself, no queue and no
+///   hand-over. The model's text and tool-call events are written where the upstream is read (`writeNow`, on the
+///   same loop, no suspension); the rest, and everything while the connection is full, by the producer's task
+///   (`write`, which waits for the connection).
+/// - Writes go down the connection's pipeline from its `StreamConnectionHandler`, not through the response's
+///   async writer: the head went out before (Hummingbird writes it before it calls the body) and the end goes
+///   out after, through the writer (`finish`).
+/// - Hang-up, keepalives and the write deadline are served on the event loop by that handler, which this stream
+///   attaches to while it runs: a hang-up is told the moment the event loop sees it, keepalives go between
+///   whole messages, and a client that reads nothing is dropped.
 /// - Shutdown: a graceful-shutdown handler gives the stream `shutdownGrace` to finish, then ends it.
 /// - Deadlines inside the producer: a `DeadlineKeeper` lets the model client have the stream stop the producer
 ///   when a call runs past its overall deadline, even while the upstream sends nothing.
@@ -21,8 +26,8 @@ import Synchronization
 /// being cancelled) is told once to a `StreamEndSignal` that the response's task awaits; unless the producer
 /// finished, the response's task then cancels it, so the upstream request and tools stop with it.
 ///
-/// The writer has one user at a time, by construction: the producer while `run` runs (the owner's task only
-/// waits), the owner's task before and after. So it is kept in this class without a lock.
+/// The stream has one writer at a time, by construction: the producer (or the upstream's reader it waits on)
+/// while `run` runs, the owner's task before and after. So its state is kept in this class without a lock.
 final class EventStream: @unchecked Sendable {
     /// How a stream ended.
     enum Ending: Sendable, Equatable {

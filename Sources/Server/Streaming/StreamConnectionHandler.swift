@@ -5,6 +5,8 @@ import NIOHTTPTypes
 
 /// Sits in every HTTP/1 connection's pipeline, between the HTTP codec and Hummingbird's request handling, and
 /// serves the event stream answered on it (`EventStream` attaches for the life of one stream):
+/// - the stream's events: each is written and flushed from here, straight down the pipeline (`writeBody`), or,
+///   while the connection is unwritable, once it is writable again (`writeBodyWhenWritable`);
 /// - hang-up: when the client closes its side, or the connection ends or fails, it tells the stream at once, on
 ///   the event loop (the stream then cancels its producer: the upstream call and tools stop);
 /// - keepalives: while a stream is attached, a comment goes out whenever nothing was written for the interval;
