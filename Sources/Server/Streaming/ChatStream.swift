@@ -13,9 +13,9 @@ import Tools
 /// The head and `session_start` go out at once. The agentic loop runs as the `EventStream`'s producer and
 /// writes each event itself: one JSON encoding and one write, no hand-over to another task and no queue. The
 /// model's text and tool calls are written where the upstream is read, on the connection's event loop, when the
-/// connection takes them at once; otherwise the loop's task writes them, waiting for the connection. The stream ends when the loop does, when the client
-/// goes away (the upstream request and running tools are cancelled with it), or when a shutdown's grace
-/// period runs out (the client gets a `server_shutdown` error event).
+/// connection takes them at once; otherwise the loop's task writes them, waiting for the connection. The stream
+/// ends when the loop does, when the client goes away (the upstream request and running tools are cancelled with
+/// it), or when a shutdown's grace period runs out (the client gets a `server_shutdown` error event).
 enum ChatStream {
     static let headers: HTTPFields = {
         var headers = HTTPFields()
