@@ -79,16 +79,25 @@ extension LanguageModel {
     }
 }
 
+/// A model that implements the call with `deliverNow` (its clients, and the wrappers that pass it on); the call
+/// without it is that call with none.
+public protocol RelayingLanguageModel: LanguageModel {
+    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void) async throws
+        -> ModelTurn
+}
+
+extension RelayingLanguageModel {
+    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
+    }
+}
+
 /// Any language model, as one type: for a loop whose model is chosen at run time (a route's provider).
-public struct AnyLanguageModel: LanguageModel {
+public struct AnyLanguageModel: RelayingLanguageModel {
     public let base: any LanguageModel
 
     public init(_ base: any LanguageModel) {
         self.base = base
-    }
-
-    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await base.streamTurn(request, deliverNow: nil, onEvent: onEvent)
     }
 
     public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)

@@ -27,7 +27,7 @@ public struct AnthropicConfiguration: Sendable {
 
 /// Streams model turns from `POST {baseURL}/v1/messages`, on the shared transport (`StreamingHTTP`: retries,
 /// timeouts, cancellation). The API key goes in a header and nowhere else.
-public final class AnthropicClient: LanguageModel, Sendable {
+public final class AnthropicClient: RelayingLanguageModel, Sendable {
     public let configuration: AnthropicConfiguration
     private let http: StreamingHTTP
 
@@ -40,10 +40,6 @@ public final class AnthropicClient: LanguageModel, Sendable {
     /// Closes the connection pool; call once when the server stops.
     public func shutdown() async throws {
         try await http.shutdown()
-    }
-
-    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
     }
 
     public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)

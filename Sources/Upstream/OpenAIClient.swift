@@ -29,7 +29,7 @@ public struct OpenAIConfiguration: Sendable {
 /// (retries, timeouts, cancellation as for Anthropic). Requests are translated from the Anthropic-shaped
 /// conversation the agent loop keeps (tool calls become `tool_calls` with their arguments as a JSON string, tool
 /// results `tool` messages); the answer is read by `OpenAITurnAccumulator` into the same shape.
-public final class OpenAIClient: LanguageModel, Sendable {
+public final class OpenAIClient: RelayingLanguageModel, Sendable {
     public let configuration: OpenAIConfiguration
     private let http: StreamingHTTP
 
@@ -42,10 +42,6 @@ public final class OpenAIClient: LanguageModel, Sendable {
     /// Closes the connection pool; call once when the server stops.
     public func shutdown() async throws {
         try await http.shutdown()
-    }
-
-    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
     }
 
     public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)

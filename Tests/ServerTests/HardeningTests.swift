@@ -224,9 +224,11 @@ struct SlowClientTests {
     @Test("a client that never finishes its request head is disconnected after the idle timeout; a slow stream is not")
     func slowLoris() async throws {
         try await MockAnthropic.run { mock in
-            mock.enqueue(.stream([.pause(.milliseconds(900))] + SSE.textAnswer(["late but fine"])))
+            mock.enqueue(.stream([.pause(.milliseconds(2_500))] + SSE.textAnswer(["late but fine"])))
             var config = streamingConfiguration(mock)
-            config.idleTimeout = .milliseconds(300)
+            // Long enough that a loaded machine gets the stream's request onto its new connection before the
+            // connection counts as idle (at 300 ms a busy suite once saw it closed under the request).
+            config.idleTimeout = .seconds(1)
             let app = try await buildApplication(configuration: config)
             try await app.test(.live) { client in
                 let port = try #require(client.port)

@@ -7,7 +7,7 @@ import Upstream
 /// tried at once (a target with another after it makes one attempt, no backoff) and the stream hears a new `routing` decision with `fallbackFrom` and the reason. Once anything
 /// of the answer arrived, a failure is the stream's error, as without fallbacks: never a silent switch mid-answer.
 /// A chat that moved stays where it moved: its later model calls (after tools) go to the target that answered first.
-struct FallbackModel: LanguageModel {
+struct FallbackModel: RelayingLanguageModel {
     /// The target that answered this chat's last call, which its next call tries first.
     private final class Answering: Sendable {
         let provider = Mutex<String?>(nil)
@@ -29,10 +29,6 @@ struct FallbackModel: LanguageModel {
         self.targets = targets
         self.breaker = breaker
         self.decision = decision
-    }
-
-    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
     }
 
     func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)

@@ -3,7 +3,7 @@ import Routing
 
 /// A model client as one chat's calls see it: each finished call is priced from its provider's `prices` in the
 /// rules file, and its tokens and cost are counted in `/metrics` by provider, model and route.
-struct MeteredModel<Base: LanguageModel>: LanguageModel {
+struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
     let base: Base
     let provider: String
     /// The provider's prices by model, as the rules were when the chat arrived.
@@ -11,10 +11,6 @@ struct MeteredModel<Base: LanguageModel>: LanguageModel {
     /// The route the chat took; `none` for `POST /mcp/chat/stream`.
     let route: String
     let metrics: ServerMetrics
-
-    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
-    }
 
     func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
         async throws -> ModelTurn {
