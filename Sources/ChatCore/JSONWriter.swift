@@ -96,8 +96,8 @@ extension JSONWriter {
         case .null: raw("null")
         case .bool(let flag): bool(flag)
         case .number(let number):
-            if number.rounded() == number, abs(number) < 9e15 {
-                integer(Int(number))
+            if let whole = value.intValue {
+                integer(whole)
             } else if number.isFinite {
                 raw(Array(number.description.utf8))
             } else {

@@ -43,14 +43,15 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
     private let deliverNow: DeliverNow?
     /// The longest silence between parts of the answer.
     private let idle: TimeAmount
-    private let deadline: ContinuousClock.Instant
+    /// The overall deadline, on NIO's clock: a part is timed with the one clock read that stamps it.
+    private let deadline: NIODeadline
     private let overallTimeout: StreamError
     private let mailbox = Mutex(Mailbox())
-    /// Set on the event loop when the answer's head arrives (read there by the first-byte timer).
-    private(set) var hasHead = false
 
     // On the event loop.
     private var head: HTTPResponseHead?
+    /// Whether the answer's head arrived (read on the event loop by the first-byte timer).
+    var hasHead: Bool { head != nil }
     private var requestId: String?
     private var refusalBody: ByteBuffer?
     private var refusalTooLong = false
@@ -71,7 +72,7 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
         self.accumulator = accumulator
         self.deliverNow = deliverNow
         self.idle = idle
-        self.deadline = deadline
+        self.deadline = .now() + TimeAmount(deadline - .now)
         self.overallTimeout = overallTimeout
     }
 
@@ -112,7 +113,6 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
 
     func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
         self.head = head
-        hasHead = true
         requestId = head.headers.first(name: "request-id") ?? head.headers.first(name: "x-request-id")
         lastRead = .now()
         watchSilence(task, until: lastRead + idle)
@@ -189,7 +189,7 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
         if accumulator.isComplete {
             done = true
             post(.end)
-        } else if ContinuousClock.now > deadline {
+        } else if lastRead > deadline {
             return fail(task, overallTimeout)
         }
         return task.eventLoop.makeSucceededVoidFuture()

@@ -1,5 +1,4 @@
 import AnthropicMock
-import AsyncHTTPClient
 import ChatCore
 import Foundation
 #if canImport(Glibc)
@@ -252,11 +251,7 @@ struct WriteDeadlineTests {
             let metrics = ServerMetrics()
             let app = try await buildApplication(configuration: streamingConfiguration(mock), metrics: metrics)
             try await app.test(.live) { client in
-                var request = HTTPClientRequest(url: "http://127.0.0.1:\(try #require(client.port))/mcp/chat/stream")
-                request.method = .POST
-                request.headers.add(name: "content-type", value: "application/json")
-                request.body = .bytes(ByteBuffer(string: chatJSON("write a lot")))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+                let response = try await postChat(port: try #require(client.port), body: chatJSON("write a lot"), timeout: .seconds(60))
                 try await Task.sleep(for: .seconds(1))
                 let received = try await receiveStream(response)
                 #expect(received.arrivals.map(\.id) == (1...received.arrivals.count).map { "\($0)" })

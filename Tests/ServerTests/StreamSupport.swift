@@ -34,12 +34,18 @@ struct ReceivedStream: Sendable {
 /// `stopAfter` says to hang up (a client disconnect).
 func streamChat(port: Int, body: String, path: String = "/mcp/chat/stream", headers: [(String, String)] = [],
                 stopAfter: (@Sendable (ReceivedStream) -> Bool)? = nil) async throws -> ReceivedStream {
+    try await receiveStream(try await postChat(port: port, body: body, path: path, headers: headers), stopAfter: stopAfter)
+}
+
+/// Posts a chat and returns the response once its head arrived, its body unread.
+func postChat(port: Int, body: String, path: String = "/mcp/chat/stream", headers: [(String, String)] = [],
+              timeout: Duration = .seconds(30)) async throws -> HTTPClientResponse {
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
     request.method = .POST
     request.headers.add(name: "content-type", value: "application/json")
     request.headers.add(contentsOf: headers)
     request.body = .bytes(ByteBuffer(string: body))
-    return try await receiveStream(try await HTTPClient.shared.execute(request, timeout: .seconds(30)), stopAfter: stopAfter)
+    return try await HTTPClient.shared.execute(request, timeout: .init(timeout))
 }
 
 /// Reads a response as a frontend would: its SSE as it arrives (until it ends or `stopAfter` says to hang up), or

@@ -59,19 +59,19 @@ struct FallbackModel: RelayingLanguageModel {
                     var relay: DeliverNow?
                     if let deliverNow {
                         relay = { @Sendable event in
-                            started.value.withLock { $0 = true }
+                            started.value.store(true, ordering: .relaxed)
                             return try deliverNow(event)
                         }
                     }
                     return try await target.client.streamTurn(call, deliverNow: relay) { event in
-                        started.value.withLock { $0 = true }
+                        started.value.store(true, ordering: .relaxed)
                         try await onEvent(event)
                     }
                 }
                 breaker.succeeded(target.provider)
                 answering.provider.withLock { $0 = "\(target.provider)/\(target.model)" }
                 return turn
-            } catch let error as StreamError where !started.value.withLock({ $0 }) && Self.fallsBack(error.code) {
+            } catch let error as StreamError where !started.value.load(ordering: .relaxed) && Self.fallsBack(error.code) {
                 breaker.failed(target.provider)
                 failed = (target, error)
             }
@@ -80,7 +80,7 @@ struct FallbackModel: RelayingLanguageModel {
     }
 
     private final class Started: Sendable {
-        let value = Mutex(false)
+        let value = Atomic(false)
     }
 
     /// Failures another provider may not have.
