@@ -147,25 +147,75 @@ extension ChatRequest {
         case .string(let text)?:
             return ChatMessage(role: role, content: .text(text))
         case .array(let blocks)?:
+            var checked: [JSONValue] = []
+            checked.reserveCapacity(blocks.count)
             for (index, block) in blocks.enumerated() {
-                let blockField = "\(field).content[\(index)]"
-                guard case .object = block else {
-                    throw ChatRequestError(field: blockField, message: "expected a content block object, found \(block.typeName)")
-                }
-                guard let type = block["type"]?.stringValue else {
-                    throw ChatRequestError(field: "\(blockField).type", message: "required: the block's type, such as \"text\"")
-                }
-                if type == "text", block["text"]?.stringValue == nil {
-                    throw ChatRequestError(field: "\(blockField).text", message: "required: a string for a text block")
-                }
-                // Blocks of other types are kept as sent, but a `text` in any block is a string.
-                if let text = block["text"], text.stringValue == nil {
-                    throw ChatRequestError(field: "\(blockField).text", message: "expected a string, found \(text.typeName)")
-                }
+                checked.append(try Self.block(block, field: "\(field).content[\(index)]"))
             }
-            return ChatMessage(role: role, content: .blocks(blocks))
+            return ChatMessage(role: role, content: .blocks(checked))
         case let other?:
             throw ChatRequestError(field: "\(field).content", message: "expected a string or an array of content blocks, found \(other.typeName)")
+        }
+    }
+
+    /// The content block types a message may hold. Anything else (a `document`, an `image`, a block by URL) is a
+    /// 400 naming the block's `type`: Switchboard never fetches what a client points at.
+    public static let supportedBlockTypes = ["text", "tool_use", "tool_result"]
+
+    /// A content block rebuilt from the fields Switchboard supports, so nothing else (a client's `cache_control`:
+    /// the server decides caching) reaches a provider.
+    private static func block(_ block: JSONValue, field: String) throws(ChatRequestError) -> JSONValue {
+        guard case .object = block else {
+            throw ChatRequestError(field: field, message: "expected a content block object, found \(block.typeName)")
+        }
+        guard let type = block["type"]?.stringValue else {
+            throw ChatRequestError(field: "\(field).type", message: "required: the block's type, one of "
+                                   + supportedBlockTypes.joined(separator: ", "))
+        }
+        func text(_ name: String) throws(ChatRequestError) -> String {
+            guard let value = block[name] else { throw ChatRequestError(field: "\(field).\(name)", message: "required: a string") }
+            guard let text = value.stringValue else {
+                throw ChatRequestError(field: "\(field).\(name)", message: "expected a string, found \(value.typeName)")
+            }
+            return text
+        }
+        switch type {
+        case "text":
+            return .object(["type": "text", "text": .string(try text("text"))])
+        case "tool_use":
+            let input = block["input"] ?? .object([:])
+            guard case .object = input else {
+                throw ChatRequestError(field: "\(field).input", message: "expected an object, found \(input.typeName)")
+            }
+            return .object(["type": "tool_use", "id": .string(try text("id")), "name": .string(try text("name")), "input": input])
+        case "tool_result":
+            var result: [String: JSONValue] = ["type": "tool_result", "tool_use_id": .string(try text("tool_use_id"))]
+            switch block["content"] {
+            case nil, .null?: break
+            case .string(let content)?: result["content"] = .string(content)
+            case .array(let parts)?:
+                var texts: [JSONValue] = []
+                for (index, part) in parts.enumerated() {
+                    let partField = "\(field).content[\(index)]"
+                    guard part["type"]?.stringValue == "text", let content = part["text"]?.stringValue else {
+                        throw ChatRequestError(field: "\(partField).type",
+                                               message: "a tool result's content blocks must be text blocks with a string text")
+                    }
+                    texts.append(.object(["type": "text", "text": .string(content)]))
+                }
+                result["content"] = .array(texts)
+            case let other?:
+                throw ChatRequestError(field: "\(field).content", message: "expected a string or text blocks, found \(other.typeName)")
+            }
+            switch block["is_error"] {
+            case nil, .null?: break
+            case .bool(let flag)?: result["is_error"] = .bool(flag)
+            case let other?: throw ChatRequestError(field: "\(field).is_error", message: "expected true or false, found \(other.typeName)")
+            }
+            return .object(result)
+        default:
+            throw ChatRequestError(field: "\(field).type", message: "unsupported content block type \"\(type)\"; supported: "
+                                   + supportedBlockTypes.joined(separator: ", "))
         }
     }
 

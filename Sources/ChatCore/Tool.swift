@@ -48,4 +48,11 @@ public struct ToolBox: Sendable {
     }
 
     public subscript(name: String) -> (any Tool)? { tools[name] }
+
+    /// The tools named in `names` (a key's `tools`), or all of them for `nil`: only these are offered to the model
+    /// and only these can run.
+    public func only(_ names: Set<String>?) -> ToolBox {
+        guard let names else { return self }
+        return ToolBox(tools.values.filter { names.contains($0.definition.name) })
+    }
 }

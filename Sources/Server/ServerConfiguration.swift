@@ -73,6 +73,9 @@ public struct ServerConfiguration: Sendable {
     /// With quotas shared in PostgreSQL: how long a stream slot counts after its instance last renewed it, so the
     /// longest a crashed instance's streams keep holding their keys' slots.
     public var quotaLease: Duration = .seconds(30)
+    /// The longest a request waits for the shared quota store (`SWITCHBOARD_QUOTA_TIMEOUT`): past it the request
+    /// is refused `503 quotas_unavailable` with `Retry-After`.
+    public var quotaTimeout: Duration = .seconds(3)
     /// Resumable streams: how long a session waits for its client, and the bytes of events kept.
     public var resume = ResumableSessions.Limits()
     /// The agentic loop's defaults: the model of `/mcp/chat/stream` and of stream routes that name none, model
@@ -133,6 +136,7 @@ public struct ServerConfiguration: Sendable {
         if let count = env.integer("SWITCHBOARD_MAX_CONNECTIONS", in: 1...1_000_000) { maxConnections = count }
         if let count = env.integer("SWITCHBOARD_STREAM_RECORDS", in: 1...10_000_000) { streamRecordsLimit = count }
         if let seconds = env.seconds("SWITCHBOARD_QUOTA_LEASE", in: 1...3_600) { quotaLease = seconds }
+        if let seconds = env.seconds("SWITCHBOARD_QUOTA_TIMEOUT", in: 0.05...600) { quotaTimeout = seconds }
         if let seconds = env.seconds("SWITCHBOARD_RESUME_GRACE", in: 1...3_600) { resume.grace = seconds }
         if let bytes = env.integer("SWITCHBOARD_RESUME_BUFFER_BYTES", in: 1_024...(1 << 30)) { resume.sessionBytes = bytes }
         if let bytes = env.integer("SWITCHBOARD_RESUME_TOTAL_BYTES", in: 1_024...(1 << 34)) { resume.totalBytes = bytes }

@@ -37,7 +37,8 @@ struct ChatRequestTests {
         (#"{"messages":[{"role":"system","content":"x"}]}"#, "messages[0].role"),
         (#"{"messages":[{"role":"user","content":[1]}]}"#, "messages[0].content[0]"),
         (#"{"messages":[{"role":"user","content":[{"type":"text","text":null}]}]}"#, "messages[0].content[0].text"),
-        (#"{"messages":[{"role":"assistant","content":[{"type":"","text":null}]}]}"#, "messages[0].content[0].text"),
+        (#"{"messages":[{"role":"assistant","content":[{"type":"text","text":null}]}]}"#, "messages[0].content[0].text"),
+        (#"{"messages":[{"role":"assistant","content":[{"type":"","text":"x"}]}]}"#, "messages[0].content[0].type"),
         (#"{"messages":[{"role":"user","content":"x"}],"model":""}"#, "model"),
         (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":1.5}"#, "maxTokens"),
         (#"{"messages":[{"role":"user","content":"x"}],"maxTokens":"10"}"#, "maxTokens"),
@@ -49,6 +50,41 @@ struct ChatRequestTests {
         } throws: { error in
             (error as? ChatRequestError)?.field == field
         }
+    }
+
+    @Test("only known content blocks: a document, an image or a block by URL is a 400 naming its type", arguments: [
+        (#"{"type":"document","source":{"type":"url","url":"http://169.254.169.254/"}}"#, "messages[0].content[1].type"),
+        (#"{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}"#, "messages[0].content[1].type"),
+        (#"{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}"#, "messages[0].content[1].type"),
+        (#"{"type":"tool_result","tool_use_id":"t","content":[{"type":"image","source":{}}]}"#, "messages[0].content[1].content[0].type"),
+        (#"{"type":"tool_use","id":"t","name":"x","input":"rm -rf"}"#, "messages[0].content[1].input"),
+        (#"{"type":"tool_result","content":"x"}"#, "messages[0].content[1].tool_use_id"),
+    ])
+    func unknownBlocks(block: String, field: String) {
+        let body = #"{"messages":[{"role":"user","content":[{"type":"text","text":"hi"},"# + block + "]}]}"
+        #expect {
+            _ = try ChatRequest(json: Data(body.utf8))
+        } throws: { error in
+            (error as? ChatRequestError)?.field == field
+        }
+    }
+
+    @Test("a client's cache_control and unknown fields are dropped from the blocks kept")
+    func cacheControlDropped() throws {
+        let body = #"""
+            {"messages":[{"role":"user","content":[
+              {"type":"text","text":"hi","cache_control":{"type":"ephemeral"},"citations":[]},
+              {"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"ok","cache_control":{"type":"ephemeral"}}],
+               "cache_control":{"type":"ephemeral"},"is_error":false}]}]}
+            """#
+        let request = try ChatRequest(json: Data(body.utf8))
+        guard case .blocks(let blocks) = request.messages[0].content else {
+            Issue.record("expected blocks")
+            return
+        }
+        #expect(blocks[0] == .object(["type": "text", "text": "hi"]))
+        #expect(blocks[1] == .object(["type": "tool_result", "tool_use_id": "t1", "is_error": .bool(false),
+                                      "content": .array([.object(["type": "text", "text": "ok"])])]))
     }
 
     @Test("JSON values round-trip, whole numbers without a fraction")

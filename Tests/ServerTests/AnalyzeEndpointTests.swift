@@ -58,7 +58,7 @@ struct AnalyzeEndpointTests {
             {"messages":[
               {"role":"user","content":"compare"},
               {"role":"assistant","content":[{"type":"text","text":"a chart?"}]},
-              {"role":"user","content":[{"type":"image","source":{}},{"type":"text","text":"yes"},{"type":"text","text":"a graph"}]}
+              {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"},{"type":"text","text":"yes"},{"type":"text","text":"a graph"}]}
             ]}
             """#
         try await app.test(.router) { client in

@@ -12,16 +12,16 @@ import Testing
 @testable import Server
 
 /// Three keys: a plain one with limits, an admin, and one limited to the fast route and a small model.
-private let webKey = "sb_web-test-key-0123456789abcdef"
-private let adminKey = "sb_admin-test-key-0123456789abcdef"
-private let fastKey = "sb_fast-only-key-0123456789abcdef"
+let webKey = "sb_web-test-key-0123456789abcdef"
+let adminKey = "sb_admin-test-key-0123456789abcdef"
+let fastKey = "sb_fast-only-key-0123456789abcdef"
 
 /// A key's SHA-256 as the keys file writes it.
-private func digestHex(_ key: String) -> String {
+func digestHex(_ key: String) -> String {
     APIKey.digest(of: key).map { String(format: "%02x", $0) }.joined()
 }
 
-private func keysYAML(webLimits: String = "{ concurrent_streams: 1, requests_per_minute: 100, output_tokens_per_day: 20, max_tokens: 300 }",
+func keysYAML(webLimits: String = "{ concurrent_streams: 1, requests_per_minute: 100, output_tokens_per_day: 20, max_tokens: 300 }",
                       extra: String = "") -> String {
     """
     version: 1
@@ -41,7 +41,7 @@ private func keysYAML(webLimits: String = "{ concurrent_streams: 1, requests_per
 }
 
 /// A log handler that keeps every line, to check what reaches the logs.
-private final class CapturedLog: @unchecked Sendable {
+final class CapturedLog: @unchecked Sendable {
     private let lines = Mutex<[String]>([])
     var text: String { lines.withLock { $0.joined(separator: "\n") } }
 
@@ -77,7 +77,7 @@ struct SecurityTests {
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
     }
 
-    private func request(_ port: Int, _ path: String, method: HTTPMethod = .POST, key: String? = nil, keyHeader: String = "authorization",
+    func request(_ port: Int, _ path: String, method: HTTPMethod = .POST, key: String? = nil, keyHeader: String = "authorization",
                          body: String? = chatJSON("list employees in Berlin"), headers: [(String, String)] = [("content-type", "application/json")])
         async throws -> Answer
     {
@@ -92,7 +92,7 @@ struct SecurityTests {
         return Answer(status: response.status.code, headers: response.headers.map { ($0.name, $0.value) }, json: json)
     }
 
-    private func withServer(_ mock: MockAnthropic? = nil, keys: String = keysYAML(), log: CapturedLog? = nil,
+    func withServer(_ mock: MockAnthropic? = nil, keys: String = keysYAML(), log: CapturedLog? = nil,
                             configure: (inout ServerConfiguration) -> Void = { _ in },
                             _ body: @Sendable (Int, TemporaryRules, ServerMetrics) async throws -> Void) async throws {
         let file = try TemporaryRules(keys)

@@ -51,3 +51,23 @@ func loopback(port: Int) -> sockaddr_in {
     address.sin_port = UInt16(port).bigEndian
     return address
 }
+
+/// Sends `GET target` exactly as written (no client normalises it: `//metrics`, `/./metrics`, `/x/../metrics`),
+/// with `headers`, on a new connection, and gives the response's status code; `nil` when no status line came.
+public func rawGetStatus(port: Int, target: String, headers: [(String, String)] = []) -> Int? {
+    guard let fd = connectedLoopbackSocket(port: port) else { return nil }
+    defer { close(fd) }
+    let request = "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
+    _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    while !received.contains(UInt8(ascii: "\n")) {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n > 0 else { break }
+        received += buffer[0..<n]
+    }
+    let line = String(decoding: received, as: UTF8.self).split(separator: "\r\n").first ?? ""
+    let parts = line.split(separator: " ")
+    return parts.count >= 2 ? Int(parts[1]) : nil
+}

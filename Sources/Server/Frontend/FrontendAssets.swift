@@ -20,9 +20,9 @@ enum FrontendAssets {
     /// Paths anyone may read.
     static var paths: Set<String> { Set(assets.keys) }
 
-    static func add<Context: RequestContext>(to router: Router<Context>) {
+    static func add<Context: RequestContext>(to routes: some RouterMethods<Context>) {
         for (path, asset) in assets {
-            router.get(RouterPath(path)) { _, _ in
+            routes.get(RouterPath(path)) { _, _ in
                 var headers = HTTPFields()
                 headers[.contentType] = asset.contentType
                 headers[.cacheControl] = "no-cache"

@@ -165,9 +165,9 @@ public final class ServerMetrics: Sendable {
     }
 
     func keyTokens(_ key: String, input: Int, output: Int) {
-        counter("key_tokens_total", "Model tokens used by finished streams, by key id and direction.",
+        counter("key_tokens_total", "Model tokens charged to keys (each model call as it ends, a cut call estimated), by key id and direction.",
                 [("key", key), ("direction", "input")]).increment(by: Int64(input))
-        counter("key_tokens_total", "Model tokens used by finished streams, by key id and direction.",
+        counter("key_tokens_total", "Model tokens charged to keys (each model call as it ends, a cut call estimated), by key id and direction.",
                 [("key", key), ("direction", "output")]).increment(by: Int64(output))
     }
 

@@ -1,8 +1,12 @@
 import ChatCore
 import Routing
+import Synchronization
 
-/// A model client as one chat's calls see it: each finished call is priced from its provider's `prices` in the
-/// rules file, and its tokens and cost are counted in `/metrics` by provider, model and route.
+/// A model client as one chat's calls see it: each call is priced from its provider's `prices` in the rules
+/// file, its tokens and cost are counted in `/metrics` by provider, model and route, and its output is charged to
+/// the chat's key as the call ends, however it ends. A call cut short (the client went away, an error, a
+/// shutdown, a cancel, a write deadline) reported no usage, so it is charged an estimate of what was produced
+/// (`CutCallEstimate`).
 struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
     let base: Base
     let provider: String
@@ -11,10 +15,40 @@ struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
     /// The route the chat took; `none` for `POST /mcp/chat/stream`.
     let route: String
     let metrics: ServerMetrics
+    /// Where the key's tokens are booked; `nil` for a chat with no admission (tests).
+    var ticket: StreamTicket? = nil
 
     func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
         async throws -> ModelTurn {
-        var turn = try await base.streamTurn(request, deliverNow: deliverNow, onEvent: onEvent)
+        guard let ticket else { return finish(try await base.streamTurn(request, deliverNow: deliverNow, onEvent: onEvent), request) }
+        let produced = CutCallEstimate()
+        var counted: DeliverNow?
+        if let deliverNow {
+            counted = { @Sendable (event: ModelStreamEvent) throws -> Bool in
+                guard try deliverNow(event) else { return false }
+                produced.count(event)
+                return true
+            }
+        }
+        let turn: ModelTurn
+        do {
+            turn = try await base.streamTurn(request, deliverNow: counted) { [produced] event in
+                produced.count(event)
+                try await onEvent(event)
+            }
+        } catch {
+            let usage = Usage(outputTokens: produced.outputTokens)
+            ticket.spent(usage)
+            metrics.modelCall(provider: provider, model: request.model, route: route, usage: usage)
+            throw error
+        }
+        let priced = finish(turn, request)
+        ticket.spent(priced.usage)
+        return priced
+    }
+
+    private func finish(_ turn: ModelTurn, _ request: ModelRequest) -> ModelTurn {
+        var turn = turn
         if let price = prices[request.model] {
             let usage = turn.usage
             turn.usage.costUSD = price.cost(input: usage.inputTokens, output: usage.outputTokens,
@@ -22,5 +56,30 @@ struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
         }
         metrics.modelCall(provider: provider, model: request.model, route: route, usage: turn.usage)
         return turn
+    }
+}
+
+/// What a call cut short is charged: one token per 4 bytes of text received (rounded up), and 32 tokens for each
+/// tool call begun (its input is read whole, not relayed as it arrives). Providers count about 4 bytes of English
+/// per token; the estimate leans high rather than let a cut call go free.
+final class CutCallEstimate: Sendable {
+    static let bytesPerToken = 4
+    static let tokensPerToolCall = 32
+
+    /// Text bytes and tool calls seen; the events of one call arrive one after another.
+    private let bytes = Atomic<Int>(0)
+    private let toolCalls = Atomic<Int>(0)
+
+    func count(_ event: ModelStreamEvent) {
+        switch event {
+        case .text(let text): bytes.add(text.utf8.count, ordering: .relaxed)
+        case .toolUseStarted: toolCalls.add(1, ordering: .relaxed)
+        case .routing: break
+        }
+    }
+
+    var outputTokens: Int {
+        let text = bytes.load(ordering: .relaxed)
+        return (text + Self.bytesPerToken - 1) / Self.bytesPerToken + toolCalls.load(ordering: .relaxed) * Self.tokensPerToolCall
     }
 }

@@ -27,16 +27,19 @@ public struct APIKey: Sendable, Hashable {
     public let routes: Set<String>?
     /// Models it may ask for; `nil` for any the server allows.
     public let models: Set<String>?
+    /// Tools its chats may use (only these are offered to the model, only these run); `nil` for all.
+    public let tools: Set<String>?
     /// May read `/rules`, `/tools` and `/metrics`.
     public let admin: Bool
     public let limits: Limits
 
-    public init(id: String, digest: [UInt8], routes: Set<String>? = nil, models: Set<String>? = nil, admin: Bool = false,
-                limits: Limits = Limits()) {
+    public init(id: String, digest: [UInt8], routes: Set<String>? = nil, models: Set<String>? = nil, tools: Set<String>? = nil,
+                admin: Bool = false, limits: Limits = Limits()) {
         self.id = id
         self.digest = digest
         self.routes = routes
         self.models = models
+        self.tools = tools
         self.admin = admin
         self.limits = limits
     }

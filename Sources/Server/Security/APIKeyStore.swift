@@ -14,11 +14,14 @@ public final class APIKeyStore: Sendable {
 
     /// Keys from the environment, fixed for the life of the process.
     let environmentKeys: [APIKey]
+    /// The server's tools, which a reloaded file's `tools` must name.
+    let knownTools: Set<String>?
     private let state: Mutex<State>
 
     /// `file`: the keys file's keys and fingerprint, when there is one.
-    public init(file: (keys: APIKeySet, fingerprint: String)? = nil, environmentKeys: [APIKey] = []) {
+    public init(file: (keys: APIKeySet, fingerprint: String)? = nil, environmentKeys: [APIKey] = [], knownTools: Set<String>? = nil) {
         self.environmentKeys = environmentKeys
+        self.knownTools = knownTools
         state = Mutex(State(fileKeys: file?.keys ?? APIKeySet([]), fingerprint: file?.fingerprint ?? "", rejection: nil))
     }
 
@@ -31,6 +34,11 @@ public final class APIKeyStore: Sendable {
     /// Every key in service.
     public var keys: APIKeySet {
         APIKeySet(state.withLock { $0.fileKeys.keys } + environmentKeys)
+    }
+
+    /// The key in service whose digest is the presented key's (see `APIKeySet.authenticate`).
+    public func authenticate(_ presented: String) -> APIKey? {
+        keys.authenticate(presented)
     }
 
     /// The last reload's problems, until a good file is loaded.
@@ -58,7 +66,7 @@ extension APIKeyStore: ReloadTarget {
     public var isRejecting: Bool { lastRejection != nil }
 
     public func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> FileWatcher<APIKeyStore>.Outcome {
-        let (keys, diagnostics) = APIKeysFile.load(yaml: yaml, path: path)
+        let (keys, diagnostics) = APIKeysFile.load(yaml: yaml, path: path, knownTools: knownTools)
         guard let keys else {
             state.withLock { $0.rejection = diagnostics }
             let problems = diagnostics.map(\.description).joined(separator: "\n")

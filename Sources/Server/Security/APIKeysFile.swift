@@ -10,6 +10,7 @@ import Yams
 ///     sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 ///     routes: [fast, standard]
 ///     models: [claude-haiku-4-5]
+///     tools: [get_employees, get_departments]
 ///     limits: { concurrent_streams: 4, requests_per_minute: 60, output_tokens_per_day: 200000, max_tokens: 4096 }
 ///   - { id: ops, sha256: …, admin: true }
 /// ```
@@ -17,16 +18,26 @@ public struct APIKeysFile: YAMLDiagnosing {
     public let path: String
     public var diagnostics: [Diagnostic] = []
 
-    static let entryKeys = ["id", "sha256", "routes", "models", "admin", "limits"]
+    static let entryKeys = ["id", "sha256", "routes", "models", "tools", "admin", "limits"]
+    /// Ids the server gives keys itself (`SWITCHBOARD_API_KEYS`' `env-N`, and `anonymous` for chats without a
+    /// key): a file's key may not take them, or its quotas would be shared with theirs.
+    static func isReserved(_ id: String) -> Bool {
+        id == StreamTicket.anonymous || (id.hasPrefix("env-") && !id.dropFirst(4).isEmpty && id.dropFirst(4).allSatisfy(\.isNumber))
+    }
     static let limitKeys = ["concurrent_streams", "requests_per_minute", "output_tokens_per_day", "max_tokens"]
 
-    public init(path: String) {
+    /// The tools a key's `tools` may name; `nil` where they are not known (`keys check`).
+    public let knownTools: Set<String>?
+
+    public init(path: String, knownTools: Set<String>? = nil) {
         self.path = path
+        self.knownTools = knownTools
     }
 
     /// The keys of `yaml`, or `nil` with every problem in `diagnostics`. An empty list is allowed (nobody gets in).
-    public static func load(yaml: String, path: String) -> (keys: APIKeySet?, diagnostics: [Diagnostic]) {
-        var file = APIKeysFile(path: path)
+    /// `knownTools`: the server's tools, which a key's `tools` must name.
+    public static func load(yaml: String, path: String, knownTools: Set<String>? = nil) -> (keys: APIKeySet?, diagnostics: [Diagnostic]) {
+        var file = APIKeysFile(path: path, knownTools: knownTools)
         let keys = file.parse(yaml)
         return (file.diagnostics.hasErrors ? nil : keys, file.diagnostics)
     }
@@ -53,6 +64,10 @@ public struct APIKeysFile: YAMLDiagnosing {
             return nil
         }
         let context = "key \"\(id)\""
+        if Self.isReserved(id) {
+            error("\(context): the id \"\(id)\" is the server's own (env-N names SWITCHBOARD_API_KEYS' keys, anonymous the "
+                  + "chats without a key); choose another", at: idNode)
+        }
         checkKeys(fields, allowed: Self.entryKeys, context: context)
         guard let digestNode = fields["sha256"] else {
             error("\(context): missing \"sha256\" (the key's SHA-256; switchboard keys new prints it)", at: idNode)
@@ -65,6 +80,19 @@ public struct APIKeysFile: YAMLDiagnosing {
         }
         let routes = fields["routes"].flatMap { names($0, "\(context): routes") }
         let models = fields["models"].flatMap { names($0, "\(context): models") }
+        var tools: Set<String>?
+        if let toolsNode = fields["tools"], let items = sequence(toolsNode, "\(context): tools") {
+            var named: Set<String> = []
+            for item in items {
+                guard let name = string(item, "\(context): tools") else { continue }
+                if let knownTools, !knownTools.contains(name) {
+                    error("\(context): tools: unknown tool \"\(name)\"; the server's tools are "
+                          + knownTools.sorted().joined(separator: ", "), at: item)
+                }
+                named.insert(name)
+            }
+            tools = named
+        }
         var admin = false
         if let adminNode = fields["admin"] {
             guard let flag = adminNode.bool else {
@@ -80,7 +108,7 @@ public struct APIKeysFile: YAMLDiagnosing {
             limits = APIKey.Limits(concurrentStreams: limit("concurrent_streams"), requestsPerMinute: limit("requests_per_minute"),
                                    outputTokensPerDay: limit("output_tokens_per_day"), maxTokens: limit("max_tokens"))
         }
-        return APIKey(id: id, digest: digest, routes: routes, models: models, admin: admin, limits: limits)
+        return APIKey(id: id, digest: digest, routes: routes, models: models, tools: tools, admin: admin, limits: limits)
     }
 
     private mutating func names(_ node: Node, _ what: String) -> Set<String>? {

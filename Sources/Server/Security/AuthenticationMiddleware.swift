@@ -2,31 +2,35 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Requires an API key on every endpoint but `/health` and `/ready` when the server has keys: `Authorization:
-/// Bearer KEY`, or `x-api-key: KEY` as Anthropic SDK clients send it. Admin endpoints need an admin key. A key's
-/// requests per minute are taken here, before any work, except on the chat endpoints, whose handlers take the
-/// request with the stream's admission (one round trip to a shared store). Refusals are counted per key and code.
+/// Who may call a route. A route's access is the group it was registered in (`buildRouter`'s public, client and
+/// operator groups), so it is decided by the route that matched, never by how the path was spelled.
+enum RouteAccess: String, Sendable {
+    /// Any key.
+    case client
+    /// An admin key (`admin: true`, or a key of `SWITCHBOARD_API_KEYS`).
+    case admin
+}
+
+/// Requires an API key on the routes of its group when the server has keys: `Authorization: Bearer KEY`, or
+/// `x-api-key: KEY` as Anthropic SDK clients send it. On an operator group the key must be an admin's. A key's
+/// requests per minute are taken here, before the body is read or anything analysed, so refused work costs
+/// nothing. Refusals are counted per key and code.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = SwitchboardRequestContext
 
+    let access: RouteAccess
     let keys: APIKeyStore
     let quotas: any QuotaStore
     let metrics: ServerMetrics
 
-    static let adminPaths: Set<String> = ["/rules", "/rules/calibration", "/tools", "/metrics"]
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        if BrowserSafetyMiddleware<Context>.probes.contains(path) || FrontendAssets.paths.contains(path) {
-            return try await next(request, context)
-        }
         guard let presented = Self.presentedKey(request.headers) else {
             metrics.refusal(key: nil, code: .unauthorized)
             throw APIError(.unauthorized, code: .unauthorized,
                            message: "this server needs an API key: send Authorization: Bearer KEY (or x-api-key: KEY)",
                            field: "Authorization")
         }
-        guard let key = keys.keys.authenticate(presented) else {
+        guard let key = keys.authenticate(presented) else {
             metrics.refusal(key: nil, code: .invalidAPIKey)
             throw APIError(.unauthorized, code: .invalidAPIKey, message: "the API key is not valid", field: "Authorization")
         }
@@ -35,22 +39,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
         context.logger[metadataKey: "key"] = "\(key.id)"
         metrics.keyRequest(key.id)
         do {
-            if Self.adminPaths.contains(path), !key.admin {
-                throw APIError(.forbidden, code: .forbidden, message: "\(path) needs an admin key")
+            if access == .admin, !key.admin {
+                throw APIError(.forbidden, code: .forbidden, message: "\(context.endpointPath ?? "this endpoint") needs an admin key")
             }
-            // The chat endpoints count their request when they admit the stream (or give advice), so a shared
-            // quota store answers a chat in one round trip.
-            if !Self.countsOwnRequests(request) { try await StreamGate.countRequest(key, quotas: quotas) }
+            try await StreamGate.countRequest(key, quotas: quotas)
             return try await next(request, context)
         } catch let error as APIError {
             metrics.refusal(key: key.id, code: error.code)
             throw error
         }
-    }
-
-    /// `POST /mcp/chat` and `POST /mcp/chat/stream`: their handlers count the request (`StreamGate`).
-    static func countsOwnRequests(_ request: Request) -> Bool {
-        request.method == .post && (request.uri.path == "/mcp/chat" || request.uri.path == "/mcp/chat/stream")
     }
 
     /// The key in `Authorization: Bearer KEY`, else in `x-api-key`.

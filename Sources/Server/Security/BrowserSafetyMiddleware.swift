@@ -11,11 +11,11 @@ struct BrowserSafetyMiddleware<Context: RequestContext>: RouterMiddleware {
     let allowedHosts: Set<String>
     let cors: CORSPolicy
 
+    /// The probes' routes, as the router names the route that matched.
     static var probes: Set<String> { ["/health", "/ready"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        if let authority = request.head.authority, !Self.probes.contains(path) {
+        if let authority = request.head.authority, !Self.probes.contains(context.endpointPath ?? "") {
             let host = Self.hostName(authority)
             guard allowedHosts.contains(host) else {
                 throw APIError(.forbidden, code: .hostNotAllowed,

@@ -1,3 +1,4 @@
+import ChatCore
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -26,6 +27,9 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         public var lease: Duration = .seconds(30)
         /// How often ended streams' slots and spent tokens are written.
         public var flushInterval: Duration = .milliseconds(100)
+        /// The longest one call waits for PostgreSQL (a connection included): past it the call fails, and the
+        /// request is refused `503 quotas_unavailable` in seconds rather than after the driver's own timeouts.
+        public var timeout: Duration = .seconds(3)
 
         public init() {}
     }
@@ -92,6 +96,14 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         pending.withLock { $0.releases[slot.key, default: []].append(id) }
     }
 
+    /// Gives the slot back in PostgreSQL before returning (with what this instance owes its key), so no instance
+    /// counts a stream that has ended; if PostgreSQL does not answer in time, the release waits for the next flush.
+    public func releaseNow(_ slot: StreamSlot) async {
+        release(slot)
+        guard slot.id != nil else { return }
+        _ = try? await call(AdmissionRequest(key: slot.key, day: utcToday().day, serverLimit: .max), admit: false)
+    }
+
     public func addOutputTokens(_ count: Int, key: String, day: Int) {
         guard count > 0 else { return }
         pending.withLock { $0.tokens[TokenKey(key: key, day: day), default: 0] += count }
@@ -108,13 +120,18 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         }
         let rows: [SQLRow]
         do {
-            rows = try await database.fetch(
+            let database = database, owner = owner, lease = settings.lease
+            let answer = try await withTimeout(settings.timeout) {
+                try await database.fetch(
                 "SELECT outcome, slot, wait_seconds FROM switchboard_admit(?::text, ?::text, ?::int, ?::bigint, ?::int, ?::int, "
                     + "?::float8, ?::text, ?::bigint, ?::boolean)",
                 [.text(key), .text(owner), request.requestsPerMinute.map { .int(Int64($0)) } ?? .null,
                  request.outputTokensPerDay.map { .int(Int64($0)) } ?? .null, .int(Int64(day)),
-                 request.concurrentStreams.map { .int(Int64($0)) } ?? .null, .double(settings.lease.inSeconds),
+                 request.concurrentStreams.map { .int(Int64($0)) } ?? .null, .double(lease.inSeconds),
                  .text(releases.map(String.init).joined(separator: ",")), .int(Int64(owed)), .text(admit ? "true" : "false")])
+            }
+            guard let answer else { throw QuotaStoreError("PostgreSQL did not answer within \(settings.timeout)") }
+            rows = answer
         } catch {
             // Not applied: owed again, for the next call or the next flush.
             pending.withLock { pending in

@@ -59,10 +59,19 @@ public protocol QuotaStore: Sendable {
     func takeRequest(key: String, perMinute: Int) async throws -> Duration?
     /// Everything a stream's admission checks, in one step (for a shared store, one round trip).
     func admit(_ request: AdmissionRequest) async throws -> StreamAdmission
-    /// The stream of `slot` ended.
+    /// The stream of `slot` ended (told without waiting; a shared store writes it with its next batch).
     func release(_ slot: StreamSlot)
+    /// The stream of `slot` ended, and no instance may count it once this returns: a stream gives its slot back
+    /// this way before its last bytes are written, so its client's next chat never meets it.
+    func releaseNow(_ slot: StreamSlot) async
     /// `key` spent `count` output tokens on UTC day `day`.
     func addOutputTokens(_ count: Int, key: String, day: Int)
+}
+
+extension QuotaStore {
+    public func releaseNow(_ slot: StreamSlot) async {
+        release(slot)
+    }
 }
 
 /// Today's UTC day number and the time until it ends.

@@ -2,6 +2,7 @@ import ChatCore
 import Foundation
 import Hummingbird
 import Routing
+import Synchronization
 
 /// Everything checked before a chat may spend a single upstream byte: the request's caps, the models it may
 /// name, the key's routes, its daily output budget, and the concurrent streams of the key and of the server.
@@ -10,22 +11,14 @@ struct StreamGate: Sendable {
     let limits: ServerLimits
     let metrics: ServerMetrics
 
-    /// The chat with its caps applied: too many messages is a 400; a model outside the allowed list a 400 naming
-    /// the allowed ones; `maxTokens` lowered to the server's ceiling and the key's.
-    func capped(_ chat: ChatRequest, key: APIKey?, rules: RuleSet, defaultModel: String) throws -> ChatRequest {
+    /// The chat with its caps applied: too many messages is a 400; `maxTokens` lowered to the server's ceiling and
+    /// the key's. The model is checked by `checkModel` once the model the chat will run on is known.
+    func capped(_ chat: ChatRequest, key: APIKey?) throws -> ChatRequest {
         var chat = chat
         if chat.messages.count > limits.maxMessages {
             throw APIError(.badRequest, code: .invalidRequest,
                            message: "at most \(limits.maxMessages) messages per request, got \(chat.messages.count)",
                            field: "messages")
-        }
-        if let model = chat.model {
-            let allowed = allowedModels(key: key, rules: rules, defaultModel: defaultModel)
-            guard allowed.contains(model) else {
-                throw APIError(.badRequest, code: .modelNotAllowed,
-                               message: "the model \"\(model)\" is not allowed; allowed: \(allowed.sorted().joined(separator: ", "))",
-                               field: "model")
-            }
         }
         if let requested = chat.maxTokens {
             chat.maxTokens = min(requested, limits.maxTokensCeiling, key?.limits.maxTokens ?? .max)
@@ -35,12 +28,34 @@ struct StreamGate: Sendable {
         return chat
     }
 
-    /// The models a request may name: the key's list, else the server's, else the default model and every model
-    /// a route of the rules names.
+    /// Whether a chat may run on `model`: the key's `models` and `SWITCHBOARD_ALLOWED_MODELS` both apply; with
+    /// neither, any model the server itself would use (the default and every model a route names).
+    func permits(_ model: String, key: APIKey?, rules: RuleSet, defaultModel: String) -> Bool {
+        allowedModels(key: key, rules: rules, defaultModel: defaultModel).contains(model)
+    }
+
+    /// `POST /mcp/chat/stream`: the model the chat really runs on (the request's, else the server's default) must be
+    /// allowed; a key whose list excludes the default must name one of its models (400 `model_not_allowed`).
+    func checkModel(of chat: ChatRequest, key: APIKey?, rules: RuleSet, defaultModel: String) throws {
+        let model = chat.model ?? defaultModel
+        guard !permits(model, key: key, rules: rules, defaultModel: defaultModel) else { return }
+        let allowed = allowedModels(key: key, rules: rules, defaultModel: defaultModel).sorted().joined(separator: ", ")
+        let message = chat.model == nil
+            ? "no model was named and the default model \"\(model)\" is not allowed for this key; name one of: \(allowed)"
+            : "the model \"\(model)\" is not allowed; allowed: \(allowed)"
+        throw APIError(.badRequest, code: .modelNotAllowed, message: message, field: "model")
+    }
+
+    /// The models a chat may run on: the key's list and the server's, each where set (both: the models on both);
+    /// with neither, the default model and every model a route of the rules names.
     func allowedModels(key: APIKey?, rules: RuleSet, defaultModel: String) -> Set<String> {
-        if let models = key?.models { return models }
-        if let models = limits.allowedModels { return models }
-        return Set(rules.routes.values.compactMap(\.model)).union([defaultModel])
+        switch (key?.models, limits.allowedModels) {
+        case (let mine?, let server?): return mine.intersection(server)
+        case (let mine?, nil): return mine
+        case (nil, let server?): return server
+        case (nil, nil): return Set(rules.routes.values.compactMap(\.model)).union(rules.routes.values.flatMap { $0.fallbacks.map(\.model) })
+            .union([defaultModel])
+        }
     }
 
     /// The model calls for one chat: the loop's default, or a route's, never above the server's limit.
@@ -48,14 +63,12 @@ struct StreamGate: Sendable {
         min(configured, limits.maxTokensCeiling, key?.limits.maxTokens ?? .max)
     }
 
-    /// Takes a stream slot for the key (and the server), after its request bucket (`countRequest`: the chat
-    /// endpoints count their request here, so a shared store answers all of it in one round trip) and its daily
-    /// budget; the slot is given back when the ticket goes away, however the stream ends.
-    func admit(_ key: APIKey?, countRequest: Bool) async throws -> StreamTicket {
+    /// Takes a stream slot for the key (and the server), after its daily budget (the request itself was counted
+    /// by `AuthenticationMiddleware` before the body was read); the slot is given back when the stream ends.
+    func admit(_ key: APIKey?) async throws -> StreamTicket {
         let id = key?.id ?? StreamTicket.anonymous
         let today = utcToday()
-        let request = AdmissionRequest(key: id, requestsPerMinute: countRequest ? key?.limits.requestsPerMinute : nil,
-                                       outputTokensPerDay: key?.limits.outputTokensPerDay, day: today.day,
+        let request = AdmissionRequest(key: id, outputTokensPerDay: key?.limits.outputTokensPerDay, day: today.day,
                                        concurrentStreams: key?.limits.concurrentStreams, serverLimit: limits.maxStreams)
         let admission: StreamAdmission
         do {
@@ -83,11 +96,6 @@ struct StreamGate: Sendable {
         }
     }
 
-    /// Counts a request of a chat endpoint that opens no stream (smart routing's advice).
-    func countRequest(_ key: APIKey?) async throws {
-        try await Self.countRequest(key, quotas: quotas)
-    }
-
     /// Takes one request from the key's bucket, when it has a requests-per-minute limit: `429 rate_limited` when
     /// they are used up, `503 quotas_unavailable` when the quota store does not answer.
     static func countRequest(_ key: APIKey?, quotas: any QuotaStore) async throws {
@@ -102,8 +110,9 @@ struct StreamGate: Sendable {
     }
 }
 
-/// A stream's slot in the quotas: given back when the stream's response lets go of it. The stream reports its
-/// output tokens through it, for the key's daily budget.
+/// A stream's slot in the quotas, given back when the stream ends (`end`, before its last bytes), or when the
+/// response lets go of it, however the stream ended. Each model call charges its output tokens through it, as the
+/// call ends, for the key's daily budget.
 final class StreamTicket: Sendable {
     static let anonymous = "anonymous"
 
@@ -111,6 +120,7 @@ final class StreamTicket: Sendable {
     var key: String { slot.key }
     private let quotas: any QuotaStore
     private let metrics: ServerMetrics
+    private let released = Atomic<Bool>(false)
 
     init(slot: StreamSlot, quotas: any QuotaStore, metrics: ServerMetrics) {
         self.slot = slot
@@ -118,12 +128,19 @@ final class StreamTicket: Sendable {
         self.metrics = metrics
     }
 
+    /// One model call's tokens, booked to the key.
     func spent(_ usage: Usage) {
         quotas.addOutputTokens(usage.outputTokens, key: key, day: utcToday().day)
         metrics.keyTokens(key, input: usage.inputTokens, output: usage.outputTokens)
     }
 
+    /// Gives the slot back now, everywhere (a shared store is written before this returns).
+    func end() async {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await quotas.releaseNow(slot)
+    }
+
     deinit {
-        quotas.release(slot)
+        if !released.load(ordering: .acquiring) { quotas.release(slot) }
     }
 }

@@ -66,7 +66,7 @@ enum ChatStream {
                     }
                 }
             }
-            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
+            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, recorder: recorder)
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
             func clientWentAway() {
                 book.close(tally, .clientGone, elapsed: clock.now - started)
@@ -75,7 +75,9 @@ enum ChatStream {
             do {
                 switch ending {
                 case .hungUp:
-                    return clientWentAway()
+                    clientWentAway()
+                    await ticket?.end()
+                    return
                 case .finished:
                     break
                 case .stopped(let reason):
@@ -92,9 +94,12 @@ enum ChatStream {
                 var metadata: Logger.Metadata = ["events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)"]
                 if let cost = tally.usage?.costUSD { metadata["cost_usd"] = "\(cost)" }
                 logger.info("stream finished", metadata: metadata)
+                // The slot is free everywhere before the client can see the end and send its next chat.
+                await ticket?.end()
                 try await stream.finish()
             } catch {
                 clientWentAway()
+                await ticket?.end()
             }
         })
     }
@@ -169,8 +174,9 @@ extension ChatStream {
             }
             let elapsed = clock.now - started
             let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
-            StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
+            StreamBook(sessionId: sessionId, started: started, metrics: metrics, recorder: recorder)
                 .close(tally, outcome, elapsed: elapsed)
+            await ticket?.end()
             logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
                 "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
             ])
@@ -239,19 +245,17 @@ extension ChatStream {
     }
 }
 
-/// Where a finished stream is booked: its metrics, its key's spent tokens, its calibration record. Both kinds of
-/// stream book the same way, before their body ends.
+/// Where a finished stream is booked: its metrics and its calibration record (its key's tokens were charged by
+/// each model call as it ended). Both kinds of stream book the same way, before their body ends.
 private struct StreamBook {
     let sessionId: String
     let started: ContinuousClock.Instant
     let metrics: ServerMetrics
-    let ticket: StreamTicket?
     let recorder: StreamRecorder?
 
     func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) {
         metrics.streamClosed(outcome: outcome, errorCode: outcome == .clientGone ? nil : tally.errorCode, events: tally.events,
                              relayed: tally.relayed, duration: elapsed)
-        if let usage = tally.usage { ticket?.spent(usage) }
         recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
                                       firstText: tally.firstTextAt.map { $0 - started }))
     }

@@ -1,0 +1,204 @@
+import ChatCore
+import ChatPipeline
+import HTTPTypes
+import Hummingbird
+import Logging
+import Routing
+import Tools
+import Upstream
+
+/// The chat endpoints, for any key: the stream, smart routing, the analyze preflight, and a resumable stream's
+/// resume and cancel. Each chat is checked in one order (caps → the route and the model it will really run on →
+/// tokens → admission) before a byte goes upstream.
+struct ChatController<Model: LanguageModel>: Sendable {
+    let rules: RulesStore
+    let configuration: ServerConfiguration
+    let model: Model?
+    let tools: ToolBox
+    let providers: ProviderModels
+    let metrics: ServerMetrics
+    let gate: StreamGate
+    let sessions: ResumableSessions
+    let recorder: StreamRecorder?
+
+    typealias Context = SwitchboardRequestContext
+
+    func addRoutes(to group: RouterGroup<Context>) {
+        group.post("/mcp/chat/stream", use: stream)
+        group.get("/mcp/chat/stream/{sessionId}", use: resume)
+        group.delete("/mcp/chat/stream/{sessionId}", use: cancel)
+        group.post("/mcp/chat/analyze", use: analyze)
+        group.post("/mcp/chat", use: route)
+    }
+
+    /// `POST /mcp/chat/stream`: the chat on the server's own model.
+    @Sendable func stream(_ request: Request, context: Context) async throws -> Response {
+        var request = request
+        guard let model else { throw APIError.streamingNotConfigured }
+        let key = context.apiKey
+        if let routes = key?.routes {
+            throw APIError(.forbidden, code: .forbidden, message: "this key may only chat through smart routing (POST /mcp/chat), "
+                           + "on the routes \(routes.sorted().joined(separator: ", "))")
+        }
+        let active = rules.active.rules
+        let chat = try gate.capped(try await request.decodeChatRequest(limit: configuration.maxBodyBytes), key: key)
+        try gate.checkModel(of: chat, key: key, rules: active, defaultModel: configuration.loop.model)
+        let ticket = try await gate.admit(key)
+        var loopConfiguration = configuration.loop
+        loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
+        let metered = MeteredModel(base: model, provider: Provider.builtIn, prices: active.providers[Provider.builtIn]?.prices ?? [:],
+                                   route: "none", metrics: metrics, ticket: ticket)
+        let loop = AgentLoop(model: metered, tools: tools.only(key?.tools), configuration: loopConfiguration)
+        let labels = StreamLabels(level: nil, route: nil, provider: Provider.builtIn, model: chat.model ?? loopConfiguration.model)
+        return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
+                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
+                                   labels: labels, recorder: recorder, sessions: sessions, owner: key?.id, instance: configuration.instanceID)
+    }
+
+    /// `GET /mcp/chat/stream/{sessionId}`: a resumable stream picked up again, the events after Last-Event-ID,
+    /// then live ones. Only its key may.
+    @Sendable func resume(_ request: Request, context: Context) async throws -> Response {
+        let session = try ownSession(context)
+        let text = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["lastEventId"].map(String.init)
+        var lastId = 0
+        if let text {
+            guard let number = Int(text.trimmingCharacters(in: .whitespaces)), number >= 0 else {
+                throw APIError(.badRequest, code: .invalidRequest, message: "Last-Event-ID must be an event id (a whole number)",
+                               field: "Last-Event-ID")
+            }
+            lastId = number
+        }
+        return ChatStream.resume(session, after: lastId, channel: context.channel, keepalive: configuration.keepaliveInterval,
+                                 shutdownGrace: configuration.shutdownGrace)
+    }
+
+    /// `DELETE /mcp/chat/stream/{sessionId}`: a resumable stream stopped by its client (a closed connection alone
+    /// does not stop it): model call and tools.
+    @Sendable func cancel(_ request: Request, context: Context) async throws -> Response {
+        try ownSession(context).end.fire(.hungUp)
+        return Response(status: .noContent)
+    }
+
+    private func ownSession(_ context: Context) throws -> ResumableSession {
+        let id = context.parameters.get("sessionId") ?? ""
+        guard let session = sessions.session(id), session.owner == context.apiKey?.id else {
+            throw APIError(.notFound, code: .sessionNotFound, message: "no resumable stream \(id) is kept for this key "
+                           + "(it was not opened with \"resumable\": true, or its grace period ran out)", field: "sessionId")
+        }
+        return session
+    }
+
+    /// `POST /mcp/chat/analyze`: routing advice.
+    @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
+        var request = request
+        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
+        let (_, report) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "analyze")
+        return try Response.json(report)
+    }
+
+    /// `POST /mcp/chat`: analyse, then advise (JSON, or SSE for a frontend that asks for it) or stream on the
+    /// route's provider and model, with its fallbacks and iteration limit.
+    @Sendable func route(_ request: Request, context: Context) async throws -> Response {
+        var request = request
+        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
+        let (analysis, advice) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "chat")
+        var headers = HTTPFields()
+        headers[.switchboardComplexity] = advice.complexity
+        headers[.switchboardRoute] = advice.route
+        headers[.switchboardRulesVersion] = advice.rulesVersion
+        guard analysis.route.action == .stream else {
+            if request.headers[.accept]?.contains("text/event-stream") == true {
+                return ChatStream.advice(RoutingDecision(advice), extraHeaders: headers, instance: configuration.instanceID)
+            }
+            return try Response.json(advice)
+        }
+        let key = context.apiKey
+        let plan = try RoutePlan(analysis: analysis, advice: advice, key: key, controller: self)
+        let routed = try gate.capped(plan.chat(chat), key: key)
+        let ticket = try await gate.admit(key)
+        headers[.switchboardProvider] = analysis.route.providerName
+        headers[.switchboardModel] = plan.loop.model
+        let loop = AgentLoop(model: plan.model(ticket: ticket), tools: tools.only(key?.tools), configuration: plan.loop)
+        return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
+                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
+                                   extraHeaders: headers, routing: plan.decision,
+                                   labels: StreamLabels(level: advice.complexity, route: analysis.route.name,
+                                                        provider: analysis.route.providerName, model: plan.loop.model),
+                                   recorder: recorder, sessions: sessions, owner: key?.id, instance: configuration.instanceID)
+    }
+}
+
+/// What a smart-routed chat will run on, checked before admission: the route the key may take, the route's model
+/// and every fallback model against the key's `models` and `SWITCHBOARD_ALLOWED_MODELS` (a fallback the key may
+/// not use is left out, so the upstream never receives a model the key may not use), the loop's limits.
+struct RoutePlan<Model: LanguageModel> {
+    let analysis: Analysis
+    let controller: ChatController<Model>
+    var loop: AgentConfiguration
+    var decision: RoutingDecision
+    /// The fallbacks that may run, in order.
+    let fallbacks: [RouteTarget]
+    /// The route's own provider's client.
+    let chosen: AnyLanguageModel
+
+    init(analysis: Analysis, advice: AnalysisReport, key: APIKey?, controller: ChatController<Model>) throws {
+        self.analysis = analysis
+        self.controller = controller
+        let configuration = controller.configuration
+        let rules = controller.rules.active.rules
+        loop = configuration.loop
+        loop.model = advice.model ?? configuration.loop.model
+        if let routes = key?.routes, !routes.contains(analysis.route.name) {
+            throw APIError(.forbidden, code: .forbidden, message: "this key may not use the route \(analysis.route.name) "
+                           + "(it may use \(routes.sorted().joined(separator: ", ")))")
+        }
+        let gate = controller.gate
+        guard gate.permits(loop.model, key: key, rules: rules, defaultModel: configuration.loop.model) else {
+            throw APIError(.forbidden, code: .modelNotAllowed, message: "the route \(analysis.route.name) streams with "
+                           + "\(loop.model), which this key may not use")
+        }
+        fallbacks = analysis.route.fallbacks.filter { gate.permits($0.model, key: key, rules: rules, defaultModel: configuration.loop.model) }
+        // A route's iteration limit never goes above the server's.
+        loop.maxIterations = min(analysis.route.maxIterations ?? configuration.loop.maxIterations, configuration.loop.maxIterations)
+        loop.maxTokens = gate.maxTokens(loop.maxTokens, key: key)
+        decision = RoutingDecision(advice)
+        decision.model = loop.model
+        if let provider = analysis.route.provider {
+            chosen = AnyLanguageModel(try controller.providers.model(for: provider))
+        } else if let model = controller.model {
+            chosen = AnyLanguageModel(model)
+        } else {
+            throw APIError.streamingNotConfigured
+        }
+    }
+
+    /// The chat as sent upstream: the route chooses the model.
+    func chat(_ chat: ChatRequest) -> ChatRequest {
+        var chat = chat
+        chat.model = nil
+        return chat
+    }
+
+    /// The route's provider, metered and charged to the ticket; with fallbacks, those whose client can be had
+    /// (a fallback on the built-in provider needs ANTHROPIC_API_KEY; one whose key variable went away is left out).
+    func model(ticket: StreamTicket) -> AnyLanguageModel {
+        // Each call is priced and counted under the provider that answered it.
+        let prices = controller.rules.active.rules.providers
+        func metered(_ client: some LanguageModel, provider: String) -> AnyLanguageModel {
+            AnyLanguageModel(MeteredModel(base: client, provider: provider, prices: prices[provider]?.prices ?? [:],
+                                          route: analysis.route.name, metrics: controller.metrics, ticket: ticket))
+        }
+        let routeModel = metered(chosen, provider: analysis.route.providerName)
+        guard !fallbacks.isEmpty else { return routeModel }
+        var targets = [FallbackModel.Target(provider: analysis.route.providerName, model: loop.model, client: routeModel)]
+        for fallback in fallbacks {
+            let client: (any LanguageModel)? = if let provider = fallback.provider { try? controller.providers.model(for: provider) }
+                else { controller.model }
+            if let client {
+                targets.append(.init(provider: fallback.providerName, model: fallback.model,
+                                     client: metered(AnyLanguageModel(client), provider: fallback.providerName)))
+            }
+        }
+        return AnyLanguageModel(FallbackModel(targets: targets, breaker: controller.providers.breaker, decision: decision))
+    }
+}

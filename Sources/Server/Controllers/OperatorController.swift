@@ -1,0 +1,77 @@
+import ChatCore
+import Foundation
+import Hummingbird
+import NIOCore
+import Routing
+import Tools
+
+/// The operator's endpoints: `/metrics`, `/rules`, `/rules/calibration` and `/tools` (an admin key on the main
+/// port; no key on `--admin-port`), and the `/health` probe (public).
+struct OperatorController: Sendable {
+    let rules: RulesStore
+    let tools: ToolBox
+    let toolSources: [String: String]
+    let mcpServers: [MCPServerConnection]
+    let metrics: ServerMetrics
+    let breaker: CircuitBreaker
+    let recorder: StreamRecorder?
+
+    /// `/health`: liveness, for load balancers; degraded (still 200: the server answers) while an MCP server is
+    /// being reconnected or a provider cools down.
+    func addProbes<Context: RequestContext>(to routes: some RouterMethods<Context>) {
+        routes.get("/health") { _, _ in
+            let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
+            let cooling = breaker.coolingDown
+            return try Response.json(HealthResponse(status: states.values.contains("reconnecting") || !cooling.isEmpty ? "degraded" : "ok",
+                                                    mcpServers: states.isEmpty ? nil : states,
+                                                    providersCoolingDown: cooling.isEmpty ? nil : cooling))
+        }
+    }
+
+    func addRoutes<Context: RequestContext>(to routes: some RouterMethods<Context>) {
+        routes.get("/metrics") { _, _ in
+            for server in mcpServers { metrics.mcpServer(server.name, up: server.isConnected) }
+            metrics.refreshInstance()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+        }
+        routes.get("/rules") { _, _ in
+            try Response.json(RulesStatusResponse(rules))
+        }
+        routes.get("/tools") { _, _ in
+            try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
+        }
+        routes.get("/rules/calibration") { request, _ in try await calibration(request) }
+    }
+
+    /// `/rules/calibration`: each level's `estimated_seconds` against what its streams took, with the lines to change.
+    private func calibration(_ request: Request) async throws -> Response {
+        guard let recorder else {
+            throw APIError(.serviceUnavailable, code: .notConfigured, message: "this server keeps no stream records")
+        }
+        func parameter(_ name: String, default value: Int, in range: ClosedRange<Int>) throws(APIError) -> Int {
+            guard let text = request.uri.queryParameters[Substring(name)] else { return value }
+            guard let number = Int(text), range.contains(number) else {
+                throw APIError(.badRequest, code: .invalidRequest,
+                               message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)", field: name)
+            }
+            return number
+        }
+        // More than the server keeps is all it keeps.
+        let window = min(try parameter("window", default: 10_000, in: 1...10_000_000), recorder.records.limit)
+        let minSamples = try parameter("min_samples", default: 10, in: 1...10_000)
+        // What finished a moment ago is counted too.
+        await recorder.flush()
+        let active = rules.active
+        let samples = try await recorder.records.samples(window: window).map {
+            StreamSample(level: $0.level, route: $0.route, durationMs: $0.durationMs, firstTextMs: $0.firstTextMs)
+        }
+        let calibration = Calibration(rules: active.rules, samples: samples, minSamples: minSamples)
+        let yaml: String = switch active.source {
+        case .file(let path): (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        case .embedded: DefaultRules.yaml
+        }
+        return try Response.json(CalibrationResponse(calibration, rulesVersion: active.rules.fingerprint, window: window,
+                                                     suggestions: calibration.editedLines(of: yaml, path: active.source.path)))
+    }
+}
