@@ -154,9 +154,13 @@ public struct StreamError: Error, Sendable, Hashable {
     /// Whether sending the same chat again may succeed.
     public var retryable: Bool
 
-    public init(code: StreamErrorCode, message: String, retryable: Bool) {
+    /// What the model service said, in its own words: for the server's log (redacted), never for a client.
+    public var upstreamMessage: String?
+
+    public init(code: StreamErrorCode, message: String, retryable: Bool, upstreamMessage: String? = nil) {
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.upstreamMessage = upstreamMessage
     }
 }

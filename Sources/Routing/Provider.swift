@@ -56,3 +56,23 @@ public struct ModelPrice: Sendable, Hashable {
             + Double(writeTokens) * cacheWrite) / 1_000_000
     }
 }
+
+extension Provider {
+    /// Variables a provider's `api_key_env` may not name: Switchboard's own settings (`SWITCHBOARD_*`, among them
+    /// the database URL and the API keys) and the database drivers' (`DATABASE_URL`, `PG*`).
+    public static func isServerVariable(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return upper.hasPrefix("SWITCHBOARD_") || upper == "DATABASE_URL" || upper.hasPrefix("PG")
+    }
+
+    /// The host of an `http://` URL (not https), lowercased, brackets kept off; `nil` for any other URL.
+    public static func plainHTTPHost(_ url: String) -> String? {
+        guard url.lowercased().hasPrefix("http://") else { return nil }
+        var authority = url.dropFirst("http://".count).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close]).lowercased()
+        }
+        return String(authority.prefix { $0 != ":" }).lowercased()
+    }
+}

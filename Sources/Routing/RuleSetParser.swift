@@ -116,8 +116,18 @@ struct RuleSetParser: YAMLDiagnosing {
                 error("\(context): an openai provider needs a \"base_url\" (for example http://127.0.0.1:11434/v1)", at: keyNode)
             }
             let apiKeyEnv = fields["api_key_env"].flatMap { string($0, "\(context): api_key_env") }
-            if let apiKeyEnv, let envNode = fields["api_key_env"], let environment, !environment.contains(apiKeyEnv) {
-                error("\(context): the environment variable \(apiKeyEnv) is not set", at: envNode)
+            if let apiKeyEnv, let envNode = fields["api_key_env"] {
+                if Provider.isServerVariable(apiKeyEnv) {
+                    error("\(context): api_key_env may not name \(apiKeyEnv), one of Switchboard's own settings (its value would be "
+                          + "sent to the provider as a key)", at: envNode)
+                } else if let environment, !environment.contains(apiKeyEnv) {
+                    error("\(context): the environment variable \(apiKeyEnv) is not set", at: envNode)
+                }
+                if let baseURL, let urlNode = fields["base_url"], let host = Provider.plainHTTPHost(baseURL),
+                   !Loopback.isLoopback(host: host) {
+                    error("\(context): base_url would send the key in \(apiKeyEnv) over plain http to \(host); use https, or http "
+                          + "on loopback for a local model", at: urlNode)
+                }
             }
             var maxTokensField: String?
             if let fieldNode = fields["max_tokens_field"], let field = string(fieldNode, "\(context): max_tokens_field") {

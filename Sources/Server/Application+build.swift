@@ -89,6 +89,13 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     let tools = ToolBox(registry.toolBox.tools.values.map { InstrumentedTool(wrapped: $0, metrics: metrics) })
     // A key's `tools` must name the server's tools, so the keys are read once the tools are known.
     let keys = try openAPIKeys(configuration, knownTools: Set(tools.tools.keys), logger: logger)
+    if keys == nil, configuration.cors == .anyOrigin {
+        throw StartupError(description: """
+            cannot start: --cors-origins '*' without API keys would let any website read the HR data and spend the model \
+            key through its visitors' browsers. Name the frontends' origins (--cors-origins https://app.example.com), or \
+            give keys (--api-keys FILE).
+            """)
+    }
     if let keys, let path = configuration.apiKeysPath {
         services.append(FileWatcher(path: path, target: keys, interval: configuration.rulesPollInterval, logger: logger))
     }
@@ -117,9 +124,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
                              toolSources: registry.sources, mcpServers: mcpServers, keys: keys, quotas: quotas, readiness: readiness,
                              providers: providers, metrics: metrics, recorder: recorder, logger: logger)
     if let adminPort = configuration.adminPort {
-        services.append(buildAdminApplication(configuration: configuration, port: adminPort, rules: store, tools: tools,
-                                              toolSources: registry.sources, mcpServers: mcpServers, metrics: metrics,
-                                              breaker: providers.breaker, recorder: recorder, logger: logger))
+        let operators = OperatorController(rules: store, tools: tools, toolSources: registry.sources, mcpServers: mcpServers,
+                                           metrics: metrics, breaker: providers.breaker, recorder: recorder)
+        services.append(try buildAdminApplication(configuration: configuration, port: adminPort, operators: operators, keys: keys,
+                                                  quotas: quotas, logger: logger))
         logger.info("admin endpoints listening", metadata: ["address": "\(configuration.adminHost):\(adminPort)"])
     }
     // A connection that sends no complete request head, or stops sending its body, for `idleTimeout` is closed
@@ -217,19 +225,31 @@ func openAPIKeys(_ configuration: ServerConfiguration, knownTools: Set<String>? 
 }
 
 /// The admin listener of `--admin-port`: the operator's endpoints without keys, on loopback by default.
-func buildAdminApplication(configuration: ServerConfiguration, port: Int, rules store: RulesStore, tools: ToolBox,
-                           toolSources: [String: String], mcpServers: [MCPServerConnection], metrics: ServerMetrics,
-                           breaker: CircuitBreaker, recorder: StreamRecorder?, logger: Logger) -> some ApplicationProtocol {
-    let router = Router(context: BasicRequestContext.self)
-    // A page that rebinds its name to 127.0.0.1 must not read these either.
+func buildAdminApplication(configuration: ServerConfiguration, port: Int, operators: OperatorController, keys: APIKeyStore?,
+                           quotas: any QuotaStore, logger: Logger) throws -> some ApplicationProtocol {
+    // Beyond loopback the admin port is guarded like the main one: an admin key, or an operator's explicit
+    // --allow-unauthenticated (something in front checks every caller).
+    if !configuration.isAdminLoopback, keys == nil, !configuration.allowUnauthenticated {
+        throw StartupError(description: """
+            cannot start: refusing to serve the admin port on \(configuration.adminHost) without API keys, where anyone who \
+            reaches it could read the metrics, rules and tools. Keep --admin-host on loopback, give keys (the admin port \
+            then needs an admin key), or pass --allow-unauthenticated if something in front checks every caller.
+            """)
+    }
+    let router = Router(context: SwitchboardRequestContext.self)
+    // A page that rebinds its name to 127.0.0.1 must not read these either; Prometheus scraping 127.0.0.1:PORT or
+    // localhost:PORT is always answered, whatever --allowed-hosts says.
     var hosts = configuration
     hosts.host = configuration.adminHost
+    let allowedHosts = hosts.effectiveAllowedHosts.union(ServerConfiguration.loopbackHostNames).union([configuration.adminHost.lowercased()])
     router.add(middleware: MethodNotAllowedMiddleware())
-    router.add(middleware: BrowserSafetyMiddleware(allowedHosts: hosts.effectiveAllowedHosts, cors: .off))
-    let operators = OperatorController(rules: store, tools: tools, toolSources: toolSources, mcpServers: mcpServers, metrics: metrics,
-                                       breaker: breaker, recorder: recorder)
+    router.add(middleware: BrowserSafetyMiddleware(allowedHosts: allowedHosts, cors: .off))
     operators.addProbes(to: router)
-    operators.addRoutes(to: router)
+    let guarded = router.group()
+    if !configuration.isAdminLoopback, let keys {
+        guarded.add(middleware: AuthenticationMiddleware(access: .admin, keys: keys, quotas: quotas, metrics: operators.metrics))
+    }
+    operators.addRoutes(to: guarded)
     return Application(router: router, configuration: .init(address: .hostname(configuration.adminHost, port: port),
                                                              serverName: "switchboard-admin"), logger: logger)
 }

@@ -174,14 +174,23 @@ public struct ServerConfiguration: Sendable {
         return problems
     }
 
-    /// The hosts a `Host` header may name: the configured ones, or loopback's names and the bound address.
+    /// The names loopback answers to in a `Host` header.
+    static let loopbackHostNames: Set<String> = ["localhost", "127.0.0.1", "[::1]", "::1"]
+
+    /// The hosts a `Host` header may name (compared lowercased): the configured ones, or loopback's names and the
+    /// bound address.
     public var effectiveAllowedHosts: Set<String> {
-        allowedHosts ?? ["localhost", "127.0.0.1", "[::1]", "::1", host.lowercased()]
+        allowedHosts.map { Set($0.map { $0.lowercased() }) } ?? Self.loopbackHostNames.union([host.lowercased()])
     }
 
-    /// Whether the server listens on loopback only.
+    /// Whether the server listens on loopback only: its host parses as a loopback address (or is `localhost`).
     public var isLoopback: Bool {
-        ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
+        Loopback.isLoopback(host: host)
+    }
+
+    /// Whether the admin port listens on loopback only.
+    public var isAdminLoopback: Bool {
+        Loopback.isLoopback(host: adminHost)
     }
 
     /// Comma-separated values, trimmed, empty ones dropped.

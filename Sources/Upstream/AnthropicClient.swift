@@ -88,7 +88,9 @@ public final class AnthropicClient: RelayingLanguageModel, Sendable {
         let envelope = body.flatMap { try? JSONDecoder().decode(Envelope.self, from: Data($0.readableBytesView)) }
         var error = AnthropicTurnAccumulator.streamError(type: envelope?.error?.type ?? Self.errorType(for: status.code),
                                                          message: envelope?.error?.message, status: Int(status.code))
-        error.message += " (HTTP \(status.code)\(requestId.map { ", request \($0)" } ?? ""))"
+        error.message += " (HTTP \(status.code))"
+        // The provider's request id is for the operator's log, beside its own message.
+        if let requestId { error.upstreamMessage = (error.upstreamMessage ?? "") + " (request \(requestId))" }
         return error
     }
 

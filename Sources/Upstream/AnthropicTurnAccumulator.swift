@@ -164,21 +164,24 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
 
     /// Our error for an Anthropic error type (from an `error` event or an HTTP error body).
     static func streamError(type: String?, message: String?, status: Int? = nil) -> StreamError {
-        let detail = message.map { ": \($0)" } ?? ""
+        // Switchboard's words for the client; the provider's own message goes to the log only, and a rejected
+        // request keeps its reason as a redacted hint ("prompt is too long").
+        let hint = message.map { ": " + Redaction.upstreamText($0) } ?? ""
         switch type {
         case "overloaded_error":
-            return StreamError(code: .overloaded, message: "The model service is overloaded\(detail)", retryable: true)
+            return StreamError(code: .overloaded, message: "The model service is overloaded", retryable: true, upstreamMessage: message)
         case "rate_limit_error":
-            return StreamError(code: .rateLimited, message: "The model service's rate limit was reached\(detail)", retryable: true)
+            return StreamError(code: .rateLimited, message: "The model service's rate limit was reached", retryable: true, upstreamMessage: message)
         case "api_error", "timeout_error":
-            return StreamError(code: .upstreamError, message: "The model service failed\(detail)", retryable: true)
+            return StreamError(code: .upstreamError, message: "The model service failed", retryable: true, upstreamMessage: message)
         case "authentication_error", "permission_error":
-            return StreamError(code: .upstreamAuth, message: "The model service refused the API key\(detail)", retryable: false)
+            return StreamError(code: .upstreamAuth, message: "The model service refused the API key", retryable: false, upstreamMessage: message)
         case "invalid_request_error", "not_found_error", "request_too_large":
-            return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(detail)", retryable: false)
+            return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(hint)", retryable: false,
+                               upstreamMessage: message)
         default:
             let retryable = status.map { $0 >= 500 || $0 == 408 || $0 == 409 || $0 == 429 } ?? false
-            return StreamError(code: .upstreamError, message: "The model service answered with an error\(detail)", retryable: retryable)
+            return StreamError(code: .upstreamError, message: "The model service answered with an error", retryable: retryable, upstreamMessage: message)
         }
     }
 }

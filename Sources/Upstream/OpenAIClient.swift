@@ -123,7 +123,9 @@ public final class OpenAIClient: RelayingLanguageModel, Sendable {
         var error = OpenAITurnAccumulator.streamError(type: detail?["type"]?.stringValue, code: detail?["code"],
                                                       message: detail?["message"]?.stringValue, status: Int(status.code))
         if status.code == 529 { error = StreamError(code: .overloaded, message: "The model service is overloaded", retryable: true) }
-        error.message += " (HTTP \(status.code)\(requestId.map { ", request \($0)" } ?? ""))"
+        error.message += " (HTTP \(status.code))"
+        // The provider's request id is for the operator's log, beside its own message.
+        if let requestId { error.upstreamMessage = (error.upstreamMessage ?? "") + " (request \(requestId))" }
         return error
     }
 }

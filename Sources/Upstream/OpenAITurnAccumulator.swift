@@ -202,28 +202,32 @@ struct OpenAITurnAccumulator: TurnAccumulating {
     /// Our error for an OpenAI-style error object (a chunk after the 200, or an HTTP error body). `code` is a
     /// string at OpenAI and a number (an HTTP status) at vLLM, llama.cpp and OpenRouter.
     static func streamError(type: String?, code: JSONValue?, message: String?, status: Int? = nil) -> StreamError {
-        let detail = message.map { ": \($0)" } ?? ""
+        // Switchboard's words for the client; the provider's own message goes to the log only, and a rejected
+        // request keeps its reason as a redacted hint ("prompt is too long").
+        let hint = message.map { ": " + Redaction.upstreamText($0) } ?? ""
         let numeric = code?.intValue ?? status
         switch code?.stringValue ?? type {
         case "insufficient_quota":
-            return StreamError(code: .rateLimited, message: "The model service's quota is used up\(detail)", retryable: false)
+            return StreamError(code: .rateLimited, message: "The model service's quota is used up", retryable: false, upstreamMessage: message)
         case "rate_limit_exceeded", "rate_limit_error", "tokens", "requests":
-            return StreamError(code: .rateLimited, message: "The model service's rate limit was reached\(detail)", retryable: true)
+            return StreamError(code: .rateLimited, message: "The model service's rate limit was reached", retryable: true, upstreamMessage: message)
         case "invalid_api_key", "authentication_error", "permission_error":
-            return StreamError(code: .upstreamAuth, message: "The model service refused the API key\(detail)", retryable: false)
+            return StreamError(code: .upstreamAuth, message: "The model service refused the API key", retryable: false, upstreamMessage: message)
         case "context_length_exceeded", "invalid_request_error", "model_not_found", "not_found_error":
-            return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(detail)", retryable: false)
+            return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(hint)", retryable: false,
+                               upstreamMessage: message)
         case "overloaded", "overloaded_error":
-            return StreamError(code: .overloaded, message: "The model service is overloaded\(detail)", retryable: true)
+            return StreamError(code: .overloaded, message: "The model service is overloaded", retryable: true, upstreamMessage: message)
         default:
             switch numeric {
-            case 429?: return StreamError(code: .rateLimited, message: "The model service's rate limit was reached\(detail)", retryable: true)
-            case 401?, 403?: return StreamError(code: .upstreamAuth, message: "The model service refused the API key\(detail)", retryable: false)
+            case 429?: return StreamError(code: .rateLimited, message: "The model service's rate limit was reached", retryable: true, upstreamMessage: message)
+            case 401?, 403?: return StreamError(code: .upstreamAuth, message: "The model service refused the API key", retryable: false, upstreamMessage: message)
             case 400?, 404?, 413?, 422?:
-                return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(detail)", retryable: false)
+                return StreamError(code: .upstreamRejected, message: "The model service rejected the request\(hint)", retryable: false,
+                               upstreamMessage: message)
             default:
                 let retryable = numeric.map { $0 >= 500 || $0 == 408 || $0 == 409 } ?? true
-                return StreamError(code: .upstreamError, message: "The model service failed\(detail)", retryable: retryable)
+                return StreamError(code: .upstreamError, message: "The model service failed", retryable: retryable, upstreamMessage: message)
             }
         }
     }

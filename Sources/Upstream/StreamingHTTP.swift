@@ -103,6 +103,24 @@ final class StreamingHTTP: Sendable {
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
         deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
     ) async throws -> ModelTurn {
+        do {
+            return try await retrying(request, into: accumulator, refusal: refusal, deliverNow: deliverNow, onEvent: onEvent)
+        } catch let error as StreamError {
+            // The provider's own words stay in the server's log, redacted; the client heard Switchboard's.
+            if let said = error.upstreamMessage {
+                logger.info("the model service refused or failed", metadata: [
+                    "code": "\(error.code.rawValue)", "upstream_message": "\(Redaction.upstreamText(said))",
+                ])
+            }
+            throw error
+        }
+    }
+
+    private func retrying<Accumulator: TurnAccumulating>(
+        _ request: HTTPClient.Request, into accumulator: Accumulator,
+        refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
+        deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
+    ) async throws -> ModelTurn {
         try await DeadlineKeeper.enforcing(timeouts.overall, error: overallTimeout) {
             let deadline = ContinuousClock.now + timeouts.overall
             let attempts = retry.attemptsNow

@@ -47,7 +47,7 @@ struct ProviderTests {
         let yaml = providersYAML("""
               local: { kind: opneai, base_url: "http://127.0.0.1:11434/v1" }
               bare: { kind: openai }
-              keyed: { kind: openai, base_url: "ftp://example", api_key_env: SWITCHBOARD_TEST_UNSET_KEY }
+              keyed: { kind: openai, base_url: "ftp://example", api_key_env: LOCAL_TEST_UNSET_KEY }
               odd: { kind: anthropic, max_tokens_field: max_tokens, colour: blue }
             """, routes: """
               quick: { action: stream, provider: lcoal, model: m }
@@ -59,11 +59,38 @@ struct ProviderTests {
             #"rules.yaml:3:18: error: provider "local": unknown kind "opneai"; expected anthropic or openai (did you mean "openai"?)"#,
             #"rules.yaml:4:3: error: provider "bare": an openai provider needs a "base_url" (for example http://127.0.0.1:11434/v1)"#,
             #"rules.yaml:5:36: error: provider "keyed": base_url must start with http:// or https://, found "ftp://example""#,
-            #"rules.yaml:5:66: error: provider "keyed": the environment variable SWITCHBOARD_TEST_UNSET_KEY is not set"#,
+            #"rules.yaml:5:66: error: provider "keyed": the environment variable LOCAL_TEST_UNSET_KEY is not set"#,
             #"rules.yaml:6:45: error: provider "odd": max_tokens_field is max_tokens or max_completion_tokens, for an openai provider"#,
             #"rules.yaml:6:57: error: provider "odd": unknown key "colour""#,
             #"rules.yaml:10:38: error: route "quick": unknown provider "lcoal"; the providers are anthropic, bare, keyed, local, odd (did you mean "local"?)"#,
             #"rules.yaml:11:3: error: route "nomodel": a route on provider "keyed" needs a "model""#,
+        ])
+    }
+}
+
+@Suite("Provider keys go only where they should")
+struct ProviderKeyTests {
+    @Test("api_key_env may not name Switchboard's own settings; a key never goes over plain http beyond loopback")
+    func keysStayHome() {
+        let yaml = providersYAML("""
+              a: { kind: openai, base_url: "https://api.example.com/v1", api_key_env: SWITCHBOARD_DATABASE }
+              b: { kind: openai, base_url: "https://api.example.com/v1", api_key_env: DATABASE_URL }
+              c: { kind: openai, base_url: "http://models.corp.example/v1", api_key_env: HOME }
+              d: { kind: openai, base_url: "http://127.corp.example:8000/v1", api_key_env: HOME }
+              e: { kind: openai, base_url: "http://127.0.0.1:11434/v1", api_key_env: HOME }
+              f: { kind: openai, base_url: "http://[::1]:8000/v1", api_key_env: HOME }
+              g: { kind: openai, base_url: "http://localhost:11434/v1", api_key_env: HOME }
+              h: { kind: openai, base_url: "http://10.0.0.7/v1" }
+            """, routes: """
+              quick: { action: stream, provider: e, model: m }
+            """)
+        let outcome = RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t", environment: ["HOME", "SWITCHBOARD_DATABASE"])
+        #expect(outcome.accepted == nil)
+        #expect(outcome.diagnostics.map(\.description) == [
+            #"rules.yaml:3:75: error: provider "a": api_key_env may not name SWITCHBOARD_DATABASE, one of Switchboard's own settings (its value would be sent to the provider as a key)"#,
+            #"rules.yaml:4:75: error: provider "b": api_key_env may not name DATABASE_URL, one of Switchboard's own settings (its value would be sent to the provider as a key)"#,
+            #"rules.yaml:5:32: error: provider "c": base_url would send the key in HOME over plain http to models.corp.example; use https, or http on loopback for a local model"#,
+            #"rules.yaml:6:32: error: provider "d": base_url would send the key in HOME over plain http to 127.corp.example; use https, or http on loopback for a local model"#,
         ])
     }
 }

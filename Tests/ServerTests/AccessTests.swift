@@ -38,10 +38,10 @@ extension SecurityTests {
     ])
     func adminWhateverSpelling(target: String) async throws {
         try await withServer { port, _, _ in
-            let status = rawGetStatus(port: port, target: target, headers: [("Authorization", "Bearer \(webKey)")])
+            let status = await rawGetStatus(port: port, target: target, headers: [("Authorization", "Bearer \(webKey)")])
             #expect(status != nil && status != 200, "\(target) answered \(status.map(String.init) ?? "nothing")")
             // The admin key still reads the canonical spelling.
-            #expect(rawGetStatus(port: port, target: "/metrics", headers: [("Authorization", "Bearer \(adminKey)")]) == 200)
+            #expect(await rawGetStatus(port: port, target: "/metrics", headers: [("Authorization", "Bearer \(adminKey)")]) == 200)
         }
     }
 
@@ -238,6 +238,33 @@ extension SecurityTests {
                     })
                 }
                 #expect(refusedOnTry == 3, "10 tokens a day, 6 charged per cut try: the third is refused")
+            }
+        }
+    }
+}
+
+extension SecurityTests {
+    @Test("no upstream text reaches a client unfiltered: 400, 401 and 500 bodies with an IP, a key and an internal URL", arguments: [
+        (400, "invalid_request_error", "upstream_rejected"), (401, "authentication_error", "upstream_auth"), (500, "api_error", "upstream_error"),
+    ])
+    func upstreamTextFiltered(status: Int, type: String, code: String) async throws {
+        let secrets = ["10.20.30.40", "sk-live-abcdef0123456789", "http://billing.internal:8080/v1/keys", "Bearer tok_987654321"]
+        let message = "prompt is too long; see \(secrets[2]) from \(secrets[0]) with \(secrets[1]) (\(secrets[3]))"
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.status(status, body: SSE.errorBody(type, message)), .status(status, body: SSE.errorBody(type, message)),
+                         .status(status, body: SSE.errorBody(type, message)), .status(status, body: SSE.errorBody(type, message)))
+            let log = CapturedLog()
+            try await withServer(mock, log: log) { port, _, _ in
+                let stream = try await streamChat(port: port, body: chatJSON("hi"), headers: [("authorization", "Bearer \(adminKey)")])
+                let error = try #require(stream.events("error").first)
+                #expect(error["code"] as? String == code)
+                let everything = stream.arrivals.map { "\($0.json)" }.joined()
+                for secret in secrets { #expect(!everything.contains(secret), "\(secret) reached the client") }
+                if status == 400 {
+                    #expect((error["message"] as? String)?.contains("prompt is too long") == true, "the redacted hint is kept")
+                }
+                #expect(await eventually { log.text.contains("the model service refused or failed") })
+                for secret in secrets { #expect(!log.text.contains(secret), "\(secret) reached the log") }
             }
         }
     }

@@ -7,9 +7,11 @@ import Testing
 
 @Suite("CORS")
 struct CORSTests {
-    private func withApp(_ policy: CORSPolicy, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    private func withApp(_ policy: CORSPolicy, keys: [String] = [], _ body: @Sendable (any TestClientProtocol) async throws -> Void)
+        async throws {
         var config = configuration(rules: nil)
         config.cors = policy
+        config.apiKeys = keys
         let app = try await buildApplication(configuration: config)
         try await app.test(.router, body)
     }
@@ -29,7 +31,7 @@ struct CORSTests {
             ]) { response in
                 #expect(response.status == .noContent)
                 #expect(response.headers[.accessControlAllowOrigin] == "https://app.example")
-                #expect(response.headers[.accessControlAllowMethods] == "GET, POST, OPTIONS")
+                #expect(response.headers[.accessControlAllowMethods] == "GET, POST, DELETE, OPTIONS", "the browser client cancels with DELETE")
                 #expect(response.headers[.accessControlAllowHeaders] == "content-type")
                 #expect(response.headers[.vary] == "Origin")
             }
@@ -53,9 +55,14 @@ struct CORSTests {
         }
     }
 
-    @Test("* allows any origin; off (the default) adds nothing")
+    @Test("* allows any origin (with keys: without, the server refuses to start); off (the default) adds nothing")
     func anyAndOff() async throws {
-        try await withApp(.anyOrigin) { client in
+        await #expect {
+            try await withApp(.anyOrigin) { _ in }
+        } throws: { error in
+            "\(error)".contains("--cors-origins '*' without API keys")
+        }
+        try await withApp(.anyOrigin, keys: ["sb_cors-test-key-0123456789"]) { client in
             try await client.execute(uri: "/health", method: .get, headers: [.origin: "https://x.example"]) { response in
                 #expect(response.headers[.accessControlAllowOrigin] == "*")
                 #expect(response.headers[.vary] == nil)

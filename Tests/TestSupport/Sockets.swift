@@ -54,7 +54,16 @@ func loopback(port: Int) -> sockaddr_in {
 
 /// Sends `GET target` exactly as written (no client normalises it: `//metrics`, `/./metrics`, `/x/../metrics`),
 /// with `headers`, on a new connection, and gives the response's status code; `nil` when no status line came.
-public func rawGetStatus(port: Int, target: String, headers: [(String, String)] = []) -> Int? {
+/// The blocking socket runs on a thread of its own, never on the tasks' pool the server in this process needs.
+public func rawGetStatus(port: Int, target: String, headers: [(String, String)] = []) async -> Int? {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(returning: blockingGetStatus(port: port, target: target, headers: headers))
+        }
+    }
+}
+
+private func blockingGetStatus(port: Int, target: String, headers: [(String, String)]) -> Int? {
     guard let fd = connectedLoopbackSocket(port: port) else { return nil }
     defer { close(fd) }
     let request = "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"

@@ -31,7 +31,10 @@ public enum CORSPolicy: Sendable, Equatable {
 /// preflights only, and takes no list of origins from configuration.)
 struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: CORSPolicy
-
+    /// The methods a page may use: DELETE too, which the browser client cancels a resumable chat with.
+    static var allowedMethods: String { "GET, POST, DELETE, OPTIONS" }
+    /// How long a browser may keep a preflight's answer, in seconds.
+    static var preflightMaxAge: String { "600" }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let origin = request.headers[.origin], let allowed = allowedOrigin(origin) else {
@@ -41,9 +44,9 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
         headers[.accessControlAllowOrigin] = allowed
         if allowed != "*" { headers[.vary] = "Origin" }
         if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
-            headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            headers[.accessControlAllowMethods] = Self.allowedMethods
             headers[.accessControlAllowHeaders] = request.headers[.accessControlRequestHeaders] ?? "Content-Type"
-            headers[.accessControlMaxAge] = "600"
+            headers[.accessControlMaxAge] = Self.preflightMaxAge
             return Response(status: .noContent, headers: headers)
         }
         headers[.accessControlExposeHeaders] = exposedRoutingHeaders

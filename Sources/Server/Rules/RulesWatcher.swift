@@ -1,3 +1,5 @@
+import ChatCore
+import Foundation
 import Logging
 import Routing
 
@@ -17,14 +19,28 @@ extension RulesStore: ReloadTarget {
     public var isRejecting: Bool { lastRejection != nil }
 
     public func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> RulesWatcher.Outcome {
-        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint)
+        // The same checks as at start: a provider's key variable must be set.
+        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
+                                         environment: Set(ProcessInfo.processInfo.environment.keys))
         guard let rules = outcome.accepted else {
             reject(outcome.diagnostics, fingerprint: fingerprint)
             let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
             logger.error("rules not reloaded, keeping the last good rules:\n\(problems)", metadata: ["path": "\(path)"])
             return .rejected
         }
+        let before = active.rules.providers
         install(rules, warnings: outcome.diagnostics)
+        // Where a provider's key goes is worth an operator's eye whenever it changes.
+        for (name, provider) in rules.providers.sorted(by: { $0.key < $1.key }) {
+            guard let old = before[name] else { continue }
+            if old.baseURL != provider.baseURL || old.apiKeyEnv != provider.apiKeyEnv {
+                logger.warning("a reload changed where a provider's key is sent", metadata: [
+                    "provider": "\(name)", "base_url": "\(Redaction.credentials(in: provider.baseURL ?? "(default)"))",
+                    "previous_base_url": "\(Redaction.credentials(in: old.baseURL ?? "(default)"))",
+                    "api_key_env": "\(provider.apiKeyEnv ?? "-")", "previous_api_key_env": "\(old.apiKeyEnv ?? "-")",
+                ])
+            }
+        }
         for warning in outcome.diagnostics { logger.warning("\(warning)") }
         logger.info("rules reloaded", metadata: [
             "path": "\(path)", "version": "\(fingerprint)", "rules": "\(rules.rules.count)", "levels": "\(rules.levels.count)",
