@@ -99,8 +99,36 @@ private struct DownDatabase: SQLDatabase {
     func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws { throw Down() }
 }
 
+/// A real SQLite database that counts the queries it answers.
+private final class CountingDatabase: SQLDatabase, @unchecked Sendable {
+    let base: SQLiteDatabase
+    private let count = Mutex(0)
+    var queries: Int { count.withLock { $0 } }
+    init() throws { base = try SQLiteDatabase() }
+    var description: String { base.description }
+    func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
+        count.withLock { $0 += 1 }
+        return try await base.fetch(sql, arguments)
+    }
+    func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws { try await base.transaction(statements) }
+}
+
 @Suite("GET /ready")
 struct ReadinessTests {
+    @Test("a flood of probes costs the database one query a second, not one per probe")
+    func probesReuseTheCheck() async throws {
+        let database = try CountingDatabase()
+        let readiness = Readiness(database: database)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 { group.addTask { #expect(await readiness.reasons().isEmpty) } }
+        }
+        #expect(database.queries <= 2, "\(database.queries) queries for 200 probes")
+        let before = database.queries
+        try await Task.sleep(for: .milliseconds(1_100))
+        _ = await readiness.reasons()
+        #expect(database.queries == before + 1, "a second later the database is asked again")
+    }
+
     private func router(_ readiness: Readiness) throws -> Router<SwitchboardRequestContext> {
         let rules = try #require(RulesFile.load(.embedded).accepted)
         return buildRouter(rules: RulesStore(rules: rules, source: .embedded), configuration: configuration(rules: nil),

@@ -1,4 +1,5 @@
 import AnthropicMock
+import ChatCore
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
@@ -356,5 +357,58 @@ struct SecurityTests {
             let rebound = try await request(adminPort, "/tools", method: .GET, body: nil, headers: [("host", "attacker.example")])
             #expect(rebound.code == "host_not_allowed")
         }
+    }
+
+    @Test("the admin port answers 127.0.0.1:PORT and localhost:PORT whatever --allowed-hosts says (Prometheus scrapes it so)")
+    func adminPortLoopbackHosts() async throws {
+        let adminPort = freeLoopbackPort()
+        try await withServer(configure: { $0.adminPort = adminPort; $0.allowedHosts = ["Switchboard.Example.com"] }) { port, _, _ in
+            #expect(await eventually(within: .seconds(10)) { acceptsConnections(port: adminPort) })
+            for host in ["127.0.0.1:\(adminPort)", "localhost:\(adminPort)"] {
+                #expect(await rawGetStatus(port: adminPort, target: "/metrics", headers: [("Host", host)]) == 200, "\(host)")
+            }
+            // --allowed-hosts is compared case-insensitively on the main port.
+            let mixed = try await request(port, "/health", method: .GET, body: nil, headers: [("host", "SWITCHBOARD.example.COM")])
+            #expect(mixed.status == 200)
+            let keyed = try await request(port, "/mcp/chat/analyze", key: webKey, headers: [("host", "switchboard.EXAMPLE.com"),
+                                                                                         ("content-type", "application/json")])
+            #expect(keyed.status == 200)
+        }
+    }
+
+    @Test("a non-loopback --admin-host needs keys (then an admin key) or --allow-unauthenticated, like the main port")
+    func adminHostBeyondLoopback() async throws {
+        var config = configuration(rules: nil)
+        config.adminPort = freeLoopbackPort()
+        config.adminHost = "0.0.0.0"
+        await #expect {
+            _ = try await buildApplication(configuration: config)
+        } throws: { error in
+            "\(error)".contains("refusing to serve the admin port on 0.0.0.0 without API keys")
+        }
+        let adminPort = freeLoopbackPort()
+        try await withServer(configure: { $0.adminPort = adminPort; $0.adminHost = "0.0.0.0" }) { _, _, _ in
+            #expect(await eventually(within: .seconds(10)) { acceptsConnections(port: adminPort) })
+            let statuses = [
+                try await request(adminPort, "/metrics", method: .GET, body: nil).status,
+                try await request(adminPort, "/metrics", method: .GET, key: webKey, body: nil).status,
+                try await request(adminPort, "/metrics", method: .GET, key: adminKey, body: nil).status,
+                try await request(adminPort, "/health", method: .GET, body: nil).status,
+            ]
+            #expect(statuses == [401, 403, 200, 200])
+        }
+    }
+
+    @Test("a host is loopback only if it parses as a loopback address")
+    func loopbackByAddress() {
+        for host in ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "0:0:0:0:0:0:0:1", "localhost", "LOCALHOST"] {
+            #expect(Loopback.isLoopback(host: host), "\(host)")
+        }
+        for host in ["127.corp.example", "127.0.0.1.nip.io", "0.0.0.0", "::", "10.0.0.1", "example.com", "", "::2", "128.0.0.1"] {
+            #expect(!Loopback.isLoopback(host: host), "\(host)")
+        }
+        var config = configuration(rules: nil)
+        config.host = "127.corp.example"
+        #expect(!config.isLoopback)
     }
 }

@@ -9,8 +9,13 @@ import Tools
 public final class Readiness: Sendable {
     private let database: Mutex<(any SQLDatabase)?>
     private let shuttingDown = Mutex(false)
+    /// The last database check: when it finished and what it found (`nil`: the database answered).
+    private let lastCheck = Mutex<(at: ContinuousClock.Instant, problem: String?, running: Bool)?>(nil)
     /// How long the database has to answer `SELECT 1`.
     static let databaseTimeout: Duration = .seconds(2)
+    /// How long a database check's answer is reused: a flood of probes costs one query a second, and cannot take
+    /// the pool's connections from quota admission and the tools.
+    static let databaseCheckReuse: Duration = .seconds(1)
 
     public init(database: (any SQLDatabase)? = nil) {
         self.database = Mutex(database)
@@ -30,15 +35,30 @@ public final class Readiness: Sendable {
     func reasons() async -> [String] {
         var reasons: [String] = []
         if shuttingDown.withLock({ $0 }) { reasons.append("shutting down") }
-        if let database = database.withLock({ $0 }) {
-            do {
-                let answered = try await withTimeout(Self.databaseTimeout) { try await database.fetch("SELECT 1 AS one", []) }
-                if answered == nil { reasons.append("the database did not answer within \(Self.databaseTimeout.inMilliseconds) ms") }
-            } catch {
-                reasons.append("the database cannot be queried")
-            }
+        if let database = database.withLock({ $0 }), let problem = await databaseProblem(database) {
+            reasons.append(problem)
         }
         return reasons
+    }
+
+    /// The database check's finding, reused for `databaseCheckReuse`; while one check runs, others reuse the last.
+    private func databaseProblem(_ database: any SQLDatabase) async -> String? {
+        let now = ContinuousClock.now
+        let reused: String?? = lastCheck.withLock { last in
+            if let check = last, check.running || now - check.at < Self.databaseCheckReuse { return .some(check.problem) }
+            last = (at: last?.at ?? now, problem: last?.problem, running: true)
+            return .none
+        }
+        if let reused { return reused }
+        let problem: String?
+        do {
+            let answered = try await withTimeout(Self.databaseTimeout) { try await database.fetch("SELECT 1 AS one", []) }
+            problem = answered == nil ? "the database did not answer within \(Self.databaseTimeout.inMilliseconds) ms" : nil
+        } catch {
+            problem = "the database cannot be queried"
+        }
+        lastCheck.withLock { $0 = (at: .now, problem: problem, running: false) }
+        return problem
     }
 }
 
