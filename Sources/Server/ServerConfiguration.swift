@@ -140,6 +140,7 @@ public struct ServerConfiguration: Sendable {
         if let seconds = env.seconds("SWITCHBOARD_RESUME_GRACE", in: 1...3_600) { resume.grace = seconds }
         if let bytes = env.integer("SWITCHBOARD_RESUME_BUFFER_BYTES", in: 1_024...(1 << 30)) { resume.sessionBytes = bytes }
         if let bytes = env.integer("SWITCHBOARD_RESUME_TOTAL_BYTES", in: 1_024...(1 << 34)) { resume.totalBytes = bytes }
+        if let bytes = env.integer("SWITCHBOARD_RESUME_KEY_BYTES", in: 1_024...(1 << 34)) { resume.keyBytes = bytes }
         if let seconds = env.seconds("SWITCHBOARD_WRITE_TIMEOUT", in: 0.01...3_600) { writeTimeout = seconds }
         if let seconds = env.seconds("SWITCHBOARD_SHUTDOWN_GRACE", in: 0...3_600) { shutdownGrace = seconds }
         if let model = env.text("SWITCHBOARD_DEFAULT_MODEL") { loop.model = model }

@@ -181,4 +181,28 @@ extension VocabularyTests {
         #expect(StopReason(rawValue: "tool_use") == .toolUse)
         #expect(StopReason(rawValue: "tool_use") != .endTurn)
     }
+
+    @Test("SSEAccumulator adds accumulated to events encoded without it, byte for byte what the accumulating encoder sends")
+    func accumulatorMatchesEncoder() {
+        let date = Date(timeIntervalSince1970: 1_800_000_000.123)
+        var texts = ["plain", "quote \" and \\ backslash", "line\nbreak\ttab", "é ü 中文 🙂", "\u{01}control", "", "}\n\n", ",\"chunk\":\"x"]
+        var generator = SplitMix64(seed: 7)
+        for _ in 0..<50 { texts.append(String((0..<Int.random(in: 0...12, using: &generator)).map { _ in "a\"\\é\n}{".randomElement(using: &generator)! })) }
+        var events: [StreamEvent] = [.sessionStart(sessionId: "s"), .iterationStart(iteration: 1)]
+        for (index, text) in texts.enumerated() {
+            events.append(.textChunk(text))
+            if index % 7 == 3 { events.append(.toolDetected(tool: "get_employees", toolUseId: "t\(index)")) }
+        }
+        var with = SSEEncoder(accumulated: true)
+        var without = SSEEncoder(accumulated: false)
+        let expected = events.map { with.encode($0, at: date) }
+        let kept = events.map { without.encode($0, at: date) }
+        var accumulator = SSEAccumulator()
+        #expect(kept.map { accumulator.rewrite($0) } == expected)
+        // A reader that starts halfway takes in what came before, then rewrites the rest.
+        let half = kept.count / 2
+        var late = SSEAccumulator()
+        for event in kept[..<half] { late.add(event) }
+        #expect(kept[half...].map { late.rewrite($0) } == Array(expected[half...]))
+    }
 }

@@ -168,4 +168,60 @@ struct ResumeTests {
             }
         }
     }
+
+    @Test("a resumable chat with accumulated keeps a buffer that grows with the answer, not its square: a long answer completes, every accumulated is the text so far, after a resume too")
+    func accumulatedStaysLinear() async throws {
+        try await MockAnthropic.run { mock in
+            // 600 chunks of 40 bytes: with each event's accumulated kept, 7 MB, far past the 1 MiB a session may keep.
+            let chunks = (1...600).map { String(repeating: "ab\"é ", count: 8) + "\($0)" }
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + chunks.map { SSE.text(0, $0) }
+                                 + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            let app = try await buildApplication(configuration: streamingConfiguration(mock))
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let whole = try await streamChat(port: port, body: #"{"messages":[{"role":"user","content":"hi"}],"resumable":true}"#)
+                #expect(whole.types.last == "complete", "\(whole.types.suffix(3))")
+                let texts = whole.events("text_chunk")
+                #expect(texts.count == chunks.count)
+                var soFar = ""
+                for (event, chunk) in zip(texts, chunks) {
+                    soFar += chunk
+                    #expect(event["chunk"] as? String == chunk)
+                    if event["accumulated"] as? String != soFar {
+                        Issue.record("accumulated is not the text so far at \(event["id"] ?? "?")")
+                        break
+                    }
+                }
+                // Picked up again halfway (the finished session stays readable for its grace).
+                let session = try #require(whole.events("session_start").first?["sessionId"] as? String)
+                let middle = try #require(whole.arrivals.first { ($0.json["chunk"] as? String) == chunks[299] }?.id)
+                let resumed = try await resume(port: port, session: session, lastEventId: middle)
+                let first = try #require(resumed.events("text_chunk").first)
+                #expect(first["chunk"] as? String == chunks[300])
+                #expect(first["accumulated"] as? String == chunks[...300].joined())
+            }
+        }
+    }
+
+    @Test("one key cannot fill the server-wide resume buffer: another key's resumable chat still runs")
+    func perKeyShare() async throws {
+        try await MockAnthropic.run { mock in
+            let pieces = (1...100).map { SSE.text(0, String(repeating: "x", count: 40) + "\($0)") }
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0)] + pieces + [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]),
+                         pacedAnswer(pause: .milliseconds(10)))
+            var config = streamingConfiguration(mock)
+            config.apiKeys = ["sb_resume-key-alice-0123456789", "sb_resume-key-bob-0123456789"]
+            config.resume.totalBytes = 8192
+            config.resume.keyBytes = 4096
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let alice = try await streamChat(port: port, body: resumableBody, headers: [("authorization", "Bearer sb_resume-key-alice-0123456789")])
+                #expect(alice.events("error").last?["code"] as? String == "resume_buffer_full", "\(alice.types.suffix(2))")
+                // Alice's stopped session is still kept (its grace), holding her share; Bob's chat fits in the rest.
+                let bob = try await streamChat(port: port, body: resumableBody, headers: [("authorization", "Bearer sb_resume-key-bob-0123456789")])
+                #expect(bob.types.last == "complete", "\(bob.types)")
+            }
+        }
+    }
 }

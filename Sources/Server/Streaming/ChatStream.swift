@@ -120,7 +120,7 @@ extension ChatStream {
             let started = clock.now
             let tally = StreamTally(labels: labels)
             metrics.streamOpened()
-            let session = sessions.open(id: sessionId, owner: owner, eventLoop: channel.eventLoop)
+            let session = sessions.open(id: sessionId, owner: owner, accumulated: chat.accumulated, eventLoop: channel.eventLoop)
             let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
             let ending = await withTaskGroup(of: Void.self) { connection -> EventStream.Ending in
                 // This connection: the session's first subscriber.
@@ -128,7 +128,8 @@ extension ChatStream {
                 let ending = await withGracefulShutdownHandler {
                     await withTaskGroup(of: Void.self) { producer -> EventStream.Ending in
                         producer.addTask {
-                            let encoder = EncoderBox(SSEEncoder(accumulated: chat.accumulated))
+                            // Kept without `accumulated`; each reader adds it back (`subscribe`).
+                            let encoder = EncoderBox(SSEEncoder(accumulated: false))
                             // Appending to the session never waits, so every event is appended where it is read.
                             @Sendable func append(_ event: StreamEvent, relayed: Bool) throws {
                                 try session.append(ByteBuffer(bytes: encoder.encoder.encode(event)))
@@ -190,9 +191,20 @@ extension ChatStream {
         let generation = session.attach()
         let ending = await stream.run { stream in
             var next = lastId
+            var accumulator: SSEAccumulator?
+            if session.accumulated {
+                accumulator = SSEAccumulator()
+                for bytes in session.events(upTo: lastId) { accumulator?.add(bytes.readableBytesView) }
+            }
             while true {
                 let batch = await session.next(after: next, generation: generation)
-                for bytes in batch.events { try await stream.write(bytes) }
+                for bytes in batch.events {
+                    if accumulator != nil {
+                        try await stream.write(ByteBuffer(bytes: accumulator!.rewrite(Array(bytes.readableBytesView))))
+                    } else {
+                        try await stream.write(bytes)
+                    }
+                }
                 next += batch.events.count
                 if batch.done { return }
             }

@@ -12,19 +12,32 @@ public final class ResumableSessions: Sendable {
         public var sessionBytes = 1 << 20
         /// The most bytes of events all sessions keep together.
         public var totalBytes = 64 << 20
+        /// The most bytes the sessions of one key keep together (`nil`: a quarter of `totalBytes`), so one key
+        /// cannot stop other keys' resumable chats by filling the server-wide buffer.
+        public var keyBytes: Int?
+
+        /// One key's share of the buffer.
+        public var effectiveKeyBytes: Int { keyBytes ?? max(totalBytes / 4, 1) }
 
         public init() {}
     }
 
+    private struct State {
+        var sessions: [String: ResumableSession] = [:]
+        var bytes = 0
+        /// Bytes kept by each key's sessions (`""` for a server without keys).
+        var bytesByKey: [String: Int] = [:]
+    }
+
     let limits: Limits
-    private let state = Mutex<(sessions: [String: ResumableSession], bytes: Int)>(([:], 0))
+    private let state = Mutex(State())
 
     public init(limits: Limits = Limits()) {
         self.limits = limits
     }
 
-    func open(id: String, owner: String?, eventLoop: any EventLoop) -> ResumableSession {
-        let session = ResumableSession(id: id, owner: owner, registry: self, eventLoop: eventLoop)
+    func open(id: String, owner: String?, accumulated: Bool = false, eventLoop: any EventLoop) -> ResumableSession {
+        let session = ResumableSession(id: id, owner: owner, accumulated: accumulated, registry: self, eventLoop: eventLoop)
         state.withLock { $0.sessions[id] = session }
         return session
     }
@@ -33,24 +46,34 @@ public final class ResumableSessions: Sendable {
         state.withLock { $0.sessions[id] }
     }
 
-    /// Takes `bytes` from the server-wide budget; false when it is spent.
-    func reserve(_ bytes: Int) -> Bool {
+    /// Takes `bytes` from the server-wide budget and from `owner`'s share of it; false when either is spent.
+    func reserve(_ bytes: Int, owner: String?) -> Bool {
         state.withLock { state in
-            guard state.bytes + bytes <= limits.totalBytes else { return false }
+            let key = owner ?? ""
+            guard state.bytes + bytes <= limits.totalBytes, state.bytesByKey[key, default: 0] + bytes <= limits.effectiveKeyBytes else {
+                return false
+            }
             state.bytes += bytes
+            state.bytesByKey[key, default: 0] += bytes
             return true
         }
     }
 
-    /// Adds `bytes` to the server-wide count even past the limit (a stream's last, small event).
-    func charge(_ bytes: Int) {
-        state.withLock { $0.bytes += bytes }
+    /// Adds `bytes` to the counts even past the limits (a stream's last, small event).
+    func charge(_ bytes: Int, owner: String?) {
+        state.withLock {
+            $0.bytes += bytes
+            $0.bytesByKey[owner ?? "", default: 0] += bytes
+        }
     }
 
     func remove(_ session: ResumableSession, bytes: Int) {
         state.withLock { state in
             if state.sessions[session.id] === session { state.sessions[session.id] = nil }
             state.bytes -= bytes
+            let key = session.owner ?? ""
+            let left = state.bytesByKey[key, default: 0] - bytes
+            state.bytesByKey[key] = left > 0 ? left : nil
         }
     }
 }
@@ -83,15 +106,19 @@ final class ResumableSession: Sendable {
     let id: String
     /// The key that opened it (`nil` on a server without keys); only it may resume.
     let owner: String?
+    /// Whether its client asked for `accumulated`: the events are kept without it (a buffer that grows with the
+    /// answer, not its square), and each subscriber adds it back as it writes them (`SSEAccumulator`).
+    let accumulated: Bool
     /// Told when the producer must stop (nobody came back in time, a shutdown, a deadline) or has finished.
     let end = StreamEndSignal()
     private let registry: ResumableSessions
     private let eventLoop: any EventLoop
     private let state = Mutex(State())
 
-    init(id: String, owner: String?, registry: ResumableSessions, eventLoop: any EventLoop) {
+    init(id: String, owner: String?, accumulated: Bool, registry: ResumableSessions, eventLoop: any EventLoop) {
         self.id = id
         self.owner = owner
+        self.accumulated = accumulated
         self.registry = registry
         self.eventLoop = eventLoop
     }
@@ -104,10 +131,10 @@ final class ResumableSession: Sendable {
     func append(_ bytes: ByteBuffer, force: Bool = false) throws(StreamError) {
         let size = bytes.readableBytes
         if force {
-            registry.charge(size)
+            registry.charge(size, owner: owner)
         } else {
             let fits = state.withLock { $0.bytes + size <= registry.limits.sessionBytes }
-            guard fits, registry.reserve(size) else {
+            guard fits, registry.reserve(size, owner: owner) else {
                 throw StreamError(code: .resumeBufferFull, message: "The stream kept more events than its buffer holds "
                                   + "while its client was away; send the chat again.", retryable: true)
             }
@@ -119,6 +146,11 @@ final class ResumableSession: Sendable {
             return state.waiter
         }
         waiter?.resume()
+    }
+
+    /// The first `count` events, for a subscriber that resumes after them and must rebuild `accumulated`.
+    func events(upTo count: Int) -> ArraySlice<ByteBuffer> {
+        state.withLock { $0.events.prefix(count) }
     }
 
     /// The producer is done: no more events.
