@@ -29,10 +29,12 @@ extension YAMLDiagnosing {
 
     /// The top level of a file that must say `version: 1` and list its entries under `listKey`: the root and
     /// the list, with unknown top-level keys and a wrong or missing version reported; `nil` when there is no list.
-    public mutating func versionOneList(_ yaml: String, listKey: String, what: String) -> (root: Node, items: [Node])? {
+    /// `otherKeys`: further top-level keys the file may have.
+    public mutating func versionOneList(_ yaml: String, listKey: String, what: String, otherKeys: [String] = [])
+        -> (root: Node, items: [Node])? {
         guard let root = compose(yaml, expected: "a mapping with version and \(listKey)"), let top = mapping(root, "the top level")
         else { return nil }
-        checkKeys(top, allowed: ["version", listKey], context: "top level")
+        checkKeys(top, allowed: ["version", listKey] + otherKeys, context: "top level")
         if let node = top["version"] {
             if let value = integer(node, "version"), value != 1 { error("unsupported version \(value); expected 1", at: node) }
         } else {

@@ -6,7 +6,7 @@ import Server
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make and check API keys.",
-        subcommands: [New.self, Check.self]
+        subcommands: [New.self, Check.self, Revoke.self]
     )
 
     struct New: AsyncParsableCommand {
@@ -64,5 +64,79 @@ struct Keys: AsyncParsableCommand {
             let admins = keys.keys.filter(\.admin).count
             print("\(path): ok, \(keys.keys.count) key\(keys.keys.count == 1 ? "" : "s") (\(admins) admin)")
         }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a key at once: adds its id to the keys file's revoked list, which a running server "
+                + "reloads within its poll interval (SWITCHBOARD_RULES_POLL_MS, 250 ms by default).")
+
+        @Argument(help: "The id of the key to revoke.")
+        var id: String
+
+        @Option(name: .customLong("api-keys"), help: "The keys file the server reads (--api-keys).")
+        var path: String
+
+        func run() async throws {
+            let yaml: String
+            switch RulesFile.read(path) {
+            case .success(let (text, _)): yaml = text
+            case .failure(let unreadable):
+                print(unreadable.diagnostic.description)
+                throw ExitCode(1)
+            }
+            guard let revoked = KeysFileEdit.revoking(id, in: yaml) else {
+                print("\(path): \(id) is revoked already")
+                return
+            }
+            let (keys, diagnostics) = APIKeysFile.load(yaml: revoked, path: path)
+            guard keys != nil else {
+                for diagnostic in diagnostics { print(diagnostic.description) }
+                print("\(path) was left as it was: fix it first (switchboard keys check \(path))")
+                throw ExitCode(1)
+            }
+            // Written whole and renamed over the file, so a server never reads half of it.
+            let temporary = path + ".revoking-\(ProcessInfo.processInfo.processIdentifier)"
+            try Data(revoked.utf8).write(to: URL(fileURLWithPath: temporary))
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+               let permissions = attributes[.posixPermissions] {
+                try? FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: temporary)
+            }
+            guard rename(temporary, path) == 0 else {
+                try? FileManager.default.removeItem(atPath: temporary)
+                print("\(path) could not be replaced (errno \(errno))")
+                throw ExitCode(1)
+            }
+            print("\(path): \(id) revoked; a server reading this file refuses it within its poll interval")
+        }
+    }
+}
+
+/// The keys file with one more id in its `revoked:` list, the rest of its text (comments included) unchanged;
+/// `nil` when the id is revoked already.
+enum KeysFileEdit {
+    static func revoking(_ id: String, in yaml: String) -> String? {
+        var lines = yaml.components(separatedBy: "\n")
+        let quoted = id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) ? id : "\"\(id)\""
+        guard let index = lines.firstIndex(where: { $0.hasPrefix("revoked:") }) else {
+            if lines.last == "" { lines.removeLast() }
+            return (lines + ["revoked: [\(quoted)]", ""]).joined(separator: "\n")
+        }
+        let line = lines[index]
+        if let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]"), open < close {
+            let items = line[line.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if items.contains(id) || items.contains("\"\(id)\"") { return nil }
+            lines[index] = "revoked: [" + (items.filter { !$0.isEmpty } + [quoted]).joined(separator: ", ") + "]" + line[line.index(after: close)...]
+        } else {
+            // A block list: its items follow, indented.
+            var end = index + 1
+            while end < lines.count, lines[end].hasPrefix(" ") || lines[end].hasPrefix("-") {
+                let item = lines[end].trimmingCharacters(in: .whitespaces)
+                if item == "- \(id)" || item == "- \"\(id)\"" { return nil }
+                end += 1
+            }
+            lines.insert("  - \(quoted)", at: end)
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -270,6 +270,25 @@ extension SecurityTests {
     }
 }
 
+extension SecurityTests {
+    @Test("an emergency lockout: a key listed under revoked: is refused within a second on a running server; a deleted keys file keeps the last good keys")
+    func revokedWithinASecond() async throws {
+        try await withServer(keys: keysYAML()) { port, file, _ in
+            #expect(try await request(port, "/mcp/chat/analyze", key: webKey).status == 200)
+            try Data((keysYAML() + "\nrevoked: [web]\n").utf8).write(to: URL(fileURLWithPath: file.path))
+            let clock = ContinuousClock()
+            let started = clock.now
+            #expect(await eventually(within: .seconds(1)) { (try? await request(port, "/mcp/chat/analyze", key: webKey).status) == 401 })
+            #expect(clock.now - started < .seconds(1))
+            #expect(try await request(port, "/mcp/chat/analyze", key: adminKey).status == 200, "other keys go on")
+            try FileManager.default.removeItem(atPath: file.path)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await request(port, "/mcp/chat/analyze", key: adminKey).status == 200, "the last good keys keep working")
+            #expect(try await request(port, "/mcp/chat/analyze", key: webKey).status == 401, "and the revoked one stays out")
+        }
+    }
+}
+
 /// A model type for a router built without a model.
 private struct MockModelForAccess: LanguageModel {
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {

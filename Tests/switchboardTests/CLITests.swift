@@ -308,6 +308,31 @@ struct KeysCommandTests {
         #expect(check.stdout == "keys.yaml: ok, 1 key (1 admin)\n")
     }
 
+    @Test("keys revoke adds the id to revoked: (comments and the rest kept); the key is refused, twice is a no-op")
+    func revoke() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("keys.yaml")
+        let original = """
+            version: 1
+            # the web frontend
+            keys:
+              - { id: web, sha256: \(String(repeating: "0", count: 64)) }
+              - { id: ops, sha256: \(String(repeating: "1", count: 64)), admin: true }
+
+            """
+        try Data(original.utf8).write(to: file)
+        let first = try CLI.run(["keys", "revoke", "web", "--api-keys", "keys.yaml"], in: directory)
+        #expect(first.status == 0, "\(first.stdout)")
+        #expect(try String(contentsOf: file, encoding: .utf8) == original + "revoked: [web]\n")
+        let check = try CLI.run(["keys", "check", "keys.yaml"], in: directory)
+        #expect(check.stdout == "keys.yaml: ok, 1 key (1 admin)\n")
+        let again = try CLI.run(["keys", "revoke", "web", "--api-keys", "keys.yaml"], in: directory)
+        #expect(again.stdout.contains("revoked already"))
+        _ = try CLI.run(["keys", "revoke", "ops", "--api-keys", "keys.yaml"], in: directory)
+        #expect(try String(contentsOf: file, encoding: .utf8).hasSuffix("revoked: [web, ops]\n"))
+    }
+
     @Test("keys check prints every problem with file:line:col and exits 1")
     func checkBroken() throws {
         let directory = try temporaryDirectory()

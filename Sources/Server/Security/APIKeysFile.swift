@@ -13,6 +13,7 @@ import Yams
 ///     tools: [get_employees, get_departments]
 ///     limits: { concurrent_streams: 4, requests_per_minute: 60, output_tokens_per_day: 200000, max_tokens: 4096 }
 ///   - { id: ops, sha256: …, admin: true }
+/// revoked: [old-frontend]     # refused at once; `switchboard keys revoke ID` writes it
 /// ```
 public struct APIKeysFile: YAMLDiagnosing {
     public let path: String
@@ -43,8 +44,14 @@ public struct APIKeysFile: YAMLDiagnosing {
     }
 
     mutating func parse(_ yaml: String) -> APIKeySet? {
-        guard let (_, items) = versionOneList(yaml, listKey: "keys", what: "list the keys (switchboard keys new NAME prints an entry)")
+        guard let (root, items) = versionOneList(yaml, listKey: "keys", what: "list the keys (switchboard keys new NAME prints an entry)",
+                                                 otherKeys: ["revoked"])
         else { return nil }
+        // `revoked: [id, …]` (what `switchboard keys revoke ID` writes): those keys are refused from the next reload.
+        var revoked: Set<String> = []
+        if let node = root.mapping?["revoked"], let list = sequence(node, "revoked") {
+            for item in list { if let id = string(item, "revoked") { revoked.insert(id) } }
+        }
         var ids: Set<String> = []
         var digests: Set<[UInt8]> = []
         var keys: [APIKey] = []
@@ -52,7 +59,7 @@ public struct APIKeysFile: YAMLDiagnosing {
             guard let key = parseEntry(item, context: "key \(index + 1)") else { continue }
             if !ids.insert(key.id).inserted { error("key \"\(key.id)\": the id is used by another key", at: item) }
             if !digests.insert(key.digest).inserted { error("key \"\(key.id)\": the same key is listed twice", at: item) }
-            keys.append(key)
+            if !revoked.contains(key.id) { keys.append(key) }
         }
         return APIKeySet(keys)
     }
