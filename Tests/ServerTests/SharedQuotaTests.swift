@@ -223,6 +223,183 @@ struct SharedQuotaTests {
     }
 }
 
+/// Two servers (instances `sb-a` and `sb-b`) on the test database, sharing the keys file `keys` (one key with
+/// `limits`), for `body(portA, portB, metricsA, metricsB, auth)`.
+private func withTwoInstances(_ mock: MockAnthropic, limits: String,
+                              _ body: @Sendable (Int, Int, ServerMetrics, ServerMetrics, [(String, String)]) async throws -> Void)
+    async throws {
+    let url = try #require(postgresURL)
+    let id = freshKey("pair")
+    let secret = "sb_pair-key-\(UUID().uuidString.prefix(12))"
+    let digest = APIKey.digest(of: secret).map { String(format: "%02x", $0) }.joined()
+    let keys = try TemporaryRules("version: 1\nkeys:\n  - id: \(id)\n    sha256: \(digest)\n    limits: \(limits)\n")
+    defer { keys.remove() }
+    @Sendable func config(_ instance: String) -> ServerConfiguration {
+        var config = streamingConfiguration(mock)
+        config.database = .postgres(url: url)
+        config.apiKeysPath = keys.path
+        config.instanceID = instance
+        return config
+    }
+    let metricsA = ServerMetrics(), metricsB = ServerMetrics()
+    let appA = try await buildApplication(configuration: config("sb-a"), metrics: metricsA)
+    try await appA.test(.live) { clientA in
+        let portA = try #require(clientA.port)
+        #expect(await eventually(within: .seconds(10)) { (try? await clientA.execute(uri: "/ready", method: .get) { $0.status }) == .ok })
+        let appB = try await buildApplication(configuration: config("sb-b"), metrics: metricsB)
+        try await appB.test(.live) { clientB in
+            try await body(portA, try #require(clientB.port), metricsA, metricsB, [("authorization", "Bearer \(secret)")])
+        }
+    }
+}
+
+extension SharedQuotaTests {
+    @Test("a finished stream's slot is free everywhere at once: chats one after another on two instances are never refused; concurrent ones still are")
+    func slotFreeEverywhere() async throws {
+        try await MockAnthropic.run { mock in
+            for index in 0..<8 { mock.enqueue(.stream(SSE.textAnswer(["answer \(index)"]))) }
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Holding"), .pause(.seconds(2)), SSE.text(0, "."),
+                                  SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]))
+            try await withTwoInstances(mock, limits: "{ concurrent_streams: 1 }") { portA, portB, _, _, auth in
+                var statuses: [UInt] = []
+                for index in 0..<8 {
+                    let stream = try await streamChat(port: index % 2 == 0 ? portA : portB, body: chatJSON("chat \(index)"), headers: auth)
+                    statuses.append(stream.status)
+                    #expect(stream.status != 200 || stream.types.last == "complete")
+                }
+                #expect(statuses == Array(repeating: 200, count: 8), "a key was refused for streams that had ended")
+                // The limit still holds for streams that are open at once.
+                async let holding = streamChat(port: portA, body: chatJSON("hold"), headers: auth)
+                #expect(await eventually(within: .seconds(5)) { mock.received.count == 9 })
+                let second = try await streamChat(port: portB, body: chatJSON("again"), headers: auth)
+                #expect(second.status == 429)
+                #expect(try await holding.types.last == "complete")
+            }
+        }
+    }
+
+    @Test("every token is charged across instances: a client that hangs up after three chunks, every time, runs out of budget")
+    func hangUpsChargedAcrossInstances() async throws {
+        try await MockAnthropic.run { mock in
+            let pieces = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "abcdefgh"), SSE.text(0, "ijklmnop"), SSE.text(0, "qrstuvwx"),
+                          .pause(.seconds(5))] + SSE.textAnswer(["never read"]).dropFirst(2)
+            for _ in 0..<6 { mock.enqueue(.stream(Array(pieces))) }
+            try await withTwoInstances(mock, limits: "{ output_tokens_per_day: 10 }") { portA, portB, metricsA, metricsB, auth in
+                var refusedOnTry: Int?
+                for attempt in 1...5 {
+                    let (port, metrics) = attempt % 2 == 1 ? (portA, metricsA) : (portB, metricsB)
+                    let response = try await postChat(port: port, body: chatJSON("tell me"), headers: auth)
+                    if response.status == .tooManyRequests {
+                        #expect(String(buffer: try await response.body.collect(upTo: 1 << 16)).contains("budget_exhausted"))
+                        refusedOnTry = attempt
+                        break
+                    }
+                    _ = try await receiveStream(response) { $0.types.filter { $0 == "text_chunk" }.count >= 3 }
+                    // The instance books the cut call once it notices the hang-up.
+                    #expect(await eventually {
+                        String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self).contains(#"direction="output"} 6"#)
+                    })
+                }
+                #expect(refusedOnTry == 3, "10 tokens a day, 6 charged per cut try, across two instances: the third is refused")
+            }
+        }
+    }
+
+    @Test("the quota store down costs seconds: a chat is answered 503 quotas_unavailable with Retry-After within 5 s; chats are served again soon after it returns")
+    func quotaStoreDown() async throws {
+        let outage = try await OutagePostgres.start()
+        do {
+            try await quotaStoreDown(outage)
+        } catch {
+            await outage.remove()
+            throw error
+        }
+        await outage.remove()
+    }
+
+    private func quotaStoreDown(_ outage: OutagePostgres) async throws {
+        try await MockAnthropic.run { mock in
+            for index in 0..<20 { mock.enqueue(.stream(SSE.textAnswer(["answer \(index)"]))) }
+            var config = streamingConfiguration(mock)
+            config.database = .postgres(url: outage.url)
+            config.quotaTimeout = .seconds(2)
+            let app = try await buildApplication(configuration: config)
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                #expect(await eventually(within: .seconds(10)) { (try? await client.execute(uri: "/ready", method: .get) { $0.status }) == .ok })
+                #expect(try await streamChat(port: port, body: chatJSON("before")).types.last == "complete")
+                try await outage.stop()
+                let clock = ContinuousClock()
+                let asked = clock.now
+                let refused = try await streamChat(port: port, body: chatJSON("during"))
+                let waited = clock.now - asked
+                #expect(refused.status == 503)
+                #expect((refused.body?["error"] as? [String: Any])?["code"] as? String == "quotas_unavailable")
+                #expect(refused.header("retry-after") != nil)
+                #expect(waited < .seconds(5), "answered after \(waited)")
+                try await outage.restart()
+                let back = clock.now
+                #expect(await eventually(within: .seconds(20)) {
+                    (try? await streamChat(port: port, body: chatJSON("after")).types.last) == "complete"
+                })
+                #expect(clock.now - back < .seconds(20))
+            }
+        }
+    }
+}
+
+/// A PostgreSQL server of this test's own (on another port and folder than the suite's), which the test stops and
+/// starts again, with `scripts/test-postgres.sh`.
+private struct OutagePostgres {
+    let port: Int
+    let directory: String
+    var url: String { "postgres://postgres@127.0.0.1:\(port)/switchboard_test?sslmode=disable" }
+
+    static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/test-postgres.sh").path
+    }
+
+    static func start() async throws -> OutagePostgres {
+        let outage = OutagePostgres(port: freeLoopbackPort(), directory: "/tmp/switchboard-outage-\(UUID().uuidString.prefix(8))")
+        try await outage.run("start")
+        return outage
+    }
+
+    /// Runs the script to its exit on a thread of its own, its output in a file: the server it starts keeps
+    /// whatever it inherited open, so nothing may wait for a pipe's end.
+    func run(_ command: String) async throws {
+        let log = URL(fileURLWithPath: directory + ".log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["SWITCHBOARD_TEST_POSTGRES_PORT=\(port)", "SWITCHBOARD_TEST_POSTGRES_DIR=\(directory)", "bash", Self.script,
+                             command]
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let status = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }
+        }
+        try? handle.close()
+        struct Failed: Error { let output: String }
+        guard status == 0 else { throw Failed(output: (try? String(contentsOf: log, encoding: .utf8)) ?? "") }
+    }
+
+    func stop() async throws { try await run("stop") }
+    func restart() async throws { try await run("start") }
+
+    func remove() async {
+        try? await stop()
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: directory + ".log")
+    }
+}
+
 private func analyzeStatus(port: Int, auth: [(String, String)]) async throws -> UInt {
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/analyze")
     request.method = .POST

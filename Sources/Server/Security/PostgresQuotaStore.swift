@@ -96,12 +96,15 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         pending.withLock { $0.releases[slot.key, default: []].append(id) }
     }
 
-    /// Gives the slot back in PostgreSQL before returning (with what this instance owes its key), so no instance
-    /// counts a stream that has ended; if PostgreSQL does not answer in time, the release waits for the next flush.
+    /// Gives the slot back in PostgreSQL before returning, with the tokens the stream's calls spent, so no instance
+    /// counts a stream that has ended or misses what it cost; if PostgreSQL does not answer in time, they wait for
+    /// the next flush.
     public func releaseNow(_ slot: StreamSlot) async {
         release(slot)
-        guard slot.id != nil else { return }
-        _ = try? await call(AdmissionRequest(key: slot.key, day: utcToday().day, serverLimit: .max), admit: false)
+        let day = utcToday().day
+        let owes = pending.withLock { $0.releases[slot.key] != nil || $0.tokens[TokenKey(key: slot.key, day: day)] != nil }
+        guard owes else { return }
+        _ = try? await call(AdmissionRequest(key: slot.key, day: day, serverLimit: .max), admit: false)
     }
 
     public func addOutputTokens(_ count: Int, key: String, day: Int) {
