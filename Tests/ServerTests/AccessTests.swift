@@ -1,5 +1,6 @@
 import AnthropicMock
 import ChatCore
+import Routing
 import RulesFiles
 import AsyncHTTPClient
 import Foundation
@@ -286,6 +287,37 @@ extension SecurityTests {
             #expect(try await request(port, "/mcp/chat/analyze", key: adminKey).status == 200, "the last good keys keep working")
             #expect(try await request(port, "/mcp/chat/analyze", key: webKey).status == 401, "and the revoked one stays out")
         }
+    }
+}
+
+extension SecurityTests {
+    @Test("a reload that changes where a provider's key is sent is logged at warning; one whose key variable is unset is refused, as at start")
+    func providerReloads() throws {
+        func rules(_ url: String, key: String) -> String {
+            """
+            version: 1
+            providers:
+              local: { kind: openai, base_url: "\(url)", api_key_env: \(key) }
+            levels:
+              - { name: simple, route: fast, estimated_seconds: 3 }
+            routes:
+              fast: { action: stream, provider: local, model: m }
+            """
+        }
+        let first = rules("https://models.example.com/v1", key: "HOME")
+        let outcome = RuleSetLoader.load(yaml: first, path: "rules.yaml", fingerprint: "one", environment: ["HOME"])
+        let store = RulesStore(rules: try #require(outcome.accepted), source: .file("rules.yaml"))
+        let log = CapturedLog()
+        #expect(store.reload(yaml: rules("https://models.example.com/v1", key: "HOME"), fingerprint: "same", path: "rules.yaml",
+                             logger: log.logger()) == .reloaded)
+        #expect(!log.text.contains("where a provider's key is sent"), "nothing changed for the provider")
+        #expect(store.reload(yaml: rules("https://other.example.net/v1", key: "HOME"), fingerprint: "two", path: "rules.yaml",
+                             logger: log.logger()) == .reloaded)
+        #expect(log.text.contains("warning a reload changed where a provider's key is sent"))
+        #expect(log.text.contains("other.example.net"))
+        #expect(store.reload(yaml: rules("https://other.example.net/v1", key: "SURELY_UNSET_VARIABLE_42"), fingerprint: "three",
+                             path: "rules.yaml", logger: log.logger()) == .rejected)
+        #expect(store.active.rules.fingerprint == "two")
     }
 }
 
