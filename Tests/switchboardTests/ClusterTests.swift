@@ -149,7 +149,8 @@ struct ClusterTests {
         try await MockAnthropic.run { mock in
             // Every answer takes about 4 s (pieces 800 ms apart), so streams overlap what the test does.
             let answer = SSE.paced(SSE.textAnswer(["one ", "two ", "three ", "four ", "five."]), pauseEvery: 2, for: .milliseconds(800))
-            for _ in 0..<60 { mock.enqueue(.stream(answer)) }
+            // The 9th to 16th upstream calls (step 2c's sequential chats) answer at once.
+            for index in 0..<68 { mock.enqueue(.stream((8..<16).contains(index) ? SSE.textAnswer(["quick."]) : answer)) }
             let keys = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-keys-\(UUID().uuidString.prefix(8)).yaml")
             try """
                 version: 1
@@ -195,6 +196,14 @@ struct ClusterTests {
             let held = try await [firstHeld, secondHeld]
             #expect(held.allSatisfy { $0.complete })
             #expect(Set(held.compactMap(\.instance)).count == 2, "nginx spread them: \(held.map(\.instance))")
+
+            // 2c. The same key, chats strictly one after another: a stream that ended is free on every instance at
+            //     once, so none is refused (each went to the next instance in nginx's turn).
+            var sequential: [Chat] = []
+            for _ in 0..<8 { sequential.append(try await chat(port, key: limitedKey)) }
+            #expect(sequential.map(\.status) == Array(repeating: 200, count: 8), "\(sequential.map { ($0.status, $0.errorCode) })")
+            #expect(sequential.allSatisfy { $0.complete })
+            #expect(Set(sequential.compactMap(\.instance)).count == 3)
 
             // 2b. A resumable chat whose connection drops mid-stream, resumed through nginx: the resume reaches the
             //     instance that holds it (not the next in nginx's turn), with nothing lost or repeated.
