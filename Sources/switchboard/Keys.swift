@@ -43,6 +43,16 @@ struct Keys: AsyncParsableCommand {
         }
     }
 
+    /// The keys file's text; an unreadable file is printed compiler-style and exits 1.
+    static func read(_ path: String) throws -> String {
+        switch RulesFile.read(path) {
+        case .success(let (text, _)): return text
+        case .failure(let unreadable):
+            print(unreadable.diagnostic.description)
+            throw ExitCode(1)
+        }
+    }
+
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print every problem in an API keys file, compiler-style; exit 1 on errors.")
@@ -51,13 +61,7 @@ struct Keys: AsyncParsableCommand {
         var path: String
 
         func run() async throws {
-            let yaml: String
-            switch RulesFile.read(path) {
-            case .success(let (text, _)): yaml = text
-            case .failure(let unreadable):
-                print(unreadable.diagnostic.description)
-                throw ExitCode(1)
-            }
+            let yaml = try Keys.read(path)
             let (keys, diagnostics) = APIKeysFile.load(yaml: yaml, path: path)
             for diagnostic in diagnostics { print(diagnostic.description) }
             guard let keys else { throw ExitCode(1) }
@@ -78,13 +82,7 @@ struct Keys: AsyncParsableCommand {
         var path: String
 
         func run() async throws {
-            let yaml: String
-            switch RulesFile.read(path) {
-            case .success(let (text, _)): yaml = text
-            case .failure(let unreadable):
-                print(unreadable.diagnostic.description)
-                throw ExitCode(1)
-            }
+            let yaml = try Keys.read(path)
             guard let revoked = KeysFileEdit.revoking(id, in: yaml) else {
                 print("\(path): \(id) is revoked already")
                 return

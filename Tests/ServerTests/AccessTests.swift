@@ -121,15 +121,7 @@ extension SecurityTests {
     @Test("a route's fallback on a model the key may not use is never called")
     func fallbackModelsChecked() async throws {
         try await MockAnthropic.run { mock in
-            let rules = try TemporaryRules("""
-                version: 1
-                providers:
-                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
-                levels:
-                  - { name: simple, route: fast, estimated_seconds: 3 }
-                routes:
-                  fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
-                """)
+            let rules = try TemporaryRules(fallbackRulesYAML(mock))
             defer { rules.remove() }
             let llamaKey = "sb_llama-only-key-0123456789abcdef"
             let keys = accessKeys("""

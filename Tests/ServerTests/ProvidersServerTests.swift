@@ -317,17 +317,22 @@ private func get(port: Int, _ path: String) async throws -> [String: Any] {
     return try json(try await response.body.collect(upTo: 1 << 20))
 }
 
+/// Rules whose one route runs on a local OpenAI-compatible provider (the mock) and falls back to Claude.
+func fallbackRulesYAML(_ mock: MockAnthropic) -> String {
+    """
+    version: 1
+    providers:
+      local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
+    levels:
+      - { name: simple, route: fast, estimated_seconds: 3 }
+    routes:
+      fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
+    """
+}
+
 /// A server whose one route runs on a local OpenAI-compatible provider (the mock) and falls back to Claude.
 private func withFallbackServer(_ mock: MockAnthropic, _ body: @Sendable (Int) async throws -> Void) async throws {
-    let rules = try TemporaryRules("""
-        version: 1
-        providers:
-          local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
-        levels:
-          - { name: simple, route: fast, estimated_seconds: 3 }
-        routes:
-          fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
-        """)
+    let rules = try TemporaryRules(fallbackRulesYAML(mock))
     defer { rules.remove() }
     var config = streamingConfiguration(mock)
     config.rulesPath = rules.path

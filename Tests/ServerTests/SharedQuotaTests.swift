@@ -158,70 +158,36 @@ struct SharedQuotaTests {
 
     @Test("two servers on one database: a key's stream slots and requests are counted across both, over HTTP")
     func overHTTP() async throws {
-        let url = try #require(postgresURL)
         try await MockAnthropic.run { mock in
             let holding: [MockAnthropic.Piece] = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Holding"), .pause(.seconds(3)),
                                                   SSE.text(0, " on."), SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop]
             mock.enqueue(.stream(holding), .stream(SSE.textAnswer(["Next."])))
-            let id = freshKey("http")
-            let secret = "sb_shared-quota-key-\(UUID().uuidString.prefix(12))"
-            let digest = APIKey.digest(of: secret).map { String(format: "%02x", $0) }.joined()
-            let keys = try TemporaryRules("""
-                version: 1
-                keys:
-                  - id: \(id)
-                    sha256: \(digest)
-                    limits: { concurrent_streams: 1, requests_per_minute: 6 }
-                """)
-            defer { keys.remove() }
-            @Sendable func config(_ instance: String) -> ServerConfiguration {
-                var config = streamingConfiguration(mock)
-                config.database = .postgres(url: url)
-                config.apiKeysPath = keys.path
-                config.instanceID = instance
-                return config
-            }
-            let appA = try await buildApplication(configuration: config("sb-a"))
-            try await appA.test(.live) { clientA in
-                let portA = try #require(clientA.port)
-                // A prepares the schema first; then B starts on it.
-                #expect(await eventually(within: .seconds(10)) { (try? await clientA.execute(uri: "/ready", method: .get) { $0.status }) == .ok })
-                let appB = try await buildApplication(configuration: config("sb-b"))
-                try await appB.test(.live) { clientB in
-                    let portB = try #require(clientB.port)
-                    let auth = [("authorization", "Bearer \(secret)")]
-                    // Request 1: a stream on A that holds its slot for 3 s.
-                    async let first = streamChat(port: portA, body: chatJSON("hold"), headers: auth)
-                    #expect(await eventually(within: .seconds(5)) { mock.received.count == 1 })
-                    // Request 2: the same key on B finds its one slot taken on A.
-                    let refused = try await streamChat(port: portB, body: chatJSON("again"), headers: auth)
-                    #expect(refused.status == 429, "\(refused.status)")
-                    #expect(refused.header("x-switchboard-instance") == "sb-b")
-                    #expect((refused.body?["error"] as? [String: Any])?["code"] as? String == "too_many_streams")
-                    let held = try await first
-                    #expect(held.types.last == "complete")
-                    // Request 3: the slot is back (A's release travels with its next call or its next flush, 100 ms).
-                    var attempts = 1
-                    var next = try await streamChat(port: portB, body: chatJSON("next"), headers: auth)
-                    while attempts < 4, (next.body?["error"] as? [String: Any])?["code"] as? String == "too_many_streams" {
-                        try await Task.sleep(for: .milliseconds(100))
-                        attempts += 1
-                        next = try await streamChat(port: portB, body: chatJSON("next"), headers: auth)
-                    }
-                    #expect(next.types.last == "complete")
-                    // Requests per minute: 6 across both instances, each chat request above took one; what is left goes
-                    // to analyses alternating between A and B, and the rest are refused.
-                    let left = 6 - 2 - attempts
-                    var statuses: [UInt] = []
-                    for port in [portA, portB, portA, portB, portA] {
-                        statuses.append(try await analyzeStatus(port: port, auth: auth))
-                    }
-                    #expect(statuses == Array(repeating: 200, count: left) + Array(repeating: 429, count: 5 - left), "\(attempts) chat attempts")
+            try await withTwoInstances(mock, limits: "{ concurrent_streams: 1, requests_per_minute: 6 }") { portA, portB, _, _, auth in
+                // Request 1: a stream on A that holds its slot for 3 s.
+                async let first = streamChat(port: portA, body: chatJSON("hold"), headers: auth)
+                #expect(await eventually(within: .seconds(5)) { mock.received.count == 1 })
+                // Request 2: the same key on B finds its one slot taken on A.
+                let refused = try await streamChat(port: portB, body: chatJSON("again"), headers: auth)
+                #expect(refused.status == 429, "\(refused.status)")
+                #expect(refused.header("x-switchboard-instance") == "sb-b")
+                #expect((refused.body?["error"] as? [String: Any])?["code"] as? String == "too_many_streams")
+                let held = try await first
+                #expect(held.types.last == "complete")
+                // Request 3: the slot is back at once: A gave it back before its stream's last bytes.
+                let next = try await streamChat(port: portB, body: chatJSON("next"), headers: auth)
+                #expect(next.types.last == "complete")
+                // Requests per minute: 6 across both instances, each chat request above took one; the 3 left go to
+                // analyses alternating between A and B, and the rest are refused.
+                var statuses: [UInt] = []
+                for port in [portA, portB, portA, portB, portA] {
+                    statuses.append(try await analyzeStatus(port: port, auth: auth))
                 }
+                #expect(statuses == [200, 200, 200, 429, 429])
             }
         }
     }
 }
+
 
 /// Two servers (instances `sb-a` and `sb-b`) on the test database, sharing the keys file `keys` (one key with
 /// `limits`), for `body(portA, portB, metricsA, metricsB, auth)`.
