@@ -208,10 +208,7 @@ extension SecurityTests {
     @Test("every token a model produced is charged: a client that hangs up after three chunks, every time, runs out of budget")
     func hangUpsAreCharged() async throws {
         try await MockAnthropic.run { mock in
-            // Each try: three 8-byte chunks (2 tokens each by the estimate), then a pause the client does not wait for.
-            let pieces = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "abcdefgh"), SSE.text(0, "ijklmnop"), SSE.text(0, "qrstuvwx"),
-                          .pause(.seconds(5))] + SSE.textAnswer(["never read"]).dropFirst(2)
-            for _ in 0..<6 { mock.enqueue(.stream(Array(pieces))) }
+            for _ in 0..<6 { mock.enqueue(threeChunksThenAPause) }
             try await withServer(mock, keys: accessKeys()) { port, _, metrics in
                 var refusedOnTry: Int?
                 for attempt in 1...6 {

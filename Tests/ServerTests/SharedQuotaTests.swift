@@ -247,9 +247,7 @@ extension SharedQuotaTests {
     @Test("every token is charged across instances: a client that hangs up after three chunks, every time, runs out of budget")
     func hangUpsChargedAcrossInstances() async throws {
         try await MockAnthropic.run { mock in
-            let pieces = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "abcdefgh"), SSE.text(0, "ijklmnop"), SSE.text(0, "qrstuvwx"),
-                          .pause(.seconds(5))] + SSE.textAnswer(["never read"]).dropFirst(2)
-            for _ in 0..<6 { mock.enqueue(.stream(Array(pieces))) }
+            for _ in 0..<6 { mock.enqueue(threeChunksThenAPause) }
             try await withTwoInstances(mock, limits: "{ output_tokens_per_day: 10 }") { portA, portB, metricsA, metricsB, auth in
                 var refusedOnTry: Int?
                 for attempt in 1...5 {

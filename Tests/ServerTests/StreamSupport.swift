@@ -144,3 +144,9 @@ final class ProbeTool: Tool, Sendable {
         var description: String { "probe failure" }
     }
 }
+
+/// An answer of three 8-byte chunks (2 tokens each by the cut-call estimate), then a 5 s pause a client that hangs
+/// up does not wait for.
+let threeChunksThenAPause = MockAnthropic.Reply.stream(
+    [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "abcdefgh"), SSE.text(0, "ijklmnop"), SSE.text(0, "qrstuvwx"), .pause(.seconds(5))]
+        + SSE.textAnswer(["never read"]).dropFirst(2))
