@@ -174,7 +174,7 @@ public final class ServerMetrics: Sendable {
     /// A finished model call: its tokens by kind and, when its model has a price, its cost.
     func modelCall(provider: String, model: String, route: String, usage: Usage) {
         let labels = [("provider", provider), ("model", model), ("route", route)]
-        counter("model_calls_total", "Model calls finished, by provider, model and route.", labels).increment()
+        counter("model_calls_total", "Model calls ended (a cut or failed call too, at what it produced), by provider, model and route.", labels).increment()
         for (kind, tokens) in [("input", usage.inputTokens), ("output", usage.outputTokens),
                                ("cache_read", usage.cacheReadTokens), ("cache_write", usage.cacheWriteTokens)] where tokens > 0 {
             counter("model_tokens_total", "Model tokens used by finished calls, by provider, model, route and kind.",
