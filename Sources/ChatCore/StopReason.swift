@@ -10,6 +10,8 @@ public enum StopReason: Sendable, Hashable, RawRepresentable, ExpressibleByStrin
     case refusal
     /// Switchboard's own: the loop reached its iteration limit while the model still wanted tools.
     case maxIterations
+    /// Switchboard's own: smart routing advised instead of streaming (an advice sent as SSE); no model was called.
+    case advise
     case other(String)
 
     public init(rawValue: String) {
@@ -21,6 +23,7 @@ public enum StopReason: Sendable, Hashable, RawRepresentable, ExpressibleByStrin
         case "pause_turn": .pauseTurn
         case "refusal": .refusal
         case "max_iterations": .maxIterations
+        case "advise": .advise
         default: .other(rawValue)
         }
     }
@@ -38,6 +41,7 @@ public enum StopReason: Sendable, Hashable, RawRepresentable, ExpressibleByStrin
         case .pauseTurn: "pause_turn"
         case .refusal: "refusal"
         case .maxIterations: "max_iterations"
+        case .advise: "advise"
         case .other(let value): value
         }
     }

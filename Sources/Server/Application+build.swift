@@ -105,8 +105,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
                                   logger: logger)
     services.append(recorder)
     // The rules file's providers share the server's upstream timeouts and retries.
-    let providers = ProviderModels(timeouts: configuration.anthropic?.timeouts ?? UpstreamTimeouts(),
-                                   retry: configuration.anthropic?.retry ?? RetryPolicy(), logger: logger)
+    let providers = ProviderModels(timeouts: configuration.anthropic?.timeouts ?? configuration.upstream.timeouts,
+                                   retry: configuration.anthropic?.retry ?? RetryPolicy(),
+                                   maxConnections: configuration.anthropic?.maxConnections ?? configuration.upstream.maxConnections,
+                                   logger: logger)
     services.append(ShutdownService(name: "provider clients") { await providers.shutdown() })
     var model: AnthropicClient?
     if let anthropic = configuration.anthropic {

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// The Anthropic client's settings; `nil` without `ANTHROPIC_API_KEY`, and then the stream endpoint answers 503.
     public var anthropic: AnthropicConfiguration?
+    /// The upstream timeouts and connection limit of every provider (`SWITCHBOARD_UPSTREAM_*`); the built-in
+    /// provider's copy is in `anthropic`.
+    public var upstream = UpstreamSettings()
     /// The HR database: a SQLite file (created and seeded on first start), in memory, or PostgreSQL.
     public var database: DatabaseLocation = .sqlite(path: "data/switchboard.sqlite")
     /// An MCP configuration file (`{"mcpServers": {…}}`, the desktop clients' format) naming servers whose
@@ -106,15 +109,18 @@ public struct ServerConfiguration: Sendable {
         if let name = env.text("LOG_LEVEL") {
             if let level = Logger.Level(rawValue: name) { logLevel = level } else { env.problem("LOG_LEVEL=\(name) is not a log level") }
         }
+        // Every provider's settings, read whether or not the built-in provider has a key.
+        if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", in: Self.ranges.timeout) { upstream.timeouts.idle = seconds }
+        if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", in: Self.ranges.timeout) {
+            upstream.timeouts.firstByte = seconds
+        }
+        if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_TIMEOUT", in: Self.ranges.timeout) { upstream.timeouts.overall = seconds }
+        if let count = env.integer("SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS", in: 1...100_000) { upstream.maxConnections = count }
         if let key = env.text("ANTHROPIC_API_KEY") {
             var anthropic = AnthropicConfiguration(apiKey: key)
             if let url = env.text("ANTHROPIC_BASE_URL") { anthropic.baseURL = url }
-            if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT", in: Self.ranges.timeout) { anthropic.timeouts.idle = seconds }
-            if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT", in: Self.ranges.timeout) {
-                anthropic.timeouts.firstByte = seconds
-            }
-            if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_TIMEOUT", in: Self.ranges.timeout) { anthropic.timeouts.overall = seconds }
-            if let count = env.integer("SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS", in: 1...100_000) { anthropic.maxConnections = count }
+            anthropic.timeouts = upstream.timeouts
+            anthropic.maxConnections = upstream.maxConnections
             self.anthropic = anthropic
         }
         if let seconds = env.seconds("SWITCHBOARD_KEEPALIVE_SECONDS", in: 0.01...3_600) { keepaliveInterval = seconds }

@@ -38,3 +38,13 @@ public struct RetryPolicy: Sendable {
         return min(exponential, maxDelay) * Double.random(in: 0.75...1)
     }
 }
+
+/// What every provider's client shares, from `SWITCHBOARD_UPSTREAM_*`: read whatever the providers are, so a
+/// server with only OpenAI-compatible providers honours them too.
+public struct UpstreamSettings: Sendable {
+    public var timeouts = UpstreamTimeouts()
+    /// Upstream HTTP/1.1 connections per host. Each open stream holds one, so this bounds concurrent streams.
+    public var maxConnections = 1024
+
+    public init() {}
+}

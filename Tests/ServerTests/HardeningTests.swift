@@ -74,6 +74,21 @@ struct ConfigurationRangeTests {
         #expect(config.port == 3000)
     }
 
+    @Test("upstream settings stand alone: read (and checked) without ANTHROPIC_API_KEY, for OpenAI-compatible providers too")
+    func upstreamSettingsStandAlone() {
+        let config = ServerConfiguration(environment: [
+            "SWITCHBOARD_UPSTREAM_TIMEOUT": "12", "SWITCHBOARD_UPSTREAM_IDLE_TIMEOUT": "7", "SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS": "64",
+            "SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT": "soon",
+        ])
+        #expect(config.anthropic == nil)
+        #expect(config.upstream.timeouts.overall == .seconds(12))
+        #expect(config.upstream.timeouts.idle == .seconds(7))
+        #expect(config.upstream.maxConnections == 64)
+        #expect(config.problems == ["SWITCHBOARD_UPSTREAM_FIRST_BYTE_TIMEOUT=soon is not a number of seconds from 0.01 to 86400"])
+        let keyed = ServerConfiguration(environment: ["ANTHROPIC_API_KEY": "sk-ant-x", "SWITCHBOARD_UPSTREAM_TIMEOUT": "12"])
+        #expect(keyed.anthropic?.timeouts.overall == .seconds(12))
+    }
+
     @Test("the server refuses to start with them, listing each")
     func refusesToStart() async throws {
         var config = ServerConfiguration(environment: ["SWITCHBOARD_KEEPALIVE_SECONDS": "inf"])

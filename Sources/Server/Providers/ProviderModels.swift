@@ -12,6 +12,7 @@ public final class ProviderModels: Sendable {
     /// Timeouts and retries every provider shares (the server's upstream settings).
     private let timeouts: UpstreamTimeouts
     private let retry: RetryPolicy
+    private let maxConnections: Int
     private let environment: @Sendable (String) -> String?
     private let logger: Logger
     private let clients = Mutex<[Connection: Client]>([:])
@@ -57,11 +58,12 @@ public final class ProviderModels: Sendable {
         }
     }
 
-    public init(timeouts: UpstreamTimeouts = UpstreamTimeouts(), retry: RetryPolicy = RetryPolicy(),
+    public init(timeouts: UpstreamTimeouts = UpstreamTimeouts(), retry: RetryPolicy = RetryPolicy(), maxConnections: Int = 1024,
                 environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
                 logger: Logger = Logger(label: "switchboard.providers")) {
         self.timeouts = timeouts
         self.retry = retry
+        self.maxConnections = maxConnections
         self.environment = environment
         self.logger = logger
     }
@@ -85,12 +87,14 @@ public final class ProviderModels: Sendable {
                 var configuration = AnthropicConfiguration(apiKey: key ?? "", baseURL: provider.baseURL ?? "https://api.anthropic.com")
                 configuration.timeouts = timeouts
                 configuration.retry = retry
+                configuration.maxConnections = maxConnections
                 client = .anthropic(AnthropicClient(configuration: configuration, logger: logger))
             case .openai:
                 var configuration = OpenAIConfiguration(baseURL: provider.baseURL ?? "", apiKey: key)
                 configuration.maxTokensField = provider.maxTokensField ?? "max_tokens"
                 configuration.timeouts = timeouts
                 configuration.retry = retry
+                configuration.maxConnections = maxConnections
                 client = .openai(OpenAIClient(configuration: configuration, logger: logger))
             }
             clients[Connection(provider)] = client

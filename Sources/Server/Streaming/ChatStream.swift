@@ -235,7 +235,7 @@ extension ChatStream {
     }
 
     /// Advice as a stream, for a frontend that only reads SSE: `session_start`, `routing` (with the message),
-    /// `complete` (`stopReason: "advise"`, no model called).
+    /// `complete` (`stopReason: .advise`, no model called).
     /// `INSTANCE.UUID`: the instance that holds the stream, so a load balancer can send a resume to it
     /// (`scripts/cluster.sh`'s nginx reads it from the path); a bare UUID without an instance.
     static func newSessionId(instance: String?) -> String {
@@ -250,7 +250,7 @@ extension ChatStream {
         var encoder = SSEEncoder(accumulated: false)
         var body = ByteBuffer()
         for event: StreamEvent in [.sessionStart(sessionId: newSessionId(instance: instance)), .routing(decision),
-                                   .complete(Completion(iterations: 0, stopReason: "advise", totalTimeMs: 0, usage: Usage()))] {
+                                   .complete(Completion(iterations: 0, stopReason: .advise, totalTimeMs: 0, usage: Usage()))] {
             body.writeBytes(encoder.encode(event))
         }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
