@@ -34,7 +34,7 @@ let package = Package(
         // Rules files on disk: where the rules come from, reading them, their fingerprint (Routing's I/O edge,
         // shared by the server and the rules commands).
         .target(name: "RulesFiles", dependencies: ["Routing", .product(name: "Crypto", package: "swift-crypto")]),
-        // Anthropic (and later OpenAI-compatible) streaming clients.
+        // Anthropic and OpenAI-compatible streaming clients.
         .target(name: "Upstream", dependencies: [
             "ChatCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -200,7 +200,6 @@ public struct ServerConfiguration: Sendable {
         Loopback.isLoopback(host: adminHost)
     }
 
-    /// Comma-separated values, trimmed, empty ones dropped.
     /// The host name and six random hex digits: unique across restarts and machines.
     public static func defaultInstanceID() -> String {
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
@@ -217,6 +216,7 @@ public struct ServerConfiguration: Sendable {
         }
     }
 
+    /// Comma-separated values, trimmed, empty ones dropped.
     public static func list(_ text: String) -> [String] {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }

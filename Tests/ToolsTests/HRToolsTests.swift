@@ -98,6 +98,17 @@ struct HRDatabaseTests {
 
 @Suite("HR tools")
 struct HRToolsTests {
+    @Test("a handler called without the registry's validation throws on an unknown sort or group, never traps",
+          arguments: Backend.available)
+    func unvalidatedCalls(backend: Backend) async throws {
+        let tools = Dictionary(uniqueKeysWithValues: HRTools.all(database: try await backend.database).map { ($0.definition.name, $0) })
+        for (name, input) in [("get_employees", ["sort_by": "salary; DROP TABLE employees"] as JSONValue),
+                              ("get_salary_stats", ["group_by": "ssn"] as JSONValue)] {
+            let tool = try #require(tools[name])
+            await #expect(throws: ToolError.self) { _ = try await tool.execute(input) }
+        }
+    }
+
     @Test("get_employees: the seed's 5-10% increment question", arguments: Backend.available)
     func incrementRange(backend: Backend) async throws {
         let (output, json) = try await call("get_employees", ["min_increment_pct": 5, "max_increment_pct": 10, "limit": 200], on: backend)

@@ -77,7 +77,7 @@ public struct APIError: HTTPResponseError, Sendable {
         return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
     }
 
-    /// The stream endpoints without an API key (everything else still works).
+    /// The shared quota store (PostgreSQL) did not answer in time: quotas fail closed.
     static var quotasUnavailable: APIError {
         APIError(.serviceUnavailable, code: .quotasUnavailable, message: "the quota store cannot be reached; try again shortly",
                  retryAfter: .seconds(1))
@@ -88,6 +88,7 @@ public struct APIError: HTTPResponseError, Sendable {
                  retryAfter: wait)
     }
 
+    /// The stream endpoints without an API key (everything else still works).
     static var streamingNotConfigured: APIError {
         APIError(.serviceUnavailable, code: .notConfigured,
                  message: "Streaming needs an Anthropic API key: set the ANTHROPIC_API_KEY environment variable and restart.")

@@ -58,7 +58,7 @@ struct StreamGate: Sendable {
         }
     }
 
-    /// The model calls for one chat: the loop's default, or a route's, never above the server's limit.
+    /// `max_tokens` of a chat's model calls: the configured value, never above the server's ceiling or the key's.
     func maxTokens(_ configured: Int, key: APIKey?) -> Int {
         min(configured, limits.maxTokensCeiling, key?.limits.maxTokens ?? .max)
     }

@@ -234,8 +234,6 @@ extension ChatStream {
         })
     }
 
-    /// Advice as a stream, for a frontend that only reads SSE: `session_start`, `routing` (with the message),
-    /// `complete` (`stopReason: .advise`, no model called).
     /// `INSTANCE.UUID`: the instance that holds the stream, so a load balancer can send a resume to it
     /// (`scripts/cluster.sh`'s nginx reads it from the path); a bare UUID without an instance.
     static func newSessionId(instance: String?) -> String {
@@ -244,6 +242,8 @@ extension ChatStream {
         return instance + "." + id
     }
 
+    /// Advice as a stream, for a frontend that only reads SSE: `session_start`, `routing` (with the message),
+    /// `complete` (`stopReason: advise`, no model called).
     static func advice(_ decision: RoutingDecision, extraHeaders: HTTPFields, instance: String? = nil) -> Response {
         var headers = headers
         headers.append(contentsOf: extraHeaders)

@@ -61,7 +61,11 @@ struct GetEmployees: Tool {
         let arguments = [SQLValue.int(Int64(year))] + filter.arguments
         let total = try await database.fetch("SELECT COUNT(*) AS n" + from + filter.whereClause, arguments).first?["n"]?.int ?? 0
 
-        let sort = Self.sortColumns[input["sort_by"]?.stringValue ?? "name"]!
+        let sortBy = input["sort_by"]?.stringValue ?? "name"
+        // The schema allows only these; a call that skipped validation is told, not crashed on.
+        guard let sort = Self.sortColumns[sortBy] else {
+            throw ToolError("sort_by must be one of \(Self.sortColumns.keys.sorted().joined(separator: ", ")), not \(sortBy).")
+        }
         let order = input["sort_order"]?.stringValue == "desc" ? "DESC" : "ASC"
         let orderBy = sort.replacingOccurrences(of: "%@", with: order)
         let limit = input["limit"]?.intValue ?? 50

@@ -28,7 +28,10 @@ struct GetSalaryStats: Tool {
     func execute(_ input: JSONValue) async throws -> ToolOutput {
         var filter = EmployeeFilter(input, statusDefault: "active")
         let groupBy = input["group_by"]?.stringValue ?? "department"
-        let group = Self.groupColumns[groupBy]!
+        // The schema allows only these; a call that skipped validation is told, not crashed on.
+        guard let group = Self.groupColumns[groupBy] else {
+            throw ToolError("group_by must be one of \(Self.groupColumns.keys.sorted().joined(separator: ", ")), not \(groupBy).")
+        }
         let perYear = input["per_year"] == .bool(true)
         let rows: [SQLRow]
         if perYear {
@@ -45,12 +48,13 @@ struct GetSalaryStats: Tool {
             let key = (row["grp"]?.text ?? "") + (perYear ? "\u{0}\(row["year"]?.int ?? 0)" : "")
             values[key, default: []].append(row["value"]?.double ?? 0)
         }
-        let groups: [JSONValue] = values.keys.sorted().map { key in
-            let sorted = values[key]!.sorted()
+        let groups: [JSONValue] = values.sorted(by: { $0.key < $1.key }).compactMap { key, groupValues in
+            let sorted = groupValues.sorted()
+            guard let lowest = sorted.first, let highest = sorted.last else { return nil }
             let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
             var fields: [String: JSONValue] = [
                 "group": .string(String(parts[0])), "count": .number(Double(sorted.count)),
-                "min": .number(sorted.first!), "max": .number(sorted.last!),
+                "min": .number(lowest), "max": .number(highest),
                 "mean": rounded(sorted.reduce(0, +) / Double(sorted.count)), "median": rounded(median(sorted)),
             ]
             if perYear, parts.count > 1 { fields["year"] = .number(Double(parts[1]) ?? 0) }
