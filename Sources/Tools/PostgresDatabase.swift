@@ -1,3 +1,4 @@
+import ChatCore
 import Foundation
 import Logging
 import PostgresNIO
@@ -40,8 +41,7 @@ public final class PostgresDatabase: SQLDatabase, Service {
     /// crosses a network in clear unless the URL says `sslmode=disable`.
     static func sslMode(_ components: URLComponents) -> String {
         if let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value { return mode }
-        let host = components.host?.lowercased() ?? ""
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.") ? "prefer" : "require"
+        return Loopback.isLoopback(host: components.host ?? "") ? "prefer" : "require"
     }
 
     public func run() async throws {

@@ -27,6 +27,8 @@ struct DatabaseLocationTests {
         ("postgres://u:p@10.0.0.5/hr", "require"),
         ("postgres://u:p@127.0.0.1:55432/hr", "prefer"),
         ("postgres://u:p@localhost/hr", "prefer"),
+        ("postgres://u:p@[::1]:5432/hr", "prefer"),
+        ("postgres://u:p@127.corp.example/hr", "require"),
         ("postgres://u:p@db.internal/hr?sslmode=disable", "disable"),
         ("postgres://u:p@127.0.0.1/hr?sslmode=require", "require"),
     ])

@@ -62,6 +62,11 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         self.logger = logger
     }
 
+    /// How often dead processes' rows are purged; rows are dead a minute after their lease ran out.
+    static let purgeInterval: Duration = .seconds(60)
+    /// The advisory lock instances take turns on while preparing the schema (any number no other code uses).
+    static let schemaLockKey = 727_100
+
     // MARK: QuotaStore
 
     public func takeRequest(key: String, perMinute: Int) async throws -> Duration? {
@@ -161,7 +166,7 @@ public final class PostgresQuotaStore: QuotaStore, Service {
     public func run() async throws {
         let clock = ContinuousClock()
         var nextRenewal = clock.now + settings.lease / 3
-        var nextPurge = clock.now + .seconds(60)
+        var nextPurge = clock.now + Self.purgeInterval
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: settings.flushInterval)
             await flush()
@@ -170,7 +175,7 @@ public final class PostgresQuotaStore: QuotaStore, Service {
                 await renew()
             }
             if clock.now >= nextPurge {
-                nextPurge = clock.now + .seconds(60)
+                nextPurge = clock.now + Self.purgeInterval
                 await purge()
             }
         }
@@ -246,7 +251,7 @@ public final class PostgresQuotaStore: QuotaStore, Service {
     }
 
     static let schema: [String] = [
-        "SELECT pg_advisory_xact_lock(727100)",
+        "SELECT pg_advisory_xact_lock(\(schemaLockKey))",
         """
         CREATE TABLE IF NOT EXISTS switchboard_quota_owners (owner TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)
         """,
