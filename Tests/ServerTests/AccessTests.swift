@@ -310,6 +310,34 @@ extension SecurityTests {
     }
 }
 
+extension SecurityTests {
+    @Test("a provider that reports no usage still has its output charged to the key, by the estimate")
+    func unreportedUsageCharged() async throws {
+        try await MockAnthropic.run { mock in
+            let rules = try TemporaryRules("""
+                version: 1
+                providers:
+                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
+                levels:
+                  - { name: simple, route: fast, estimated_seconds: 3 }
+                routes:
+                  fast: { action: stream, provider: local, model: "llama3.1:8b" }
+                """)
+            defer { rules.remove() }
+            // Text, a stop, [DONE]: no usage chunk.
+            mock.enqueue(.stream([OpenAIChunk.delta(#"{"role":"assistant","content":""}"#), OpenAIChunk.delta(#"{"content":"abcdefghijkl"}"#),
+                                  OpenAIChunk.delta("{}", finish: "stop"), OpenAIChunk.done]))
+            try await withServer(mock, configure: { $0.rulesPath = rules.path }) { port, _, metrics in
+                let stream = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat",
+                                                  headers: [("authorization", "Bearer \(adminKey)")])
+                #expect(stream.types.last == "complete", "\(stream.types)")
+                #expect(String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+                    .contains(#"switchboard_key_tokens_total{key="ops",direction="output"} 3"#), "12 bytes, 3 tokens by the estimate")
+            }
+        }
+    }
+}
+
 /// A model type for a router built without a model.
 private struct MockModelForAccess: LanguageModel {
     func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {

@@ -43,7 +43,11 @@ struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
             throw error
         }
         let priced = finish(turn, request)
-        ticket.spent(priced.usage)
+        // A provider that reports no usage (some OpenAI-compatible servers) still produced what was relayed: the
+        // key is charged the estimate (the stream's own `usage` stays what the provider said).
+        var charged = priced.usage
+        if charged.outputTokens == 0 { charged.outputTokens = produced.outputTokens }
+        ticket.spent(charged)
         return priced
     }
 
