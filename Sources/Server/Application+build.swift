@@ -24,19 +24,9 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         throw StartupError(description: "cannot start: the configuration is invalid\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
     }
 
-    let source = RulesSource.resolve(explicitPath: configuration.rulesPath)
-    let outcome = RulesFile.load(source)
-    guard let rules = outcome.accepted else {
-        throw StartupError(description: "cannot start: the rules are invalid\n"
-                           + outcome.diagnostics.map(\.description).joined(separator: "\n"))
-    }
-    for warning in outcome.diagnostics { logger.warning("\(warning)") }
-    logger.info("rules loaded", metadata: ["path": "\(source.path)", "version": "\(rules.fingerprint)",
-                                           "rules": "\(rules.rules.count)", "levels": "\(rules.levels.count)"])
-    let store = RulesStore(rules: rules, source: source, warnings: outcome.diagnostics, metrics: metrics)
-
+    let store = try loadRules(configuration, metrics: metrics, logger: logger)
     var services: [any Service] = []
-    if case .file(let path) = source {
+    if case .file(let path) = store.active.source {
         services.append(RulesWatcher(path: path, store: store, interval: configuration.rulesPollInterval, logger: logger))
     }
     let database: any SQLDatabase
@@ -49,53 +39,16 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
         throw StartupError(description: "cannot start: the HR database at \(configuration.database) "
                            + "cannot be opened or prepared: \(error)")
     }
-    // On PostgreSQL the quotas are shared with every instance on the same database; else they are this instance's.
-    let quotas: any QuotaStore
-    if case .postgres = configuration.database {
-        var settings = PostgresQuotaStore.Settings()
-        settings.lease = configuration.quotaLease
-        settings.timeout = configuration.quotaTimeout
-        let shared = PostgresQuotaStore(database: database, instance: configuration.instanceID, settings: settings, logger: logger)
-        services.append(shared)
-        quotas = shared
-    } else {
-        quotas = InMemoryQuotaStore()
-    }
+    let quotas = quotaStore(configuration, database: database, services: &services, logger: logger)
     var registry = ToolRegistry()
     for clash in registry.register(HRTools.all(database: database), source: "built-in") + registry.register(extraTools, source: "extra") {
         logger.warning("\(clash)")
     }
-    var mcpServers: [MCPServerConnection] = []
-    if let path = configuration.mcpConfigPath {
-        let mcp: MCPConfiguration
-        do {
-            mcp = try MCPConfiguration.load(path: path)
-        } catch {
-            throw StartupError(description: "cannot start: the MCP configuration \(path) cannot be read: \(error)")
-        }
-        for (name, spec) in mcp.mcpServers.sorted(by: { $0.key < $1.key }) {
-            let connection = MCPServerConnection(name: name, spec: spec, logger: logger)
-            let remote: [any Tool]
-            do {
-                remote = try await connection.start()
-            } catch {
-                throw StartupError(description: "cannot start: the MCP server \"\(name)\" from \(path) cannot be reached: \(error)")
-            }
-            for clash in registry.register(remote, source: "MCP server \"\(name)\"") { logger.warning("\(clash)") }
-            services.append(connection)
-            mcpServers.append(connection)
-        }
-    }
+    let mcpServers = try await startMCPServers(configuration, registry: &registry, services: &services, logger: logger)
     let tools = ToolBox(registry.toolBox.tools.values.map { InstrumentedTool(wrapped: $0, metrics: metrics) })
     // A key's `tools` must name the server's tools, so the keys are read once the tools are known.
     let keys = try openAPIKeys(configuration, knownTools: Set(tools.tools.keys), logger: logger)
-    if keys == nil, configuration.cors == .anyOrigin {
-        throw StartupError(description: """
-            cannot start: --cors-origins '*' without API keys would let any website read the HR data and spend the model \
-            key through its visitors' browsers. Name the frontends' origins (--cors-origins https://app.example.com), or \
-            give keys (--api-keys FILE).
-            """)
-    }
+    try checkCORS(configuration, hasKeys: keys != nil)
     if let keys, let path = configuration.apiKeysPath {
         services.append(FileWatcher(path: path, target: keys, interval: configuration.rulesPollInterval, logger: logger))
     }
@@ -104,21 +57,7 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     let recorder = StreamRecorder(records: StreamRecords(database: database, limit: configuration.streamRecordsLimit), metrics: metrics,
                                   logger: logger)
     services.append(recorder)
-    // The rules file's providers share the server's upstream timeouts and retries.
-    let providers = ProviderModels(timeouts: configuration.anthropic?.timeouts ?? configuration.upstream.timeouts,
-                                   retry: configuration.anthropic?.retry ?? RetryPolicy(),
-                                   maxConnections: configuration.anthropic?.maxConnections ?? configuration.upstream.maxConnections,
-                                   logger: logger)
-    services.append(ShutdownService(name: "provider clients") { await providers.shutdown() })
-    var model: AnthropicClient?
-    if let anthropic = configuration.anthropic {
-        let client = AnthropicClient(configuration: anthropic, logger: logger)
-        services.append(ShutdownService(name: "upstream client") { try await client.shutdown() })
-        model = client
-        logger.info("streaming enabled", metadata: ["upstream": "\(Redaction.credentials(in: anthropic.baseURL))", "tools": "\(tools.definitions.count)"])
-    } else {
-        logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")
-    }
+    let (providers, model) = modelClients(configuration, toolCount: tools.definitions.count, services: &services, logger: logger)
     // The caller runs `readiness` as a service after the application (see `Serve`), so /ready says 503 the moment
     // SIGTERM or SIGINT arrives, before the server stops accepting and drains its streams.
     readiness.attach(database)

@@ -56,7 +56,7 @@ extension SecurityTests {
         var config = configuration(rules: nil)
         config.apiKeysPath = file.path
         let keys = try #require(try openAPIKeys(config, logger: Logger(label: "test")))
-        let router = buildRouter(rules: RulesStore(rules: try RulesFile.load(.embedded).accepted!, source: .embedded),
+        let router = buildRouter(rules: RulesStore(rules: RulesFile.load(.embedded).accepted!, source: .embedded),
                                  configuration: config, model: Optional<MockModelForAccess>.none, tools: ToolBox([]), keys: keys,
                                  logger: Logger(label: "test"))
         let routes = router.routes.map { ($0.method, $0.path.description) }

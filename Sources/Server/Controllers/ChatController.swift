@@ -23,6 +23,12 @@ struct ChatController<Model: LanguageModel>: Sendable {
 
     typealias Context = SwitchboardRequestContext
 
+    /// What every stream of this server shares.
+    var streams: StreamSettings {
+        StreamSettings(keepalive: configuration.keepaliveInterval, shutdownGrace: configuration.shutdownGrace, metrics: metrics,
+                       recorder: recorder, sessions: sessions, instance: configuration.instanceID)
+    }
+
     func addRoutes(to group: RouterGroup<Context>) {
         group.post("/mcp/chat/stream", use: stream)
         group.get("/mcp/chat/stream/{sessionId}", use: resume)
@@ -50,9 +56,8 @@ struct ChatController<Model: LanguageModel>: Sendable {
                                    route: "none", metrics: metrics, ticket: ticket)
         let loop = AgentLoop(model: metered, tools: tools.only(key?.tools), configuration: loopConfiguration)
         let labels = StreamLabels(level: nil, route: nil, provider: Provider.builtIn, model: chat.model ?? loopConfiguration.model)
-        return ChatStream.response(channel: context.channel, chat: chat, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
-                                   labels: labels, recorder: recorder, sessions: sessions, owner: key?.id, instance: configuration.instanceID)
+        return ChatStream.response(StreamPlan(chat: chat, ticket: ticket, labels: labels, owner: key?.id), loop: loop,
+                                   channel: context.channel, logger: context.logger, settings: streams)
     }
 
     /// `GET /mcp/chat/stream/{sessionId}`: a resumable stream picked up again, the events after Last-Event-ID,
@@ -119,12 +124,11 @@ struct ChatController<Model: LanguageModel>: Sendable {
         headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = plan.loop.model
         let loop = AgentLoop(model: plan.model(ticket: ticket), tools: tools.only(key?.tools), configuration: plan.loop)
-        return ChatStream.response(channel: context.channel, chat: routed, loop: loop, keepalive: configuration.keepaliveInterval,
-                                   shutdownGrace: configuration.shutdownGrace, logger: context.logger, metrics: metrics, ticket: ticket,
-                                   extraHeaders: headers, routing: plan.decision,
-                                   labels: StreamLabels(level: advice.complexity, route: analysis.route.name,
-                                                        provider: analysis.route.providerName, model: plan.loop.model),
-                                   recorder: recorder, sessions: sessions, owner: key?.id, instance: configuration.instanceID)
+        let labels = StreamLabels(level: advice.complexity, route: analysis.route.name, provider: analysis.route.providerName,
+                                  model: plan.loop.model)
+        return ChatStream.response(StreamPlan(chat: routed, ticket: ticket, labels: labels, extraHeaders: headers, routing: plan.decision,
+                                              owner: key?.id),
+                                   loop: loop, channel: context.channel, logger: context.logger, settings: streams)
     }
 }
 

@@ -26,22 +26,21 @@ enum ChatStream {
         return headers
     }()
 
-    static func response<Model: LanguageModel>(
-        channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration = .seconds(25),
-        logger: Logger, metrics: ServerMetrics, ticket: StreamTicket? = nil, extraHeaders: HTTPFields = [:],
-        routing: RoutingDecision? = nil, labels: StreamLabels, recorder: StreamRecorder? = nil,
-        sessions: ResumableSessions? = nil, owner: String? = nil, instance: String? = nil
-    ) -> Response {
+    /// The stream of `plan`, its loop running as the response's producer on `channel`.
+    static func response<Model: LanguageModel>(_ plan: StreamPlan, loop: AgentLoop<Model>, channel: any Channel, logger: Logger,
+                                               settings: StreamSettings) -> Response {
         var headers = headers
-        headers.append(contentsOf: extraHeaders)
-        let sessionId = newSessionId(instance: instance)
+        headers.append(contentsOf: plan.extraHeaders)
+        let sessionId = newSessionId(instance: settings.instance)
         var logger = logger
         logger[metadataKey: "session"] = "\(sessionId)"
-        if chat.resumable, let sessions {
-            return resumable(channel: channel, chat: chat, loop: loop, keepalive: keepalive, shutdownGrace: shutdownGrace,
-                             logger: logger, metrics: metrics, ticket: ticket, headers: headers, routing: routing, labels: labels,
-                             recorder: recorder, sessions: sessions, owner: owner, sessionId: sessionId)
+        if plan.chat.resumable, let sessions = settings.sessions {
+            return resumable(plan, loop: loop, channel: channel, logger: logger, settings: settings, sessions: sessions, headers: headers,
+                             sessionId: sessionId)
         }
+        let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels
+        let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
+        let recorder = settings.recorder
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
             let clock = ContinuousClock()
             let started = clock.now
@@ -111,11 +110,13 @@ extension ChatStream {
     /// grace; `GET /mcp/chat/stream/{sessionId}` with `Last-Event-ID` picks the stream up again. The loop runs in
     /// this response's task, so nothing outlives the request's task tree.
     static func resumable<Model: LanguageModel>(
-        channel: any Channel, chat: ChatRequest, loop: AgentLoop<Model>, keepalive: Duration, shutdownGrace: Duration,
-        logger: Logger, metrics: ServerMetrics, ticket: StreamTicket?, headers: HTTPFields, routing: RoutingDecision?,
-        labels: StreamLabels, recorder: StreamRecorder?, sessions: ResumableSessions, owner: String?, sessionId: String
+        _ plan: StreamPlan, loop: AgentLoop<Model>, channel: any Channel, logger: Logger, settings: StreamSettings,
+        sessions: ResumableSessions, headers: HTTPFields, sessionId: String
     ) -> Response {
-        Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels, owner = plan.owner
+        let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
+        let recorder = settings.recorder
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let clock = ContinuousClock()
             let started = clock.now
             let tally = StreamTally(labels: labels)
@@ -281,6 +282,31 @@ private final class EncoderBox: @unchecked Sendable {
     init(_ encoder: SSEEncoder) {
         self.encoder = encoder
     }
+}
+
+/// What every stream of a server shares: its timings, where streams are booked, the resumable sessions, and
+/// the instance that names their session ids.
+struct StreamSettings: Sendable {
+    var keepalive: Duration
+    var shutdownGrace: Duration = .seconds(25)
+    var metrics: ServerMetrics
+    var recorder: StreamRecorder?
+    var sessions: ResumableSessions?
+    var instance: String?
+}
+
+/// One chat's stream, as its endpoint checked and admitted it: the chat to run, its slot in the quotas, how it is
+/// labelled and routed, and the key that may resume it.
+struct StreamPlan: Sendable {
+    var chat: ChatRequest
+    var ticket: StreamTicket?
+    var labels: StreamLabels
+    /// Smart routing's headers (level, route, provider, model).
+    var extraHeaders: HTTPFields = [:]
+    /// Smart routing's decision, sent after `session_start`.
+    var routing: RoutingDecision?
+    /// The key that opened it (`nil` without keys).
+    var owner: String?
 }
 
 /// What a stream is booked under for calibration: the level and route of smart routing (`nil` for
