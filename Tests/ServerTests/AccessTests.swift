@@ -314,15 +314,8 @@ extension SecurityTests {
     @Test("a provider that reports no usage still has its output charged to the key, by the estimate")
     func unreportedUsageCharged() async throws {
         try await MockAnthropic.run { mock in
-            let rules = try TemporaryRules("""
-                version: 1
-                providers:
-                  local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
-                levels:
-                  - { name: simple, route: fast, estimated_seconds: 3 }
-                routes:
-                  fast: { action: stream, provider: local, model: "llama3.1:8b" }
-                """)
+            // The route's own provider answers, so its fallback is never used.
+            let rules = try TemporaryRules(fallbackRulesYAML(mock))
             defer { rules.remove() }
             // Text, a stop, [DONE]: no usage chunk.
             mock.enqueue(.stream([OpenAIChunk.delta(#"{"role":"assistant","content":""}"#), OpenAIChunk.delta(#"{"content":"abcdefghijkl"}"#),

@@ -38,8 +38,9 @@ struct StreamGate: Sendable {
     /// allowed; a key whose list excludes the default must name one of its models (400 `model_not_allowed`).
     func checkModel(of chat: ChatRequest, key: APIKey?, rules: RuleSet, defaultModel: String) throws {
         let model = chat.model ?? defaultModel
-        guard !permits(model, key: key, rules: rules, defaultModel: defaultModel) else { return }
-        let allowed = allowedModels(key: key, rules: rules, defaultModel: defaultModel).sorted().joined(separator: ", ")
+        let allowedSet = allowedModels(key: key, rules: rules, defaultModel: defaultModel)
+        guard !allowedSet.contains(model) else { return }
+        let allowed = allowedSet.sorted().joined(separator: ", ")
         let message = chat.model == nil
             ? "no model was named and the default model \"\(model)\" is not allowed for this key; name one of: \(allowed)"
             : "the model \"\(model)\" is not allowed; allowed: \(allowed)"
@@ -53,8 +54,9 @@ struct StreamGate: Sendable {
         case (let mine?, let server?): return mine.intersection(server)
         case (let mine?, nil): return mine
         case (nil, let server?): return server
-        case (nil, nil): return Set(rules.routes.values.compactMap(\.model)).union(rules.routes.values.flatMap { $0.fallbacks.map(\.model) })
-            .union([defaultModel])
+        case (nil, nil):
+            let routeModels = rules.routes.values.flatMap { route in [route.model].compactMap { $0 } + route.fallbacks.map(\.model) }
+            return Set(routeModels + [defaultModel])
         }
     }
 

@@ -65,18 +65,16 @@ enum ChatStream {
                     }
                 }
             }
-            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, recorder: recorder)
+            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
-            func clientWentAway() {
-                book.close(tally, .clientGone, elapsed: clock.now - started)
+            func clientWentAway() async {
+                await book.close(tally, .clientGone, elapsed: clock.now - started)
                 logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
             }
             do {
                 switch ending {
                 case .hungUp:
-                    clientWentAway()
-                    await ticket?.end()
-                    return
+                    return await clientWentAway()
                 case .finished:
                     break
                 case .stopped(let reason):
@@ -89,16 +87,13 @@ enum ChatStream {
                 // Book the stream before its body ends, so a client that sends its next request the moment this
                 // one ends already meets the spent budget, the counted metrics and the log line.
                 let elapsed = clock.now - started
-                book.close(tally, tally.errorCode == nil ? .complete : .error, elapsed: elapsed)
+                await book.close(tally, tally.errorCode == nil ? .complete : .error, elapsed: elapsed)
                 var metadata: Logger.Metadata = ["events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)"]
                 if let cost = tally.usage?.costUSD { metadata["cost_usd"] = "\(cost)" }
                 logger.info("stream finished", metadata: metadata)
-                // The slot is free everywhere before the client can see the end and send its next chat.
-                await ticket?.end()
                 try await stream.finish()
             } catch {
-                clientWentAway()
-                await ticket?.end()
+                await clientWentAway()
             }
         })
     }
@@ -176,9 +171,8 @@ extension ChatStream {
             }
             let elapsed = clock.now - started
             let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
-            StreamBook(sessionId: sessionId, started: started, metrics: metrics, recorder: recorder)
+            await StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
                 .close(tally, outcome, elapsed: elapsed)
-            await ticket?.end()
             logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
                 "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
             ])
@@ -258,19 +252,22 @@ extension ChatStream {
     }
 }
 
-/// Where a finished stream is booked: its metrics and its calibration record (its key's tokens were charged by
-/// each model call as it ended). Both kinds of stream book the same way, before their body ends.
+/// Where a finished stream is booked: its metrics, its calibration record, and its slot in the quotas, given back
+/// everywhere (its key's tokens were charged by each model call as it ended). Both kinds of stream book the same
+/// way, before their body ends, so a client that sends its next chat the moment this one ends never meets it.
 private struct StreamBook {
     let sessionId: String
     let started: ContinuousClock.Instant
     let metrics: ServerMetrics
+    let ticket: StreamTicket?
     let recorder: StreamRecorder?
 
-    func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) {
+    func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) async {
         metrics.streamClosed(outcome: outcome, errorCode: outcome == .clientGone ? nil : tally.errorCode, events: tally.events,
                              relayed: tally.relayed, duration: elapsed)
         recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
                                       firstText: tally.firstTextAt.map { $0 - started }))
+        await ticket?.end()
     }
 }
 
