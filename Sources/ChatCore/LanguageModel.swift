@@ -5,13 +5,18 @@ public struct ModelRequest: Sendable, Hashable {
     public var maxTokens: Int
     public var messages: [ChatMessage]
     public var tools: [ToolDefinition]
+    /// The most attempts the call may make, its first included, set by a caller with somewhere else to go (a
+    /// route's fallbacks) so a failing provider is left at once; `nil`: the client's retry policy decides.
+    public var maxAttempts: Int?
 
-    public init(model: String, system: String?, maxTokens: Int, messages: [ChatMessage], tools: [ToolDefinition]) {
+    public init(model: String, system: String?, maxTokens: Int, messages: [ChatMessage], tools: [ToolDefinition],
+                maxAttempts: Int? = nil) {
         self.model = model
         self.system = system
         self.maxTokens = maxTokens
         self.messages = messages
         self.tools = tools
+        self.maxAttempts = maxAttempts
     }
 }
 
@@ -54,54 +59,32 @@ public struct ModelTurn: Sendable, Hashable {
     }
 }
 
-/// Delivers one event of a model call at once, on the thread that read it, without suspending: `true` when it
-/// did; `false` when it cannot now (it is not on its consumer's thread, or its consumer must wait), and the event
-/// then goes through the call's `onEvent` instead. A thrown error ends the call with that error.
-public typealias DeliverNow = @Sendable (ModelStreamEvent) throws -> Bool
-
 /// A streaming chat model, such as the Anthropic Messages API.
 public protocol LanguageModel: Sendable {
-    /// Runs one turn, calling `onEvent` as text and tool calls arrive, and returns the whole turn.
-    /// Throws `StreamError` for failures the user should hear about; cancellation ends the request.
-    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn
-
-    /// The same call, offering each event to `deliverNow` first where the model reads it (a relay then costs no
-    /// task switch per event); events it does not take go to `onEvent`, in order. A model without such a path
-    /// sends everything to `onEvent`.
-    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void) async throws
-        -> ModelTurn
+    /// Runs one turn, giving `sink` the text and tool calls as they arrive (`takeNow` where the model reads them,
+    /// `take` for what that refused), and returns the whole turn. A model call honours `sink.deadlines` for what
+    /// its own timers cannot stop. Throws `StreamError` for failures the user should hear about; cancellation
+    /// ends the request.
+    func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn
 }
 
 extension LanguageModel {
-    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
+    /// The same call for a caller that awaits each event on its own task.
+    public func streamTurn(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) async throws -> Void)
         async throws -> ModelTurn {
-        try await streamTurn(request, onEvent: onEvent)
-    }
-}
-
-/// A model that implements the call with `deliverNow` (its clients, and the wrappers that pass it on); the call
-/// without it is that call with none.
-public protocol RelayingLanguageModel: LanguageModel {
-    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void) async throws
-        -> ModelTurn
-}
-
-extension RelayingLanguageModel {
-    public func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
-        try await streamTurn(request, deliverNow: nil, onEvent: onEvent)
+        try await streamTurn(request, into: WaitingSink(onEvent))
     }
 }
 
 /// Any language model, as one type: for a loop whose model is chosen at run time (a route's provider).
-public struct AnyLanguageModel: RelayingLanguageModel {
+public struct AnyLanguageModel: LanguageModel {
     public let base: any LanguageModel
 
     public init(_ base: any LanguageModel) {
         self.base = base
     }
 
-    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
-        async throws -> ModelTurn {
-        try await base.streamTurn(request, deliverNow: deliverNow, onEvent: onEvent)
+    public func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
+        try await base.streamTurn(request, into: sink)
     }
 }

@@ -22,7 +22,7 @@ public struct AgentConfiguration: Sendable {
 
 /// The agentic loop: model turn, tools, next turn, until the model stops or the iterations run out.
 ///
-/// It depends on protocols only and pushes every event to `emit` the moment it happens. Tools of one turn
+/// It depends on protocols only and gives every event to its `EventSink` the moment it happens. Tools of one turn
 /// run concurrently as child tasks; cancelling the caller cancels the model call and the tools.
 public struct AgentLoop<Model: LanguageModel>: Sendable {
     public let model: Model
@@ -35,25 +35,21 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
         self.configuration = configuration
     }
 
-    /// Runs a chat to its end, emitting `session_start` first and `complete` or `error` last.
-    /// Returns without emitting the last event only when cancelled or when `emit` throws (the client left).
+    /// Runs a chat to its end, giving `sink` `session_start` first and `complete` or `error` last.
+    /// Returns without the last event only when cancelled or when the sink throws (the client left).
     ///
-    /// `emitNow`, when given, is offered the model's text and tool-call events first, where the model client reads
-    /// them (see `DeliverNow`): `true` when it sent the event, `false` to have it go through `emit`. Either way
-    /// the events keep their order.
-    public func run(_ chat: ChatRequest, sessionId: String, emitNow: (@Sendable (StreamEvent) throws -> Bool)? = nil,
-                    emit: (StreamEvent) async throws -> Void) async throws {
+    /// The model's text and tool-call events reach `sink.takeNow` where the model client reads them (see
+    /// `EventSink`), and `sink.take` when that refused them; the rest go to `sink.take`. Either way the events
+    /// keep their order.
+    public func run(_ chat: ChatRequest, sessionId: String, into sink: some EventSink<StreamEvent>) async throws {
         let clock = ContinuousClock()
         let started = clock.now
         // Failures to deliver (the client left) are told apart from failures to produce.
-        func send(_ event: StreamEvent) async throws {
-            do {
-                try await emit(event)
-            } catch {
-                throw EmitFailure(underlying: error)
-            }
+        let relay = ModelEventRelay(base: sink)
+        @Sendable func send(_ event: StreamEvent) async throws {
+            try await relay.send(event)
         }
-        try await emit(.sessionStart(sessionId: sessionId))
+        try await sink.take(.sessionStart(sessionId: sessionId))
         var messages = chat.messages
         var usage = Usage()
         var iteration = 0
@@ -64,19 +60,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 let request = ModelRequest(model: chat.model ?? configuration.model, system: chat.system,
                                            maxTokens: chat.maxTokens ?? configuration.maxTokens,
                                            messages: messages, tools: tools.definitions)
-                var deliverNow: DeliverNow?
-                if let emitNow {
-                    deliverNow = { @Sendable (event: ModelStreamEvent) throws -> Bool in
-                        do {
-                            return try emitNow(Self.streamEvent(event))
-                        } catch {
-                            throw EmitFailure(underlying: error)
-                        }
-                    }
-                }
-                let turn = try await model.streamTurn(request, deliverNow: deliverNow) { event in
-                    try await send(Self.streamEvent(event))
-                }
+                let turn = try await model.streamTurn(request, into: relay)
                 usage = usage + turn.usage
 
                 let continues: Bool
@@ -106,24 +90,15 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
             }
         } catch let error as StreamError {
             try Task.checkCancellation()
-            try await emit(.error(error))
+            try await sink.take(.error(error))
         } catch let error as EmitFailure {
             throw error.underlying
         } catch is CancellationError {
             throw CancellationError()
         } catch {
             try Task.checkCancellation()
-            try await emit(.error(StreamError(code: .internalError, message: "Switchboard failed: \(type(of: error)).",
+            try await sink.take(.error(StreamError(code: .internalError, message: "Switchboard failed: \(type(of: error)).",
                                               retryable: true)))
-        }
-    }
-
-    /// What the stream hears of a model's event.
-    static func streamEvent(_ event: ModelStreamEvent) -> StreamEvent {
-        switch event {
-        case .text(let text): .textChunk(text)
-        case .toolUseStarted(let id, let name): .toolDetected(tool: name, toolUseId: id)
-        case .routing(let decision): .routing(decision)
         }
     }
 
@@ -194,8 +169,53 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
     }
 }
 
-/// An error from `emit`: the event could not be delivered, so nothing more is sent.
+/// An error from the sink: the event could not be delivered, so nothing more is sent.
 struct EmitFailure: Error {
     let underlying: any Error
+}
+
+/// The loop's sink as a model call sees it: a model's event becomes the stream's (`text_chunk`, `tool_detected`,
+/// `routing`), and a failure to deliver becomes an `EmitFailure`, told apart from the model's own failures.
+struct ModelEventRelay<Base: EventSink<StreamEvent>>: EventSink {
+    let base: Base
+
+    func takeNow(_ event: ModelStreamEvent) throws -> Bool {
+        do {
+            return try base.takeNow(Self.streamEvent(event))
+        } catch {
+            throw EmitFailure(underlying: error)
+        }
+    }
+
+    func take(_ event: ModelStreamEvent) async throws {
+        try await send(Self.streamEvent(event))
+    }
+
+    /// Gives the sink one of the loop's own events.
+    func send(_ event: StreamEvent) async throws {
+        do {
+            try await base.take(event)
+        } catch {
+            throw EmitFailure(underlying: error)
+        }
+    }
+
+    var deadlines: DeadlineKeeper { base.deadlines }
+
+    /// What the stream hears of a model's event.
+    static func streamEvent(_ event: ModelStreamEvent) -> StreamEvent {
+        switch event {
+        case .text(let text): .textChunk(text)
+        case .toolUseStarted(let id, let name): .toolDetected(tool: name, toolUseId: id)
+        case .routing(let decision): .routing(decision)
+        }
+    }
+}
+
+extension AgentLoop {
+    /// Runs a chat for a caller that awaits each event on its own task.
+    public func run(_ chat: ChatRequest, sessionId: String, emit: @escaping @Sendable (StreamEvent) async throws -> Void) async throws {
+        try await run(chat, sessionId: sessionId, into: WaitingSink(emit))
+    }
 }
 

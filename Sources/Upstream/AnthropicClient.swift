@@ -27,7 +27,7 @@ public struct AnthropicConfiguration: Sendable {
 
 /// Streams model turns from `POST {baseURL}/v1/messages`, on the shared transport (`StreamingHTTP`: retries,
 /// timeouts, cancellation). The API key goes in a header and nowhere else.
-public final class AnthropicClient: RelayingLanguageModel, Sendable {
+public final class AnthropicClient: LanguageModel, Sendable {
     public let configuration: AnthropicConfiguration
     private let http: StreamingHTTP
 
@@ -42,14 +42,13 @@ public final class AnthropicClient: RelayingLanguageModel, Sendable {
         try await http.shutdown()
     }
 
-    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
-        async throws -> ModelTurn {
+    public func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
         let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/v1/messages",
                                          headers: [("x-api-key", configuration.apiKey), ("anthropic-version", configuration.version)],
                                          body: try Self.requestBody(request))
         return try await http.streamTurn(call, into: AnthropicTurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "request-id"))
-        }, deliverNow: deliverNow, onEvent: onEvent)
+        }, attempts: request.maxAttempts, sink: sink)
     }
 
     // MARK: Wire helpers

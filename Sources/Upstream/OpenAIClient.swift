@@ -29,7 +29,7 @@ public struct OpenAIConfiguration: Sendable {
 /// (retries, timeouts, cancellation as for Anthropic). Requests are translated from the Anthropic-shaped
 /// conversation the agent loop keeps (tool calls become `tool_calls` with their arguments as a JSON string, tool
 /// results `tool` messages); the answer is read by `OpenAITurnAccumulator` into the same shape.
-public final class OpenAIClient: RelayingLanguageModel, Sendable {
+public final class OpenAIClient: LanguageModel, Sendable {
     public let configuration: OpenAIConfiguration
     private let http: StreamingHTTP
 
@@ -44,14 +44,13 @@ public final class OpenAIClient: RelayingLanguageModel, Sendable {
         try await http.shutdown()
     }
 
-    public func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
-        async throws -> ModelTurn {
+    public func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
         let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/chat/completions",
                                          headers: configuration.apiKey.map { [("authorization", "Bearer \($0)")] } ?? [],
                                          body: try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
         return try await http.streamTurn(call, into: OpenAITurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "x-request-id"))
-        }, deliverNow: deliverNow, onEvent: onEvent)
+        }, attempts: request.maxAttempts, sink: sink)
     }
 
     // MARK: Wire helpers

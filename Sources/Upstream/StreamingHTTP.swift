@@ -91,20 +91,21 @@ final class StreamingHTTP: Sendable {
     /// Runs one model call within the overall deadline: sends `request`, retrying what may succeed on a second
     /// try (`refusal` reads a non-200 answer), and reads its stream into `accumulator`.
     ///
-    /// The stream is read on its connection's event loop, and each event goes to `deliverNow` right there, on
-    /// the thread that read it: no task is woken per event. What `deliverNow` does not take (there is none, the
-    /// call runs on another loop, or its consumer must wait) goes to `onEvent` on the calling task, and the
-    /// upstream is not read further until it is delivered; the order of events is kept either way.
+    /// The stream is read on its connection's event loop, and each event goes to `sink.takeNow` right there, on
+    /// the thread that read it: no task is woken per event. What it does not take (the call runs on another
+    /// loop, or the consumer must wait) goes to `sink.take` on the calling task, and the upstream is not read
+    /// further until it is delivered; the order of events is kept either way. At most `attempts` attempts are
+    /// made (`nil`: the retry policy's).
     ///
-    /// Where the caller's task has a `DeadlineKeeper`, the overall deadline also fires while no chunk arrives;
-    /// it is checked after every chunk in any case.
+    /// The sink's `deadlines` also stop the call at the overall deadline while no chunk arrives; it is checked
+    /// after every chunk in any case.
     func streamTurn<Accumulator: TurnAccumulating>(
         _ request: HTTPClient.Request, into accumulator: Accumulator,
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
-        deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
+        attempts: Int?, sink: some EventSink<ModelStreamEvent>
     ) async throws -> ModelTurn {
         do {
-            return try await retrying(request, into: accumulator, refusal: refusal, deliverNow: deliverNow, onEvent: onEvent)
+            return try await retrying(request, into: accumulator, refusal: refusal, attempts: retry.attempts(limit: attempts), sink: sink)
         } catch let error as StreamError {
             // The provider's own words stay in the server's log, redacted; the client heard Switchboard's.
             if let said = error.upstreamMessage {
@@ -119,17 +120,16 @@ final class StreamingHTTP: Sendable {
     private func retrying<Accumulator: TurnAccumulating>(
         _ request: HTTPClient.Request, into accumulator: Accumulator,
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
-        deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
+        attempts: Int, sink: some EventSink<ModelStreamEvent>
     ) async throws -> ModelTurn {
-        try await DeadlineKeeper.enforcing(timeouts.overall, error: overallTimeout) {
+        try await sink.deadlines.enforcing(timeouts.overall, error: overallTimeout) {
             let deadline = ContinuousClock.now + timeouts.overall
-            let attempts = retry.attemptsNow
             var attempt = 0
             while true {
                 attempt += 1
                 let failure: StreamError
                 let retryAfter: Duration?
-                switch try await self.attempt(request, into: accumulator, deadline: deadline, deliverNow: deliverNow, onEvent: onEvent) {
+                switch try await self.attempt(request, into: accumulator, deadline: deadline, sink: sink) {
                 case .turn(let turn):
                     return turn
                 case .refused(let head, let body):
@@ -162,12 +162,11 @@ final class StreamingHTTP: Sendable {
 
     /// Sends the request once and reads its answer: a 200's stream into `accumulator`, events going out before
     /// anything else happens, errors included (what arrived is delivered).
-    private func attempt<Accumulator: TurnAccumulating>(
-        _ request: HTTPClient.Request, into accumulator: Accumulator, deadline: ContinuousClock.Instant,
-        deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void
+    private func attempt<Accumulator: TurnAccumulating, Sink: EventSink<ModelStreamEvent>>(
+        _ request: HTTPClient.Request, into accumulator: Accumulator, deadline: ContinuousClock.Instant, sink: Sink
     ) async throws -> Outcome {
         let (client, loop) = clientAndLoop
-        let reader = TurnReader(accumulator: accumulator, deliverNow: deliverNow, idle: TimeAmount(timeouts.idle), deadline: deadline,
+        let reader = TurnReader(accumulator: accumulator, sink: sink, idle: TimeAmount(timeouts.idle), deadline: deadline,
                                 overallTimeout: overallTimeout)
         // The client has this one loop, so the delegate and the connection are on it. (Asking for it by name,
         // `.delegateAndChannel(on:)`, makes the pool close each connection after its request when several are
@@ -194,7 +193,7 @@ final class StreamingHTTP: Sendable {
                 switch await reader.next() {
                 case .events(let events, let delivered):
                     do {
-                        for event in events { try await onEvent(event) }
+                        for event in events { try await sink.take(event) }
                         delivered.succeed()
                     } catch {
                         delivered.fail(error)

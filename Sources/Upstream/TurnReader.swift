@@ -5,14 +5,14 @@ import NIOHTTP1
 import Synchronization
 
 /// Reads one model call's answer where it arrives: AsyncHTTPClient calls this delegate on the connection's event
-/// loop with each body part, and each part is decoded, accumulated and its events handed to `deliverNow` right
-/// there, with no task woken per event. The calling task (`StreamingHTTP.attempt`) waits in `next()` for what
-/// only it can do: deliver events `deliverNow` did not take (the upstream is not read meanwhile), and take the
+/// loop with each body part, and each part is decoded, accumulated and its events handed to the sink's `takeNow`
+/// right there, with no task woken per event. The calling task (`StreamingHTTP.attempt`) waits in `next()` for
+/// what only it can do: deliver events `takeNow` did not take (the upstream is not read meanwhile), and take the
 /// end, the refusal or the failure.
 ///
 /// The delegate's state is touched on the connection's event loop only, and by the calling task after the
 /// request ended (`finish`); the hand-over to the task goes through a lock.
-final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegate, @unchecked Sendable {
+final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStreamEvent>>: HTTPClientResponseDelegate, @unchecked Sendable {
     typealias Response = Void
 
     /// Who caused a failure: our reading (a protocol error, a delivery that failed), or the transport.
@@ -24,7 +24,7 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
 
     /// What the calling task is told, in order.
     enum Step: Sendable {
-        /// Events to deliver through `onEvent`; then `delivered` lets the upstream be read on.
+        /// Events to deliver through the sink's `take`; then `delivered` lets the upstream be read on.
         case events([ModelStreamEvent], delivered: EventLoopPromise<Void>)
         /// The message is whole (or the stream ended: `finish` says whether it was whole).
         case end
@@ -40,7 +40,7 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
 
     private static var refusalLimit: Int { 64 << 10 }
 
-    private let deliverNow: DeliverNow?
+    private let sink: Sink
     /// The longest silence between parts of the answer.
     private let idle: TimeAmount
     /// The overall deadline, on NIO's clock: a part is timed with the one clock read that stamps it.
@@ -67,10 +67,10 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
     private var lastRead = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
 
-    init(accumulator: Accumulator, deliverNow: DeliverNow?, idle: TimeAmount, deadline: ContinuousClock.Instant,
+    init(accumulator: Accumulator, sink: Sink, idle: TimeAmount, deadline: ContinuousClock.Instant,
          overallTimeout: StreamError) {
         self.accumulator = accumulator
-        self.deliverNow = deliverNow
+        self.sink = sink
         self.idle = idle
         self.deadline = .now() + TimeAmount(deadline - .now)
         self.overallTimeout = overallTimeout
@@ -160,13 +160,11 @@ final class TurnReader<Accumulator: TurnAccumulating>: HTTPClientResponseDelegat
         }
         // What arrived goes out first, errors included.
         var taken = 0
-        if let deliverNow {
-            do {
-                while taken < pending.count, try deliverNow(pending[taken]) { taken += 1 }
-            } catch {
-                pending.removeAll()
-                return fail(task, error)
-            }
+        do {
+            while taken < pending.count, try sink.takeNow(pending[taken]) { taken += 1 }
+        } catch {
+            pending.removeAll()
+            return fail(task, error)
         }
         if taken < pending.count {
             let rest = Array(pending[taken...])

@@ -23,12 +23,10 @@ public struct RetryPolicy: Sendable {
 
     public init() {}
 
-    /// Set by a caller with somewhere else to go (a route's fallbacks): the most attempts of the calls it makes,
-    /// so a failing provider is left at once instead of after its backoff.
-    @TaskLocal public static var attemptsLimit: Int?
-
-    /// The attempts a call may make now.
-    var attemptsNow: Int { Self.attemptsLimit.map { min($0, maxAttempts) } ?? maxAttempts }
+    /// The attempts a call may make: `maxAttempts`, or fewer when the call asks for fewer (`ModelRequest.maxAttempts`).
+    func attempts(limit: Int?) -> Int {
+        limit.map { max(1, min($0, maxAttempts)) } ?? maxAttempts
+    }
 
     /// The pause before attempt `attempt + 1`: the server's `retry-after` when it gave one (`nil`: too long to
     /// wait), else exponential backoff from `baseDelay`, capped at `maxDelay`, with jitter.

@@ -23,12 +23,13 @@ final class ScriptedModel: LanguageModel, Sendable {
 
     struct Crash: Error {}
 
-    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+    func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
         requestLog.withLock { $0.append(request) }
         let step = steps.withLock { $0.isEmpty ? Step.fail(StreamError(code: .internalError, message: "the script ran out", retryable: false)) : $0.removeFirst() }
         switch step {
         case .turn(let events, let turn):
-            for event in events { try await onEvent(event) }
+            // As a client reads them: each offered where it is read first, awaited when not taken.
+            for event in events where try !sink.takeNow(event) { try await sink.take(event) }
             return turn
         case .fail(let error):
             throw error

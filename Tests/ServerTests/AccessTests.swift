@@ -333,7 +333,7 @@ extension SecurityTests {
 
 /// A model type for a router built without a model.
 private struct MockModelForAccess: LanguageModel {
-    func streamTurn(_ request: ModelRequest, onEvent: (ModelStreamEvent) async throws -> Void) async throws -> ModelTurn {
+    func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
         throw CancellationError()
     }
 }

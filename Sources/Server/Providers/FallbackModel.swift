@@ -7,7 +7,7 @@ import Upstream
 /// tried at once (a target with another after it makes one attempt, no backoff) and the stream hears a new `routing` decision with `fallbackFrom` and the reason. Once anything
 /// of the answer arrived, a failure is the stream's error, as without fallbacks: never a silent switch mid-answer.
 /// A chat that moved stays where it moved: its later model calls (after tools) go to the target that answered first.
-struct FallbackModel: RelayingLanguageModel {
+struct FallbackModel: LanguageModel {
     /// The target that answered this chat's last call, which its next call tries first.
     private final class Answering: Sendable {
         let provider = Mutex<String?>(nil)
@@ -31,8 +31,7 @@ struct FallbackModel: RelayingLanguageModel {
         self.decision = decision
     }
 
-    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
-        async throws -> ModelTurn {
+    func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
         // The target that answered this chat before goes first; targets cooling down go last, so they are tried
         // only when nothing else is left.
         let answered = answering.provider.withLock { $0 }
@@ -46,32 +45,20 @@ struct FallbackModel: RelayingLanguageModel {
                 moved.model = target.model
                 moved.fallbackFrom = "\(from.provider)/\(from.model)"
                 moved.reason = error.code.rawValue
-                try await onEvent(.routing(moved))
+                try await sink.take(.routing(moved))
             }
             // Whether anything of the answer arrived (set where the events are read, read here after the call).
-            let started = Started()
+            let watched = StartWatchingSink(base: sink)
             var call = request
             call.model = target.model
+            // With somewhere left to go, one attempt: the next target is tried at once, not after a backoff.
+            if position < ordered.count - 1 { call.maxAttempts = 1 }
             do {
-                // With somewhere left to go, one attempt: the next target is tried at once, not after a backoff.
-                let isLast = position == ordered.count - 1
-                let turn = try await RetryPolicy.$attemptsLimit.withValue(isLast ? nil : 1) {
-                    var relay: DeliverNow?
-                    if let deliverNow {
-                        relay = { @Sendable event in
-                            started.value.store(true, ordering: .relaxed)
-                            return try deliverNow(event)
-                        }
-                    }
-                    return try await target.client.streamTurn(call, deliverNow: relay) { event in
-                        started.value.store(true, ordering: .relaxed)
-                        try await onEvent(event)
-                    }
-                }
+                let turn = try await target.client.streamTurn(call, into: watched)
                 breaker.succeeded(target.provider)
                 answering.provider.withLock { $0 = "\(target.provider)/\(target.model)" }
                 return turn
-            } catch let error as StreamError where !started.value.load(ordering: .relaxed) && Self.fallsBack(error.code) {
+            } catch let error as StreamError where !watched.started && Self.fallsBack(error.code) {
                 breaker.failed(target.provider)
                 failed = (target, error)
             }
@@ -79,8 +66,32 @@ struct FallbackModel: RelayingLanguageModel {
         throw failed?.error ?? StreamError(code: .internalError, message: "The route has no model to call.", retryable: false)
     }
 
-    private final class Started: Sendable {
-        let value = Atomic(false)
+    /// A sink that notes whether anything of the answer arrived, passing every event on to `base`.
+    private struct StartWatchingSink<Base: EventSink<ModelStreamEvent>>: EventSink {
+        private final class Started: Sendable {
+            let value = Atomic(false)
+        }
+
+        let base: Base
+        private let flag = Started()
+
+        init(base: Base) {
+            self.base = base
+        }
+
+        var started: Bool { flag.value.load(ordering: .relaxed) }
+
+        func takeNow(_ event: ModelStreamEvent) throws -> Bool {
+            flag.value.store(true, ordering: .relaxed)
+            return try base.takeNow(event)
+        }
+
+        func take(_ event: ModelStreamEvent) async throws {
+            flag.value.store(true, ordering: .relaxed)
+            try await base.take(event)
+        }
+
+        var deadlines: DeadlineKeeper { base.deadlines }
     }
 
     /// Failures another provider may not have.

@@ -7,7 +7,7 @@ import Synchronization
 /// the chat's key as the call ends, however it ends. A call cut short (the client went away, an error, a
 /// shutdown, a cancel, a write deadline) reported no usage, so it is charged an estimate of what was produced
 /// (`CutCallEstimate`).
-struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
+struct MeteredModel<Base: LanguageModel>: LanguageModel {
     let base: Base
     let provider: String
     /// The provider's prices by model, as the rules were when the chat arrived.
@@ -18,26 +18,14 @@ struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
     /// Where the key's tokens are booked; `nil` for a chat with no admission (tests).
     var ticket: StreamTicket? = nil
 
-    func streamTurn(_ request: ModelRequest, deliverNow: DeliverNow?, onEvent: (ModelStreamEvent) async throws -> Void)
-        async throws -> ModelTurn {
-        guard let ticket else { return finish(try await base.streamTurn(request, deliverNow: deliverNow, onEvent: onEvent), request) }
-        let produced = CutCallEstimate()
-        var counted: DeliverNow?
-        if let deliverNow {
-            counted = { @Sendable (event: ModelStreamEvent) throws -> Bool in
-                guard try deliverNow(event) else { return false }
-                produced.count(event)
-                return true
-            }
-        }
+    func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
+        guard let ticket else { return finish(try await base.streamTurn(request, into: sink), request) }
+        let produced = CountingSink(base: sink)
         let turn: ModelTurn
         do {
-            turn = try await base.streamTurn(request, deliverNow: counted) { [produced] event in
-                produced.count(event)
-                try await onEvent(event)
-            }
+            turn = try await base.streamTurn(request, into: produced)
         } catch {
-            let usage = Usage(outputTokens: produced.outputTokens)
+            let usage = Usage(outputTokens: produced.estimate.outputTokens)
             ticket.spent(usage)
             metrics.modelCall(provider: provider, model: request.model, route: route, usage: usage)
             throw error
@@ -46,7 +34,7 @@ struct MeteredModel<Base: LanguageModel>: RelayingLanguageModel {
         // A provider that reports no usage (some OpenAI-compatible servers) still produced what was relayed: the
         // key is charged the estimate (the stream's own `usage` stays what the provider said).
         var charged = priced.usage
-        if charged.outputTokens == 0 { charged.outputTokens = produced.outputTokens }
+        if charged.outputTokens == 0 { charged.outputTokens = produced.estimate.outputTokens }
         ticket.spent(charged)
         return priced
     }
@@ -86,4 +74,23 @@ final class CutCallEstimate: Sendable {
         let text = bytes.load(ordering: .relaxed)
         return (text + Self.bytesPerToken - 1) / Self.bytesPerToken + toolCalls.load(ordering: .relaxed) * Self.tokensPerToolCall
     }
+}
+
+/// A sink that counts what it delivered for `CutCallEstimate`, passing every event on to `base`.
+private struct CountingSink<Base: EventSink<ModelStreamEvent>>: EventSink {
+    let base: Base
+    let estimate = CutCallEstimate()
+
+    func takeNow(_ event: ModelStreamEvent) throws -> Bool {
+        guard try base.takeNow(event) else { return false }
+        estimate.count(event)
+        return true
+    }
+
+    func take(_ event: ModelStreamEvent) async throws {
+        estimate.count(event)
+        try await base.take(event)
+    }
+
+    var deadlines: DeadlineKeeper { base.deadlines }
 }

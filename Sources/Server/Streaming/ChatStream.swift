@@ -50,20 +50,8 @@ enum ChatStream {
             // The pipeline writes each event itself: one encoding, one write. The model's events are written where
             // the upstream is read, when that is the connection's event loop and the connection takes them at once.
             let ending = await stream.run { stream in
-                let encoder = EncoderBox(SSEEncoder(accumulated: chat.accumulated))
-                try await loop.run(chat, sessionId: sessionId, emitNow: { event in
-                    guard try stream.writeNow({ ByteBuffer(bytes: encoder.encoder.encode(event)) }) else { return false }
-                    tally.count(event, relayed: true)
-                    return true
-                }) { event in
-                    try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(event)))
-                    tally.count(event)
-                    // Smart routing's decision follows the session's start.
-                    if let routing, case .sessionStart = event {
-                        try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(.routing(routing))))
-                        tally.count(.routing(routing))
-                    }
-                }
+                try await loop.run(chat, sessionId: sessionId,
+                                   into: ConnectionSink(stream: stream, accumulated: chat.accumulated, tally: tally, routing: routing))
             }
             let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
@@ -124,26 +112,9 @@ extension ChatStream {
                 let ending = await withGracefulShutdownHandler {
                     await withTaskGroup(of: Void.self) { producer -> EventStream.Ending in
                         producer.addTask {
-                            // Kept without `accumulated`; each reader adds it back (`subscribe`).
-                            let encoder = EncoderBox(SSEEncoder(accumulated: false))
-                            // Appending to the session never waits, so every event is appended where it is read.
-                            @Sendable func append(_ event: StreamEvent, relayed: Bool) throws {
-                                try session.append(ByteBuffer(bytes: encoder.encoder.encode(event)))
-                                tally.count(event, relayed: relayed)
-                                if let routing, case .sessionStart = event {
-                                    try session.append(ByteBuffer(bytes: encoder.encoder.encode(.routing(routing))))
-                                    tally.count(.routing(routing))
-                                }
-                            }
                             do {
-                                try await DeadlineKeeper.$current.withValue(session.keeper) {
-                                    try await loop.run(chat, sessionId: sessionId, emitNow: { event in
-                                        try append(event, relayed: true)
-                                        return true
-                                    }) { event in
-                                        try append(event, relayed: false)
-                                    }
-                                }
+                                try await loop.run(chat, sessionId: sessionId,
+                                                   into: SessionSink(session: session, tally: tally, routing: routing))
                                 session.end.fire(.finished)
                             } catch let error as StreamError where error.code == .resumeBufferFull {
                                 session.end.fire(.stopped(error))
@@ -252,35 +223,6 @@ extension ChatStream {
     }
 }
 
-/// Where a finished stream is booked: its metrics, its calibration record, and its slot in the quotas, given back
-/// everywhere (its key's tokens were charged by each model call as it ended). Both kinds of stream book the same
-/// way, before their body ends, so a client that sends its next chat the moment this one ends never meets it.
-private struct StreamBook {
-    let sessionId: String
-    let started: ContinuousClock.Instant
-    let metrics: ServerMetrics
-    let ticket: StreamTicket?
-    let recorder: StreamRecorder?
-
-    func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) async {
-        metrics.streamClosed(outcome: outcome, errorCode: outcome == .clientGone ? nil : tally.errorCode, events: tally.events,
-                             relayed: tally.relayed, duration: elapsed)
-        recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
-                                      firstText: tally.firstTextAt.map { $0 - started }))
-        await ticket?.end()
-    }
-}
-
-/// A stream's event encoder, shared by the two ways its events are written (where the upstream is read, and by
-/// the pipeline's task). Used by one of them at a time: the task waits while the upstream's reader writes.
-private final class EncoderBox: @unchecked Sendable {
-    var encoder: SSEEncoder
-
-    init(_ encoder: SSEEncoder) {
-        self.encoder = encoder
-    }
-}
-
 /// What every stream of a server shares: its timings, where streams are booked, the resumable sessions, and
 /// the instance that names their session ids.
 struct StreamSettings: Sendable {
@@ -313,53 +255,4 @@ struct StreamLabels: Sendable {
     var route: String?
     var provider: String
     var model: String
-}
-
-/// What a stream sent, for its log line, metrics and calibration record. Written only by the pipeline's task and
-/// read after it has finished, so it needs no lock.
-private final class StreamTally: @unchecked Sendable {
-    var events = 0
-    /// Of the events, the model's written (or kept) where the upstream was read.
-    var relayed = 0
-    var last = "none"
-    var errorCode: StreamErrorCode?
-    /// The session's tokens, from its `complete` event.
-    var usage: Usage?
-    var labels: StreamLabels
-    var iterations = 0
-    var toolCalls = 0
-    var firstTextAt: ContinuousClock.Instant?
-
-    init(labels: StreamLabels) {
-        self.labels = labels
-    }
-
-    func count(_ event: StreamEvent, relayed: Bool = false) {
-        events += 1
-        if relayed { self.relayed += 1 }
-        last = event.type
-        switch event {
-        case .error(let error): errorCode = error.code
-        case .complete(let completion): usage = completion.usage
-        case .textChunk: if firstTextAt == nil { firstTextAt = .now }
-        case .iterationStart: iterations += 1
-        case .toolDetected: toolCalls += 1
-        case .routing(let decision):
-            // A fallback moved the stream: it is booked under what answered.
-            if let provider = decision.provider { labels.provider = provider }
-            if let model = decision.model { labels.model = model }
-        default: break
-        }
-    }
-
-    func record(sessionId: String, outcome: StreamOutcome, duration: Duration, firstText: Duration?) -> StreamRecord {
-        let usage = usage ?? Usage()
-        return StreamRecord(
-            sessionId: sessionId, finishedAt: Int64((Date().timeIntervalSince1970 * 1000).rounded()), level: labels.level,
-            route: labels.route, provider: labels.provider, model: labels.model, durationMs: Int(duration.inMilliseconds),
-            firstTextMs: firstText.map { Int($0.inMilliseconds) }, iterations: iterations, toolCalls: toolCalls,
-            inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens,
-            cacheWriteTokens: usage.cacheWriteTokens, costUSD: usage.costUSD, outcome: outcome.rawValue,
-            errorCode: errorCode?.rawValue)
-    }
 }

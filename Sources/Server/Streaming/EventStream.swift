@@ -19,8 +19,9 @@ import Synchronization
 ///   attaches to while it runs: a hang-up is told the moment the event loop sees it, keepalives go between
 ///   whole messages, and a client that reads nothing is dropped.
 /// - Shutdown: a graceful-shutdown handler gives the stream `shutdownGrace` to finish, then ends it.
-/// - Deadlines inside the producer: a `DeadlineKeeper` lets the model client have the stream stop the producer
-///   when a call runs past its overall deadline, even while the upstream sends nothing.
+/// - Deadlines inside the producer: the stream's `deadlines`, handed down with the producer's sink, let the
+///   model client have the stream stop the producer when a call runs past its overall deadline, even while the
+///   upstream sends nothing.
 ///
 /// Whatever ends the stream first (the producer finishing, the hang-up, the shutdown timer, the response task
 /// being cancelled) is told once to a `StreamEndSignal` that the response's task awaits; unless the producer
@@ -36,8 +37,8 @@ final class EventStream: @unchecked Sendable {
         /// The client hung up, the connection failed or was dropped, or a write failed.
         case hungUp
         /// The producer was stopped, and this is the error to tell the client: the grace period after the start
-        /// of a shutdown ran out (`server_shutdown`), or a deadline the producer armed through the
-        /// `DeadlineKeeper` passed (a model call's `overall_timeout`).
+        /// of a shutdown ran out (`server_shutdown`), or a deadline the producer armed through `deadlines`
+        /// passed (a model call's `overall_timeout`).
         case stopped(StreamError)
     }
 
@@ -106,7 +107,7 @@ final class EventStream: @unchecked Sendable {
                 await withTaskGroup(of: Void.self) { [channel] group in
                     group.addTask(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) {
                         do {
-                            try await DeadlineKeeper.$current.withValue(self.keeper) { try await produce(self) }
+                            try await produce(self)
                             signal.fire(.finished)
                         } catch {
                             signal.fire(.hungUp)
@@ -128,8 +129,9 @@ final class EventStream: @unchecked Sendable {
         return ending
     }
 
-    /// Arms and disarms one deadline at a time, on the connection's event loop.
-    private var keeper: DeadlineKeeper {
+    /// The producer's deadlines: one armed at a time, on the connection's event loop; when it passes, the
+    /// producer is stopped and `run` ends `.stopped` with its error.
+    var deadlines: DeadlineKeeper {
         DeadlineKeeper(arm: { [self] limit, error in
             let signal = signal
             let timer = channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { signal.fire(.stopped(error)) }

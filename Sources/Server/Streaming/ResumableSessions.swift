@@ -246,8 +246,8 @@ final class ResumableSession: Sendable {
         }
     }
 
-    /// A deadline keeper for the producer: a model call's overall deadline stops it on time.
-    var keeper: DeadlineKeeper {
+    /// The producer's deadlines: a model call's overall deadline stops it on time.
+    var deadlines: DeadlineKeeper {
         DeadlineKeeper(arm: { [self] limit, error in
             let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) { [end] in end.fire(.stopped(error)) }
             state.withLock { $0.deadline?.cancel(); $0.deadline = timer }
