@@ -15,6 +15,12 @@ struct JSONWriter {
         bytes.append(contentsOf: buffer)
     }
 
+    /// Text that needs no escaping (an event's type, a number's digits), appended without an array of its own.
+    mutating func raw(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
     mutating func integer(_ value: Int) {
         if value == 0 { bytes.append(UInt8(ascii: "0")); return }
         var magnitude = value.magnitude

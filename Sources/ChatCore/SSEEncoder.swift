@@ -25,7 +25,7 @@ public struct SSEEncoder: Sendable {
         json.integer(nextId)
         nextId += 1
         json.raw("\ndata: {\"type\":\"")
-        json.raw(Array(event.type.utf8))
+        json.raw(event.type)
         json.raw("\",\"timestamp\":\"")
         Timestamp.appendISO8601(date, to: &json.bytes)
         json.raw("\"")
@@ -38,13 +38,13 @@ public struct SSEEncoder: Sendable {
             json.raw(",\"complexity\":")
             json.string(decision.complexity)
             json.raw(",\"score\":")
-            json.raw(Array(decision.score.compactText.utf8))
+            json.raw(decision.score.compactText)
             json.raw(",\"route\":")
             json.string(decision.route)
             json.raw(",\"action\":")
             json.string(decision.action)
             for (key, value) in [("provider", decision.provider), ("model", decision.model), ("message", decision.message)] {
-                json.raw(Array(",\"\(key)\":".utf8))
+                json.raw(",\"\(key)\":")
                 if let value { json.string(value) } else { json.raw("null") }
             }
             json.raw(",\"matchedRules\":[")
