@@ -31,9 +31,10 @@ let package = Package(
         .target(name: "ChatCore"),
         // Pure: rules model, YAML loading with diagnostics, analyzer, the analysis report.
         .target(name: "Routing", dependencies: ["ChatCore", .product(name: "Yams", package: "Yams")]),
-        // Rules files on disk: where the rules come from, reading them, their fingerprint (Routing's I/O edge,
-        // shared by the server and the rules commands).
-        .target(name: "RulesFiles", dependencies: ["Routing", .product(name: "Crypto", package: "swift-crypto")]),
+        // Configuration files on disk: the one reader (size cap, UTF-8, fingerprint) of rules, API keys and
+        // evaluation sets; where the rules come from and loading them (Routing's I/O edge, shared by the server and
+        // the commands).
+        .target(name: "ConfigFiles", dependencies: ["Routing", .product(name: "Crypto", package: "swift-crypto")]),
         // Anthropic and OpenAI-compatible streaming clients.
         .target(name: "Upstream", dependencies: [
             "ChatCore",
@@ -41,12 +42,19 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Tool registry, input validation and result caps; the HR tools on SQLite (GRDB) or PostgreSQL;
-        // MCP both ways (tools from MCP servers, and ours served over MCP).
-        .target(name: "Tools", dependencies: [
+        // The database: where it is, SQLite (GRDB) or PostgreSQL behind one small SQL interface, opening it with
+        // each part's schema prepared, and the finished streams' records.
+        .target(name: "Storage", dependencies: [
             "ChatCore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // Tool registry, input validation and result caps; the HR tools (on Storage's database); MCP both ways
+        // (tools from MCP servers, and ours served over MCP).
+        .target(name: "Tools", dependencies: [
+            "ChatCore", "Storage",
             .product(name: "MCP", package: "swift-sdk"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -58,7 +66,7 @@ let package = Package(
         .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
         // Hummingbird application: routes, SSE responses, configuration, rules watching.
         .target(name: "Server", dependencies: [
-            "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools",
+            "Routing", "ConfigFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools", "Storage",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Yams", package: "Yams"),
@@ -71,17 +79,18 @@ let package = Package(
             .embedInCode("Frontend/index.html"), .embedInCode("Frontend/playground.js"), .embedInCode("Frontend/client.js"),
         ]),
         .executableTarget(name: "switchboard", dependencies: [
-            "Server", "Routing", "RulesFiles", "ChatCore", "ChatPipeline", "Tools",
+            "Server", "Routing", "ConfigFiles", "ChatCore", "ChatPipeline", "Tools", "Storage",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing", "RulesFiles"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "ConfigFiles"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline", "TestSupport"]),
-        .testTarget(name: "ToolsTests", dependencies: ["Tools", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "ToolsTests", dependencies: ["Tools", "Storage", "TestSupport"]),
         // Helpers shared by the test targets: Python's fastmcp as an independent MCP peer, child processes, ports.
         .target(name: "TestSupport", dependencies: ["ChatCore"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
@@ -92,7 +101,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: [
-            "Server", "RulesFiles", "Upstream", "AnthropicMock", "Tools", "TestSupport",
+            "Server", "ConfigFiles", "Upstream", "AnthropicMock", "Tools", "Storage", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], exclude: ["Browser"]),

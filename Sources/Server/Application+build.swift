@@ -7,8 +7,9 @@ import HummingbirdCore
 import NIOCore
 import Logging
 import Routing
-import RulesFiles
+import ConfigFiles
 import ServiceLifecycle
+import Storage
 import Tools
 import Upstream
 
@@ -31,8 +32,10 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     }
     let database: any SQLDatabase
     do {
-        let opened = try await HRDatabase.open(configuration.database, logger: logger,
-                                               preparePostgres: { try await PostgresQuotaStore.prepareSchema($0) })
+        // The HR tools' tables, the finished streams', and on PostgreSQL the quotas several instances share.
+        var schemas = [HRSchema.databaseSchema, StreamRecords.databaseSchema]
+        if case .postgres = configuration.database { schemas.append(PostgresQuotaStore.databaseSchema) }
+        let opened = try await PreparedDatabase.open(configuration.database, schemas: schemas, logger: logger)
         database = opened.database
         if let pool = opened.service { services.append(pool) }
     } catch {
@@ -151,17 +154,17 @@ func openAPIKeys(_ configuration: ServerConfiguration, knownTools: Set<String>? 
         }
         return nil
     }
-    switch RulesFile.read(path) {
+    switch ConfigFile.read(path) {
     case .failure(let unreadable):
         throw StartupError(description: "cannot start: the API keys file cannot be read\n\(unreadable.diagnostic)")
-    case .success(let (yaml, fingerprint)):
-        let (keys, diagnostics) = APIKeysFile.load(yaml: yaml, path: path, knownTools: knownTools)
+    case .success(let file):
+        let (keys, diagnostics) = APIKeysFile.load(yaml: file.text, path: path, knownTools: knownTools)
         guard let keys else {
             throw StartupError(description: "cannot start: the API keys file is invalid\n"
                                + diagnostics.map(\.description).joined(separator: "\n"))
         }
         logger.info("API keys loaded", metadata: ["path": "\(path)", "keys": "\(keys.keys.count + environmentKeys.count)"])
-        return APIKeyStore(file: (keys, fingerprint), environmentKeys: environmentKeys, knownTools: knownTools)
+        return APIKeyStore(file: (keys, file.fingerprint), environmentKeys: environmentKeys, knownTools: knownTools)
     }
 }
 

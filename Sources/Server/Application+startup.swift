@@ -2,8 +2,9 @@ import ChatCore
 import Foundation
 import Logging
 import Routing
-import RulesFiles
+import ConfigFiles
 import ServiceLifecycle
+import Storage
 import Tools
 import Upstream
 

@@ -2,7 +2,7 @@ import ChatCore
 import ChatPipeline
 import Foundation
 import Logging
-import Tools
+import Storage
 import Upstream
 
 /// Limits that hold for every client, whatever its key.

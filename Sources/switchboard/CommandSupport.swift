@@ -3,7 +3,8 @@ import ChatCore
 import Foundation
 import Logging
 import Routing
-import RulesFiles
+import ConfigFiles
+import Storage
 import Tools
 
 /// `--database`, for the commands that work on the HR database without a server.
@@ -23,7 +24,8 @@ struct DatabaseOption: ParsableArguments {
 
     /// Runs `body` with the database, opened, prepared and seeded; a PostgreSQL pool runs beside it and stops after.
     func withDatabase<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        let opened = try await HRDatabase.open(DatabaseLocation(database), logger: logger)
+        let opened = try await PreparedDatabase.open(DatabaseLocation(database), schemas: [HRSchema.databaseSchema, StreamRecords.databaseSchema],
+                                                     logger: logger)
         guard let service = opened.service else { return try await body(opened.database) }
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await service.run(); return nil }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RulesFiles
+import ConfigFiles
 import Server
 
 struct Keys: AsyncParsableCommand {
@@ -45,8 +45,8 @@ struct Keys: AsyncParsableCommand {
 
     /// The keys file's text; an unreadable file is printed compiler-style and exits 1.
     static func read(_ path: String) throws -> String {
-        switch RulesFile.read(path) {
-        case .success(let (text, _)): return text
+        switch ConfigFile.read(path) {
+        case .success(let file): return file.text
         case .failure(let unreadable):
             print(unreadable.diagnostic.description)
             throw ExitCode(1)

@@ -2,7 +2,8 @@ import ArgumentParser
 import ChatCore
 import Foundation
 import Routing
-import RulesFiles
+import ConfigFiles
+import Storage
 import Tools
 
 struct Rules: AsyncParsableCommand {

@@ -2,7 +2,7 @@ import ArgumentParser
 import ChatCore
 import Foundation
 import Routing
-import RulesFiles
+import ConfigFiles
 
 extension Rules {
     struct Eval: AsyncParsableCommand {
@@ -45,8 +45,8 @@ extension Rules {
             let path = file.path
             let rules = try loadRules(path)
             let yaml: String
-            switch RulesFile.read(cases) {
-            case .success(let (text, _)): yaml = text
+            switch ConfigFile.read(cases) {
+            case .success(let file): yaml = file.text
             case .failure(let unreadable):
                 printError(unreadable.diagnostic.description)
                 throw ExitCode(2)

@@ -6,6 +6,7 @@ import Metrics
 import Prometheus
 import Server
 import ServiceLifecycle
+import Storage
 import Tools
 
 struct Serve: AsyncParsableCommand {

@@ -1,5 +1,5 @@
 import Foundation
-import RulesFiles
+import ConfigFiles
 import Testing
 @testable import Routing
 

@@ -1,7 +1,7 @@
 import AnthropicMock
 import ChatCore
 import Routing
-import RulesFiles
+import ConfigFiles
 import AsyncHTTPClient
 import Foundation
 import Hummingbird

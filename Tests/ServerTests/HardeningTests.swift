@@ -7,8 +7,9 @@ import Glibc
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Storage
 import Synchronization
-import RulesFiles
+import ConfigFiles
 import TestSupport
 import Testing
 import Tools

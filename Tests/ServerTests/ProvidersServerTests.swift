@@ -5,6 +5,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Routing
+import Storage
 import Testing
 import Tools
 import Upstream

@@ -6,7 +6,7 @@ import Logging
 import Synchronization
 import TestSupport
 import Testing
-import RulesFiles
+import ConfigFiles
 @testable import Server
 
 /// Two rule versions that score "chart compare" differently in both rules, so a mix of them would show.
@@ -127,8 +127,8 @@ struct ReloadTests {
             }
             #expect(log.failures.withLock { $0 }.isEmpty)
             let versions = log.seen.withLock { $0 }
-            let fingerprints = [RulesFile.fingerprint(of: Array(versionA().utf8)): 5,
-                                RulesFile.fingerprint(of: Array(versionB().utf8)): 4]
+            let fingerprints = [ConfigFile.fingerprint(of: Array(versionA().utf8)): 5,
+                                ConfigFile.fingerprint(of: Array(versionB().utf8)): 4]
             #expect(versions.count == 2, "both versions were served: \(versions)")
             for (version, scores) in versions {
                 #expect(scores == [fingerprints[version] ?? -1], "version \(version) answered scores \(scores)")

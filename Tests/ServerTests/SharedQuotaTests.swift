@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Storage
 import Testing
 import TestSupport
 import Tools
@@ -18,7 +19,7 @@ private func withQuotaDatabase(_ body: @Sendable (PostgresDatabase) async throws
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await database.run() }
         defer { group.cancelAll() }
-        try await PostgresQuotaStore.prepareSchema(database)
+        _ = try await PostgresQuotaStore.databaseSchema.prepare(database)
         try await body(database)
     }
 }

@@ -3,6 +3,7 @@ import ChatCore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Storage
 import Testing
 import TestSupport
 import Tools

@@ -1,9 +1,10 @@
 import ChatCore
 import Foundation
+import Storage
 import Testing
 @testable import Tools
 
-/// The databases the tool suite runs on: SQLite always, PostgreSQL when `SWITCHBOARD_TEST_POSTGRES_URL` names
+/// The databases the tool suite (and the stream records' suite, which shares them) runs on: SQLite always, PostgreSQL when `SWITCHBOARD_TEST_POSTGRES_URL` names
 /// one (`.ci/run` starts it with scripts/test-postgres.sh).
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
@@ -29,6 +30,7 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 private let sharedSQLite: Task<any SQLDatabase, Error> = Task {
     let database = try SQLiteDatabase()
     try await HRSchema.prepare(database)
+    _ = try await StreamRecords.databaseSchema.prepare(database)
     return database
 }
 
@@ -40,6 +42,7 @@ private let sharedPostgres: Task<any SQLDatabase, Error> = Task {
     try await database.transaction(["stream_records", "salary_increments", "employees", "locations", "departments", "schema_migrations"]
         .map { ("DROP TABLE IF EXISTS \($0)", []) })
     try await HRSchema.prepare(database)
+    _ = try await StreamRecords.databaseSchema.prepare(database)
     return database
 }
 

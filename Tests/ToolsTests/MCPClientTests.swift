@@ -1,6 +1,7 @@
 import ChatCore
 import Foundation
 import Logging
+import Storage
 import Synchronization
 import TestSupport
 import Testing

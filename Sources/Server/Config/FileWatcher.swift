@@ -6,7 +6,7 @@ import Darwin
 #endif
 import Logging
 import Routing
-import RulesFiles
+import ConfigFiles
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -88,17 +88,17 @@ public final class FileWatcher<Target: ReloadTarget>: Service, Sendable {
             let stamp = Self.stamp(of: path)
             guard force || stamp != state.stamp else { return .unchanged }
             state.stamp = stamp
-            switch RulesFile.read(path) {
+            switch ConfigFile.read(path) {
             case .failure(let unreadable):
                 guard force || state.lastTried != nil else { return .unchanged }
                 state.lastTried = nil
                 target.refuse(unreadable.diagnostic, logger: logger)
                 return .rejected
-            case .success(let (yaml, fingerprint)):
-                guard force || fingerprint != state.lastTried else { return .unchanged }
-                state.lastTried = fingerprint
-                if fingerprint == target.fingerprint, !target.isRejecting { return .unchanged }
-                return target.reload(yaml: yaml, fingerprint: fingerprint, path: path, logger: logger)
+            case .success(let file):
+                guard force || file.fingerprint != state.lastTried else { return .unchanged }
+                state.lastTried = file.fingerprint
+                if file.fingerprint == target.fingerprint, !target.isRejecting { return .unchanged }
+                return target.reload(yaml: file.text, fingerprint: file.fingerprint, path: path, logger: logger)
             }
         }
     }

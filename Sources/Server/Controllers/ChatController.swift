@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Routing
-import Tools
+import Storage
 import Upstream
 
 /// The chat endpoints, for any key: the stream, smart routing, the analyze preflight, and a resumable stream's

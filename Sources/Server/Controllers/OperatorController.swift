@@ -1,4 +1,5 @@
 import ChatCore
+import ConfigFiles
 import Foundation
 import Hummingbird
 import NIOCore
@@ -67,8 +68,9 @@ struct OperatorController: Sendable {
             StreamSample(level: $0.level, route: $0.route, durationMs: $0.durationMs, firstTextMs: $0.firstTextMs)
         }
         let calibration = Calibration(rules: active.rules, samples: samples, minSamples: minSamples)
+        // Suggestions are edits to the file as it is on disk, read as every configuration file is.
         let yaml: String = switch active.source {
-        case .file(let path): (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        case .file(let path): (try? ConfigFile.read(path).get().text) ?? ""
         case .embedded: DefaultRules.yaml
         }
         return try Response.json(CalibrationResponse(calibration, rulesVersion: active.rules.fingerprint, window: window,

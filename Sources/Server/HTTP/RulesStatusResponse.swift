@@ -1,7 +1,7 @@
 import ChatCore
 import Foundation
 import Routing
-import RulesFiles
+import ConfigFiles
 
 /// The body of `GET /rules`: what is in service and whether the last reload failed.
 struct RulesStatusResponse: Encodable {

@@ -1,7 +1,7 @@
 import ChatCore
 import ServiceLifecycle
+import Storage
 import Synchronization
-import Tools
 
 /// What `GET /ready` answers: whether a load balancer should send this instance traffic. Ready while the
 /// database answers and no shutdown is under way; the rules are always loaded once the server runs (a server

@@ -1,7 +1,7 @@
 import Logging
 import ServiceLifecycle
+import Storage
 import Synchronization
-import Tools
 
 /// Keeps finished streams for calibration without making a stream wait on the database: `record` appends to a
 /// bounded buffer, and this service writes the buffer in one transaction every `interval` (and once more when the

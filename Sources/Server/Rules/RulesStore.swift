@@ -1,6 +1,6 @@
 import Foundation
 import Routing
-import RulesFiles
+import ConfigFiles
 import Synchronization
 
 /// The rules the server answers with, swapped atomically on reload.

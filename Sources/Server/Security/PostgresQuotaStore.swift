@@ -2,8 +2,8 @@ import ChatCore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Storage
 import Synchronization
-import Tools
 
 /// Quotas shared by every instance on one PostgreSQL database (`--database postgres://…`): a key's requests per
 /// minute, concurrent streams and daily output tokens hold across instances, while each instance keeps its own
@@ -246,8 +246,10 @@ public final class PostgresQuotaStore: QuotaStore, Service {
     // MARK: Schema
 
     /// Creates the tables and the function (idempotent; instances starting together take turns on an advisory lock).
-    public static func prepareSchema(_ database: any SQLDatabase) async throws {
+    /// The shared quotas' tables and functions, prepared as a PostgreSQL database opens.
+    public static let databaseSchema = DatabaseSchema(name: "quotas") { database in
         try await database.transaction(schema.map { ($0, []) })
+        return nil
     }
 
     static let schema: [String] = [

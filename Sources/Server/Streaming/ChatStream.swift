@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
-import Tools
+import Storage
 
 /// The SSE response of `POST /mcp/chat/stream` (and of smart routing when it streams).
 ///

@@ -1,6 +1,6 @@
 import ChatCore
 import Foundation
-import Tools
+import Storage
 
 /// Where a finished stream is booked: its metrics, its calibration record, and its slot in the quotas, given back
 /// everywhere (its key's tokens were charged by each model call as it ended). Both kinds of stream book the same

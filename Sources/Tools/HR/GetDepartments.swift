@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 /// `get_departments`: every department with its head counts (everyone, and active only) and its head.
 struct GetDepartments: Tool {

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 /// `get_employee`: one employee by id or e-mail, with manager and increment history.
 struct GetEmployee: Tool {

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 /// `get_employees`: employees matching the shared filters, sorted and paged.
 struct GetEmployees: Tool {

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 /// `get_increment_distribution`: a histogram of one year's increment percentages, with count, mean and median.
 struct GetIncrementDistribution: Tool {

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 /// `get_salary_stats`: salary statistics (count, min, max, mean, median) by group, now or per year.
 struct GetSalaryStats: Tool {

@@ -1,5 +1,12 @@
+import Storage
+
 /// The HR schema and its migrations, in SQL that SQLite and PostgreSQL both accept.
 public enum HRSchema {
+    /// The HR tables as the database opens: migrated, and seeded when empty.
+    public static let databaseSchema = DatabaseSchema(name: "hr") { database in
+        try await prepare(database) ? "seeded" : nil
+    }
+
     /// Migrations in order; each runs once, recorded in `schema_migrations`.
     static let migrations: [(version: Int, statements: [String])] = [
         (1, [
@@ -47,8 +54,7 @@ public enum HRSchema {
             "CREATE INDEX increments_employee_year ON salary_increments(employee_id, year)",
             "CREATE INDEX increments_year ON salary_increments(year)",
         ]),
-        // Finished streams, for `GET /rules/calibration` and `switchboard rules calibrate`.
-        (2, StreamRecords.schema),
+        // 2 was the stream records' table, now prepared by Storage (`StreamRecords.databaseSchema`).
     ]
 
     /// Applies pending migrations and seeds an empty database; safe to call on every start.

@@ -1,4 +1,5 @@
 import ChatCore
+import Storage
 
 /// Deterministic demo data: 500 employees in 8 departments and 6 cities, with managers, statuses and
 /// salary increments for 2021–2025. The same rows every time, on every database.

@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 // Pieces the HR tools share: the employee filter, joins and columns, result JSON, rounding and medians.
 

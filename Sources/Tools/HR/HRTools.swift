@@ -1,5 +1,6 @@
 import ChatCore
 import Foundation
+import Storage
 
 /// The HR tools the model can call, all on one `SQLDatabase`.
 public enum HRTools {

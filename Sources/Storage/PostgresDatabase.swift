@@ -18,7 +18,7 @@ public final class PostgresDatabase: SQLDatabase, Service {
                 prepare: (@Sendable (PostgresDatabase) async throws -> Void)? = nil) throws {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
               let host = components.host, !host.isEmpty else {
-            throw ToolError("Not a PostgreSQL URL: expected postgres://user:password@host:5432/database.")
+            throw DatabaseError("Not a PostgreSQL URL: expected postgres://user:password@host:5432/database.")
         }
         let tls: PostgresClient.Configuration.TLS = switch Self.sslMode(components) {
         case "disable": .disable

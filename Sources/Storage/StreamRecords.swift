@@ -57,8 +57,14 @@ public struct StreamRecords: Sendable {
         self.limit = limit
     }
 
-    /// The table, created by the schema's migration 2.
-    static let schema = [
+    /// The table, prepared as the database opens (it is the HR schema's former migration 2, so databases that
+    /// ran it already have it).
+    public static let databaseSchema = DatabaseSchema(name: "stream records") { database in
+        try await database.transaction(statements.map { ($0, []) })
+        return nil
+    }
+
+    static let statements = [
         """
         CREATE TABLE IF NOT EXISTS stream_records (
             session_id TEXT PRIMARY KEY,

@@ -1,0 +1,95 @@
+import ChatCore
+import Foundation
+import Logging
+@testable import Storage
+import Synchronization
+import Testing
+
+@Suite("Database location")
+struct DatabaseLocationTests {
+    @Test("a spec names SQLite, memory or PostgreSQL", arguments: [
+        (":memory:", DatabaseLocation.memory),
+        ("data/hr.sqlite", .sqlite(path: "data/hr.sqlite")),
+        ("postgres://u:p@db:5432/hr", .postgres(url: "postgres://u:p@db:5432/hr")),
+        ("postgresql://db/hr", .postgres(url: "postgresql://db/hr")),
+    ])
+    func parses(spec: String, location: DatabaseLocation) {
+        #expect(DatabaseLocation(spec) == location)
+    }
+
+    @Test("its description never shows a password")
+    func redacts() {
+        #expect(DatabaseLocation("postgres://hr:s3cret@db:5432/hr?sslmode=require").description
+                == "postgres://hr@db:5432/hr?sslmode=require")
+        #expect(DatabaseLocation("data/hr.sqlite").description == "data/hr.sqlite")
+    }
+
+    @Test("PostgreSQL off loopback requires TLS unless the URL says otherwise", arguments: [
+        ("postgres://u:p@db.internal:5432/hr", "require"),
+        ("postgres://u:p@10.0.0.5/hr", "require"),
+        ("postgres://u:p@127.0.0.1:55432/hr", "prefer"),
+        ("postgres://u:p@localhost/hr", "prefer"),
+        ("postgres://u:p@[::1]:5432/hr", "prefer"),
+        ("postgres://u:p@127.corp.example/hr", "require"),
+        ("postgres://u:p@db.internal/hr?sslmode=disable", "disable"),
+        ("postgres://u:p@127.0.0.1/hr?sslmode=require", "require"),
+    ])
+    func tlsByHost(url: String, mode: String) throws {
+        #expect(PostgresDatabase.sslMode(try #require(URLComponents(string: url))) == mode)
+    }
+}
+
+@Suite("Readiness gate")
+struct ReadinessGateTests {
+    @Test("a query waiting for a database that is not ready honours cancellation and the tool timeout")
+    func waitsAreCancellable() async throws {
+        let gate = ReadinessGate()
+        let database = GatedDatabase(base: try SQLiteDatabase(), gate: gate)
+        let waiting = Task { try await database.fetch("SELECT 1 AS one", []) }
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        #expect(try await withTimeout(.milliseconds(20)) { try await database.fetch("SELECT 1 AS one", []) } == nil)
+        gate.open()
+        #expect(try await database.fetch("SELECT 1 AS one", []).first?["one"]?.int == 1)
+    }
+}
+
+
+@Suite("Prepared database")
+struct PreparedDatabaseTests {
+    @Test("a SQLite file opens with its schemas prepared in order, and opens again without preparing twice")
+    func preparesOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("storage-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let location = DatabaseLocation(directory.appendingPathComponent("s.sqlite").path)
+        let order = Mutex<[String]>([])
+        let notes = DatabaseSchema(name: "notes") { database in
+            order.withLock { $0.append("notes") }
+            try await database.transaction([("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)", [])])
+            let count = try await database.fetch("SELECT COUNT(*) AS n FROM notes", []).first?["n"]?.int ?? 0
+            guard count == 0 else { return nil }
+            try await database.transaction([("INSERT INTO notes (body) VALUES (?)", [.text("first")])])
+            return "seeded"
+        }
+        let records = DatabaseSchema(name: "records") { database in
+            order.withLock { $0.append("records") }
+            return try await StreamRecords.databaseSchema.prepare(database)
+        }
+        let first = try await PreparedDatabase.open(location, schemas: [notes, records], logger: Logger(label: "test"))
+        #expect(first.service == nil)
+        #expect(order.withLock { $0 } == ["notes", "records"])
+        #expect(try await StreamRecords(database: first.database).samples(window: 10).isEmpty)
+        let again = try await PreparedDatabase.open(location, schemas: [notes, records], logger: Logger(label: "test"))
+        #expect(try await again.database.fetch("SELECT body FROM notes", []).map { $0["body"]?.text } == ["first"])
+    }
+
+    @Test("a URL that is not PostgreSQL's is refused by name, without its password")
+    func badURL() async throws {
+        let error = await #expect(throws: DatabaseError.self) {
+            _ = try await PreparedDatabase.open(.postgres(url: "postgres://user:s3cret@/hr"), schemas: [], logger: Logger(label: "test"))
+        }
+        #expect(error?.description.contains("Not a PostgreSQL URL") == true)
+        #expect(error?.description.contains("s3cret") == false)
+    }
+}
