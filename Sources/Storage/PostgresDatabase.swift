@@ -59,8 +59,24 @@ public final class PostgresDatabase: SQLDatabase, Service {
         }
     }
 
+    /// A query heeds cancellation: the driver's in-flight queries do not, so a cancelled one (a deadline passed,
+    /// the caller went away) closes its connection, which ends it at once; the pool opens another.
     public func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
-        try await Self.collect(try await client.query(Self.query(sql, arguments), logger: logger))
+        let logger = self.logger
+        return try await client.withConnection { connection in
+            try await Self.closingOnCancel(connection) {
+                try await Self.collect(try await connection.query(Self.query(sql, arguments), logger: logger))
+            }
+        }
+    }
+
+    /// Runs `body` on `connection`, closing the connection if the task is cancelled meanwhile.
+    private static func closingOnCancel<T: Sendable>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+        try await withTaskCancellationHandler {
+            try await body()
+        } onCancel: {
+            connection.close().whenComplete { _ in }
+        }
     }
 
     /// Every row of a result, by column name.
@@ -76,9 +92,13 @@ public final class PostgresDatabase: SQLDatabase, Service {
 
     public func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws {
         let logger = self.logger
-        try await client.withTransaction(logger: logger) { connection in
-            for statement in statements {
-                try await connection.query(Self.query(statement.sql, statement.arguments), logger: logger)
+        try await client.withConnection { connection in
+            try await Self.closingOnCancel(connection) {
+                try await connection.withTransaction(logger: logger) { connection in
+                    for statement in statements {
+                        try await connection.query(Self.query(statement.sql, statement.arguments), logger: logger)
+                    }
+                }
             }
         }
     }

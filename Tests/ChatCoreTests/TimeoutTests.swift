@@ -22,19 +22,22 @@ private final class Latch: Sendable {
 
 @Suite("withTimeout")
 struct TimeoutTests {
-    @Test("returns at the deadline even when the operation ignores cancellation")
-    func stubbornOperation() async throws {
-        let latch = Latch()
-        let finished = Mutex(false)
-        let result = try await withTimeout(.milliseconds(50)) {
-            await latch.wait()
-            finished.withLock { $0 = true }
+    @Test("at the deadline the operation is cancelled, and withTimeout returns once it has ended: nothing outlives it")
+    func cancelledAtTheDeadline() async throws {
+        let ended = Mutex<String?>(nil)
+        let result = try await withTimeout(.milliseconds(50)) { () async throws -> Int in
+            do {
+                try await Task.sleep(for: .seconds(60))
+                ended.withLock { $0 = "slept" }
+            } catch {
+                ended.withLock { $0 = "cancelled" }
+                throw error
+            }
             return 1
         }
         #expect(result == nil)
-        // Causality: withTimeout returned while the operation was still waiting.
-        #expect(finished.withLock { $0 } == false)
-        latch.open()
+        // Causality: the operation had ended, cancelled, before withTimeout returned.
+        #expect(ended.withLock { $0 } == "cancelled")
     }
 
     @Test("gives the operation's value or error when it ends in time")
@@ -44,32 +47,38 @@ struct TimeoutTests {
         await #expect(throws: Failure.self) { _ = try await withTimeout(.seconds(10)) { () async throws -> Int in throw Failure() } }
     }
 
-    @Test("onTimeout runs before it returns")
-    func onTimeoutRuns() async throws {
+    @Test("onTimeout unblocks an operation that ignores cancellation, which ends before withTimeout returns")
+    func onTimeoutUnblocks() async throws {
         let latch = Latch()
-        let ran = Mutex(false)
-        let result = try await withTimeout(.milliseconds(20), onTimeout: { ran.withLock { $0 = true }; latch.open() }) {
+        let finished = Mutex(false)
+        let result = try await withTimeout(.milliseconds(20), onTimeout: { latch.open() }) {
             await latch.wait()
+            finished.withLock { $0 = true }
             return 1
         }
         #expect(result == nil)
-        #expect(ran.withLock { $0 })
+        #expect(finished.withLock { $0 })
     }
 
-    @Test("cancelling the caller returns at once with CancellationError, whatever the operation does")
+    @Test("cancelling the caller cancels the operation and throws CancellationError")
     func callerCancelled() async throws {
-        let latch = Latch()
         let started = Latch()
+        let sawCancel = Mutex(false)
         let caller = Task {
-            try await withTimeout(.seconds(60)) {
+            try await withTimeout(.seconds(60)) { () async throws -> Int in
                 started.open()
-                await latch.wait()
+                do {
+                    try await Task.sleep(for: .seconds(60))
+                } catch {
+                    sawCancel.withLock { $0 = true }
+                    throw error
+                }
                 return 1
             }
         }
         await started.wait()
         caller.cancel()
         await #expect(throws: CancellationError.self) { _ = try await caller.value }
-        latch.open()
+        #expect(sawCancel.withLock { $0 })
     }
 }

@@ -28,12 +28,26 @@ public final class MCPServerConnection: Service, Sendable {
     static let maxReconnectDelay: Duration = .seconds(30)
     /// How long a stopped stdio server has between SIGTERM and SIGKILL.
     static let terminationGrace: Duration = .seconds(2)
+    /// How often `run()` looks at the connection: a lost one is torn down (its calls in flight fail) and
+    /// reconnected within this.
+    static let watchInterval: Duration = .milliseconds(50)
+    /// The longest wait `Task.sleep` is asked for when it is only there to be cancelled.
+    private static let untilCancelled: Duration = .seconds(365 * 86_400)
 
     private struct Live {
         var client: Client?
         var process: Process?
         var pipes: [Pipe] = []
         var generation = 0
+        /// Connections lost and not yet torn down (`run()` and `disconnect()` do it).
+        var lost: [Lost] = []
+    }
+
+    /// A lost connection's parts, to disconnect (which fails the calls in flight) and stop.
+    private struct Lost {
+        let client: Client
+        let process: Process?
+        let pipes: [Pipe]
     }
 
     private let live = Mutex<Live>(Live())
@@ -80,7 +94,8 @@ public final class MCPServerConnection: Service, Sendable {
         await cancelWhenGracefulShutdown {
             var attempts = 0
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
+                try? await Task.sleep(for: Self.watchInterval)
+                await self.tearDownLost()
                 guard !self.isConnected, !Task.isCancelled else { continue }
                 do {
                     try await self.connect()
@@ -107,11 +122,26 @@ public final class MCPServerConnection: Service, Sendable {
         if case .object(let fields) = input { arguments = fields.mapValues(\.mcpValue) } else { arguments = [:] }
         do {
             let request: RequestContext<CallTool.Result> = try await client.callTool(name: tool, arguments: arguments)
-            // A tool cancelled here (client gone, tool timeout) is cancelled on the server too.
-            let result = try await withTaskCancellationHandler {
-                try await request.value
-            } onCancel: {
-                Task { try? await client.cancelRequest(request.requestID, reason: "cancelled by the client") }
+            // A tool cancelled here (client gone, tool timeout) is cancelled on the server too. The SDK's wait does
+            // not heed cancellation; cancelling the request on the client ends it.
+            let answered = Answered()
+            let result = try await withThrowingTaskGroup(of: CallTool.Result?.self) { group in
+                group.addTask {
+                    defer { answered.flag.store(true, ordering: .releasing) }
+                    return try await request.value
+                }
+                group.addTask {
+                    try? await Task.sleep(for: Self.untilCancelled)
+                    if !answered.flag.load(ordering: .acquiring) {
+                        try? await client.cancelRequest(request.requestID, reason: "cancelled by the client")
+                    }
+                    return nil
+                }
+                defer { group.cancelAll() }
+                while let next = try await group.next() {
+                    if let next { return next }
+                }
+                throw CancellationError()
             }
             return ToolOutput(mcpContent: result.content, isError: result.isError)
         } catch is CancellationError {
@@ -187,12 +217,21 @@ public final class MCPServerConnection: Service, Sendable {
         }
         guard let (process, pipes) = taken else { return }
         logger.error("MCP server lost; reconnecting", metadata: ["reason": "\(reason)"])
-        // One task per lost connection (not per call): disconnecting fails the calls in flight.
-        Task {
-            await client.disconnect()
-            if let process { await Self.stop(process) }
+        // Torn down by `run()` within its watch interval: disconnecting fails the calls in flight.
+        live.withLock { $0.lost.append(Lost(client: client, process: process, pipes: pipes)) }
+    }
+
+    /// Disconnects and stops the connections lost since the last look.
+    private func tearDownLost() async {
+        let lost = live.withLock { state in
+            defer { state.lost = [] }
+            return state.lost
+        }
+        for connection in lost {
+            await connection.client.disconnect()
+            if let process = connection.process { await Self.stop(process) }
             // The transport has stopped reading; the pipes' descriptors may close now.
-            withExtendedLifetime(pipes) {}
+            withExtendedLifetime(connection.pipes) {}
         }
     }
 
@@ -205,6 +244,7 @@ public final class MCPServerConnection: Service, Sendable {
         await client?.disconnect()
         if let process { await Self.stop(process) }
         withExtendedLifetime(pipes) {}
+        await tearDownLost()
     }
 
     /// SIGTERM, then SIGKILL if the process is still there after `terminationGrace`.
@@ -305,4 +345,9 @@ private final class LineSplitter: Sendable {
         }
         if !rest.isEmpty { output(prefix + String(decoding: rest, as: UTF8.self)) }
     }
+}
+
+/// Whether an MCP call was answered (or failed), so cancelling it after that sends nothing.
+private final class Answered: Sendable {
+    let flag = Atomic(false)
 }
