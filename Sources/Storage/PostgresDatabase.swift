@@ -29,13 +29,16 @@ public final class PostgresDatabase: SQLDatabase, Service {
         var configuration = PostgresClient.Configuration(
             host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
             password: components.password, database: database.isEmpty ? nil : database, tls: tls)
-        configuration.options.maximumConnections = 20
+        configuration.options.maximumConnections = Self.maxConnections
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         self.prepare = prepare
         // The password stays out of descriptions and logs.
         description = "postgres://\(components.user ?? "postgres")@\(host):\(components.port ?? 5432)/\(database)"
     }
+
+    /// The pool's connections at most: admissions, tools and stream records of one instance share them.
+    static let maxConnections = 20
 
     /// The URL's `sslmode`; without one, `prefer` on loopback and `require` anywhere else, so a password never
     /// crosses a network in clear unless the URL says `sslmode=disable`.

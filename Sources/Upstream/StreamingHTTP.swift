@@ -41,7 +41,8 @@ final class StreamingHTTP: Sendable {
         var configuration = HTTPClient.Configuration(timeout: .init(connect: TimeAmount(timeouts.connect), read: nil))
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        configuration.connectionPool = .init(idleTimeout: Self.poolIdleTimeout,
+                                             concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
         // A connection that cannot be made fails its request at once: the retry policy (with its backoff and
         // deadline) or a route's fallback decides what happens next, instead of the pool retrying behind it
         // until the request's first-byte deadline.
@@ -79,6 +80,9 @@ final class StreamingHTTP: Sendable {
             throw StreamError(code: .upstreamUnreachable, message: "The model service's address is not a valid URL.", retryable: false)
         }
     }
+
+    /// How long an idle upstream connection stays in the pool for the next call.
+    static let poolIdleTimeout = TimeAmount.seconds(60)
 
     /// How long a response whose message is whole may take to end before its connection is closed.
     static let endGrace = TimeAmount.seconds(2)

@@ -27,12 +27,18 @@ public actor StreamableHTTPTransport: Transport {
 
     /// Messages larger than this are refused, so a broken server cannot exhaust memory.
     static let maxMessageBytes = 16 << 20
+    /// Establishing a connection to an MCP server.
+    static let connectTimeout = TimeAmount.seconds(5)
+    /// The longest silence on a connection: a server silent this long is gone (tool calls have their own,
+    /// shorter, timeout).
+    public static let readTimeout = TimeAmount.seconds(300)
+    /// How long the session's `DELETE` may take as the transport disconnects.
+    static let closeTimeout = TimeAmount.seconds(2)
 
     /// The HTTP client of every MCP server: a refused connection fails the call at once (the reconnect loop
     /// retries), rather than being retried inside the pool until the request's deadline.
     public static let sharedClient: HTTPClient = {
-        // A server silent for 5 minutes is gone (tool calls have their own, shorter, timeout).
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(300)))
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: connectTimeout, read: readTimeout))
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
         // Headers such as an Authorization token must never follow a redirect to another host.
@@ -41,7 +47,7 @@ public actor StreamableHTTPTransport: Transport {
     }()
 
     public init(endpoint: String, headers: [String: String] = [:], http: HTTPClient = sharedClient,
-                requestTimeout: Duration = .seconds(300), logger: Logger) {
+                requestTimeout: Duration = Duration(readTimeout), logger: Logger) {
         self.endpoint = endpoint
         self.http = http
         self.headers = headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -62,7 +68,7 @@ public actor StreamableHTTPTransport: Transport {
             var request = HTTPClientRequest(url: endpoint)
             request.method = .DELETE
             request.headers.add(name: "Mcp-Session-Id", value: sessionID)
-            _ = try? await http.execute(request, timeout: .seconds(2))
+            _ = try? await http.execute(request, timeout: Self.closeTimeout)
         }
     }
 
