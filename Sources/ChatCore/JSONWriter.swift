@@ -56,6 +56,44 @@ struct JSONWriter {
         }
     }
 
+    /// `,"name":`, the start of an object's next field (never its first).
+    mutating func key(_ name: StaticString) {
+        bytes.append(UInt8(ascii: ","))
+        bytes.append(UInt8(ascii: "\""))
+        raw(name)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// `,"name":"value"`.
+    mutating func field(_ name: StaticString, _ value: String) {
+        key(name)
+        string(value)
+    }
+
+    /// `,"name":"value"`, or `,"name":null`.
+    mutating func field(_ name: StaticString, orNull value: String?) {
+        key(name)
+        if let value { string(value) } else { raw("null") }
+    }
+
+    /// `,"name":N`.
+    mutating func field(_ name: StaticString, _ value: Int) {
+        key(name)
+        integer(value)
+    }
+
+    /// `,"name":["a","b"]`.
+    mutating func field(_ name: StaticString, _ values: [String]) {
+        key(name)
+        bytes.append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            string(value)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     mutating func bool(_ value: Bool) {
         value ? raw("true") : raw("false")
     }

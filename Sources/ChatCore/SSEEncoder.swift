@@ -31,38 +31,25 @@ public struct SSEEncoder: Sendable {
         json.raw("\"")
         switch event {
         case .sessionStart(let sessionId):
-            json.raw(",\"sessionId\":")
-            json.string(sessionId)
+            json.field("sessionId", sessionId)
             json.raw(",\"message\":\"Processing your request...\"")
         case .routing(let decision):
-            json.raw(",\"complexity\":")
-            json.string(decision.complexity)
-            json.raw(",\"score\":")
+            json.field("complexity", decision.complexity)
+            json.key("score")
             json.raw(decision.score.compactText)
-            json.raw(",\"route\":")
-            json.string(decision.route)
-            json.raw(",\"action\":")
-            json.string(decision.action)
-            for (key, value) in [("provider", decision.provider), ("model", decision.model), ("message", decision.message)] {
-                json.raw(",\"\(key)\":")
-                if let value { json.string(value) } else { json.raw("null") }
-            }
-            json.raw(",\"matchedRules\":[")
-            for (index, id) in decision.matchedRules.enumerated() {
-                if index > 0 { json.raw(",") }
-                json.string(id)
-            }
-            json.raw("],\"rulesVersion\":")
-            json.string(decision.rulesVersion)
+            json.field("route", decision.route)
+            json.field("action", decision.action.rawValue)
+            json.field("provider", orNull: decision.provider)
+            json.field("model", orNull: decision.model)
+            json.field("message", orNull: decision.message)
+            json.field("matchedRules", decision.matchedRules)
+            json.field("rulesVersion", decision.rulesVersion)
             if let from = decision.fallbackFrom {
-                json.raw(",\"fallbackFrom\":")
-                json.string(from)
-                json.raw(",\"reason\":")
-                json.string(decision.reason ?? "")
+                json.field("fallbackFrom", from)
+                json.field("reason", decision.reason ?? "")
             }
         case .iterationStart(let iteration):
-            json.raw(",\"iteration\":")
-            json.integer(iteration)
+            json.field("iteration", iteration)
         case .textChunk(let chunk) where accumulated:
             let escapedStart = accumulatedEscaped.count
             JSONWriter.appendEscaped(chunk, to: &accumulatedEscaped)
@@ -72,73 +59,48 @@ public struct SSEEncoder: Sendable {
             json.raw(accumulatedEscaped)
             json.raw("\"")
         case .textChunk(let chunk):
-            json.raw(",\"chunk\":")
-            json.string(chunk)
+            json.field("chunk", chunk)
         case .toolDetected(let tool, let toolUseId):
-            json.raw(",\"tool\":")
-            json.string(tool)
-            json.raw(",\"toolUseId\":")
-            json.string(toolUseId)
-            json.raw(",\"message\":")
-            json.string("Preparing to use: \(tool)")
+            json.field("tool", tool)
+            json.field("toolUseId", toolUseId)
+            json.field("message", "Preparing to use: \(tool)")
         case .toolsExecuting(let tools):
-            json.raw(",\"count\":")
-            json.integer(tools.count)
-            json.raw(",\"tools\":[")
-            for (index, tool) in tools.enumerated() {
-                if index > 0 { json.raw(",") }
-                json.string(tool)
-            }
-            json.raw("]")
+            json.field("count", tools.count)
+            json.field("tools", tools)
         case .toolProgress(let progress):
-            json.raw(",\"tool\":")
-            json.string(progress.tool)
-            json.raw(",\"toolUseId\":")
-            json.string(progress.toolUseId)
-            json.raw(",\"status\":")
-            json.string(progress.status.rawValue)
+            json.field("tool", progress.tool)
+            json.field("toolUseId", progress.toolUseId)
+            json.field("status", progress.status.rawValue)
             json.raw(",\"progress\":{\"current\":")
             json.integer(progress.current)
-            json.raw(",\"total\":")
-            json.integer(progress.total)
+            json.field("total", progress.total)
             json.raw("}")
             if let ms = progress.executionTimeMs {
                 json.raw(",\"executionTime\":\"")
                 json.integer(ms)
-                json.raw("ms\",\"executionTimeMs\":")
-                json.integer(ms)
+                json.raw("ms\"")
+                json.field("executionTimeMs", ms)
             }
-            if let error = progress.error {
-                json.raw(",\"error\":")
-                json.string(error)
-            }
+            if let error = progress.error { json.field("error", error) }
             if progress.truncated { json.raw(",\"truncated\":true") }
         case .complete(let completion):
-            json.raw(",\"iterations\":")
-            json.integer(completion.iterations)
-            json.raw(",\"stopReason\":")
-            json.string(completion.stopReason.rawValue)
-            json.raw(",\"totalTimeMs\":")
-            json.integer(completion.totalTimeMs)
+            json.field("iterations", completion.iterations)
+            json.field("stopReason", completion.stopReason.rawValue)
+            json.field("totalTimeMs", completion.totalTimeMs)
             json.raw(",\"usage\":{\"inputTokens\":")
             json.integer(completion.usage.inputTokens)
-            json.raw(",\"outputTokens\":")
-            json.integer(completion.usage.outputTokens)
-            json.raw(",\"cacheReadTokens\":")
-            json.integer(completion.usage.cacheReadTokens)
-            json.raw(",\"cacheWriteTokens\":")
-            json.integer(completion.usage.cacheWriteTokens)
+            json.field("outputTokens", completion.usage.outputTokens)
+            json.field("cacheReadTokens", completion.usage.cacheReadTokens)
+            json.field("cacheWriteTokens", completion.usage.cacheWriteTokens)
             json.raw("}")
             if let cost = completion.usage.costUSD {
-                json.raw(",\"costUSD\":")
+                json.key("costUSD")
                 json.millionths(cost)
             }
         case .error(let error):
-            json.raw(",\"code\":")
-            json.string(error.code.rawValue)
-            json.raw(",\"message\":")
-            json.string(error.message)
-            json.raw(",\"retryable\":")
+            json.field("code", error.code.rawValue)
+            json.field("message", error.message)
+            json.key("retryable")
             json.bool(error.retryable)
         }
         json.raw("}\n\n")

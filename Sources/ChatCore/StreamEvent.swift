@@ -12,20 +12,43 @@ public enum StreamEvent: Sendable, Hashable {
     case complete(Completion)
     case error(StreamError)
 
-    /// The SSE `type` field.
-    public var type: String {
+    /// The events' names, as the SSE `type` field spells them (and as a client reads them back).
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case sessionStart = "session_start"
+        case routing
+        case iterationStart = "iteration_start"
+        case textChunk = "text_chunk"
+        case toolDetected = "tool_detected"
+        case toolsExecuting = "tools_executing"
+        case toolProgress = "tool_progress"
+        case complete
+        case error
+    }
+
+    public var kind: Kind {
         switch self {
-        case .sessionStart: "session_start"
-        case .routing: "routing"
-        case .iterationStart: "iteration_start"
-        case .textChunk: "text_chunk"
-        case .toolDetected: "tool_detected"
-        case .toolsExecuting: "tools_executing"
-        case .toolProgress: "tool_progress"
-        case .complete: "complete"
-        case .error: "error"
+        case .sessionStart: .sessionStart
+        case .routing: .routing
+        case .iterationStart: .iterationStart
+        case .textChunk: .textChunk
+        case .toolDetected: .toolDetected
+        case .toolsExecuting: .toolsExecuting
+        case .toolProgress: .toolProgress
+        case .complete: .complete
+        case .error: .error
         }
     }
+
+    /// The SSE `type` field.
+    public var type: String { kind.rawValue }
+}
+
+/// What a route does with a chat: stream it on its model, or answer with advice.
+public enum RouteAction: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Proxy the chat into the streaming pipeline.
+    case stream
+    /// Answer with advice (for example "use the desktop client") instead of streaming.
+    case advise
 }
 
 /// Smart routing's decision, as the `routing` event tells it.
@@ -33,8 +56,14 @@ public struct RoutingDecision: Sendable, Hashable {
     public var complexity: String
     public var score: Double
     public var route: String
-    /// `stream` or `advise`.
-    public var action: String
+    public var action: RouteAction {
+        get { RouteAction(rawValue: actionWord) ?? .stream }
+        set { actionWord = newValue.rawValue }
+    }
+    /// `action`, stored as its wire word. (With the enum stored here, Swift 6.3.1 miscompiles the Anthropic
+    /// accumulator's `throws(StreamError) -> ModelStreamEvent?`: its `nil` came back as `.text("")`. The
+    /// recorded-stream tests in `TurnAccumulatorTests` catch it.)
+    private var actionWord: String
     /// The provider and model a stream runs on; `nil` for advice.
     public var provider: String?
     public var model: String?
@@ -47,12 +76,12 @@ public struct RoutingDecision: Sendable, Hashable {
     public var fallbackFrom: String?
     public var reason: String?
 
-    public init(complexity: String, score: Double, route: String, action: String, provider: String?, model: String?,
+    public init(complexity: String, score: Double, route: String, action: RouteAction, provider: String?, model: String?,
                 message: String?, matchedRules: [String], rulesVersion: String) {
         self.complexity = complexity
         self.score = score
         self.route = route
-        self.action = action
+        actionWord = action.rawValue
         self.provider = provider
         self.model = model
         self.message = message

@@ -20,7 +20,7 @@ public struct AnalysisReport: Encodable, Sendable {
     public let complexity: String
     public let score: Double
     public let route: String
-    public let action: String
+    public let action: RouteAction
     @ExplicitNull public private(set) var provider: String?
     @ExplicitNull public private(set) var model: String?
     @ExplicitNull public private(set) var maxIterations: Int?
@@ -36,7 +36,7 @@ public struct AnalysisReport: Encodable, Sendable {
         complexity = analysis.level.name
         score = analysis.score
         route = analysis.route.name
-        action = analysis.route.action.rawValue
+        action = analysis.route.action
         switch analysis.route.action {
         case .stream:
             provider = analysis.route.providerName

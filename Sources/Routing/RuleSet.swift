@@ -1,3 +1,5 @@
+import ChatCore
+
 /// A validated, compiled rules file: what the analyzer runs on. Immutable once built.
 public struct RuleSet: Sendable {
     /// The schema version the file declared (`version: 1`).
@@ -43,12 +45,7 @@ public struct Level: Sendable, Hashable {
 
 /// What to do with a chat that lands on a route.
 public struct Route: Sendable, Hashable {
-    public enum Action: String, Sendable, Hashable, CaseIterable {
-        /// Proxy the chat into the streaming pipeline.
-        case stream
-        /// Answer with advice (for example "use the desktop client") instead of streaming.
-        case advise
-    }
+    public typealias Action = RouteAction
 
     public let name: String
     public let action: Action

@@ -116,7 +116,7 @@ public func buildRouter<Model: LanguageModel>(
     operators.addProbes(to: open)
     open.get("/ready") { _, _ in
         let reasons = await readiness.reasons()
-        return try Response.json(ReadinessResponse(status: reasons.isEmpty ? "ready" : "not_ready", reasons: reasons,
+        return try Response.json(ReadinessResponse(status: reasons.isEmpty ? .ready : .notReady, reasons: reasons,
                                                    instance: configuration.instanceID, rulesVersion: store.active.rules.fingerprint,
                                                    keysVersion: keys?.version),
                                  status: reasons.isEmpty ? .ok : .serviceUnavailable)

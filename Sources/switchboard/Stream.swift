@@ -103,13 +103,14 @@ struct Stream: AsyncParsableCommand {
                 events += 1
                 let fields = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
                 let type = fields["type"] as? String ?? "?"
-                if type == "text_chunk", firstText == nil { firstText = now - start }
-                if type == "error" { failed = true }
+                let kind = StreamEvent.Kind(rawValue: type)
+                if kind == .textChunk, firstText == nil { firstText = now - start }
+                if kind == .error { failed = true }
                 let latency = (fields["timestamp"] as? String).flatMap(Self.parseTimestamp).map { wallNow.timeIntervalSince($0) * 1000 }
                 let latencyText = latency.map { String(format: "%.0f", max(0, $0)) } ?? "?"
                 let prefix = String(format: "%8.3fs  Δ%6.0fms  lat ", seconds(now - start), seconds(now - previous) * 1000)
                     + pad(latencyText, 5, left: true) + "ms  " + pad(type, 16) + " "
-                print(prefix + (json ? event.data : Self.describe(type, fields)))
+                print(prefix + (json ? event.data : kind.map { Self.describe($0, fields) } ?? ""))
                 previous = now
             }
         }
@@ -119,34 +120,33 @@ struct Stream: AsyncParsableCommand {
         if failed { throw ExitCode(1) }
     }
 
-    static func describe(_ type: String, _ f: [String: Any]) -> String {
+    static func describe(_ kind: StreamEvent.Kind, _ f: [String: Any]) -> String {
         func s(_ key: String) -> String { f[key].map { "\($0)" } ?? "" }
-        switch type {
-        case "session_start": return s("sessionId")
-        case "routing":
+        switch kind {
+        case .sessionStart: return s("sessionId")
+        case .routing:
             let target = f["provider"] is String ? "\(s("provider"))/\(s("model"))" : s("message")
             return "\(s("complexity")) → \(s("route")) (score \(s("score"))): \(target)"
-        case "iteration_start": return "#" + s("iteration")
-        case "text_chunk":
+        case .iterationStart: return "#" + s("iteration")
+        case .textChunk:
             let chunk = (f["chunk"] as? String ?? "").replacingOccurrences(of: "\n", with: "\\n")
             return "\"" + (chunk.count > 70 ? String(chunk.prefix(70)) + "…" : chunk) + "\""
-        case "tool_detected": return "\(s("tool")) (\(s("toolUseId")))"
-        case "tools_executing": return "\(s("count")): " + ((f["tools"] as? [String]) ?? []).joined(separator: ", ")
-        case "tool_progress":
+        case .toolDetected: return "\(s("tool")) (\(s("toolUseId")))"
+        case .toolsExecuting: return "\(s("count")): " + ((f["tools"] as? [String]) ?? []).joined(separator: ", ")
+        case .toolProgress:
             let progress = f["progress"] as? [String: Any] ?? [:]
             var text = "\(s("tool")) \(s("status")) \(progress["current"].map { "\($0)" } ?? "?")/\(progress["total"].map { "\($0)" } ?? "?")"
             if let time = f["executionTime"] as? String { text += " in \(time)" }
             if let error = f["error"] as? String { text += " — \(error)" }
             return text
-        case "complete":
+        case .complete:
             let usage = f["usage"] as? [String: Any] ?? [:]
             var text = "\(s("stopReason")) after \(s("iterations")) iteration(s), \(s("totalTimeMs")) ms, tokens in \(usage["inputTokens"] ?? "?") out \(usage["outputTokens"] ?? "?")"
             let cached = (usage["cacheReadTokens"] as? Int ?? 0, usage["cacheWriteTokens"] as? Int ?? 0)
             if cached != (0, 0) { text += " (cache read \(cached.0), written \(cached.1))" }
             if let cost = f["costUSD"] as? Double { text += ", $\(cost)" }
             return text
-        case "error": return "\(s("code")): \(s("message")) (retryable: \(s("retryable")))"
-        default: return ""
+        case .error: return "\(s("code")): \(s("message")) (retryable: \(s("retryable")))"
         }
     }
 

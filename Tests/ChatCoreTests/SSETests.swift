@@ -160,6 +160,14 @@ struct VocabularyTests {
         #expect(documented == StreamErrorCode.allCases.map(\.rawValue))
     }
 
+    @Test("Docs/STREAMING.md's event table lists exactly the stream's events, in order, as the encoder names them")
+    func eventsDocumented() throws {
+        let documented = try ProjectDocs.tableColumn("STREAMING.md", after: "## Events", column: 0)
+        #expect(documented == StreamEvent.Kind.allCases.map(\.rawValue))
+        var encoder = SSEEncoder(accumulated: false)
+        #expect(String(decoding: encoder.encode(.iterationStart(iteration: 1)), as: UTF8.self).contains(#""type":"iteration_start""#))
+    }
+
     @Test("stop reasons keep their wire text, new ones included", arguments: [
         "end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal", "max_iterations", "model_context_window_exceeded",
     ])

@@ -21,11 +21,10 @@ struct OperatorController: Sendable {
     /// being reconnected or a provider cools down.
     func addProbes<Context: RequestContext>(to routes: some RouterMethods<Context>) {
         routes.get("/health") { _, _ in
-            let states = Dictionary(uniqueKeysWithValues: mcpServers.map { ($0.name, $0.isConnected ? "connected" : "reconnecting") })
-            let cooling = breaker.coolingDown
-            return try Response.json(HealthResponse(status: states.values.contains("reconnecting") || !cooling.isEmpty ? "degraded" : "ok",
-                                                    mcpServers: states.isEmpty ? nil : states,
-                                                    providersCoolingDown: cooling.isEmpty ? nil : cooling))
+            let states = Dictionary(uniqueKeysWithValues: mcpServers.map {
+                ($0.name, $0.isConnected ? HealthResponse.MCPServerState.connected : .reconnecting)
+            })
+            return try Response.json(HealthResponse(mcpServers: states, providersCoolingDown: breaker.coolingDown))
         }
     }
 

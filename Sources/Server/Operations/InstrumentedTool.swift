@@ -11,12 +11,26 @@ struct InstrumentedTool: Tool {
         let started = ContinuousClock.now
         do {
             let output = try await wrapped.execute(input)
-            metrics.toolCall(definition.name, status: output.isError ? "failed" : "completed", duration: ContinuousClock.now - started)
+            metrics.toolCall(definition.name, .finished(output.isError ? .failed : .completed), duration: ContinuousClock.now - started)
             return output
         } catch {
-            metrics.toolCall(definition.name, status: error is CancellationError ? "cancelled" : "failed",
+            metrics.toolCall(definition.name, error is CancellationError ? .cancelled : .finished(.failed),
                              duration: ContinuousClock.now - started)
             throw error
+        }
+    }
+}
+
+/// How a tool call ended, as `switchboard_tool_calls_total{status}` counts it: in the stream's words
+/// (`ToolProgress.Status`, `completed` or `failed`), or `cancelled` (the stream ended first).
+enum ToolCallOutcome: Sendable, Hashable {
+    case finished(ToolProgress.Status)
+    case cancelled
+
+    var label: String {
+        switch self {
+        case .finished(let status): status.rawValue
+        case .cancelled: "cancelled"
         }
     }
 }

@@ -74,7 +74,12 @@ extension Readiness: Service {
 
 /// The body of `GET /ready`.
 struct ReadinessResponse: Encodable {
-    let status: String
+    enum Status: String, Encodable {
+        case ready
+        case notReady = "not_ready"
+    }
+
+    let status: Status
     let reasons: [String]
     /// Which instance answered, and the rules and keys it serves: drift between instances shows here.
     let instance: String

@@ -108,8 +108,8 @@ public final class ServerMetrics: Sendable {
     }
 
     /// `status`: `completed`, `failed` or `cancelled`.
-    func toolCall(_ tool: String, status: String, duration: Duration) {
-        counter("tool_calls_total", "Tool calls, by tool and outcome.", [("tool", tool), ("status", status)]).increment()
+    func toolCall(_ tool: String, _ outcome: ToolCallOutcome, duration: Duration) {
+        counter("tool_calls_total", "Tool calls, by tool and outcome.", [("tool", tool), ("status", outcome.label)]).increment()
         histogram("tool_duration_seconds", "Tool call execution time.", [("tool", tool)], buckets: Self.toolBuckets)
             .record(duration)
     }
