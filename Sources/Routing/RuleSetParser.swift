@@ -95,19 +95,8 @@ struct RuleSetParser: YAMLDiagnosing {
     private mutating func parseProviders(_ node: Node?) -> [String: Provider] {
         guard let node, let map = mapping(node, "providers") else { return [:] }
         var providers: [String: Provider] = [:]
-        for (keyNode, value) in map {
-            guard let name = keyNode.string, let fields = mapping(value, "provider \"\(keyNode.string ?? "")\"") else { continue }
-            let context = "provider \"\(name)\""
-            checkKeys(fields, allowed: Self.providerKeys, context: context)
-            guard let kindNode = fields["kind"] else {
-                error("\(context): missing \"kind\" (anthropic or openai)", at: keyNode)
-                continue
-            }
-            guard let kind = kindNode.string.flatMap(Provider.Kind.init(rawValue:)) else {
-                error("\(context): unknown kind \"\(kindNode.string ?? "")\"; expected anthropic or openai"
-                      + Suggestion.didYouMean(kindNode.string ?? "", in: Provider.Kind.allCases.map(\.rawValue)), at: kindNode)
-                continue
-            }
+        for (name, keyNode, fields, context) in namedEntries(map, kind: "provider", allowed: Self.providerKeys) {
+            guard let kind: Provider.Kind = requiredCase("kind", of: fields, at: keyNode, context: context) else { continue }
             let baseURL = fields["base_url"].flatMap { string($0, "\(context): base_url") }
             if let baseURL, let urlNode = fields["base_url"], !(baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://")) {
                 error("\(context): base_url must start with http:// or https://, found \"\(baseURL)\"", at: urlNode)
@@ -175,20 +164,8 @@ struct RuleSetParser: YAMLDiagnosing {
         }
         guard let map = mapping(node, "routes") else { return [:] }
         var routes: [String: Route] = [:]
-        for (keyNode, value) in map {
-            guard let name = keyNode.string, let fields = mapping(value, "route \"\(keyNode.string ?? "")\"") else { continue }
-            let context = "route \"\(name)\""
-            checkKeys(fields, allowed: Self.routeKeys, context: context)
-            guard let actionNode = fields["action"] else {
-                error("\(context): missing \"action\" (stream or advise)", at: keyNode)
-                continue
-            }
-            guard let actionName = actionNode.string, let action = Route.Action(rawValue: actionName) else {
-                error("\(context): unknown action \"\(actionNode.string ?? "")\"; expected stream or advise"
-                      + Suggestion.didYouMean(actionNode.string ?? "", in: Route.Action.allCases.map(\.rawValue)),
-                      at: actionNode)
-                continue
-            }
+        for (name, keyNode, fields, context) in namedEntries(map, kind: "route", allowed: Self.routeKeys) {
+            guard let action: Route.Action = requiredCase("action", of: fields, at: keyNode, context: context) else { continue }
             let model = fields["model"].flatMap { string($0, "\(context): model") }
             let provider = fields["provider"].flatMap { string($0, "\(context): provider") }
             if let provider, let providerNode = fields["provider"] { checkProvider(provider, at: providerNode, context: context) }

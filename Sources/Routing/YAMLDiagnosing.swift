@@ -68,6 +68,40 @@ extension YAMLDiagnosing {
         return nil
     }
 
+    /// The entries of a mapping of named entries (`providers:`, `routes:`): each name, where it is written, and its
+    /// fields, their keys checked against `allowed`; `kind` names an entry in messages (`route "fast"`). An entry
+    /// that is not a mapping is reported and left out.
+    public mutating func namedEntries(_ map: Node.Mapping, kind: String, allowed: [String])
+        -> [(name: String, at: Node, fields: Node.Mapping, context: String)] {
+        var entries: [(name: String, at: Node, fields: Node.Mapping, context: String)] = []
+        for (keyNode, value) in map {
+            let context = "\(kind) \"\(keyNode.string ?? "")\""
+            guard let name = keyNode.string, let fields = mapping(value, context) else { continue }
+            checkKeys(fields, allowed: allowed, context: context)
+            entries.append((name, keyNode, fields, context))
+        }
+        return entries
+    }
+
+    /// The required `key` of `fields`, one of `Value`'s cases: a missing key is reported at `entry`, an unknown
+    /// value where it is written, with the nearest case suggested.
+    public mutating func requiredCase<Value: RawRepresentable & CaseIterable>(_ key: String, of fields: Node.Mapping, at entry: Node,
+                                                                          context: String) -> Value?
+        where Value.RawValue == String {
+        let names = Value.allCases.map(\.rawValue)
+        let choices = names.dropLast().joined(separator: ", ") + (names.count > 1 ? " or " : "") + (names.last ?? "")
+        guard let node = fields[key] else {
+            error("\(context): missing \"\(key)\" (\(choices))", at: entry)
+            return nil
+        }
+        guard let value = node.string.flatMap(Value.init(rawValue:)) else {
+            error("\(context): unknown \(key) \"\(node.string ?? "")\"; expected \(choices)"
+                  + Suggestion.didYouMean(node.string ?? "", in: names), at: node)
+            return nil
+        }
+        return value
+    }
+
     public mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
         if let items = node.sequence { return Array(items) }
         error("\(what): expected a list, found \(describe(node))", at: node)

@@ -6,7 +6,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Settings for the Anthropic Messages API client, with defaults for every field.
-public struct AnthropicConfiguration: Sendable {
+public struct AnthropicConfiguration: UpstreamConfiguration {
     public typealias Timeouts = UpstreamTimeouts
     public typealias Retry = RetryPolicy
 
@@ -33,8 +33,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
 
     public init(configuration: AnthropicConfiguration, logger: Logger = Logger(label: "switchboard.upstream")) {
         self.configuration = configuration
-        http = StreamingHTTP(timeouts: configuration.timeouts, retry: configuration.retry,
-                             maxConnections: configuration.maxConnections, logger: logger)
+        http = StreamingHTTP(configuration, logger: logger)
     }
 
     /// Closes the connection pool; call once when the server stops.

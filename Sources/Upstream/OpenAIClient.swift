@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// Settings for an OpenAI-compatible Chat Completions server (OpenAI, Ollama's `/v1`, vLLM, llama-server,
 /// LiteLLM, OpenRouter), with defaults for every field.
-public struct OpenAIConfiguration: Sendable {
+public struct OpenAIConfiguration: UpstreamConfiguration {
     /// The API's base, `/v1` included: `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`.
     public var baseURL: String
     /// Sent as `Authorization: Bearer …`; local servers accept any key or none.
@@ -35,8 +35,7 @@ public final class OpenAIClient: LanguageModel, Sendable {
 
     public init(configuration: OpenAIConfiguration, logger: Logger = Logger(label: "switchboard.upstream.openai")) {
         self.configuration = configuration
-        http = StreamingHTTP(timeouts: configuration.timeouts, retry: configuration.retry,
-                             maxConnections: configuration.maxConnections, logger: logger)
+        http = StreamingHTTP(configuration, logger: logger)
     }
 
     /// Closes the connection pool; call once when the server stops.

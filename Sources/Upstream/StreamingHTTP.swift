@@ -32,9 +32,10 @@ final class StreamingHTTP: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
 
-    init(timeouts: UpstreamTimeouts, retry: RetryPolicy, maxConnections: Int, logger: Logger) {
-        self.timeouts = timeouts
-        self.retry = retry
+    init(_ configuration: some UpstreamConfiguration, logger: Logger) {
+        timeouts = configuration.timeouts
+        retry = configuration.retry
+        let maxConnections = configuration.maxConnections
         self.logger = logger
         // The idle timeout is the reader's (`TurnReader`), checked once per interval instead of a timer moved on
         // every read; the first byte has its own timer.

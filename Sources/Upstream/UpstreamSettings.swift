@@ -46,3 +46,11 @@ public struct UpstreamSettings: Sendable {
 
     public init() {}
 }
+
+/// What every provider's client configuration has for the shared transport (`StreamingHTTP`).
+public protocol UpstreamConfiguration: Sendable {
+    var timeouts: UpstreamTimeouts { get }
+    var retry: RetryPolicy { get }
+    /// Upstream HTTP/1.1 connections per host; each open stream holds one, so this bounds concurrent streams.
+    var maxConnections: Int { get }
+}

@@ -10,8 +10,7 @@ struct Analyze: AsyncParsableCommand {
         discussion: "The words of QUERY are joined with spaces and analysed as one user message."
     )
 
-    @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
-    var rules: String?
+    @OptionGroup var rules: RulesOption
 
     @Flag(help: "Print the same JSON as POST /mcp/chat/analyze.")
     var json = false
@@ -26,7 +25,7 @@ struct Analyze: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let ruleSet = try loadRules(rules)
+        let ruleSet = try rules.load()
         let text = query.joined(separator: " ")
         let analyzer = QueryAnalyzer(rules: ruleSet)
         let clock = ContinuousClock()

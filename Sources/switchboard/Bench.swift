@@ -10,8 +10,7 @@ struct Bench: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
-    var rules: String?
+    @OptionGroup var rules: RulesOption
 
     @Option(help: "Replace the rules with this many generated ones (0 keeps the file's rules).")
     var generated = 0
@@ -36,7 +35,7 @@ struct Bench: AsyncParsableCommand {
             }
             ruleSet = accepted
         } else {
-            ruleSet = try loadRules(rules)
+            ruleSet = try rules.load()
         }
         let analyzer = QueryAnalyzer(rules: ruleSet)
         let input = AnalysisInput(query: query)

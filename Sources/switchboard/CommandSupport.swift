@@ -46,6 +46,11 @@ struct DatabaseOption: ParsableArguments {
 struct RulesFileArgument: ParsableArguments {
     @Argument(help: "The rules file.")
     var path: String = "rules.yaml"
+
+    /// The file loaded as the server loads it: the rules, or why not, with every diagnostic.
+    func load() -> RuleSetLoader.Outcome {
+        RulesFile.load(.file(path))
+    }
 }
 
 /// A logger for a command whose standard output is its product (tool results, the MCP protocol):
@@ -54,6 +59,17 @@ func standardErrorLogger(label: String, defaultLevel: Logger.Level = .warning) -
     var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
     logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
     return logger
+}
+
+/// `--rules`, for the commands that run on the rules the server would serve.
+struct RulesOption: ParsableArguments {
+    @Option(name: .customLong("rules"), help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
+    var path: String?
+
+    /// The rules, loaded as the server loads them; invalid rules are printed compiler-style and exit 2.
+    func load() throws -> RuleSet {
+        try loadRules(path)
+    }
 }
 
 /// Loads rules for a CLI command, printing diagnostics and exiting non-zero when they are invalid.

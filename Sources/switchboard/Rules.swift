@@ -35,13 +35,12 @@ struct Rules: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let path = file.path
-            let outcome = RulesFile.load(.file(path))
+            let outcome = file.load(), path = file.path
             guard let rules = outcome.accepted else {
                 for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
                 throw ExitCode(2)
             }
-            let yaml = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            let yaml = (try? ConfigFile.read(path).get().text) ?? ""
             let window = window
             let samples = try await storage.withDatabase(logger: standardErrorLogger(label: "switchboard.calibrate")) { database in
                 try await StreamRecords(database: database).samples(window: window)
@@ -60,8 +59,7 @@ struct Rules: AsyncParsableCommand {
         @OptionGroup var file: RulesFileArgument
 
         func run() async throws {
-            let path = file.path
-            let outcome = RulesFile.load(.file(path))
+            let outcome = file.load(), path = file.path
             for diagnostic in outcome.diagnostics { print(diagnostic.description) }
             let errors = outcome.diagnostics.filter { $0.severity == .error }.count
             let warnings = outcome.diagnostics.count - errors
@@ -82,8 +80,7 @@ struct Rules: AsyncParsableCommand {
         @OptionGroup var file: RulesFileArgument
 
         func run() async throws {
-            let path = file.path
-            let outcome = RulesFile.load(.file(path))
+            let outcome = file.load(), path = file.path
             guard outcome.compiled != nil else {
                 for diagnostic in outcome.diagnostics { print(diagnostic.description) }
                 throw ExitCode(2)

@@ -21,8 +21,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).")
     var port: Int?
 
-    @Option(help: "Rules file (default: ./rules.yaml if present, else the built-in rules).")
-    var rules: String?
+    @OptionGroup var rules: RulesOption
 
     @Option(help: "HR database: a SQLite file (created and seeded on first start; default data/switchboard.sqlite), :memory:, or a postgres:// URL.")
     var database: String?
@@ -61,8 +60,8 @@ struct Serve: AsyncParsableCommand {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
-        if let rules, !FileManager.default.fileExists(atPath: rules) {
-            throw ValidationError("No rules file at \(rules). Pass an existing file, or leave --rules out to use ./rules.yaml or the built-in rules.")
+        if let path = rules.path, !FileManager.default.fileExists(atPath: path) {
+            throw ValidationError("No rules file at \(path). Pass an existing file, or leave --rules out to use ./rules.yaml or the built-in rules.")
         }
         if let mcpConfig, !FileManager.default.fileExists(atPath: mcpConfig) {
             throw ValidationError("No MCP configuration file at \(mcpConfig).")
@@ -79,7 +78,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration(environment: ProcessInfo.processInfo.environment)
         if let host { configuration.host = host }
         if let port { configuration.port = port }
-        if let rules { configuration.rulesPath = rules }
+        if let path = rules.path { configuration.rulesPath = path }
         if let database { configuration.database = DatabaseLocation(database) }
         if let mcpConfig { configuration.mcpConfigPath = mcpConfig }
         if let corsOrigins { configuration.cors = CORSPolicy(corsOrigins) }
