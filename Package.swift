@@ -86,7 +86,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing", "ConfigFiles"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "ConfigFiles", "TestSupport"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log")]),

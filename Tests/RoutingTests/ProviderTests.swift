@@ -1,19 +1,11 @@
 import Routing
+import TestSupport
 import Testing
 
 /// A rules file with a `providers:` section and the given routes.
 private func providersYAML(_ providers: String, routes: String) -> String {
-    """
-    version: 1
-    providers:
-    \(providers)
-    levels:
-      - { name: low, route: quick, estimated_seconds: 2 }
-    routes:
-    \(routes)
-    rules:
-      - { id: r, weight: 1, when: { any_keywords: [x] } }
-    """
+    rulesFile(providers: providers, levels: "  - { name: low, route: quick, estimated_seconds: 2 }", routes: routes,
+              rules: "  - { id: r, weight: 1, when: { any_keywords: [x] } }")
 }
 
 @Suite("Providers in the rules file")

@@ -1,19 +1,15 @@
 import Routing
+import TestSupport
 
 /// A rules file with two levels and two routes around the given `rules:` section.
 func rulesYAML(history: Int = 0, rules: String) -> String {
-    """
-    version: 1
-    analyze: { history: \(history) }
-    levels:
+    rulesFile(analyze: "{ history: \(history) }", levels: """
       - { name: low, max_score: 2, route: quick, estimated_seconds: 2 }
       - { name: high, route: deep, estimated_seconds: 20 }
-    routes:
+    """, routes: """
       quick: { action: stream, model: small, max_iterations: 2 }
       deep: { action: advise, message: "Use the desktop client." }
-    rules:
-    \(rules)
-    """
+    """, rules: rules)
 }
 
 func load(_ yaml: String, path: String = "rules.yaml") -> RuleSetLoader.Outcome {

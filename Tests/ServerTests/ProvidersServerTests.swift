@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Routing
 import Storage
 import Testing
+import TestSupport
 import Tools
 import Upstream
 @testable import Server
@@ -14,19 +15,13 @@ import Upstream
 /// Rules whose simple route streams on a local OpenAI-compatible server (the mock at `baseURL`), the moderate one on
 /// the built-in Anthropic provider.
 private func providerRules(baseURL: String) -> String {
-    """
-    version: 1
-    providers:
-      local: { kind: openai, base_url: "\(baseURL)/v1" }
-    levels:
+    rulesFile(providers: "  local: { kind: openai, base_url: \"\(baseURL)/v1\" }", levels: """
       - { name: simple, max_score: 1, route: fast, estimated_seconds: 3 }
       - { name: moderate, route: standard, estimated_seconds: 10 }
-    routes:
+    """, routes: """
       fast: { action: stream, provider: local, model: "llama3.1:8b", max_iterations: 3 }
       standard: { action: stream }
-    rules:
-      - { id: compare, weight: 2, when: { any_keywords: [compare] } }
-    """
+    """, rules: "  - { id: compare, weight: 2, when: { any_keywords: [compare] } }")
 }
 
 @Suite("Routes on other providers", .serialized, .timeLimit(.minutes(1)))
@@ -320,15 +315,9 @@ private func get(port: Int, _ path: String) async throws -> [String: Any] {
 
 /// Rules whose one route runs on a local OpenAI-compatible provider (the mock) and falls back to Claude.
 func fallbackRulesYAML(_ mock: MockAnthropic) -> String {
-    """
-    version: 1
-    providers:
-      local: { kind: openai, base_url: "\(mock.baseURL)/v1" }
-    levels:
-      - { name: simple, route: fast, estimated_seconds: 3 }
-    routes:
-      fast: { action: stream, provider: local, model: "llama3.1:8b", fallbacks: [{ model: claude-haiku-4-5 }] }
-    """
+    rulesFile(providers: "  local: { kind: openai, base_url: \"\(mock.baseURL)/v1\" }",
+              levels: "  - { name: simple, route: fast, estimated_seconds: 3 }",
+              routes: "  fast: { action: stream, provider: local, model: \"llama3.1:8b\", fallbacks: [{ model: claude-haiku-4-5 }] }")
 }
 
 /// A server whose one route runs on a local OpenAI-compatible provider (the mock) and falls back to Claude.

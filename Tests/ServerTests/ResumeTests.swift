@@ -77,8 +77,9 @@ struct ResumeTests {
                 let first = try await streamChat(port: port, body: resumableBody) { $0.types.contains("text_chunk") }
                 let session = try #require(first.events("session_start").first?["sessionId"] as? String)
                 #expect(await eventually(within: .seconds(5)) { mock.disconnects.count == 1 })
-                // Stopped, it stays readable for one more grace period (a resume would restart that wait), then goes.
-                try await Task.sleep(for: .milliseconds(1200))
+                // Stopped, it stays readable for one more grace period (a resume would restart that wait), then goes:
+                // four grace periods after the stop leave a busy machine room.
+                try await Task.sleep(for: .seconds(2))
                 let gone = try await resume(port: port, session: session, lastEventId: "3")
                 #expect(gone.status == 404)
                 #expect((gone.body?["error"] as? [String: Any])?["code"] as? String == "session_not_found")

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Server
+import TestSupport
 
 /// A temporary directory holding a rules file, removed at the end of the test.
 struct TemporaryRules {
@@ -33,19 +34,10 @@ struct TemporaryRules {
 
 /// Rules whose one rule gives `weight` for the word "chart", so two versions are told apart by their scores.
 func chartRules(weight: Int, history: Int = 0) -> String {
-    """
-    version: 1
-    analyze: { history: \(history) }
-    levels:
-      - { name: simple, max_score: 2, route: fast, estimated_seconds: 3 }
-      - { name: complex, route: desktop, estimated_seconds: 25 }
-    routes:
-      fast: { action: stream, model: claude-haiku-4-5, max_iterations: 3 }
-      desktop: { action: advise, message: "Use the desktop client." }
-    rules:
+    rulesFile(analyze: "{ history: \(history) }", levels: twoLevels(), routes: twoRoutes(), rules: """
       - { id: charts, description: charts take long, weight: \(weight), when: { any_keywords: [chart, graph] } }
       - { id: compare, weight: 1, when: { regex: '\\bcompare\\b' } }
-    """
+    """)
 }
 
 func configuration(rules path: String?, maxBodyBytes: Int = 1 << 20) -> ServerConfiguration {

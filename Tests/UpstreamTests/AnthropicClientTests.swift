@@ -14,14 +14,7 @@ private func withClient(_ mock: MockAnthropic, configure: (inout AnthropicConfig
     var configuration = AnthropicConfiguration(apiKey: apiKey, baseURL: mock.baseURL)
     configuration.retry.baseDelay = .milliseconds(20)
     configure(&configuration)
-    let model = AnthropicClient(configuration: configuration)
-    do {
-        try await body(model)
-    } catch {
-        try? await model.shutdown()
-        throw error
-    }
-    try await model.shutdown()
+    try await using(AnthropicClient(configuration: configuration), body)
 }
 
 private let request = ModelRequest(
@@ -29,12 +22,6 @@ private let request = ModelRequest(
     messages: [ChatMessage(role: .user, content: .text("list employees"))],
     tools: [ToolDefinition(name: "get_employees", description: "Employees", inputSchema: .object(["type": .string("object")]))])
 
-/// Collects what the client reports during a turn.
-private final class Seen: Sendable {
-    let events = Mutex<[ModelStreamEvent]>([])
-    func record(_ event: ModelStreamEvent) { events.withLock { $0.append(event) } }
-    var all: [ModelStreamEvent] { events.withLock { $0 } }
-}
 
 @Suite("Anthropic client", .serialized, .timeLimit(.minutes(3)))
 struct AnthropicClientTests {

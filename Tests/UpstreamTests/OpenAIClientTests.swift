@@ -3,6 +3,7 @@ import ChatCore
 import Foundation
 import NIOCore
 import Synchronization
+import TestSupport
 import Testing
 @testable import Upstream
 
@@ -14,14 +15,7 @@ private func withClient(_ mock: MockAnthropic, configure: (inout OpenAIConfigura
     var configuration = OpenAIConfiguration(baseURL: mock.baseURL + "/v1", apiKey: apiKey)
     configuration.retry.baseDelay = .milliseconds(20)
     configure(&configuration)
-    let model = OpenAIClient(configuration: configuration)
-    do {
-        try await body(model)
-    } catch {
-        try? await model.shutdown()
-        throw error
-    }
-    try await model.shutdown()
+    try await using(OpenAIClient(configuration: configuration), body)
 }
 
 private let tools = [ToolDefinition(name: "get_employee", description: "One employee",
@@ -40,11 +34,6 @@ private let afterToolRound = ModelRequest(model: "llama3.1", system: "be brief",
     ])),
 ], tools: tools)
 
-private final class Seen: Sendable {
-    let events = Mutex<[ModelStreamEvent]>([])
-    func record(_ event: ModelStreamEvent) { events.withLock { $0.append(event) } }
-    var all: [ModelStreamEvent] { events.withLock { $0 } }
-}
 
 @Suite("OpenAI-compatible client", .serialized, .timeLimit(.minutes(3)))
 struct OpenAIClientTests {

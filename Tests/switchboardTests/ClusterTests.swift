@@ -167,149 +167,169 @@ struct ClusterTests {
                 "SWITCHBOARD_QUOTA_LEASE": "2", "SWITCHBOARD_SHUTDOWN_GRACE": "10", "LOG_LEVEL": "warning",
             ])
             defer { cluster.stop() }
-            let port = cluster.port
+            // In this order: the last two stop instances.
+            try await spreadAndRecorded(cluster.port)
+            try await limitHeldAcrossInstances(cluster.port, mock: mock)
+            try await sequentialChatsNeverRefused(cluster.port)
+            try await droppedChatResumesOnItsInstance(cluster.port)
+            try await sigtermDrains(cluster)
+            try await sigkillFreesSlotsWithinTheLease(cluster)
+        }
+    }
 
-            // 1. Six chats at once: every instance serves some, every one completes.
-            let six = try await withThrowingTaskGroup(of: Chat.self) { group in
-                for _ in 0..<6 { group.addTask { try await chat(port, key: plainKey) } }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            #expect(six.allSatisfy { $0.complete }, "\(six.map(\.types))")
-            #expect(Set(six.compactMap(\.instance)) == ["sb-1", "sb-2", "sb-3"], "\(six.map(\.instance))")
-            // Calibration sees every instance's chats: one table, each record named by its session (INSTANCE.UUID).
-            let ids = six.compactMap(\.sessionId)
-            #expect(ids.count == 6)
-            let recorded = await eventually(within: .seconds(5), every: .milliseconds(200)) {
-                let query = "SELECT count(DISTINCT split_part(session_id, '.', 1)) || ' ' || count(*) FROM stream_records WHERE session_id IN ("
-                    + ids.map { "'\($0)'" }.joined(separator: ",") + ")"
-                let answer = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", postgresURL ?? "", "-tAc", query])
-                return answer?.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "3 6"
-            }
-            #expect(recorded, "the six chats of three instances are not all in stream_records")
+    /// Six chats at once: every instance serves some, every one completes, and calibration records all six.
+    private func spreadAndRecorded(_ port: Int) async throws {
+        let six = try await withThrowingTaskGroup(of: Chat.self) { group in
+            for _ in 0..<6 { group.addTask { try await chat(port, key: plainKey) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(six.allSatisfy { $0.complete }, "\(six.map(\.types))")
+        #expect(Set(six.compactMap(\.instance)) == ["sb-1", "sb-2", "sb-3"], "\(six.map(\.instance))")
+        // Calibration sees every instance's chats: one table, each record named by its session (INSTANCE.UUID).
+        let ids = six.compactMap(\.sessionId)
+        #expect(ids.count == 6)
+        let recorded = await eventually(within: .seconds(5), every: .milliseconds(200)) {
+            let query = "SELECT count(DISTINCT split_part(session_id, '.', 1)) || ' ' || count(*) FROM stream_records WHERE session_id IN ("
+                + ids.map { "'\($0)'" }.joined(separator: ",") + ")"
+            let answer = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", postgresURL ?? "", "-tAc", query])
+            return answer?.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "3 6"
+        }
+        #expect(recorded, "the six chats of three instances are not all in stream_records")
+    }
 
-            // 2. A key with 2 streams: two held on the cluster, the third refused wherever it lands.
-            async let firstHeld = chat(port, key: limitedKey)
-            async let secondHeld = chat(port, key: limitedKey)
-            #expect(await eventually(within: .seconds(5)) { mock.received.count >= 8 })
-            let third = try await chat(port, key: limitedKey)
-            #expect((third.status, third.errorCode) == (429, "too_many_streams"), "\(third)")
-            let held = try await [firstHeld, secondHeld]
-            #expect(held.allSatisfy { $0.complete })
-            #expect(Set(held.compactMap(\.instance)).count == 2, "nginx spread them: \(held.map(\.instance))")
+    /// A key with 2 streams: two held on the cluster, the third refused wherever it lands.
+    private func limitHeldAcrossInstances(_ port: Int, mock: MockAnthropic) async throws {
+        async let firstHeld = chat(port, key: limitedKey)
+        async let secondHeld = chat(port, key: limitedKey)
+        #expect(await eventually(within: .seconds(5)) { mock.received.count >= 8 })
+        let third = try await chat(port, key: limitedKey)
+        #expect((third.status, third.errorCode) == (429, "too_many_streams"), "\(third)")
+        let held = try await [firstHeld, secondHeld]
+        #expect(held.allSatisfy { $0.complete })
+        #expect(Set(held.compactMap(\.instance)).count == 2, "nginx spread them: \(held.map(\.instance))")
+    }
 
-            // 2c. The same key, chats strictly one after another: a stream that ended is free on every instance at
-            //     once, so none is refused (each went to the next instance in nginx's turn).
-            var sequential: [Chat] = []
-            for _ in 0..<8 { sequential.append(try await chat(port, key: limitedKey)) }
-            #expect(sequential.map(\.status) == Array(repeating: 200, count: 8), "\(sequential.map { ($0.status, $0.errorCode) })")
-            #expect(sequential.allSatisfy { $0.complete })
-            #expect(Set(sequential.compactMap(\.instance)).count == 3)
+    /// The same key's chats strictly one after another: a stream that ended is free on every instance at once, so
+    /// none is refused (each goes to the next instance in nginx's turn).
+    private func sequentialChatsNeverRefused(_ port: Int) async throws {
+        var sequential: [Chat] = []
+        for _ in 0..<8 { sequential.append(try await chat(port, key: limitedKey)) }
+        #expect(sequential.map(\.status) == Array(repeating: 200, count: 8), "\(sequential.map { ($0.status, $0.errorCode) })")
+        #expect(sequential.allSatisfy { $0.complete })
+        #expect(Set(sequential.compactMap(\.instance)).count == 3)
+    }
 
-            // 2b. A resumable chat whose connection drops mid-stream, resumed through nginx: the resume reaches the
-            //     instance that holds it (not the next in nginx's turn), with nothing lost or repeated.
-            let dropped = try await HTTPClient.shared.execute(chatRequest(port, key: plainKey, resumable: true), timeout: .seconds(30))
-            var before: [(id: Int, json: [String: Any])] = []
-            var decoder = SSEDecoder()
-            readLoop: for try await part in dropped.body {
-                try decoder.feed(part.readableBytesView) { event in
-                    let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
-                    before.append((Int(event.id ?? "") ?? -1, json))
-                }
-                if before.contains(where: { $0.json["type"] as? String == "text_chunk" }) { break readLoop }
+    /// A resumable chat whose connection drops mid-stream, resumed through nginx: the resume reaches the instance
+    /// that holds it (not the next in nginx's turn), with nothing lost or repeated.
+    private func droppedChatResumesOnItsInstance(_ port: Int) async throws {
+        let dropped = try await HTTPClient.shared.execute(chatRequest(port, key: plainKey, resumable: true), timeout: .seconds(30))
+        var before: [(id: Int, json: [String: Any])] = []
+        var decoder = SSEDecoder()
+        readLoop: for try await part in dropped.body {
+            try decoder.feed(part.readableBytesView) { event in
+                let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
+                before.append((Int(event.id ?? "") ?? -1, json))
             }
-            // Leaving the loop drops the connection; the chat goes on on its instance.
-            let resumeId = try #require(before.first?.json["sessionId"] as? String)
-            let lastSeen = try #require(before.last?.id)
-            var pickUp = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(resumeId)")
-            pickUp.headers.add(name: "authorization", value: "Bearer \(plainKey)")
-            pickUp.headers.add(name: "last-event-id", value: "\(lastSeen)")
-            let resumedResponse = try await HTTPClient.shared.execute(pickUp, timeout: .seconds(30))
-            #expect(resumedResponse.status == .ok)
-            #expect(resumedResponse.headers.first(name: "x-switchboard-instance") == String(resumeId.prefix { $0 != "." }))
-            var after: [(id: Int, json: [String: Any])] = []
-            var resumeDecoder = SSEDecoder()
-            for try await part in resumedResponse.body {
-                try resumeDecoder.feed(part.readableBytesView) { event in
-                    let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
-                    after.append((Int(event.id ?? "") ?? -1, json))
-                }
+            if before.contains(where: { $0.json["type"] as? String == "text_chunk" }) { break readLoop }
+        }
+        // Leaving the loop drops the connection; the chat goes on on its instance.
+        let resumeId = try #require(before.first?.json["sessionId"] as? String)
+        let lastSeen = try #require(before.last?.id)
+        var pickUp = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(resumeId)")
+        pickUp.headers.add(name: "authorization", value: "Bearer \(plainKey)")
+        pickUp.headers.add(name: "last-event-id", value: "\(lastSeen)")
+        let resumedResponse = try await HTTPClient.shared.execute(pickUp, timeout: .seconds(30))
+        #expect(resumedResponse.status == .ok)
+        #expect(resumedResponse.headers.first(name: "x-switchboard-instance") == String(resumeId.prefix { $0 != "." }))
+        var after: [(id: Int, json: [String: Any])] = []
+        var resumeDecoder = SSEDecoder()
+        for try await part in resumedResponse.body {
+            try resumeDecoder.feed(part.readableBytesView) { event in
+                let json = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] ?? [:]
+                after.append((Int(event.id ?? "") ?? -1, json))
             }
-            let eventIds = (before + after).map(\.id)
-            #expect(eventIds == Array(1...eventIds.count), "every event once, in order: \(eventIds)")
-            #expect(after.last?.json["type"] as? String == "complete")
-            let text = (before + after).compactMap { $0.json["chunk"] as? String }.joined()
-            #expect(text == "one two three four five.", "\(text)")
+        }
+        let eventIds = (before + after).map(\.id)
+        #expect(eventIds == Array(1...eventIds.count), "every event once, in order: \(eventIds)")
+        #expect(after.last?.json["type"] as? String == "complete")
+        let text = (before + after).compactMap { $0.json["chunk"] as? String }.joined()
+        #expect(text == "one two three four five.", "\(text)")
+    }
 
-            // 3. SIGTERM on the instance holding a resumable chat, mid-stream: that chat drains to its end; new chats
-            //    meanwhile all complete on the others; once it has exited, a resume to it gets a 404 at once.
-            let sessions = SessionLog()
-            async let drained = chat(port, key: plainKey, resumable: true, onEvent: sessions.note)
-            #expect(await eventually(within: .seconds(10)) { sessions.first != nil })
-            let sessionId = try #require(sessions.first)
-            let owner = String(sessionId.prefix { $0 != "." })
-            let ownerPID = try #require(cluster.pids[owner], "\(sessionId)")
-            kill(ownerPID, SIGTERM)
-            // Chats sent at once (the signal may not have landed yet) and half a second later: none fails, and the
-            // later ones all go to the other instances.
-            async let atOnce = withThrowingTaskGroup(of: Chat.self) { group in
-                for _ in 0..<4 { group.addTask { try await chat(port, key: plainKey) } }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            try await Task.sleep(for: .milliseconds(500))
-            let later = try await withThrowingTaskGroup(of: Chat.self) { group in
-                for _ in 0..<6 { group.addTask { try await chat(port, key: plainKey) } }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            let first = try await atOnce
-            #expect((first + later).allSatisfy { $0.complete },
-                    "no chat failed while \(owner) drained: \((first + later).map { ($0.status, $0.instance, $0.types) })")
-            #expect(!later.contains { $0.instance == owner }, "\(later.map(\.instance))")
-            let resumed = try await drained
-            #expect(resumed.complete, "the draining instance finished its chat: \(resumed.types)")
-            #expect(await eventually(within: .seconds(15)) { !cluster.isRunning(owner) }, "\(cluster.log(owner).suffix(2_000))")
-            var resume = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(sessionId)")
-            resume.headers.add(name: "authorization", value: "Bearer \(plainKey)")
-            resume.headers.add(name: "last-event-id", value: "2")
-            let asked = ContinuousClock.now
-            let gone = try await HTTPClient.shared.execute(resume, timeout: .seconds(10))
-            let goneBody = try await gone.body.collect(upTo: 1 << 16)
-            #expect(gone.status == .notFound)
-            #expect(String(buffer: goneBody).contains("session_not_found"))
-            #expect(ContinuousClock.now - asked < .seconds(2), "a clear answer, not a wait")
+    /// SIGTERM on the instance holding a resumable chat, mid-stream: that chat drains to its end; new chats meanwhile
+    /// all complete on the others; once it has exited, a resume to it gets a 404 at once.
+    private func sigtermDrains(_ cluster: Cluster) async throws {
+        let port = cluster.port
+        let sessions = SessionLog()
+        async let drained = chat(port, key: plainKey, resumable: true, onEvent: sessions.note)
+        #expect(await eventually(within: .seconds(10)) { sessions.first != nil })
+        let sessionId = try #require(sessions.first)
+        let owner = String(sessionId.prefix { $0 != "." })
+        let ownerPID = try #require(cluster.pids[owner], "\(sessionId)")
+        kill(ownerPID, SIGTERM)
+        // Chats sent at once (the signal may not have landed yet) and half a second later: none fails, and the
+        // later ones all go to the other instances.
+        async let atOnce = withThrowingTaskGroup(of: Chat.self) { group in
+            for _ in 0..<4 { group.addTask { try await chat(port, key: plainKey) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let later = try await withThrowingTaskGroup(of: Chat.self) { group in
+            for _ in 0..<6 { group.addTask { try await chat(port, key: plainKey) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let first = try await atOnce
+        #expect((first + later).allSatisfy { $0.complete },
+                "no chat failed while \(owner) drained: \((first + later).map { ($0.status, $0.instance, $0.types) })")
+        #expect(!later.contains { $0.instance == owner }, "\(later.map(\.instance))")
+        let resumed = try await drained
+        #expect(resumed.complete, "the draining instance finished its chat: \(resumed.types)")
+        #expect(await eventually(within: .seconds(15)) { !cluster.isRunning(owner) }, "\(cluster.log(owner).suffix(2_000))")
+        var resume = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/stream/\(sessionId)")
+        resume.headers.add(name: "authorization", value: "Bearer \(plainKey)")
+        resume.headers.add(name: "last-event-id", value: "2")
+        let asked = ContinuousClock.now
+        let gone = try await HTTPClient.shared.execute(resume, timeout: .seconds(10))
+        let goneBody = try await gone.body.collect(upTo: 1 << 16)
+        #expect(gone.status == .notFound)
+        #expect(String(buffer: goneBody).contains("session_not_found"))
+        #expect(ContinuousClock.now - asked < .seconds(5), "a clear answer, not a wait for the 10 s timeout")
+    }
 
-            // 4. SIGKILL on an instance holding a limited key's stream: only its streams end; the key's slot it held
-            //    counts until the lease (2 s) runs out, then frees, while the other instance's stream still runs.
-            let limited = SessionLog()
-            async let l1 = chat(port, key: limitedKey, onEvent: limited.note)
-            async let l2 = chat(port, key: limitedKey, onEvent: limited.note)
-            #expect(await eventually(within: .seconds(10)) { limited.all.count == 2 })
-            let owners = limited.all.map { String($0.prefix { $0 != "." }) }
-            let victim = owners[0]
-            let victimPID = try #require(cluster.pids[victim])
-            kill(victimPID, SIGKILL)
-            let killed = ContinuousClock.now
-            // Right away, the dead instance's slot still counts (2 of 2 with the other one).
-            let early = try await chat(port, key: limitedKey)
-            let survivorHasOne = owners.contains { $0 != victim }
-            if survivorHasOne {
-                #expect(early.errorCode == "too_many_streams", "\(early)")
-            }
-            // Within the lease it stops counting.
-            var freedAfter: Duration?
-            while ContinuousClock.now - killed < .seconds(8) {
-                let attempt = try await chat(port, key: limitedKey)
-                if attempt.status == 200 { freedAfter = attempt.answeredAt - killed; break }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            let freed = try #require(freedAfter, "the dead instance's slot never freed")
-            #expect(freed < .seconds(4), "freed \(freed) after the kill; the lease is 2 s")
-            for ended in try await [l1, l2] {
-                let owner = ended.sessionId.map { String($0.prefix { $0 != "." }) }
-                if owner == victim {
-                    #expect(!ended.complete, "a stream on the killed instance cannot have completed")
-                } else {
-                    #expect(ended.complete, "a stream on \(owner ?? "?") was lost with \(victim): \(ended.types)")
-                }
+    /// SIGKILL on an instance holding a limited key's stream: only its streams end; the key's slot it held counts
+    /// until the lease (2 s) runs out, then frees, while the other instance's stream still runs.
+    private func sigkillFreesSlotsWithinTheLease(_ cluster: Cluster) async throws {
+        let port = cluster.port
+        let limited = SessionLog()
+        async let l1 = chat(port, key: limitedKey, onEvent: limited.note)
+        async let l2 = chat(port, key: limitedKey, onEvent: limited.note)
+        #expect(await eventually(within: .seconds(10)) { limited.all.count == 2 })
+        let owners = limited.all.map { String($0.prefix { $0 != "." }) }
+        let victim = owners[0]
+        let victimPID = try #require(cluster.pids[victim])
+        kill(victimPID, SIGKILL)
+        let killed = ContinuousClock.now
+        // Right away, the dead instance's slot still counts (2 of 2 with the other one).
+        let early = try await chat(port, key: limitedKey)
+        let survivorHasOne = owners.contains { $0 != victim }
+        if survivorHasOne {
+            #expect(early.errorCode == "too_many_streams", "\(early)")
+        }
+        // Within the lease it stops counting.
+        var freedAfter: Duration?
+        while ContinuousClock.now - killed < .seconds(8) {
+            let attempt = try await chat(port, key: limitedKey)
+            if attempt.status == 200 { freedAfter = attempt.answeredAt - killed; break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let freed = try #require(freedAfter, "the dead instance's slot never freed")
+        #expect(freed < .seconds(6), "freed \(freed) after the kill; the lease is 2 s")
+        for ended in try await [l1, l2] {
+            let owner = ended.sessionId.map { String($0.prefix { $0 != "." }) }
+            if owner == victim {
+                #expect(!ended.complete, "a stream on the killed instance cannot have completed")
+            } else {
+                #expect(ended.complete, "a stream on \(owner ?? "?") was lost with \(victim): \(ended.types)")
             }
         }
     }
