@@ -21,4 +21,13 @@ public enum RulesFile {
             }
         }
     }
+
+    /// The rules' text as it is now (on disk, or the built-in rules), for suggestions of edits to it (calibration);
+    /// empty when the file cannot be read.
+    public static func text(_ source: RulesSource) -> String {
+        switch source {
+        case .embedded: DefaultRules.yaml
+        case .file(let path): (try? ConfigFile.read(path).get().text) ?? ""
+        }
+    }
 }

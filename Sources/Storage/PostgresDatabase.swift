@@ -73,12 +73,18 @@ public final class PostgresDatabase: SQLDatabase, Service {
         }
     }
 
-    /// Runs `body` on `connection`, closing the connection if the task is cancelled meanwhile.
+    /// Runs `body` on `connection`, closing the connection if the task is cancelled meanwhile. The connection goes
+    /// back to the pool only once it is closed, so the next query never leases it half-closed.
     private static func closingOnCancel<T: Sendable>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
-        try await withTaskCancellationHandler {
-            try await body()
-        } onCancel: {
-            connection.close().whenComplete { _ in }
+        do {
+            return try await withTaskCancellationHandler {
+                try await body()
+            } onCancel: {
+                connection.close().whenComplete { _ in }
+            }
+        } catch {
+            if Task.isCancelled { try? await connection.closeFuture.get() }
+            throw error
         }
     }
 

@@ -40,7 +40,7 @@ struct Rules: AsyncParsableCommand {
                 for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
                 throw ExitCode(2)
             }
-            let yaml = (try? ConfigFile.read(path).get().text) ?? ""
+            let yaml = RulesFile.text(.file(path))
             let window = window
             let samples = try await storage.withDatabase(logger: standardErrorLogger(label: "switchboard.calibrate")) { database in
                 try await StreamRecords(database: database).samples(window: window)

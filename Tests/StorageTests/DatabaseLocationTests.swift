@@ -93,3 +93,25 @@ struct PreparedDatabaseTests {
         #expect(error?.description.contains("s3cret") == false)
     }
 }
+
+@Suite("PostgreSQL queries and deadlines",
+       .enabled(if: ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] != nil, "needs SWITCHBOARD_TEST_POSTGRES_URL"))
+struct PostgresDeadlineTests {
+    @Test("a query past its deadline ends when its caller gives up (its connection closes), and the pool serves the next")
+    func cancelledQueryEnds() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"])
+        let database = try PostgresDatabase(url: url)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await database.run() }
+            _ = try await database.fetch("SELECT 1 AS one", [])
+            let started = ContinuousClock.now
+            // The driver's in-flight query would wait the server's 30 s out; withTimeout returns once it has ended.
+            let answer = try await withTimeout(.milliseconds(200)) { try await database.fetch("SELECT pg_sleep(30)", []) }
+            #expect(answer == nil)
+            #expect(ContinuousClock.now - started < .seconds(10), "the query ended with its connection, not after 30 s")
+            // At once, on the same pool: not the closed connection.
+            #expect(try await database.fetch("SELECT 2 AS two", []).first?["two"]?.int == 2)
+            group.cancelAll()
+        }
+    }
+}

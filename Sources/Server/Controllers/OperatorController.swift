@@ -67,11 +67,8 @@ struct OperatorController: Sendable {
             StreamSample(level: $0.level, route: $0.route, durationMs: $0.durationMs, firstTextMs: $0.firstTextMs)
         }
         let calibration = Calibration(rules: active.rules, samples: samples, minSamples: minSamples)
-        // Suggestions are edits to the file as it is on disk, read as every configuration file is.
-        let yaml: String = switch active.source {
-        case .file(let path): (try? ConfigFile.read(path).get().text) ?? ""
-        case .embedded: DefaultRules.yaml
-        }
+        // Suggestions are edits to the file as it is on disk.
+        let yaml = RulesFile.text(active.source)
         return try Response.json(CalibrationResponse(calibration, rulesVersion: active.rules.fingerprint, window: window,
                                                      suggestions: calibration.editedLines(of: yaml, path: active.source.path)))
     }
