@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// PostgreSQL through postgres-nio's connection pool. The pool runs as a `Service` (its `run()`), so it
 /// belongs in the server's service group; queries wait for it.
@@ -76,14 +77,16 @@ public final class PostgresDatabase: SQLDatabase, Service {
     /// Runs `body` on `connection`, closing the connection if the task is cancelled meanwhile. The connection goes
     /// back to the pool only once it is closed, so the next query never leases it half-closed.
     private static func closingOnCancel<T: Sendable>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+        let closing = Closing()
         do {
             return try await withTaskCancellationHandler {
                 try await body()
             } onCancel: {
+                closing.started.store(true, ordering: .releasing)
                 connection.close().whenComplete { _ in }
             }
         } catch {
-            if Task.isCancelled { try? await connection.closeFuture.get() }
+            if closing.started.load(ordering: .acquiring) { try? await connection.closeFuture.get() }
             throw error
         }
     }
@@ -189,4 +192,9 @@ public final class PostgresDatabase: SQLDatabase, Service {
         default: return .text(try cell.decode(String.self))
         }
     }
+}
+
+/// Whether a cancelled query's connection is being closed (set by the cancellation handler).
+private final class Closing: Sendable {
+    let started = Atomic(false)
 }
