@@ -86,7 +86,7 @@ public final class PostgresDatabase: SQLDatabase, Service {
                 connection.close().whenComplete { _ in }
             }
         } catch {
-            if closing.started.load(ordering: .acquiring) { try? await connection.closeFuture.get() }
+            if closing.started.load(ordering: .acquiring) { await closing.waitForClose(of: connection) }
             throw error
         }
     }
@@ -197,4 +197,20 @@ public final class PostgresDatabase: SQLDatabase, Service {
 /// Whether a cancelled query's connection is being closed (set by the cancellation handler).
 private final class Closing: Sendable {
     let started = Atomic(false)
+    private let settled = Atomic(false)
+
+    /// The longest a cancelled query waits for its connection to close before it goes back to the pool anyway.
+    static let closeWait = TimeAmount.seconds(1)
+
+    /// Returns when `connection` has closed, or after `closeWait`, whichever comes first.
+    func waitForClose(of connection: PostgresConnection) async {
+        let promise = connection.eventLoop.makePromise(of: Void.self)
+        let settle: @Sendable () -> Void = { [self] in
+            if settled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged { promise.succeed() }
+        }
+        connection.closeFuture.whenComplete { _ in settle() }
+        let timer = connection.eventLoop.scheduleTask(in: Self.closeWait) { settle() }
+        try? await promise.futureResult.get()
+        timer.cancel()
+    }
 }
