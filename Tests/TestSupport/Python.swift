@@ -27,8 +27,10 @@ public struct ProcessResult: Sendable {
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
 }
 
-/// Runs a program to the end, collecting its output.
-public func runProcess(_ executable: URL, _ arguments: [String], in directory: URL? = nil) throws -> ProcessResult {
+/// Runs a program to the end, collecting its output; one still running after `deadline` is killed (a test fails
+/// on its output instead of hanging the run).
+public func runProcess(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+                       deadline: Duration = .seconds(120)) throws -> ProcessResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
@@ -38,11 +40,37 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    let watchdog = DispatchWorkItem { [process] in
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+    DispatchQueue.global().asyncAfter(deadline: .now() + deadline.timeInterval, execute: watchdog)
+    defer { watchdog.cancel() }
     // Standard error is read on the side, so neither pipe can fill up and stall the child.
     let errors = ErrorCollector(err.fileHandleForReading)
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return ProcessResult(status: process.terminationStatus, stdout: stdout, stderr: errors.wait())
+}
+
+extension Process {
+    /// Waits for the process to end, at most `grace`; then kills it and waits for that. Whether it ended by itself.
+    @discardableResult
+    public func waitForExit(within grace: Duration = .seconds(15)) -> Bool {
+        let deadline = ContinuousClock.now + grace
+        while isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        guard isRunning else { return true }
+        kill(processIdentifier, SIGKILL)
+        waitUntilExit()
+        return false
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as Foundation and Dispatch take it.
+    public var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
 }
 
 private final class ErrorCollector: @unchecked Sendable {

@@ -99,17 +99,15 @@ struct MCPClientTests {
 
     @Test("stdio: a server inherits only PATH, HOME and LANG, plus its configured env: no key, no database URL, no settings")
     func stdioEnvironment() async throws {
-        setenv("ANTHROPIC_API_KEY", "sk-ant-must-not-leak", 1)
-        setenv("SWITCHBOARD_DATABASE", "postgres://user:secret@db/hr", 1)
-        setenv("DATABASE_URL", "postgres://user:secret@db/hr", 1)
-        defer {
-            unsetenv("ANTHROPIC_API_KEY")
-            unsetenv("SWITCHBOARD_DATABASE")
-            unsetenv("DATABASE_URL")
-        }
+        // Given as this process's environment rather than set in it: other suites running now start servers
+        // that read SWITCHBOARD_DATABASE, and a process-wide setenv would reach them.
+        var ours = ProcessInfo.processInfo.environment
+        ours["ANTHROPIC_API_KEY"] = "sk-ant-must-not-leak"
+        ours["SWITCHBOARD_DATABASE"] = "postgres://user:secret@db/hr"
+        ours["DATABASE_URL"] = "postgres://user:secret@db/hr"
         var spec = stdio
         spec.env = ["EXTRA_SETTING": "x"]
-        let connection = MCPServerConnection(name: "python", spec: spec, logger: quietLogger)
+        let connection = MCPServerConnection(name: "python", spec: spec, logger: quietLogger, inheritedEnvironment: ours)
         let remote = try await connection.start()
         let names = try await #require(remote.first { $0.definition.name == "environment" }).execute([:]).content
             .split(separator: "\n").map(String.init)

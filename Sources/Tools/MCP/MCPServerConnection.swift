@@ -23,6 +23,8 @@ public final class MCPServerConnection: Service, Sendable {
     let connectTimeout: Duration
     /// Where a stdio server's standard error goes, a line at a time, prefixed with the server's name.
     let errorOutput: @Sendable (String) -> Void
+    /// The environment a stdio server's allowed variables are taken from (this process's, unless a test gives one).
+    let inheritedEnvironment: [String: String]
 
     /// The longest pause between reconnection attempts.
     static let maxReconnectDelay: Duration = .seconds(30)
@@ -55,8 +57,10 @@ public final class MCPServerConnection: Service, Sendable {
 
     public init(name: String, spec: MCPConfiguration.ServerSpec, logger: Logger,
                 reconnectDelay: Duration = .seconds(1), connectTimeout: Duration = .seconds(15),
-                errorOutput: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
+                errorOutput: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
+                inheritedEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
         self.name = name
+        self.inheritedEnvironment = inheritedEnvironment
         self.spec = spec
         self.errorOutput = errorOutput
         var logger = logger
@@ -270,7 +274,7 @@ public final class MCPServerConnection: Service, Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [command] + (spec.args ?? [])
-        process.environment = Self.childEnvironment(ProcessInfo.processInfo.environment, configured: spec.env)
+        process.environment = Self.childEnvironment(inheritedEnvironment, configured: spec.env)
         let toServer = Pipe()
         let fromServer = Pipe()
         let errors = Pipe()
