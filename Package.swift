@@ -29,6 +29,9 @@ let package = Package(
     targets: [
         // Pure: chat request model, stream events, SSE encoding and decoding, the shared vocabulary.
         .target(name: "ChatCore"),
+        // Pure: the OpenAI and Anthropic SDKs' wire formats as inbound dialects: their requests read into a chat,
+        // a chat's events written back in their shape, their error bodies.
+        .target(name: "Dialects", dependencies: ["ChatCore"]),
         // Pure: rules model, YAML loading with diagnostics, analyzer, the analysis report.
         .target(name: "Routing", dependencies: ["ChatCore", .product(name: "Yams", package: "Yams")]),
         // Configuration files on disk: the one reader (size cap, UTF-8, fingerprint) of rules, API keys and
@@ -66,7 +69,7 @@ let package = Package(
         .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
         // Hummingbird application: routes, SSE responses, configuration, rules watching.
         .target(name: "Server", dependencies: [
-            "Routing", "ConfigFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools", "Storage",
+            "Routing", "ConfigFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools", "Storage", "Dialects",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Yams", package: "Yams"),
@@ -88,6 +91,7 @@ let package = Package(
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "ConfigFiles", "TestSupport"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
+        .testTarget(name: "DialectsTests", dependencies: ["Dialects", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ToolsTests", dependencies: ["Tools", "Storage", "TestSupport"]),

@@ -14,9 +14,13 @@ public struct ChatRequest: Sendable, Hashable {
     /// Whether the stream survives a dropped connection: the session keeps running, its events kept, and
     /// `GET /mcp/chat/stream/{sessionId}` with `Last-Event-ID` picks it up again.
     public var resumable: Bool
+    /// The client's own tools (the compatible endpoints' `tools`): the model may call them, and its calls end the
+    /// chat for the client to run them (Switchboard runs none of them); `nil`: Switchboard's tools, run in the loop.
+    public var clientTools: [ToolDefinition]?
 
     public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil,
-                accumulated: Bool = true, route: String? = nil, resumable: Bool = false) {
+                accumulated: Bool = true, route: String? = nil, resumable: Bool = false, clientTools: [ToolDefinition]? = nil) {
+        self.clientTools = clientTools
         self.messages = messages
         self.system = system
         self.model = model

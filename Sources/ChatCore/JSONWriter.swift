@@ -1,27 +1,27 @@
 /// Appends JSON to a byte buffer by hand: the per-event encoder's fast path, with no intermediate values.
-struct JSONWriter {
-    var bytes: [UInt8]
+public struct JSONWriter: Sendable {
+    public var bytes: [UInt8]
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func raw(_ text: StaticString) {
+    public mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func raw(_ buffer: [UInt8]) {
+    public mutating func raw(_ buffer: [UInt8]) {
         bytes.append(contentsOf: buffer)
     }
 
     /// Text that needs no escaping (an event's type, a number's digits), appended without an array of its own.
-    mutating func raw(_ text: String) {
+    public mutating func raw(_ text: String) {
         var text = text
         text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
-    mutating func integer(_ value: Int) {
+    public mutating func integer(_ value: Int) {
         if value == 0 { bytes.append(UInt8(ascii: "0")); return }
         var magnitude = value.magnitude
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
@@ -40,7 +40,7 @@ struct JSONWriter {
     }
 
     /// A non-negative amount as a plain JSON number rounded to millionths (`0.004215`, `12`), never in exponent form.
-    mutating func millionths(_ value: Double) {
+    public mutating func millionths(_ value: Double) {
         let micro = Int((max(0, value) * 1_000_000).rounded())
         integer(micro / 1_000_000)
         var fraction = micro % 1_000_000
@@ -57,7 +57,7 @@ struct JSONWriter {
     }
 
     /// `,"name":`, the start of an object's next field (never its first).
-    mutating func key(_ name: StaticString) {
+    public mutating func key(_ name: StaticString) {
         bytes.append(UInt8(ascii: ","))
         bytes.append(UInt8(ascii: "\""))
         raw(name)
@@ -66,25 +66,25 @@ struct JSONWriter {
     }
 
     /// `,"name":"value"`.
-    mutating func field(_ name: StaticString, _ value: String) {
+    public mutating func field(_ name: StaticString, _ value: String) {
         key(name)
         string(value)
     }
 
     /// `,"name":"value"`, or `,"name":null`.
-    mutating func field(_ name: StaticString, orNull value: String?) {
+    public mutating func field(_ name: StaticString, orNull value: String?) {
         key(name)
         if let value { string(value) } else { raw("null") }
     }
 
     /// `,"name":N`.
-    mutating func field(_ name: StaticString, _ value: Int) {
+    public mutating func field(_ name: StaticString, _ value: Int) {
         key(name)
         integer(value)
     }
 
     /// `,"name":["a","b"]`.
-    mutating func field(_ name: StaticString, _ values: [String]) {
+    public mutating func field(_ name: StaticString, _ values: [String]) {
         key(name)
         bytes.append(UInt8(ascii: "["))
         for (index, value) in values.enumerated() {
@@ -94,19 +94,19 @@ struct JSONWriter {
         bytes.append(UInt8(ascii: "]"))
     }
 
-    mutating func bool(_ value: Bool) {
+    public mutating func bool(_ value: Bool) {
         value ? raw("true") : raw("false")
     }
 
     /// A quoted, escaped JSON string.
-    mutating func string(_ value: String) {
+    public mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
         Self.appendEscaped(value, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 
     /// The escaped contents of a JSON string, without quotes.
-    static func appendEscaped(_ value: String, to bytes: inout [UInt8]) {
+    public static func appendEscaped(_ value: String, to bytes: inout [UInt8]) {
         var value = value
         value.withUTF8 { utf8 in
             var start = 0
@@ -135,7 +135,7 @@ struct JSONWriter {
 
 extension JSONWriter {
     /// Any JSON value, compact; whole numbers below 2^53 without a fraction (as `JSONValue.encode(to:)` writes them).
-    mutating func value(_ value: JSONValue) {
+    public mutating func value(_ value: JSONValue) {
         switch value {
         case .null: raw("null")
         case .bool(let flag): bool(flag)

@@ -131,12 +131,16 @@ public struct Completion: Sendable, Hashable {
     public var stopReason: StopReason
     public var totalTimeMs: Int
     public var usage: Usage
+    /// The calls of the client's own tools (a chat that brought them) the model made in its last turn, for the
+    /// client to run; empty otherwise (Switchboard ran its tools itself).
+    public var toolCalls: [ToolUse]
 
-    public init(iterations: Int, stopReason: StopReason, totalTimeMs: Int, usage: Usage) {
+    public init(iterations: Int, stopReason: StopReason, totalTimeMs: Int, usage: Usage, toolCalls: [ToolUse] = []) {
         self.iterations = iterations
         self.stopReason = stopReason
         self.totalTimeMs = totalTimeMs
         self.usage = usage
+        self.toolCalls = toolCalls
     }
 }
 

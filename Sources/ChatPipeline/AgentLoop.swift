@@ -59,12 +59,18 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 try await send(.iterationStart(iteration: iteration))
                 let request = ModelRequest(model: chat.model ?? configuration.model, system: chat.system,
                                            maxTokens: chat.maxTokens ?? configuration.maxTokens,
-                                           messages: messages, tools: tools.definitions)
+                                           messages: messages, tools: chat.clientTools ?? tools.definitions)
                 let turn = try await model.streamTurn(request, into: relay)
                 usage = usage + turn.usage
 
                 let continues: Bool
                 switch turn.stopReason {
+                case .toolUse where !turn.toolUses.isEmpty && chat.clientTools != nil:
+                    // The client's tools: their calls go back to the client, which runs them and sends the results.
+                    try await send(.complete(Completion(iterations: iteration, stopReason: .toolUse,
+                                                        totalTimeMs: (clock.now - started).inMilliseconds, usage: usage,
+                                                        toolCalls: turn.toolUses)))
+                    return
                 case .toolUse where !turn.toolUses.isEmpty:
                     let results = try await runTools(turn.toolUses, emit: send)
                     messages.append(ChatMessage(role: .assistant, content: .blocks(turn.content)))

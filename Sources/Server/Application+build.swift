@@ -8,6 +8,7 @@ import NIOCore
 import Logging
 import Routing
 import ConfigFiles
+import Dialects
 import ServiceLifecycle
 import Storage
 import Tools
@@ -122,8 +123,10 @@ public func buildRouter<Model: LanguageModel>(
                                  status: reasons.isEmpty ? .ok : .serviceUnavailable)
     }
 
-    func group(_ access: RouteAccess) -> RouterGroup<SwitchboardRequestContext> {
+    func group(_ access: RouteAccess, dialect: Dialect? = nil) -> RouterGroup<SwitchboardRequestContext> {
         let group = router.group()
+        // A compatible endpoint's refusals, the key check's included, are answered in its dialect.
+        if let dialect { group.add(middleware: DialectErrorMiddleware(dialect: dialect)) }
         if let keys { group.add(middleware: AuthenticationMiddleware(access: access, keys: keys, quotas: quotas, metrics: metrics)) }
         return group
     }
@@ -131,6 +134,8 @@ public func buildRouter<Model: LanguageModel>(
                                metrics: metrics, gate: StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics),
                                sessions: ResumableSessions(limits: configuration.resume), recorder: recorder)
     chats.addRoutes(to: group(.client))
+    CompatibleController(chats: chats, headWait: configuration.headWait)
+        .addRoutes(openAI: group(.client, dialect: .openAI), anthropic: group(.client, dialect: .anthropic))
     operators.addRoutes(to: group(.admin))
     return router
 }

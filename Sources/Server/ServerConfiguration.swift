@@ -47,6 +47,10 @@ public struct ServerConfiguration: Sendable {
     public var cors: CORSPolicy = .off
     /// How often a `: keepalive` comment goes out on an open stream.
     public var keepaliveInterval: Duration = .seconds(15)
+    /// How long a streamed answer of the compatible endpoints (`/v1/chat/completions`, `/v1/messages`) holds its
+    /// head for the model's first byte, so a failure before it is an HTTP error; then the head goes out and
+    /// keepalive comments keep the connection open.
+    public var headWait: Duration = .seconds(10)
     /// The API keys file (YAML, reloaded when it changes); `nil` for none.
     public var apiKeysPath: String?
     /// Keys given directly (`SWITCHBOARD_API_KEYS`, comma-separated), for a quick start.
@@ -124,6 +128,7 @@ public struct ServerConfiguration: Sendable {
             self.anthropic = anthropic
         }
         if let seconds = env.seconds("SWITCHBOARD_KEEPALIVE_SECONDS", in: 0.01...3_600) { keepaliveInterval = seconds }
+        if let seconds = env.seconds("SWITCHBOARD_HEAD_WAIT_SECONDS", in: 0...600) { headWait = seconds }
         if let spec = env.text("SWITCHBOARD_DATABASE") { database = DatabaseLocation(spec) }
         if let path = env.text("SWITCHBOARD_MCP_CONFIG") { mcpConfigPath = path }
         if let origins = environment["SWITCHBOARD_CORS_ORIGINS"] { cors = CORSPolicy(origins) }

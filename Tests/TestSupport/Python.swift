@@ -17,6 +17,15 @@ public enum FastMCP {
         .appendingPathComponent("Fixtures/mcp_client.py").path
 }
 
+/// The official OpenAI and Anthropic Python SDKs (and LangChain's `ChatOpenAI`), the clients the compatible
+/// endpoints are tested with (`.ci/run` installs them from PyPI), and the script that drives them.
+public enum SDKClients {
+    public static let available = pythonCanImport("openai") && pythonCanImport("anthropic")
+    public static let langChain = pythonCanImport("langchain_openai")
+    public static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/sdk_client.py").path
+}
+
 /// A finished child process's exit status and output.
 public struct ProcessResult: Sendable {
     public let status: Int32

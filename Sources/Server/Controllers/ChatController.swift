@@ -46,18 +46,27 @@ struct ChatController<Model: LanguageModel>: Sendable {
             throw APIError(.forbidden, code: .forbidden, message: "this key may only chat through smart routing (POST /mcp/chat), "
                            + "on the routes \(routes.sorted().joined(separator: ", "))")
         }
+        let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
+        let (plan, loop) = try await direct(chat, key: key, client: model, provider: Provider.builtIn)
+        return ChatStream.response(plan, loop: loop, channel: context.channel, logger: context.logger, settings: streams)
+    }
+
+    /// A chat on one model, checked and admitted: caps, the model (the chat's, else the server's default) against
+    /// the key's and the server's lists, tokens, admission; `client` metered as `provider`.
+    func direct<Client: LanguageModel>(_ chat: ChatRequest, key: APIKey?, client: Client, provider: String) async throws
+        -> (StreamPlan, AgentLoop<MeteredModel<Client>>)
+    {
         let active = rules.active.rules
-        let chat = try gate.capped(try await request.decodeChatRequest(limit: configuration.maxBodyBytes), key: key)
+        let chat = try gate.capped(chat, key: key)
         try gate.checkModel(of: chat, key: key, rules: active, defaultModel: configuration.loop.model)
         let ticket = try await gate.admit(key)
         var loopConfiguration = configuration.loop
         loopConfiguration.maxTokens = gate.maxTokens(loopConfiguration.maxTokens, key: key)
-        let metered = MeteredModel(base: model, provider: Provider.builtIn, prices: active.providers[Provider.builtIn]?.prices ?? [:],
+        let metered = MeteredModel(base: client, provider: provider, prices: active.providers[provider]?.prices ?? [:],
                                    route: "none", metrics: metrics, ticket: ticket)
         let loop = AgentLoop(model: metered, tools: tools.only(key?.tools), configuration: loopConfiguration)
-        let labels = StreamLabels(level: nil, route: nil, provider: Provider.builtIn, model: chat.model ?? loopConfiguration.model)
-        return ChatStream.response(StreamPlan(chat: chat, ticket: ticket, labels: labels, owner: key?.id), loop: loop,
-                                   channel: context.channel, logger: context.logger, settings: streams)
+        let labels = StreamLabels(level: nil, route: nil, provider: provider, model: chat.model ?? loopConfiguration.model)
+        return (StreamPlan(chat: chat, ticket: ticket, labels: labels, owner: key?.id), loop)
     }
 
     /// `GET /mcp/chat/stream/{sessionId}`: a resumable stream picked up again, the events after Last-Event-ID,
@@ -107,17 +116,35 @@ struct ChatController<Model: LanguageModel>: Sendable {
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let (analysis, advice) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "chat")
-        var headers = HTTPFields()
-        headers[.switchboardComplexity] = advice.complexity
-        headers[.switchboardRoute] = advice.route
-        headers[.switchboardRulesVersion] = advice.rulesVersion
+        var headers = Self.routingHeaders(advice)
         guard analysis.route.action == .stream else {
             if request.headers[.accept]?.contains("text/event-stream") == true {
                 return ChatStream.advice(RoutingDecision(advice), extraHeaders: headers, instance: configuration.instanceID)
             }
-            return try Response.json(advice)
+            var response = try Response.json(advice)
+            response.headers.append(contentsOf: headers)
+            return response
         }
-        let key = context.apiKey
+        let (plan, loop) = try await routed(chat, analysis: analysis, advice: advice, key: context.apiKey, headers: &headers)
+        return ChatStream.response(plan, loop: loop, channel: context.channel, logger: context.logger, settings: streams)
+    }
+
+    /// The `X-Switchboard-*` headers of a routing decision: level, route, action and rules version (the provider and
+    /// model are added once the plan knows them).
+    static func routingHeaders(_ advice: AnalysisReport) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.switchboardComplexity] = advice.complexity
+        headers[.switchboardRoute] = advice.route
+        headers[.switchboardAction] = advice.action.rawValue
+        headers[.switchboardRulesVersion] = advice.rulesVersion
+        return headers
+    }
+
+    /// A smart-routed chat on its route's provider and model (with the fallbacks the key may use), checked and
+    /// admitted; `headers` gain the provider and model.
+    func routed(_ chat: ChatRequest, analysis: Analysis, advice: AnalysisReport, key: APIKey?, headers: inout HTTPFields) async throws
+        -> (StreamPlan, AgentLoop<AnyLanguageModel>)
+    {
         let plan = try RoutePlan(analysis: analysis, advice: advice, key: key, controller: self)
         let routed = try gate.capped(plan.chat(chat), key: key)
         let ticket = try await gate.admit(key)
@@ -126,9 +153,8 @@ struct ChatController<Model: LanguageModel>: Sendable {
         let loop = AgentLoop(model: plan.model(ticket: ticket), tools: tools.only(key?.tools), configuration: plan.loop)
         let labels = StreamLabels(level: advice.complexity, route: analysis.route.name, provider: analysis.route.providerName,
                                   model: plan.loop.model)
-        return ChatStream.response(StreamPlan(chat: routed, ticket: ticket, labels: labels, extraHeaders: headers, routing: plan.decision,
-                                              owner: key?.id),
-                                   loop: loop, channel: context.channel, logger: context.logger, settings: streams)
+        return (StreamPlan(chat: routed, ticket: ticket, labels: labels, extraHeaders: headers, routing: plan.decision, owner: key?.id),
+                loop)
     }
 }
 

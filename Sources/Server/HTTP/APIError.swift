@@ -14,6 +14,8 @@ public enum APIErrorCode: String, Sendable, Hashable, CaseIterable {
     case notConfigured = "not_configured"
     /// The request named a model the server (or the key) does not allow.
     case modelNotAllowed = "model_not_allowed"
+    /// 404: the compatible endpoints' `model` is not `auto`, a route or a model the server knows.
+    case modelNotFound = "model_not_found"
     /// No API key was sent, and the server needs one.
     case unauthorized
     /// The API key sent is not one the server knows.

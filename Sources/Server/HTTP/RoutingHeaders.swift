@@ -7,8 +7,10 @@ extension HTTPField.Name {
     static let switchboardProvider = HTTPField.Name("X-Switchboard-Provider")!
     static let switchboardModel = HTTPField.Name("X-Switchboard-Model")!
     static let switchboardRulesVersion = HTTPField.Name("X-Switchboard-Rules-Version")!
+    /// `stream` or `advise`: what the route did with the chat.
+    static let switchboardAction = HTTPField.Name("X-Switchboard-Action")!
     /// Which instance answered (every answer; see `InstanceHeaderMiddleware`).
     static let switchboardInstance = HTTPField.Name("X-Switchboard-Instance")!
     static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardProvider, .switchboardModel,
-                                                   .switchboardRulesVersion, .switchboardInstance]
+                                                   .switchboardRulesVersion, .switchboardAction, .switchboardInstance]
 }

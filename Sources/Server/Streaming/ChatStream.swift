@@ -29,7 +29,19 @@ enum ChatStream {
     /// The stream of `plan`, its loop running as the response's producer on `channel`.
     static func response<Model: LanguageModel>(_ plan: StreamPlan, loop: AgentLoop<Model>, channel: any Channel, logger: Logger,
                                                settings: StreamSettings) -> Response {
+        response(plan, loop: loop, encoder: SSEEncoder(accumulated: plan.chat.accumulated), channel: channel, logger: logger,
+                 settings: settings)
+    }
+
+    /// The stream of `plan` in the bytes `encoder` makes of its events (an SDK's dialect, or Switchboard's SSE).
+    static func response<Model: LanguageModel, Encoding: EventEncoding>(
+        _ plan: StreamPlan, loop: AgentLoop<Model>, encoder: Encoding, channel: any Channel, logger: Logger, settings: StreamSettings
+    ) -> Response {
         var headers = headers
+        headers[.contentType] = encoder.contentType
+        if let hold = plan.holdHead {
+            headers[StreamConnectionHandler.holdHeadField] = String(hold.inMilliseconds)
+        }
         headers.append(contentsOf: plan.extraHeaders)
         let sessionId = newSessionId(instance: settings.instance)
         var logger = logger
@@ -47,11 +59,11 @@ enum ChatStream {
             let tally = StreamTally(labels: labels)
             metrics.streamOpened()
             let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+            let sink = ConnectionSink(stream: stream, encoder: encoder, tally: tally, routing: routing)
             // The pipeline writes each event itself: one encoding, one write. The model's events are written where
             // the upstream is read, when that is the connection's event loop and the connection takes them at once.
-            let ending = await stream.run { stream in
-                try await loop.run(chat, sessionId: sessionId,
-                                   into: ConnectionSink(stream: stream, accumulated: chat.accumulated, tally: tally, routing: routing))
+            let ending = await stream.run { _ in
+                try await loop.run(chat, sessionId: sessionId, into: sink)
             }
             let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
@@ -68,9 +80,7 @@ enum ChatStream {
                 case .stopped(let reason):
                     // Out of time (the server's grace, or a model call's deadline while the upstream was silent): the
                     // pipeline was stopped, model call and tools cancelled; the client hears why.
-                    var encoder = SSEEncoder(accumulated: false, firstId: tally.events + 1)
-                    try await stream.write(ByteBuffer(bytes: encoder.encode(.error(reason))))
-                    tally.count(.error(reason))
+                    try await sink.take(.error(reason))
                 }
                 // Book the stream before its body ends, so a client that sends its next request the moment this
                 // one ends already meets the spent budget, the counted metrics and the log line.
@@ -246,6 +256,9 @@ struct StreamPlan: Sendable {
     var routing: RoutingDecision?
     /// The key that opened it (`nil` without keys).
     var owner: String?
+    /// How long the response's head may wait for the stream's first byte (the compatible endpoints: a failure
+    /// before it is answered with an HTTP error); `.zero`, until the end; `nil`, it goes out at once.
+    var holdHead: Duration?
 }
 
 /// What a stream is booked under for calibration: the level and route of smart routing (`nil` for

@@ -81,15 +81,24 @@ final class EventStream: @unchecked Sendable {
     }
 
     /// Writes the message `encode` makes at once, without suspending, if this runs on the connection's event
-    /// loop and the connection takes it now (`encode` is called only then); `false` otherwise, and the caller
-    /// then uses `write`.
+    /// loop and the connection takes it now (`encode` is called only then; an empty message is not written);
+    /// `false` otherwise, and the caller then uses `write`.
     func writeNow(_ encode: () -> ByteBuffer) throws -> Bool {
         guard writer != nil else { throw StreamFinished() }
         guard let connection, channel.eventLoop.inEventLoop else { return false }
         let handler = connection.value
         guard try handler.canWriteBody() else { return false }
-        handler.writeBody(encode())
+        let buffer = encode()
+        if buffer.readableBytes > 0 { handler.writeBody(buffer) }
         return true
+    }
+
+    /// Answers with `answer` (a status and body of its own) instead of this stream, if its head is still held
+    /// (see `StreamConnectionHandler.holdHeadField`); `false` when the stream's first byte went out already.
+    func answerInstead(_ answer: ErrorAnswer) async throws -> Bool {
+        guard writer != nil else { throw StreamFinished() }
+        guard let connection else { return false }
+        return try await channel.eventLoop.submit { connection.value.answerInstead(answer) }.get()
     }
 
     /// Ends the response body; nothing can be written after it.

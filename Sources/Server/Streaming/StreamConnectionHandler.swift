@@ -15,6 +15,10 @@ import NIOHTTPTypes
 ///   closed, which ends its stream like a hang-up. Meanwhile memory stays bounded: the stream's writes wait
 ///   while the connection is unwritable, and the upstream is not read either.
 ///
+/// - held heads: a response marked with `holdHeadField` (the compatible endpoints) has its head held back until
+///   its body's first byte, or until the marked wait runs out; until then a failure can answer with a status and
+///   a body of its own instead (`answerInstead`), as an SDK expects an error before the first token.
+///
 /// It never reads the inbound stream (Hummingbird's `consumeWithCancellationOnInboundClose` does, and ending
 /// that read ended keep-alive after every stream). All its state lives on the connection's event loop.
 final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -30,6 +34,10 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private static let comment = ByteBuffer(bytes: SSEEncoder.keepalive)
 
+    /// Marks a response whose head waits for its body's first byte; the value is the longest wait in
+    /// milliseconds, `0` for no limit (an answer that is not streamed). Never sent: the head goes out without it.
+    static let holdHeadField = HTTPField.Name("X-Switchboard-Hold-Head")!
+
     private let writeTimeout: TimeAmount
     private var context: ChannelHandlerContext?
     private var stream: Attachment?
@@ -40,6 +48,9 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var writeDeadline: Scheduled<Void>?
     /// Writes waiting for the connection to become writable again.
     private var writableWaiters: [EventLoopPromise<Void>] = []
+    /// A response head held back until the first body byte (see `holdHeadField`), and the timer that lets it go.
+    private var heldHead: HTTPResponse?
+    private var headTimer: Scheduled<Void>?
 
     init(writeTimeout: TimeAmount) {
         self.writeTimeout = writeTimeout
@@ -82,6 +93,7 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// it calls the body), and its end goes out after the last.
     func writeBody(_ buffer: ByteBuffer) {
         guard let context else { return }
+        releaseHead(context, flush: false)
         context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
         lastWrite = .now()
     }
@@ -111,15 +123,63 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    /// Answers with `answer` instead of the held head and the stream it was to start: `false` when no head is
+    /// held (the stream's first byte went out, so its client hears the failure in the stream).
+    func answerInstead(_ answer: ErrorAnswer) -> Bool {
+        guard let context, let held = heldHead else { return false }
+        heldHead = nil
+        headTimer?.cancel()
+        headTimer = nil
+        var fields = held.headerFields
+        fields[.contentType] = "application/json"
+        fields[.contentLength] = String(answer.body.count)
+        fields[.cacheControl] = nil
+        if let seconds = answer.retryAfter { fields[.retryAfter] = String(seconds) }
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .init(code: answer.status), headerFields: fields))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.body(ByteBuffer(bytes: answer.body))), promise: nil)
+        inBody = true
+        return true
+    }
+
+    /// Lets a held head go (before the first body byte, at the end, or when its wait ran out).
+    private func releaseHead(_ context: ChannelHandlerContext, flush: Bool) {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        headTimer?.cancel()
+        headTimer = nil
+        inBody = true
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        }
+    }
+
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head(let head):
+        case .head(var head):
+            if let wait = head.headerFields[Self.holdHeadField] {
+                head.headerFields[Self.holdHeadField] = nil
+                heldHead = head
+                inBody = false
+                if let milliseconds = Int64(wait), milliseconds > 0 {
+                    let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                    let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                    headTimer = context.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
+                        loopBound.value.releaseHead(contextBound.value, flush: true)
+                    }
+                }
+                promise?.succeed(())
+                return
+            }
             inBody = head.status.kind != .informational
         case .body:
+            releaseHead(context, flush: false)
             if stream != nil { lastWrite = .now() }
         case .end:
+            releaseHead(context, flush: false)
             inBody = false
             keepaliveTimer?.cancel()
             keepaliveTimer = nil
@@ -192,6 +252,8 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func stopTimers() {
         wakeWriters(failing: true)
+        headTimer?.cancel()
+        headTimer = nil
         keepaliveTimer?.cancel()
         keepaliveTimer = nil
         writeDeadline?.cancel()

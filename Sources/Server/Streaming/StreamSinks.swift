@@ -5,34 +5,46 @@ import NIOCore
 /// upstream is read, when that is the connection's event loop and the connection takes them at once (`takeNow`);
 /// the rest, and everything while the connection is full, by the pipeline's task (`take`). One JSON encoding and
 /// one write per event. Smart routing's decision follows `session_start`.
-struct ConnectionSink: EventSink {
+///
+/// The encoder decides the bytes: Switchboard's SSE, or an SDK's dialect (which may have nothing to say of an
+/// event, and may answer a failure before the first byte with an HTTP error instead: `EventEncoding.answer`).
+struct ConnectionSink<Encoding: EventEncoding>: EventSink {
     let stream: EventStream
     let tally: StreamTally
     let routing: RoutingDecision?
     let deadlines: DeadlineKeeper
-    private let encoder: EncoderBox
+    private let encoder: EncoderBox<Encoding>
 
-    init(stream: EventStream, accumulated: Bool, tally: StreamTally, routing: RoutingDecision?) {
+    init(stream: EventStream, encoder: Encoding, tally: StreamTally, routing: RoutingDecision?) {
         self.stream = stream
         self.tally = tally
         self.routing = routing
         deadlines = stream.deadlines
-        encoder = EncoderBox(SSEEncoder(accumulated: accumulated))
+        self.encoder = EncoderBox(encoder)
     }
 
     func takeNow(_ event: StreamEvent) throws -> Bool {
-        guard try stream.writeNow({ ByteBuffer(bytes: encoder.encoder.encode(event)) }) else { return false }
+        guard try stream.writeNow({ ByteBuffer(bytes: encoder.encoder.bytes(for: event)) }) else { return false }
         tally.count(event, relayed: true)
         return true
     }
 
     func take(_ event: StreamEvent) async throws {
-        try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(event)))
+        if case .error(let error) = event, let answer = encoder.encoder.answer(for: error), try await stream.answerInstead(answer) {
+            tally.count(event)
+            return
+        }
+        try await write(event)
         tally.count(event)
         if let routing, case .sessionStart = event {
-            try await stream.write(ByteBuffer(bytes: encoder.encoder.encode(.routing(routing))))
+            try await write(.routing(routing))
             tally.count(.routing(routing))
         }
+    }
+
+    private func write(_ event: StreamEvent) async throws {
+        let bytes = encoder.encoder.bytes(for: event)
+        if !bytes.isEmpty { try await stream.write(ByteBuffer(bytes: bytes)) }
     }
 }
 
@@ -44,7 +56,7 @@ struct SessionSink: EventSink {
     let tally: StreamTally
     let routing: RoutingDecision?
     let deadlines: DeadlineKeeper
-    private let encoder = EncoderBox(SSEEncoder(accumulated: false))
+    private let encoder = EncoderBox<SSEEncoder>(SSEEncoder(accumulated: false))
 
     init(session: ResumableSession, tally: StreamTally, routing: RoutingDecision?) {
         self.session = session
@@ -74,10 +86,10 @@ struct SessionSink: EventSink {
 
 /// A stream's event encoder, shared by the two ways its events are written (where the upstream is read, and by
 /// the pipeline's task). Used by one of them at a time: the task waits while the upstream's reader writes.
-final class EncoderBox: @unchecked Sendable {
-    var encoder: SSEEncoder
+final class EncoderBox<Encoding: EventEncoding>: @unchecked Sendable {
+    var encoder: Encoding
 
-    init(_ encoder: SSEEncoder) {
+    init(_ encoder: Encoding) {
         self.encoder = encoder
     }
 }
