@@ -338,24 +338,28 @@ struct SchemathesisTests {
     @Test("Schemathesis: every answer to generated good and bad input is one the description allows, and none is a 5xx",
           .enabled(if: available))
     func fuzz() async throws {
-        // The model service is down: every stream runs its retries and ends with an error event, quickly.
-        var config = configuration(rules: nil)
-        var anthropic = AnthropicConfigurationForTests.make(baseURL: "http://127.0.0.1:\(freeLoopbackPort())")
-        anthropic.retry.baseDelay = .milliseconds(5)
-        config.anthropic = anthropic
-        let app = try await buildApplication(configuration: config)
-        let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Docs/openapi.yaml")
-            .standardized.path
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
-            // `positive_data_acceptance` is left out: the description cannot know the rules' route names or the
-            // allowed models, which the server rightly refuses when a generated body names others.
-            let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/env"), [
-                "schemathesis", "run", spec, "--url", "http://127.0.0.1:\(port)", "--max-examples", "25", "--seed", "1",
-                "--phases", "coverage,fuzzing", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-                "--request-timeout", "20",
-            ])
-            #expect(result.status == 0, "\(result.stdoutText.suffix(6_000))\(result.stderrText.suffix(2_000))")
+        // The model service answers every call at once (a compatible endpoint would rightly answer 502 for one that
+        // is down, before its first byte).
+        try await MockAnthropic.run { mock in
+            for _ in 0..<3_000 { mock.enqueue(.stream(SSE.textAnswer(["ok"]))) }
+            var config = configuration(rules: nil)
+            var anthropic = AnthropicConfigurationForTests.make(baseURL: mock.baseURL)
+            anthropic.retry.baseDelay = .milliseconds(5)
+            config.anthropic = anthropic
+            let app = try await buildApplication(configuration: config)
+            let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Docs/openapi.yaml")
+                .standardized.path
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                // `positive_data_acceptance` is left out: the description cannot know the rules' route names or the
+                // allowed models, which the server rightly refuses when a generated body names others.
+                let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/env"), [
+                    "schemathesis", "run", spec, "--url", "http://127.0.0.1:\(port)", "--max-examples", "25", "--seed", "1",
+                    "--phases", "coverage,fuzzing", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+                    "--request-timeout", "20",
+                ])
+                #expect(result.status == 0, "\(result.stdoutText.suffix(6_000))\(result.stderrText.suffix(2_000))")
+            }
         }
     }
 }

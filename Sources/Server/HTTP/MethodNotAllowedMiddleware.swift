@@ -9,6 +9,7 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
         var methods: [String: [HTTPRequest.Method]] = [
             "/mcp/chat/stream": [.post], "/mcp/chat/stream/{sessionId}": [.get, .delete], "/mcp/chat": [.post], "/mcp/chat/analyze": [.post],
             "/rules": [.get], "/rules/calibration": [.get], "/tools": [.get], "/metrics": [.get], "/health": [.get], "/ready": [.get],
+            "/v1/chat/completions": [.post], "/v1/messages": [.post], "/v1/models": [.get],
         ]
         for path in FrontendAssets.paths { methods[path] = [.get] }
         return methods
