@@ -68,7 +68,8 @@ struct Stream: AsyncParsableCommand {
             printError("HTTP \(response.status.code): \(text)")
             throw ExitCode(1)
         }
-        if let route = response.headers.first(name: "x-switchboard-route") {
+        if let route = response.headers.first(name: "x-switchboard-route"),
+           response.headers.first(name: "x-switchboard-action") != RouteAction.advise.rawValue {
             print("routed: \(response.headers.first(name: "x-switchboard-complexity") ?? "?") → \(route) on "
                   + (response.headers.first(name: "x-switchboard-model") ?? "?"))
         }
