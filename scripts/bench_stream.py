@@ -38,6 +38,14 @@ def paced_delta(stamp):
 OPENAI = False
 ROUTED = False
 CHAT_PATH = b"/mcp/chat/stream"
+# --dialect: the compatible endpoints' paths and streamed bodies, on the server's default model (the direct path,
+# as /mcp/chat/stream takes).
+DIALECTS = {
+    "openai": (b"/v1/chat/completions", json.dumps({"model": "claude-sonnet-4-5", "stream": True,
+                                                    "messages": [{"role": "user", "content": "paced"}]}).encode()),
+    "anthropic": (b"/v1/messages", json.dumps({"model": "claude-sonnet-4-5", "stream": True, "max_tokens": 1024,
+                                               "messages": [{"role": "user", "content": "paced"}]}).encode()),
+}
 
 async def answer_request(reader, writer):
     """Reads one request (head and body) and writes the head of a chunked SSE answer."""
@@ -359,6 +367,15 @@ async def paced(args):
         # Every relayed delta is one text_chunk event; session_start, iteration_start and complete add 3 per stream.
         events = t_count + 3 * args.paced
         print(f"  server CPU: {cpu:.2f} s = {cpu / max(events, 1) * 1e6:.1f} µs per relayed event; RSS {rss0 / 1024:.1f} MiB before")
+        if args.dialect:
+            # The same streams through a compatible endpoint, on the same server: its CPU per event with the same
+            # denominator (each delta, and 3 per stream for its start and end), so the two figures compare directly.
+            path, dialect_body = DIALECTS[args.dialect]
+            d_through, dd_count, dd_time, d_cpu = await run(args.port, path, dialect_body, server.pid)
+            d_events = dd_count + 3 * args.paced
+            print(f"  {args.dialect:11s} {dd_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(d_through, .5):.2f} ms, "
+                  f"p99 {percentile(d_through, .99):.2f} ms; server CPU {d_cpu:.2f} s = {d_cpu / max(d_events, 1) * 1e6:.1f} µs per "
+                  f"relayed event ({(d_cpu / max(d_events, 1)) / max(cpu / max(events, 1), 1e-9) * 100 - 100:+.0f} % beside /mcp/chat/stream)")
     finally:
         server.terminate(); server.wait()
         up.close()
@@ -564,6 +581,8 @@ if __name__ == "__main__":
                         help="only measure the bytes of one answer of this many deltas, with and without accumulated")
     parser.add_argument("--openai", action="store_true",
                         help="the upstream speaks OpenAI's Chat Completions format, reached through a rules provider (POST /mcp/chat)")
+    parser.add_argument("--dialect", choices=sorted(DIALECTS),
+                        help="in --paced mode, also run the streams through this compatible endpoint on the same server")
     parser.add_argument("--routed", action="store_true",
                         help="through smart routing (POST /mcp/chat) to the built-in Anthropic provider, to compare with --openai")
     parser.add_argument("--nginx", nargs="?", const="/usr/sbin/nginx", default=None,

@@ -17,11 +17,12 @@ public enum FastMCP {
         .appendingPathComponent("Fixtures/mcp_client.py").path
 }
 
-/// The official OpenAI and Anthropic Python SDKs (and LangChain's `ChatOpenAI`), the clients the compatible
+/// The official OpenAI and Anthropic Python SDKs (and LangChain's `ChatOpenAI`, LiteLLM's SDK), the clients the compatible
 /// endpoints are tested with (`.ci/run` installs them from PyPI), and the script that drives them.
 public enum SDKClients {
     public static let available = pythonCanImport("openai") && pythonCanImport("anthropic")
     public static let langChain = pythonCanImport("langchain_openai")
+    public static let liteLLM = pythonCanImport("litellm")
     public static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/sdk_client.py").path
 }

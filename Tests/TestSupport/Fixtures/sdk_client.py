@@ -171,6 +171,12 @@ def run():
         chat = ChatOpenAI(model=model, base_url=base + "/v1", api_key=key, max_retries=0, streaming=True)
         pieces = [{"text": piece.content, "ms": now()} for piece in chat.stream(QUESTION) if piece.content]
         out["pieces"] = pieces
+    elif scenario == "litellm_stream":
+        import litellm
+        response = litellm.completion(model="openai/" + model, api_base=base + "/v1", api_key=key, stream=True, num_retries=0,
+                                      messages=[{"role": "user", "content": QUESTION}])
+        out["pieces"] = [{"text": chunk.choices[0].delta.content, "ms": now()} for chunk in response
+                         if chunk.choices and chunk.choices[0].delta.content]
     else:
         raise SystemExit("unknown scenario " + scenario)
     return out
