@@ -29,7 +29,7 @@ public struct AnthropicEncoder: EventEncoding {
         state = AnswerState(model: model)
     }
 
-    public var contentType: String { stream ? "text/event-stream; charset=utf-8" : "application/json" }
+    public var contentType: String { AnswerState.contentType(streamed: stream) }
 
     public func answer(for error: StreamError) -> ErrorAnswer? {
         Dialect.anthropic.answer(for: error)
@@ -73,18 +73,12 @@ public struct AnthropicEncoder: EventEncoding {
             openText = nil
             if stream && !clientTools { bytes += comment("tool_detected \(tool)") }
             return bytes
-        case .toolsExecuting(let tools):
-            guard stream else { return [] }
-            return comment("tools_executing \(tools.joined(separator: " "))")
-        case .toolProgress(let progress):
-            guard stream, progress.status != .executing else { return [] }
-            return comment("tool \(progress.tool) \(progress.status.rawValue) in \(progress.executionTimeMs ?? 0) ms")
+        case .toolsExecuting, .toolProgress:
+            return toolActivity(event, streamed: stream)
         case .complete(let completion):
             return stream ? streamEnd(completion) : whole(completion)
         case .error(let error):
-            return stream ? Dialect.anthropic.inStreamError(error)
-                : Dialect.anthropic.errorBody(status: Dialect.status(for: error.code).status, code: error.code.rawValue,
-                                              message: error.message, field: nil)
+            return Dialect.anthropic.errorBytes(error, streamed: stream)
         }
     }
 

@@ -6,19 +6,12 @@ import ChatCore
 /// (`temperature`, `top_k`, `tool_choice`, `metadata`, …) are accepted and not passed on: the route decides.
 public enum AnthropicMessagesRequest {
     public static func parse(json body: some Collection<UInt8>) throws(ChatRequestError) -> DialectRequest {
-        let value: JSONValue
-        do {
-            value = try Array(body).withUnsafeBytes { bytes throws(JSONParseError) in try JSONValue(parsing: bytes) }
-        } catch {
-            throw ChatRequestError(field: "body", message: "the body is not valid JSON: \(error)")
-        }
-        return try parse(value)
+        try parse(parseBody(body))
     }
 
     public static func parse(_ value: JSONValue) throws(ChatRequestError) -> DialectRequest {
         let body = try FieldReader(value, path: "")
-        let model = try body.requiredString("model")
-        if model.isEmpty { throw ChatRequestError(field: "model", message: "must not be empty") }
+        let model = try body.model()
         guard let maxTokens = try body.tokenLimit("max_tokens") else {
             throw ChatRequestError(field: "max_tokens", message: "required: a whole number from 1 to 1000000")
         }

@@ -51,6 +51,12 @@ public enum Dialect: String, Sendable, Hashable, CaseIterable {
         return bytes
     }
 
+    /// A failure's bytes in an answer: the in-stream error when streamed, else the whole error body.
+    func errorBytes(_ error: StreamError, streamed: Bool) -> [UInt8] {
+        streamed ? inStreamError(error)
+            : errorBody(status: Self.status(for: error.code).status, code: error.code.rawValue, message: error.message, field: nil)
+    }
+
     /// The HTTP status (and `Retry-After`, in seconds) of a stream error told before the first byte: the model
     /// service's rate limit is a 429, its overload or this server's shutdown a 503, a deadline a 504, any other
     /// failure of the model service a 502.
@@ -88,4 +94,21 @@ public enum Dialect: String, Sendable, Hashable, CaseIterable {
         default: "api_error"
         }
     }
+}
+
+/// Switchboard's own tool activity (`tools_executing`, a tool's end) as an SSE comment: skipped by every SSE client,
+/// so a strict one never meets a field it does not know; nothing for other events or an answer that is not streamed.
+func toolActivity(_ event: StreamEvent, streamed: Bool) -> [UInt8] {
+    guard streamed else { return [] }
+    switch event {
+    case .toolsExecuting(let tools): return comment("tools_executing \(tools.joined(separator: " "))")
+    case .toolProgress(let progress) where progress.status != .executing:
+        return comment("tool \(progress.tool) \(progress.status.rawValue) in \(progress.executionTimeMs ?? 0) ms")
+    default: return []
+    }
+}
+
+/// An SSE comment line.
+func comment(_ text: String) -> [UInt8] {
+    Array(": \(text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " "))\n\n".utf8)
 }

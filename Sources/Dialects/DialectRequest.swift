@@ -32,9 +32,23 @@ struct AnswerState: Sendable {
     /// Client tool calls announced by the model, by id, in order.
     var toolCallIds: [String] = []
 
+    /// The `Content-Type` of an answer: SSE when streamed, else JSON.
+    static func contentType(streamed: Bool) -> String {
+        streamed ? "text/event-stream; charset=utf-8" : "application/json"
+    }
+
     /// Follows a fallback: the answer's `model` is the model that answered.
     mutating func follow(_ decision: RoutingDecision) {
         if let model = decision.model { self.model = model }
+    }
+}
+
+/// A request body as JSON; a body that is not JSON is refused naming `body`.
+func parseBody(_ body: some Collection<UInt8>) throws(ChatRequestError) -> JSONValue {
+    do {
+        return try Array(body).withUnsafeBytes { bytes throws(JSONParseError) in try JSONValue(parsing: bytes) }
+    } catch {
+        throw ChatRequestError(field: "body", message: "the body is not valid JSON: \(error)")
     }
 }
 
@@ -59,6 +73,13 @@ struct FieldReader {
         case .string(let text)?: return text
         case let other?: throw ChatRequestError(field: name(key), message: "expected a string, found \(other.typeName)")
         }
+    }
+
+    /// The request's `model`: a non-empty string.
+    func model() throws(ChatRequestError) -> String {
+        let model = try requiredString("model")
+        if model.isEmpty { throw ChatRequestError(field: name("model"), message: "must not be empty") }
+        return model
     }
 
     func requiredString(_ key: String) throws(ChatRequestError) -> String {

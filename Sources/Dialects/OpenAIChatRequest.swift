@@ -9,19 +9,12 @@ import ChatCore
 /// cannot do is refused naming the field: images and audio, `n` above 1.
 public enum OpenAIChatRequest {
     public static func parse(json body: some Collection<UInt8>) throws(ChatRequestError) -> DialectRequest {
-        let value: JSONValue
-        do {
-            value = try Array(body).withUnsafeBytes { bytes throws(JSONParseError) in try JSONValue(parsing: bytes) }
-        } catch {
-            throw ChatRequestError(field: "body", message: "the body is not valid JSON: \(error)")
-        }
-        return try parse(value)
+        try parse(parseBody(body))
     }
 
     public static func parse(_ value: JSONValue) throws(ChatRequestError) -> DialectRequest {
         let body = try FieldReader(value, path: "")
-        let model = try body.requiredString("model")
-        if model.isEmpty { throw ChatRequestError(field: "model", message: "must not be empty") }
+        let model = try body.model()
         guard let items = try body.array("messages") else {
             throw ChatRequestError(field: "messages", message: "required: an array of messages")
         }

@@ -29,7 +29,7 @@ public struct OpenAIEncoder: EventEncoding {
         state = AnswerState(model: model)
     }
 
-    public var contentType: String { stream ? "text/event-stream; charset=utf-8" : "application/json" }
+    public var contentType: String { AnswerState.contentType(streamed: stream) }
 
     public func answer(for error: StreamError) -> ErrorAnswer? {
         Dialect.openAI.answer(for: error)
@@ -47,28 +47,21 @@ public struct OpenAIEncoder: EventEncoding {
                 state.text += text
                 return []
             }
+            let first = takeRole()
             return chunk { json in
-                json.raw("{")
-                if !roleSent { json.raw("\"role\":\"assistant\",") }
-                roleSent = true
+                json.raw(first ? "{\"role\":\"assistant\"," : "{")
                 json.raw("\"content\":")
                 json.string(text)
                 json.raw("}")
             }
         case .toolDetected(let tool, let toolUseId):
             return toolStarted(tool, id: toolUseId)
-        case .toolsExecuting(let tools):
-            guard stream else { return [] }
-            return comment("tools_executing \(tools.joined(separator: " "))")
-        case .toolProgress(let progress):
-            guard stream, progress.status != .executing else { return [] }
-            return comment("tool \(progress.tool) \(progress.status.rawValue) in \(progress.executionTimeMs ?? 0) ms")
+        case .toolsExecuting, .toolProgress:
+            return toolActivity(event, streamed: stream)
         case .complete(let completion):
             return stream ? streamEnd(completion) : whole(completion)
         case .error(let error):
-            return stream ? Dialect.openAI.inStreamError(error)
-                : Dialect.openAI.errorBody(status: Dialect.status(for: error.code).status, code: error.code.rawValue,
-                                           message: error.message, field: nil)
+            return Dialect.openAI.errorBytes(error, streamed: stream)
         }
     }
 
@@ -79,10 +72,9 @@ public struct OpenAIEncoder: EventEncoding {
         let index = state.toolCallIds.count
         state.toolCallIds.append(toolUseId)
         guard stream else { return [] }
+        let first = takeRole()
         return chunk { json in
-            json.raw("{")
-            if !roleSent { json.raw("\"role\":\"assistant\",") }
-            roleSent = true
+            json.raw(first ? "{\"role\":\"assistant\"," : "{")
             json.raw("\"tool_calls\":[{\"index\":")
             json.integer(index)
             json.field("id", toolUseId)
@@ -90,6 +82,12 @@ public struct OpenAIEncoder: EventEncoding {
             json.string(tool)
             json.raw(",\"arguments\":\"\"}}]}")
         }
+    }
+
+    /// Whether this delta is the first, which names the role.
+    private mutating func takeRole() -> Bool {
+        defer { roleSent = true }
+        return !roleSent
     }
 
     private mutating func streamEnd(_ completion: Completion) -> [UInt8] {
@@ -195,9 +193,4 @@ public struct OpenAIEncoder: EventEncoding {
         default: "stop"
         }
     }
-}
-
-/// An SSE comment: skipped by every SSE client, so Switchboard's own tool activity never breaks a strict one.
-func comment(_ text: String) -> [UInt8] {
-    Array(": \(text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " "))\n\n".utf8)
 }
