@@ -110,7 +110,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], exclude: ["Browser"]),
         .testTarget(name: "switchboardTests", dependencies: [
-            "switchboard", "AnthropicMock", "TestSupport", "ChatCore",
+            "switchboard", "AnthropicMock", "TestSupport", "ChatCore", "Storage",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

@@ -28,3 +28,19 @@ extension JSONEncoder {
         return encoder
     }
 }
+
+extension String {
+    /// The longest prefix whose UTF-8 is at most `bytes` long, cut between characters.
+    public func prefixUTF8(_ bytes: Int) -> String {
+        guard utf8.count > bytes else { return self }
+        var length = 0
+        var end = startIndex
+        for index in indices {
+            let next = self.index(after: index)
+            length += self[index..<next].utf8.count
+            guard length <= bytes else { break }
+            end = next
+        }
+        return String(self[..<end])
+    }
+}

@@ -77,6 +77,10 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections = 4096
     /// Finished streams kept in the database for calibration (the oldest go first).
     public var streamRecordsLimit = 50_000
+    /// Whether a stream's record keeps its chat's last user text (at most `recordedTextLimit` bytes), so a review can
+    /// export misroutes as evaluation cases. Off: nothing of the text is stored.
+    public var recordQueries = false
+    public static let recordedTextLimit = 2048
     /// With quotas shared in PostgreSQL: how long a stream slot counts after its instance last renewed it, so the
     /// longest a crashed instance's streams keep holding their keys' slots.
     public var quotaLease: Duration = .seconds(30)
@@ -135,6 +139,7 @@ public struct ServerConfiguration: Sendable {
         if let path = env.text("SWITCHBOARD_API_KEYS_FILE") { apiKeysPath = path }
         if let keys = environment["SWITCHBOARD_API_KEYS"] { apiKeys = Self.list(keys) }
         if environment["SWITCHBOARD_ALLOW_UNAUTHENTICATED"] == "1" { allowUnauthenticated = true }
+        if environment["SWITCHBOARD_RECORD_QUERIES"] == "1" { recordQueries = true }
         if let hosts = env.text("SWITCHBOARD_ALLOWED_HOSTS") { allowedHosts = Set(Self.list(hosts)) }
         if let count = env.integer("SWITCHBOARD_MAX_STREAMS", in: 1...1_000_000) { limits.maxStreams = count }
         if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS_CEILING", in: 1...1_000_000) { limits.maxTokensCeiling = tokens }

@@ -9,7 +9,7 @@ import Tools
 struct Rules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check, test and evaluate a rules file.",
-        subcommands: [Check.self, Test.self, Eval.self, Calibrate.self]
+        subcommands: [Check.self, Test.self, Eval.self, Calibrate.self, ReviewCommand.self]
     )
 
     struct Calibrate: AsyncParsableCommand {
@@ -49,6 +49,62 @@ struct Rules: AsyncParsableCommand {
                 StreamSample(level: $0.level, route: $0.route, durationMs: $0.durationMs, firstTextMs: $0.firstTextMs)
             }, minSamples: minSamples)
             print(calibration.text(yaml: yaml, path: path))
+        }
+    }
+
+    struct ReviewCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "review",
+            abstract: "List the chats of the server's traffic that look misrouted, and export them as evaluation cases.",
+            discussion: """
+                Reads the finished streams the server keeps in its database and flags those whose outcome says their level \
+                was wrong: the iteration limit reached with the model still asking for tools, far more tool calls or time \
+                than the level's usual, one short model call on a level above the lowest, or feedback down naming another \
+                level. --export writes the flagged chats that kept their text (serve --record-queries) as cases for \
+                `rules eval --cases FILE`, tagged with their signals and needs-review where the level is a guess.
+                """)
+
+        @OptionGroup var file: RulesFileArgument
+        @OptionGroup var storage: DatabaseOption
+        @Option(help: "How far back to look: 90s, 30m, 24h, 7d.")
+        var since = "24h"
+        @Option(help: "The most streams to look at, newest first.")
+        var limit = 10_000
+        @Option(help: "Write the flagged chats with text as evaluation cases to this file.")
+        var export: String?
+
+        func validate() throws {
+            guard Review.windowMilliseconds(since) != nil else { throw ValidationError("--since must be a duration such as 90s, 30m, 24h or 7d") }
+            guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
+        }
+
+        func run() async throws {
+            let outcome = file.load()
+            guard let rules = outcome.accepted else {
+                for diagnostic in outcome.diagnostics { printError(diagnostic.description) }
+                throw ExitCode(2)
+            }
+            let since = Int64((Date().timeIntervalSince1970 * 1000).rounded()) - (Review.windowMilliseconds(since) ?? 0)
+            let limit = limit
+            let streams = try await storage.withDatabase(logger: standardErrorLogger(label: "switchboard.review")) { database in
+                try await StreamRecords(database: database).reviewed(since: since, limit: limit)
+            }
+            let flagged = Review.flag(streams, rules: rules)
+            print("\(flagged.count) of \(streams.count) chats since \(self.since) look misrouted")
+            for chat in flagged {
+                let stream = chat.stream
+                let cost = stream.costUSD.map { String(format: " $%.4f", $0) } ?? ""
+                print("  \(stream.sessionId)  \(chat.level) → \(chat.suggestedLevel)\(chat.guessed ? "?" : "")  "
+                      + "[\(chat.signals.map(\.rawValue).joined(separator: ", "))]  \(stream.iterations) iterations, \(stream.toolCalls) tool calls, "
+                      + "\(stream.durationMs) ms\(cost); rules: \(stream.matchedRules.isEmpty ? "none" : stream.matchedRules.joined(separator: ", "))")
+                if let text = stream.queryText { print("      \"\(text.prefixUTF8(200))\"") }
+            }
+            if let export {
+                let cases = Review.evaluationCases(flagged)
+                try Data(cases.yaml.utf8).write(to: URL(fileURLWithPath: export))
+                print("wrote \(cases.written) cases to \(export)" + (cases.skipped > 0
+                      ? " (\(cases.skipped) flagged chats had no recorded text: serve with --record-queries to keep it)" : ""))
+            }
         }
     }
 

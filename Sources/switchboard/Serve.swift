@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Listen on a non-loopback address without API keys (only behind something that checks every caller).")
     var allowUnauthenticated = false
 
+    @Flag(help: "Keep each chat's last user text (2 KiB at most) with its stream record, so `rules review --export` can write misroutes as cases.")
+    var recordQueries = false
+
     func validate() throws {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port must be between 0 and 65535.")
@@ -87,6 +90,7 @@ struct Serve: AsyncParsableCommand {
         if let instanceId { configuration.instanceID = instanceId }
         if let allowedHosts { configuration.allowedHosts = Set(ServerConfiguration.list(allowedHosts)) }
         if allowUnauthenticated { configuration.allowUnauthenticated = true }
+        if recordQueries { configuration.recordQueries = true }
         if let adminPort { configuration.adminPort = adminPort }
         if let adminHost { configuration.adminHost = adminHost }
         do {

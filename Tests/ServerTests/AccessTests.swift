@@ -50,7 +50,7 @@ extension SecurityTests {
     func everyRouteHasAnAccessLevel() async throws {
         let publicRoutes: Set<String> = ["GET /", "GET /client.js", "GET /playground.js", "GET /health", "GET /ready"]
         let clientRoutes: Set<String> = ["POST /mcp/chat/stream", "GET /mcp/chat/stream/{sessionId}", "DELETE /mcp/chat/stream/{sessionId}",
-                                         "POST /mcp/chat/analyze", "POST /mcp/chat", "POST /v1/chat/completions", "POST /v1/messages",
+                                         "POST /mcp/chat/analyze", "POST /mcp/chat", "POST /v1/chat/completions", "POST /v1/messages", "POST /mcp/chat/feedback",
                                          "GET /v1/models"]
         let file = try TemporaryRules(keysYAML())
         defer { file.remove() }

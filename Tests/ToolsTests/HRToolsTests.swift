@@ -39,7 +39,7 @@ private let sharedPostgres: Task<any SQLDatabase, Error> = Task {
     let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] ?? ""
     let database = try PostgresDatabase(url: url)
     Task { try await database.run() }
-    try await database.transaction(["stream_records", "salary_increments", "employees", "locations", "departments", "schema_migrations"]
+    try await database.transaction(["stream_feedback", "stream_records", "salary_increments", "employees", "locations", "departments", "schema_migrations"]
         .map { ("DROP TABLE IF EXISTS \($0)", []) })
     try await HRSchema.prepare(database)
     _ = try await StreamRecords.databaseSchema.prepare(database)

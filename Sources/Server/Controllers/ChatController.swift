@@ -1,4 +1,5 @@
 import ChatCore
+import Foundation
 import ChatPipeline
 import HTTPTypes
 import Hummingbird
@@ -35,6 +36,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
         group.delete("/mcp/chat/stream/{sessionId}", use: cancel)
         group.post("/mcp/chat/analyze", use: analyze)
         group.post("/mcp/chat", use: route)
+        group.post("/mcp/chat/feedback", use: feedback)
     }
 
     /// `POST /mcp/chat/stream`: the chat on the server's own model.
@@ -47,15 +49,18 @@ struct ChatController<Model: LanguageModel>: Sendable {
                            + "on the routes \(routes.sorted().joined(separator: ", "))")
         }
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (plan, loop) = try await direct(chat, key: key, client: model, provider: Provider.builtIn)
+        let (plan, loop) = try await direct(chat, key: key, client: model, provider: Provider.builtIn, endpoint: "stream")
         return ChatStream.response(plan, loop: loop, channel: context.channel, logger: context.logger, settings: streams)
     }
 
     /// A chat on one model, checked and admitted: caps, the model (the chat's, else the server's default) against
-    /// the key's and the server's lists, tokens, admission; `client` metered as `provider`.
-    func direct<Client: LanguageModel>(_ chat: ChatRequest, key: APIKey?, client: Client, provider: String) async throws
+    /// the key's and the server's lists, tokens, admission; `client` metered as `provider`. The chat is analysed
+    /// too (counted under `endpoint`), for its record: a review compares the level with how the chat went.
+    func direct<Client: LanguageModel>(_ chat: ChatRequest, key: APIKey?, client: Client, provider: String, endpoint: String) async throws
         -> (StreamPlan, AgentLoop<MeteredModel<Client>>)
     {
+        // A chat with no user text to analyse still streams; it is recorded without an analysis.
+        let advice = try? rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: endpoint).report
         let active = rules.active.rules
         let chat = try gate.capped(chat, key: key)
         try gate.checkModel(of: chat, key: key, rules: active, defaultModel: configuration.loop.model)
@@ -65,7 +70,8 @@ struct ChatController<Model: LanguageModel>: Sendable {
         let metered = MeteredModel(base: client, provider: provider, prices: active.providers[provider]?.prices ?? [:],
                                    route: "none", metrics: metrics, ticket: ticket)
         let loop = AgentLoop(model: metered, tools: tools.only(key?.tools), configuration: loopConfiguration)
-        let labels = StreamLabels(level: nil, route: nil, provider: provider, model: chat.model ?? loopConfiguration.model)
+        var labels = StreamLabels(level: nil, route: nil, provider: provider, model: chat.model ?? loopConfiguration.model)
+        recordReview(of: chat, advice: advice, key: key, in: &labels)
         return (StreamPlan(chat: chat, ticket: ticket, labels: labels, owner: key?.id), loop)
     }
 
@@ -102,6 +108,27 @@ struct ChatController<Model: LanguageModel>: Sendable {
         return session
     }
 
+    /// `POST /mcp/chat/feedback`: a client's verdict on one of its finished streams, for the review (`204`).
+    @Sendable func feedback(_ request: Request, context: Context) async throws -> Response {
+        guard let recorder else {
+            throw APIError(.serviceUnavailable, code: .notConfigured, message: "this server keeps no stream records")
+        }
+        var request = request
+        let body = try await request.collectChatBody(upTo: 16 << 10)
+        let given = try FeedbackRequest(json: body.readableBytesView, levels: rules.active.rules.levels.map(\.name))
+        // A stream that ended a moment ago may still wait in the recorder's buffer.
+        await recorder.flush()
+        let kept = try await recorder.records.owner(of: given.sessionId)
+        // Someone else's stream is answered as no stream at all.
+        guard kept.kept, context.apiKey == nil || kept.owner == context.apiKey?.id else {
+            throw APIError(.notFound, code: .sessionNotFound, message: "no finished stream \(given.sessionId) is kept for this key",
+                           field: "sessionId")
+        }
+        try await recorder.records.saveFeedback(given.feedback, sessionId: given.sessionId,
+                                                at: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+        return Response(status: .noContent)
+    }
+
     /// `POST /mcp/chat/analyze`: routing advice.
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
         var request = request
@@ -129,6 +156,16 @@ struct ChatController<Model: LanguageModel>: Sendable {
         return ChatStream.response(plan, loop: loop, channel: context.channel, logger: context.logger, settings: streams)
     }
 
+    /// What a stream's record keeps for a review: the analysis, the key, and the last user text with
+    /// `--record-queries` (bounded).
+    private func recordReview(of chat: ChatRequest, advice: AnalysisReport?, key: APIKey?, in labels: inout StreamLabels) {
+        labels.analysis = advice.map { RecordedAnalysis(level: $0.complexity, score: $0.score, matchedRules: $0.matchedRules.map(\.id)) }
+        labels.owner = key?.id
+        if configuration.recordQueries, let last = chat.messages.last(where: { $0.role == .user }) {
+            labels.queryText = last.text.prefixUTF8(ServerConfiguration.recordedTextLimit)
+        }
+    }
+
     /// The `X-Switchboard-*` headers of a routing decision: level, route, action and rules version (the provider and
     /// model are added once the plan knows them).
     static func routingHeaders(_ advice: AnalysisReport) -> HTTPFields {
@@ -151,8 +188,9 @@ struct ChatController<Model: LanguageModel>: Sendable {
         headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = plan.loop.model
         let loop = AgentLoop(model: plan.model(ticket: ticket), tools: tools.only(key?.tools), configuration: plan.loop)
-        let labels = StreamLabels(level: advice.complexity, route: analysis.route.name, provider: analysis.route.providerName,
+        var labels = StreamLabels(level: advice.complexity, route: analysis.route.name, provider: analysis.route.providerName,
                                   model: plan.loop.model)
+        recordReview(of: chat, advice: advice, key: key, in: &labels)
         return (StreamPlan(chat: routed, ticket: ticket, labels: labels, extraHeaders: headers, routing: plan.decision, owner: key?.id),
                 loop)
     }

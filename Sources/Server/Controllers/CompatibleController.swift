@@ -134,7 +134,7 @@ struct CompatibleController<Model: LanguageModel>: Sendable {
                 throw APIError.streamingNotConfigured
             }
             var (plan, loop) = try await chats.direct(chat, key: key, client: AnyLanguageModel(client),
-                                                      provider: provider?.name ?? Provider.builtIn)
+                                                      provider: provider?.name ?? Provider.builtIn, endpoint: endpoint)
             plan.holdHead = hold
             return ChatStream.response(plan, loop: loop, encoder: encoder(id, model), channel: context.channel, logger: context.logger,
                                        settings: chats.streams)

@@ -6,7 +6,7 @@ import NIOCore
 import Routing
 import Tools
 
-/// The operator's endpoints: `/metrics`, `/rules`, `/rules/calibration` and `/tools` (an admin key on the main
+/// The operator's endpoints: `/metrics`, `/rules`, `/rules/calibration`, `/rules/review` and `/tools` (an admin key on the main
 /// port; no key on `--admin-port`), and the `/health` probe (public).
 struct OperatorController: Sendable {
     let rules: RulesStore
@@ -42,6 +42,35 @@ struct OperatorController: Sendable {
             try Response.json(ToolListResponse(tools: tools.definitions, sources: toolSources))
         }
         routes.get("/rules/calibration") { request, _ in try await calibration(request) }
+        routes.get("/rules/review") { request, _ in try await review(request) }
+    }
+
+    /// `/rules/review`: the chats of the last `since` (24h by default; at most `limit`, 1,000) that look misrouted.
+    private func review(_ request: Request) async throws -> Response {
+        guard let recorder else {
+            throw APIError(.serviceUnavailable, code: .notConfigured, message: "this server keeps no stream records")
+        }
+        let sinceText = request.uri.queryParameters["since"].map(String.init) ?? "24h"
+        guard let window = Review.windowMilliseconds(sinceText) else {
+            throw APIError(.badRequest, code: .invalidRequest, message: "since must be a duration such as 90s, 30m, 24h or 7d",
+                           field: "since")
+        }
+        let limit = try Self.parameter(request, "limit", default: 1_000, in: 1...100_000)
+        await recorder.flush()
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let streams = try await recorder.records.reviewed(since: now - window, limit: limit)
+        let rules = rules.active.rules
+        return try Response.json(ReviewResponse(Review.flag(streams, rules: rules), looked: streams.count, rulesVersion: rules.fingerprint))
+    }
+
+    /// A whole-number query parameter within `range`; a 400 naming it otherwise.
+    static func parameter(_ request: Request, _ name: String, default value: Int, in range: ClosedRange<Int>) throws(APIError) -> Int {
+        guard let text = request.uri.queryParameters[Substring(name)] else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw APIError(.badRequest, code: .invalidRequest,
+                           message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)", field: name)
+        }
+        return number
     }
 
     /// `/rules/calibration`: each level's `estimated_seconds` against what its streams took, with the lines to change.
@@ -49,17 +78,9 @@ struct OperatorController: Sendable {
         guard let recorder else {
             throw APIError(.serviceUnavailable, code: .notConfigured, message: "this server keeps no stream records")
         }
-        func parameter(_ name: String, default value: Int, in range: ClosedRange<Int>) throws(APIError) -> Int {
-            guard let text = request.uri.queryParameters[Substring(name)] else { return value }
-            guard let number = Int(text), range.contains(number) else {
-                throw APIError(.badRequest, code: .invalidRequest,
-                               message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)", field: name)
-            }
-            return number
-        }
         // More than the server keeps is all it keeps.
-        let window = min(try parameter("window", default: 10_000, in: 1...10_000_000), recorder.records.limit)
-        let minSamples = try parameter("min_samples", default: 10, in: 1...10_000)
+        let window = min(try Self.parameter(request, "window", default: 10_000, in: 1...10_000_000), recorder.records.limit)
+        let minSamples = try Self.parameter(request, "min_samples", default: 10, in: 1...10_000)
         // What finished a moment ago is counted too.
         await recorder.flush()
         let active = rules.active

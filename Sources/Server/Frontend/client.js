@@ -7,6 +7,7 @@
 //   for await (const event of chat) { … }                       // or iterate the events
 //   chat.cancel();                                              // stop: the server stops the model and tools
 //   const { text, complete, error } = await chat.result;
+//   await sb.feedback(sessionId, "down", { expectedLevel: "complex" });  // for the operator's review
 //
 // Events are those of Docs/STREAMING.md, typed below; every one has `type`, `id` and `timestamp`.
 
@@ -222,6 +223,23 @@ export class Switchboard {
     });
     if (!response.ok) throw await Switchboard.failure(response);
     return response.json();
+  }
+
+  /**
+   * Tells the server how a finished chat went, for the operator's review of misroutes (`POST /mcp/chat/feedback`):
+   * `rating` "up" or "down", with the level it should have had and a comment (1,000 characters at most).
+   * @param {string} sessionId `session_start`'s sessionId
+   * @param {"up" | "down"} rating
+   * @param {{expectedLevel?: string, comment?: string, signal?: AbortSignal}} [options]
+   */
+  async feedback(sessionId, rating, { expectedLevel, comment, signal } = {}) {
+    const body = { sessionId, rating };
+    if (expectedLevel) body.expectedLevel = expectedLevel;
+    if (comment) body.comment = comment;
+    const response = await this.fetch(this.baseURL + "/mcp/chat/feedback", {
+      method: "POST", headers: this.headers(), body: JSON.stringify(body), signal,
+    });
+    if (!response.ok) throw await Switchboard.failure(response);
   }
 
   /**

@@ -261,11 +261,15 @@ struct StreamPlan: Sendable {
     var holdHead: Duration?
 }
 
-/// What a stream is booked under for calibration: the level and route of smart routing (`nil` for
-/// `POST /mcp/chat/stream`), and the provider and model it starts on.
+/// What a stream is booked under for calibration and review: the level and route of smart routing (`nil` for
+/// `POST /mcp/chat/stream`), the provider and model it starts on, what the rules made of it, who opened it, and
+/// (with `--record-queries`) its last user text.
 struct StreamLabels: Sendable {
     var level: String?
     var route: String?
     var provider: String
     var model: String
+    var analysis: RecordedAnalysis?
+    var owner: String?
+    var queryText: String?
 }

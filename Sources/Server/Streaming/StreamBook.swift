@@ -35,6 +35,7 @@ final class StreamTally: @unchecked Sendable {
     var iterations = 0
     var toolCalls = 0
     var firstTextAt: ContinuousClock.Instant?
+    var stopReason: StopReason?
 
     init(labels: StreamLabels) {
         self.labels = labels
@@ -46,7 +47,9 @@ final class StreamTally: @unchecked Sendable {
         last = event.type
         switch event {
         case .error(let error): errorCode = error.code
-        case .complete(let completion): usage = completion.usage
+        case .complete(let completion):
+            usage = completion.usage
+            stopReason = completion.stopReason
         case .textChunk: if firstTextAt == nil { firstTextAt = .now }
         case .iterationStart: iterations += 1
         case .toolDetected: toolCalls += 1
@@ -66,6 +69,7 @@ final class StreamTally: @unchecked Sendable {
             firstTextMs: firstText.map { Int($0.inMilliseconds) }, iterations: iterations, toolCalls: toolCalls,
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheReadTokens: usage.cacheReadTokens,
             cacheWriteTokens: usage.cacheWriteTokens, costUSD: usage.costUSD, outcome: outcome.rawValue,
-            errorCode: errorCode?.rawValue)
+            errorCode: errorCode?.rawValue, owner: labels.owner, analysis: labels.analysis, stopReason: stopReason?.rawValue,
+            queryText: labels.queryText)
     }
 }
