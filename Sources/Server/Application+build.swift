@@ -31,6 +31,9 @@ public func buildApplication(configuration: ServerConfiguration, tools extraTool
     if case .file(let path) = store.active.source {
         services.append(RulesWatcher(path: path, store: store, interval: configuration.rulesPollInterval, logger: logger))
     }
+    if let shadow = store.shadow {
+        services.append(ShadowRulesWatcher(path: shadow.path, target: shadow, interval: configuration.rulesPollInterval, logger: logger))
+    }
     let database: any SQLDatabase
     do {
         // The HR tools' tables, the finished streams', and on PostgreSQL the quotas several instances share.

@@ -22,7 +22,20 @@ func loadRules(_ configuration: ServerConfiguration, metrics: ServerMetrics, log
     for warning in outcome.diagnostics { logger.warning("\(warning)") }
     logger.info("rules loaded", metadata: ["path": "\(source.path)", "version": "\(rules.fingerprint)",
                                            "rules": "\(rules.rules.count)", "levels": "\(rules.levels.count)"])
-    return RulesStore(rules: rules, source: source, warnings: outcome.diagnostics, metrics: metrics)
+    return RulesStore(rules: rules, source: source, warnings: outcome.diagnostics, metrics: metrics,
+                      shadow: try loadShadowRules(configuration, logger: logger))
+}
+
+/// The candidate rules of `--shadow-rules`, checked as the rules are: an invalid file refuses the start.
+func loadShadowRules(_ configuration: ServerConfiguration, logger: Logger) throws -> ShadowRules? {
+    guard let path = configuration.shadowRulesPath else { return nil }
+    let outcome = RulesFile.load(.file(path))
+    guard let rules = outcome.accepted else {
+        throw StartupError(description: "cannot start: the shadow rules are invalid\n"
+                           + outcome.diagnostics.map(\.description).joined(separator: "\n"))
+    }
+    logger.info("shadow rules loaded: analysed beside the rules, never routing", metadata: ["path": "\(path)", "version": "\(rules.fingerprint)"])
+    return ShadowRules(rules: rules, path: path)
 }
 
 /// On PostgreSQL the quotas are shared with every instance on the same database (a service of its own); else

@@ -80,6 +80,8 @@ public struct ServerConfiguration: Sendable {
     /// Whether a stream's record keeps its chat's last user text (at most `recordedTextLimit` bytes), so a review can
     /// export misroutes as evaluation cases. Off: nothing of the text is stored.
     public var recordQueries = false
+    /// A candidate rules file analysed beside the live one on every chat, never routing (`GET /rules/shadow`).
+    public var shadowRulesPath: String?
     public static let recordedTextLimit = 2048
     /// With quotas shared in PostgreSQL: how long a stream slot counts after its instance last renewed it, so the
     /// longest a crashed instance's streams keep holding their keys' slots.
@@ -140,6 +142,7 @@ public struct ServerConfiguration: Sendable {
         if let keys = environment["SWITCHBOARD_API_KEYS"] { apiKeys = Self.list(keys) }
         if environment["SWITCHBOARD_ALLOW_UNAUTHENTICATED"] == "1" { allowUnauthenticated = true }
         if environment["SWITCHBOARD_RECORD_QUERIES"] == "1" { recordQueries = true }
+        if let path = env.text("SWITCHBOARD_SHADOW_RULES") { shadowRulesPath = path }
         if let hosts = env.text("SWITCHBOARD_ALLOWED_HOSTS") { allowedHosts = Set(Self.list(hosts)) }
         if let count = env.integer("SWITCHBOARD_MAX_STREAMS", in: 1...1_000_000) { limits.maxStreams = count }
         if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS_CEILING", in: 1...1_000_000) { limits.maxTokensCeiling = tokens }

@@ -1,9 +1,11 @@
 import Synchronization
 
-/// A latch that opens once: callers of `wait()` suspend until `open()`, or until their task is cancelled.
+/// A latch that opens once: callers of `wait()` suspend until `open()`, until `fail(_:)` (they throw its error,
+/// as every later caller does), or until their task is cancelled.
 public final class ReadinessGate: Sendable {
     private struct State {
         var open = false
+        var failure: (any Error)?
         var nextId = 0
         var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
     }
@@ -21,6 +23,16 @@ public final class ReadinessGate: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// The gate will never open (the database could not be prepared): every waiter, now and later, throws `error`.
+    public func fail(_ error: any Error) {
+        let waiters = state.withLock { state in
+            state.failure = error
+            defer { state.waiters = [:] }
+            return state.waiters.values
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+
     /// Returns once the gate is open; throws `CancellationError` if the task is cancelled first.
     public func wait() async throws {
         let id = state.withLock { state in
@@ -31,6 +43,7 @@ public final class ReadinessGate: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, any Error>? = state.withLock { state in
                     if state.open { return .success(()) }
+                    if let failure = state.failure { return .failure(failure) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     state.waiters[id] = continuation
                     return nil

@@ -44,9 +44,15 @@ public struct PreparedDatabase: Sendable {
         guard case .postgres(let url) = location else { throw DatabaseError("No database at \(location).") }
         let gate = ReadinessGate()
         let postgres = try PostgresDatabase(url: url, logger: logger) { database in
-            let done = try await database.exclusively(lock: preparationLockKey) { try await prepare($0) }
-            logger.info("database ready", metadata: ["database": "\(database.description)", "prepared": "\(done.joined(separator: ", "))"])
-            gate.open()
+            do {
+                let done = try await database.exclusively(lock: preparationLockKey) { try await prepare($0) }
+                logger.info("database ready", metadata: ["database": "\(database.description)", "prepared": "\(done.joined(separator: ", "))"])
+                gate.open()
+            } catch {
+                // Nobody waits for a database that will not be ready: its queries fail at once from now on.
+                gate.fail(error)
+                throw error
+            }
         }
         return PreparedDatabase(database: GatedDatabase(base: postgres, gate: gate), service: postgres)
     }

@@ -90,21 +90,32 @@ public struct StreamRecords: Sendable {
     /// ran it already have it).
     public static let databaseSchema = DatabaseSchema(name: "stream records") { database in
         try await database.transaction(statements.map { ($0, []) })
-        // Columns added after the table's first release: added where missing (SQLite has no ADD COLUMN IF NOT EXISTS).
-        for (column, type) in addedColumns {
-            do {
-                _ = try await database.fetch("SELECT \(column) FROM stream_records LIMIT 0", [])
-            } catch {
-                try await database.transaction([("ALTER TABLE stream_records ADD COLUMN \(column) \(type)", [])])
-            }
+        // Columns added after the table's first release, added to a table that lacks them. The column list is read
+        // without a failing statement (a failed statement would abort a PostgreSQL preparation): PostgreSQL's
+        // information schema, else SQLite's table_info.
+        let existing: [SQLRow]
+        do {
+            existing = try await database.fetch("""
+                SELECT column_name AS name FROM information_schema.columns
+                WHERE table_name = 'stream_records' AND table_schema = current_schema()
+                """, [])
+        } catch {
+            existing = try await database.fetch("SELECT name FROM pragma_table_info('stream_records')", [])
+        }
+        let names = Set(existing.compactMap { $0["name"]?.text })
+        let missing = addedColumns.filter { !names.contains($0.name) }
+        if !missing.isEmpty {
+            try await database.transaction(missing.map { ("ALTER TABLE stream_records ADD COLUMN \($0.name) \($0.type)", []) })
         }
         try await database.transaction(FeedbackTable.statements.map { ($0, []) })
         return nil
     }
 
     /// The columns of the analysis, the owner, the stop reason and the recorded text (issue #22).
-    static let addedColumns = [("owner", "TEXT"), ("analysed_level", "TEXT"), ("score", "DOUBLE PRECISION"), ("matched_rules", "TEXT"),
-                               ("stop_reason", "TEXT"), ("query_text", "TEXT")]
+    static let addedColumns: [(name: String, type: String)] = [
+        ("owner", "TEXT"), ("analysed_level", "TEXT"), ("score", "DOUBLE PRECISION"), ("matched_rules", "TEXT"), ("stop_reason", "TEXT"),
+        ("query_text", "TEXT"),
+    ]
 
     static let statements = [
         """
@@ -125,7 +136,13 @@ public struct StreamRecords: Sendable {
             cache_write_tokens INTEGER NOT NULL,
             cost_usd DOUBLE PRECISION,
             outcome TEXT NOT NULL,
-            error_code TEXT
+            error_code TEXT,
+            owner TEXT,
+            analysed_level TEXT,
+            score DOUBLE PRECISION,
+            matched_rules TEXT,
+            stop_reason TEXT,
+            query_text TEXT
         )
         """,
         "CREATE INDEX IF NOT EXISTS stream_records_finished ON stream_records(finished_at)",

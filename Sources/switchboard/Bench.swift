@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatCore
+import ConfigFiles
 import Foundation
 import Routing
 import Server
@@ -21,6 +22,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Analyses to time.")
     var iterations = 20_000
 
+    @Option(help: "Also analyse with this candidate rules file, as serve --shadow-rules does on every chat.")
+    var shadow: String?
+
     @Option(help: "The query to analyse.")
     var query = "chart salary trends by department and compare the median increment with last year for Berlin and São Paulo"
 
@@ -39,7 +43,18 @@ struct Bench: AsyncParsableCommand {
         }
         let analyzer = QueryAnalyzer(rules: ruleSet)
         let input = AnalysisInput(query: query)
-        for _ in 0..<min(1_000, iterations) { _ = analyzer.analyze(input) }
+        var candidate: ShadowRules?
+        if let shadow {
+            let outcome = RulesFile.load(.file(shadow))
+            guard let accepted = outcome.accepted else {
+                outcome.diagnostics.prefix(5).forEach { printError($0.description) }
+                throw ExitCode(2)
+            }
+            candidate = ShadowRules(rules: accepted, path: shadow)
+        }
+        for _ in 0..<min(1_000, iterations) {
+            if let analysis = analyzer.analyze(input) { _ = candidate?.compare(input, live: analysis) }
+        }
 
         let clock = ContinuousClock()
         var samples: [Double] = []
@@ -48,6 +63,7 @@ struct Bench: AsyncParsableCommand {
         for _ in 0..<iterations {
             let start = clock.now
             let analysis = analyzer.analyze(input)
+            if let analysis, let candidate { _ = candidate.compare(input, live: analysis) }
             let elapsed = clock.now - start
             matched = analysis?.matchedRules.count ?? 0
             samples.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
@@ -57,7 +73,7 @@ struct Bench: AsyncParsableCommand {
             String(format: "%.2f", samples[min(samples.count - 1, Int(Double(samples.count) * p))])
         }
         let mean = samples.reduce(0, +) / Double(samples.count)
-        print("rules: \(ruleSet.rules.count) (\(generated > 0 ? "generated" : ruleSet.path)), query: \(query.count) chars, matched rules: \(matched)")
+        print("rules: \(ruleSet.rules.count) (\(generated > 0 ? "generated" : ruleSet.path))\(shadow.map { ", shadow: \($0)" } ?? ""), query: \(query.count) chars, matched rules: \(matched)")
         print("analyses: \(iterations); µs per analysis: median \(percentile(0.5)), p90 \(percentile(0.9)), p99 \(percentile(0.99)), mean \(String(format: "%.2f", mean))")
     }
 

@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Listen on a non-loopback address without API keys (only behind something that checks every caller).")
     var allowUnauthenticated = false
 
+    @Option(help: "A candidate rules file analysed beside the live one on every chat, never routing; GET /rules/shadow reports what it would change.")
+    var shadowRules: String?
+
     @Flag(help: "Keep each chat's last user text (2 KiB at most) with its stream record, so `rules review --export` can write misroutes as cases.")
     var recordQueries = false
 
@@ -91,6 +94,7 @@ struct Serve: AsyncParsableCommand {
         if let allowedHosts { configuration.allowedHosts = Set(ServerConfiguration.list(allowedHosts)) }
         if allowUnauthenticated { configuration.allowUnauthenticated = true }
         if recordQueries { configuration.recordQueries = true }
+        if let shadowRules { configuration.shadowRulesPath = shadowRules }
         if let adminPort { configuration.adminPort = adminPort }
         if let adminHost { configuration.adminHost = adminHost }
         do {

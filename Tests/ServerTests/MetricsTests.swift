@@ -76,7 +76,9 @@ struct MetricsTests {
                 #expect(sample(text, "switchboard_tool_calls_total", [#"tool="metric_probe""#, #"status="completed""#]) == 1)
                 #expect(sample(text, "switchboard_tool_duration_seconds_count", [#"tool="metric_probe""#]) == 1)
                 #expect(sample(text, "switchboard_analyses_total", [#"complexity="complex""#, #"route="desktop""#, #"endpoint="analyze""#]) == 2)
-                #expect(sample(text, "switchboard_analysis_duration_seconds_count") == 2)
+                // The two preflights, and the two streams (analysed for their records, not routed).
+                #expect(sample(text, "switchboard_analyses_total", [#"endpoint="stream""#]) == 2)
+                #expect(sample(text, "switchboard_analysis_duration_seconds_count") == 4)
                 #expect(sample(text, "switchboard_stream_duration_seconds_count") == 2)
                 #expect(!text.contains(AnthropicConfigurationForTests.apiKey))
             }

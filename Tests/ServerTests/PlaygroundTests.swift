@@ -282,6 +282,10 @@ extension PlaygroundTests {
     }
 }
 
+/// The repository's rules.yaml, as a candidate for the shadow report.
+private let shippedRulesPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../rules.yaml")
+    .standardized.path
+
 @Suite("The OpenAPI description")
 struct OpenAPITests {
     @Test("describes exactly the server's paths and methods, its error codes and its stream events; a wrong method is a 405 with Allow")
@@ -304,8 +308,11 @@ struct OpenAPITests {
         let streamCodes = (events.last?["properties"] as? [String: Any]).flatMap { ($0["code"] as? [String: Any])?["enum"] as? [String] }
         #expect(Set(streamCodes ?? []) == Set(StreamErrorCode.allCases.map(\.rawValue)))
 
-        // Every described operation is answered (not 404), and another method gets 405 with Allow.
-        let app = try await buildApplication(configuration: configuration(rules: nil))
+        // Every described operation is answered (not 404), and another method gets 405 with Allow. (With shadow rules:
+        // without them GET /rules/shadow has nothing to report.)
+        var config = configuration(rules: nil)
+        config.shadowRulesPath = shippedRulesPath
+        let app = try await buildApplication(configuration: config)
         try await app.test(.live) { client in
             let port = try #require(client.port)
             for (path, methods) in served where !path.contains("{") {
@@ -343,6 +350,7 @@ struct SchemathesisTests {
         try await MockAnthropic.run { mock in
             for _ in 0..<3_000 { mock.enqueue(.stream(SSE.textAnswer(["ok"]))) }
             var config = configuration(rules: nil)
+            config.shadowRulesPath = shippedRulesPath
             var anthropic = AnthropicConfigurationForTests.make(baseURL: mock.baseURL)
             anthropic.retry.baseDelay = .milliseconds(5)
             config.anthropic = anthropic

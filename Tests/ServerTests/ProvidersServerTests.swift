@@ -292,7 +292,7 @@ struct ProvidersServerTests {
 }
 
 /// The JSON answer of `POST /mcp/chat/analyze`.
-private func analyze(port: Int, _ body: String) async throws -> [String: Any] {
+func analyze(port: Int, _ body: String) async throws -> [String: Any] {
     var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/mcp/chat/analyze")
     request.method = .POST
     request.headers.add(name: "content-type", value: "application/json")

@@ -52,6 +52,18 @@ struct ReadinessGateTests {
         gate.open()
         #expect(try await database.fetch("SELECT 1 AS one", []).first?["one"]?.int == 1)
     }
+
+    @Test("a database that will not be ready fails its waiting queries at once, and every later one")
+    func failedPreparation() async throws {
+        struct Broken: Error {}
+        let gate = ReadinessGate()
+        let database = GatedDatabase(base: try SQLiteDatabase(), gate: gate)
+        let waiting = Task { try await database.fetch("SELECT 1 AS one", []) }
+        try await Task.sleep(for: .milliseconds(20))
+        gate.fail(Broken())
+        await #expect(throws: Broken.self) { _ = try await waiting.value }
+        await #expect(throws: Broken.self) { try await database.transaction([("SELECT 1", [])]) }
+    }
 }
 
 

@@ -27,7 +27,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
     /// What every stream of this server shares.
     var streams: StreamSettings {
         StreamSettings(keepalive: configuration.keepaliveInterval, shutdownGrace: configuration.shutdownGrace, metrics: metrics,
-                       recorder: recorder, sessions: sessions, instance: configuration.instanceID)
+                       recorder: recorder, sessions: sessions, instance: configuration.instanceID, shadow: rules.shadow)
     }
 
     func addRoutes(to group: RouterGroup<Context>) {
@@ -60,7 +60,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
         -> (StreamPlan, AgentLoop<MeteredModel<Client>>)
     {
         // A chat with no user text to analyse still streams; it is recorded without an analysis.
-        let advice = try? rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: endpoint).report
+        let analyzed = try? rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: endpoint)
         let active = rules.active.rules
         let chat = try gate.capped(chat, key: key)
         try gate.checkModel(of: chat, key: key, rules: active, defaultModel: configuration.loop.model)
@@ -71,7 +71,8 @@ struct ChatController<Model: LanguageModel>: Sendable {
                                    route: "none", metrics: metrics, ticket: ticket)
         let loop = AgentLoop(model: metered, tools: tools.only(key?.tools), configuration: loopConfiguration)
         var labels = StreamLabels(level: nil, route: nil, provider: provider, model: chat.model ?? loopConfiguration.model)
-        recordReview(of: chat, advice: advice, key: key, in: &labels)
+        recordReview(of: chat, advice: analyzed?.report, key: key, in: &labels)
+        labels.shadow = analyzed?.shadow
         return (StreamPlan(chat: chat, ticket: ticket, labels: labels, owner: key?.id), loop)
     }
 
@@ -133,7 +134,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (_, report) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "analyze")
+        let (_, report, _) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "analyze")
         return try Response.json(report)
     }
 
@@ -142,7 +143,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
     @Sendable func route(_ request: Request, context: Context) async throws -> Response {
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
-        let (analysis, advice) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "chat")
+        let (analysis, advice, verdict) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "chat")
         var headers = Self.routingHeaders(advice)
         guard analysis.route.action == .stream else {
             if request.headers[.accept]?.contains("text/event-stream") == true {
@@ -152,7 +153,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
             response.headers.append(contentsOf: headers)
             return response
         }
-        let (plan, loop) = try await routed(chat, analysis: analysis, advice: advice, key: context.apiKey, headers: &headers)
+        let (plan, loop) = try await routed(chat, analysis: analysis, advice: advice, shadow: verdict, key: context.apiKey, headers: &headers)
         return ChatStream.response(plan, loop: loop, channel: context.channel, logger: context.logger, settings: streams)
     }
 
@@ -179,7 +180,8 @@ struct ChatController<Model: LanguageModel>: Sendable {
 
     /// A smart-routed chat on its route's provider and model (with the fallbacks the key may use), checked and
     /// admitted; `headers` gain the provider and model.
-    func routed(_ chat: ChatRequest, analysis: Analysis, advice: AnalysisReport, key: APIKey?, headers: inout HTTPFields) async throws
+    func routed(_ chat: ChatRequest, analysis: Analysis, advice: AnalysisReport, shadow: ShadowRules.Verdict?, key: APIKey?,
+                headers: inout HTTPFields) async throws
         -> (StreamPlan, AgentLoop<AnyLanguageModel>)
     {
         let plan = try RoutePlan(analysis: analysis, advice: advice, key: key, controller: self)
@@ -191,6 +193,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
         var labels = StreamLabels(level: advice.complexity, route: analysis.route.name, provider: analysis.route.providerName,
                                   model: plan.loop.model)
         recordReview(of: chat, advice: advice, key: key, in: &labels)
+        labels.shadow = shadow
         return (StreamPlan(chat: routed, ticket: ticket, labels: labels, extraHeaders: headers, routing: plan.decision, owner: key?.id),
                 loop)
     }

@@ -112,13 +112,14 @@ struct CompatibleController<Model: LanguageModel>: Sendable {
         case .route(let name):
             var chat = asked.chat
             chat.route = name
-            let (analysis, advice) = try chats.rules.analyze(chat, defaultModel: chats.configuration.loop.model, metrics: chats.metrics,
+            let (analysis, advice, verdict) = try chats.rules.analyze(chat, defaultModel: chats.configuration.loop.model, metrics: chats.metrics,
                                                              endpoint: endpoint)
             var headers = ChatController<Model>.routingHeaders(advice)
             guard analysis.route.action == .stream else {
                 return Self.advice(advice.message ?? "", encoder: encoder(id, asked.model), headers: headers)
             }
-            var (plan, loop) = try await chats.routed(chat, analysis: analysis, advice: advice, key: key, headers: &headers)
+            var (plan, loop) = try await chats.routed(chat, analysis: analysis, advice: advice, shadow: verdict, key: key,
+                                                      headers: &headers)
             plan.holdHead = hold
             return ChatStream.response(plan, loop: loop, encoder: encoder(id, plan.labels.model), channel: context.channel,
                                        logger: context.logger, settings: chats.streams)

@@ -6,7 +6,7 @@ import NIOCore
 import Routing
 import Tools
 
-/// The operator's endpoints: `/metrics`, `/rules`, `/rules/calibration`, `/rules/review` and `/tools` (an admin key on the main
+/// The operator's endpoints: `/metrics`, `/rules`, `/rules/calibration`, `/rules/review`, `/rules/shadow` and `/tools` (an admin key on the main
 /// port; no key on `--admin-port`), and the `/health` probe (public).
 struct OperatorController: Sendable {
     let rules: RulesStore
@@ -43,6 +43,14 @@ struct OperatorController: Sendable {
         }
         routes.get("/rules/calibration") { request, _ in try await calibration(request) }
         routes.get("/rules/review") { request, _ in try await review(request) }
+        routes.get("/rules/shadow") { _, _ in
+            guard let shadow = rules.shadow else {
+                // No report to give: a 404, as for any resource that is not there.
+                throw APIError(.notFound, code: .notConfigured,
+                               message: "no shadow rules: start the server with --shadow-rules FILE (SWITCHBOARD_SHADOW_RULES)")
+            }
+            return try Response.json(shadow.report)
+        }
     }
 
     /// `/rules/review`: the chats of the last `since` (24h by default; at most `limit`, 1,000) that look misrouted.

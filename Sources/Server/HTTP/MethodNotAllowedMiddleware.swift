@@ -8,7 +8,7 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
     static var methods: [String: [HTTPRequest.Method]] {
         var methods: [String: [HTTPRequest.Method]] = [
             "/mcp/chat/stream": [.post], "/mcp/chat/stream/{sessionId}": [.get, .delete], "/mcp/chat": [.post], "/mcp/chat/analyze": [.post],
-            "/mcp/chat/feedback": [.post], "/rules/review": [.get],
+            "/mcp/chat/feedback": [.post], "/rules/review": [.get], "/rules/shadow": [.get],
             "/rules": [.get], "/rules/calibration": [.get], "/tools": [.get], "/metrics": [.get], "/health": [.get], "/ready": [.get],
             "/v1/chat/completions": [.post], "/v1/messages": [.post], "/v1/models": [.get],
         ]

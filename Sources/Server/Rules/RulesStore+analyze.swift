@@ -3,9 +3,11 @@ import Routing
 
 extension RulesStore {
     /// Analyses a chat with the rules in service now (a request keeps the rules it started with), counts it,
-    /// and gives the analysis with its report; a chat with no user text is a 400 naming `messages`.
+    /// and gives the analysis with its report; a chat with no user text is a 400 naming `messages`. A chat (not
+    /// the `analyze` preflight) is analysed by the shadow rules too, when there are some: their verdict goes with
+    /// the chat's stream, to be booked when it ends.
     func analyze(_ chat: ChatRequest, defaultModel: String, metrics: ServerMetrics, endpoint: String)
-        throws -> (analysis: Analysis, report: AnalysisReport)
+        throws -> (analysis: Analysis, report: AnalysisReport, shadow: ShadowRules.Verdict?)
     {
         let active = self.active
         let input = AnalysisInput(messages: chat.messages.map { .init(isUser: $0.role == .user, text: $0.text) })
@@ -26,6 +28,7 @@ extension RulesStore {
         metrics.analysis(complexity: analysis.level.name, route: analysis.route.name, endpoint: endpoint, duration: elapsed)
         let report = AnalysisReport(analysis, rulesVersion: active.rules.fingerprint,
                                     micros: Int((elapsed / .microseconds(1)).rounded(.up)), defaultModel: defaultModel)
-        return (analysis, report)
+        let verdict = endpoint == "analyze" ? nil : shadow?.compare(input, live: analysis, forcedRoute: chat.route)
+        return (analysis, report, verdict)
     }
 }

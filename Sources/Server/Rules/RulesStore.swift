@@ -33,10 +33,13 @@ public final class RulesStore: Sendable {
 
     private let state: Mutex<State>
     private let metrics: ServerMetrics?
+    /// The candidate rules analysed beside these on every chat (`--shadow-rules`), if any.
+    public let shadow: ShadowRules?
 
     public init(rules: RuleSet, source: RulesSource, warnings: [Diagnostic] = [], loadedAt: Date = Date(),
-                metrics: ServerMetrics? = nil) {
+                metrics: ServerMetrics? = nil, shadow: ShadowRules? = nil) {
         self.metrics = metrics
+        self.shadow = shadow
         let active = Active(analyzer: QueryAnalyzer(rules: rules), source: source, loadedAt: loadedAt, warnings: warnings)
         state = Mutex(State(active: active, lastRejection: nil, reloads: 0))
     }

@@ -52,7 +52,7 @@ enum ChatStream {
         }
         let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
-        let recorder = settings.recorder
+        let recorder = settings.recorder, shadow = settings.shadow
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
             let clock = ContinuousClock()
             let started = clock.now
@@ -65,7 +65,7 @@ enum ChatStream {
             let ending = await stream.run { _ in
                 try await loop.run(chat, sessionId: sessionId, into: sink)
             }
-            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
+            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder, shadow: shadow)
             // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
             func clientWentAway() async {
                 await book.close(tally, .clientGone, elapsed: clock.now - started)
@@ -108,7 +108,7 @@ extension ChatStream {
     ) -> Response {
         let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels, owner = plan.owner
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
-        let recorder = settings.recorder
+        let recorder = settings.recorder, shadow = settings.shadow
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let clock = ContinuousClock()
             let started = clock.now
@@ -152,7 +152,7 @@ extension ChatStream {
             }
             let elapsed = clock.now - started
             let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
-            await StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder)
+            await StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder, shadow: shadow)
                 .close(tally, outcome, elapsed: elapsed)
             logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
                 "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
@@ -242,6 +242,8 @@ struct StreamSettings: Sendable {
     var recorder: StreamRecorder?
     var sessions: ResumableSessions?
     var instance: String?
+    /// The candidate rules whose report hears how each stream went.
+    var shadow: ShadowRules?
 }
 
 /// One chat's stream, as its endpoint checked and admitted it: the chat to run, its slot in the quotas, how it is
@@ -272,4 +274,6 @@ struct StreamLabels: Sendable {
     var analysis: RecordedAnalysis?
     var owner: String?
     var queryText: String?
+    /// The shadow rules' verdict on the chat, booked with the stream's cost and time when it ends.
+    var shadow: ShadowRules.Verdict?
 }

@@ -11,8 +11,12 @@ struct StreamBook {
     let metrics: ServerMetrics
     let ticket: StreamTicket?
     let recorder: StreamRecorder?
+    var shadow: ShadowRules? = nil
 
     func close(_ tally: StreamTally, _ outcome: StreamOutcome, elapsed: Duration) async {
+        if let verdict = tally.labels.shadow {
+            shadow?.book(verdict, sessionId: sessionId, text: tally.labels.queryText, costUSD: tally.usage?.costUSD, duration: elapsed)
+        }
         metrics.streamClosed(outcome: outcome, errorCode: outcome == .clientGone ? nil : tally.errorCode, events: tally.events,
                              relayed: tally.relayed, duration: elapsed)
         recorder?.record(tally.record(sessionId: sessionId, outcome: outcome, duration: elapsed,
