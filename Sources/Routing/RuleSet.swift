@@ -19,6 +19,8 @@ public struct RuleSet: Sendable {
     public let providers: [String: Provider]
     public let rules: [Rule]
     public let examples: [Example]
+    /// How `rules review` finds chats routed too low by their cost (the file's optional `review:` section).
+    public let review: ReviewSettings
     let keywords: KeywordMatcher
     /// Rules that can only match when one of their keywords occurs, by keyword id; the rest are `alwaysEvaluated`.
     let rulesByKeyword: [Int: [Int]]
@@ -28,6 +30,32 @@ public struct RuleSet: Sendable {
 
     /// Where the source came from, for messages (`rules.yaml`, `<embedded>`).
     public let path: String
+}
+
+/// The `review:` section: when a chat used so many more tool calls or so much more time than its level's that it
+/// was routed too low. A level with `limits` is judged by them; any other by its own chats, past `outlierFactor`
+/// times their 90th percentile once there are `minSamples` completed ones.
+public struct ReviewSettings: Sendable, Hashable {
+    public struct Limits: Sendable, Hashable {
+        public var maxToolCalls: Int?
+        public var maxSeconds: Double?
+
+        public init(maxToolCalls: Int? = nil, maxSeconds: Double? = nil) {
+            self.maxToolCalls = maxToolCalls
+            self.maxSeconds = maxSeconds
+        }
+    }
+
+    public var outlierFactor: Double = 2
+    public var minSamples: Int = 10
+    /// By level name.
+    public var limits: [String: Limits] = [:]
+
+    public init(outlierFactor: Double = 2, minSamples: Int = 10, limits: [String: Limits] = [:]) {
+        self.outlierFactor = outlierFactor
+        self.minSamples = minSamples
+        self.limits = limits
+    }
 }
 
 /// A complexity level: the first whose `maxScore` is at least the score wins.

@@ -17,7 +17,9 @@ struct RuleSetParser: YAMLDiagnosing {
         self.environment = environment
     }
 
-    static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples"]
+    static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples", "review"]
+    static let reviewKeys = ["outlier_factor", "min_samples", "levels"]
+    static let reviewLimitKeys = ["max_tool_calls", "max_seconds"]
     static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field", "prices"]
     static let priceKeys = ["input", "output", "cache_read", "cache_write"]
     static let analyzeKeys = ["history", "scan_limit", "follow_up"]
@@ -72,6 +74,7 @@ struct RuleSetParser: YAMLDiagnosing {
         let levels = parseLevels(top["levels"], root: root)
         let rules = parseRules(top["rules"])
         let examples = parseExamples(top["examples"], levels: levels)
+        let review = parseReview(top["review"], levels: levels)
 
         guard !diagnostics.hasErrors else { return nil }
         var rulesByKeyword: [Int: [Int]] = [:]
@@ -85,12 +88,33 @@ struct RuleSetParser: YAMLDiagnosing {
         }
         return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
                        scanLimit: scanLimit,
-                       levels: levels, routes: routes, providers: providers, rules: rules, examples: examples, keywords: keywords,
+                       levels: levels, routes: routes, providers: providers, rules: rules, examples: examples, review: review, keywords: keywords,
                        rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated,
                        usesPrefilter: rules.contains { $0.condition.hasPrefilteredRegex }, path: path)
     }
 
     // MARK: Sections
+
+    /// `review:` `{outlier_factor, min_samples, levels: {NAME: {max_tool_calls, max_seconds}}}`, every key optional.
+    private mutating func parseReview(_ node: Node?, levels: [Level]) -> ReviewSettings {
+        var settings = ReviewSettings()
+        guard let node, let map = mapping(node, "review") else { return settings }
+        checkKeys(map, allowed: Self.reviewKeys, context: "review")
+        if let factor = map["outlier_factor"], let value = number(factor, "review.outlier_factor", minimum: 1) { settings.outlierFactor = value }
+        if let samples = map["min_samples"], let value = integer(samples, "review.min_samples", minimum: 1) { settings.minSamples = value }
+        guard let limitsNode = map["levels"], let limits = mapping(limitsNode, "review.levels") else { return settings }
+        let known = levels.map(\.name)
+        for (name, keyNode, fields, context) in namedEntries(limits, kind: "review level", allowed: Self.reviewLimitKeys) {
+            guard known.contains(name) else {
+                error("\(context): no level is named \"\(name)\"" + Suggestion.didYouMean(name, in: known), at: keyNode)
+                continue
+            }
+            settings.limits[name] = ReviewSettings.Limits(
+                maxToolCalls: fields["max_tool_calls"].flatMap { integer($0, "\(context): max_tool_calls", minimum: 0) },
+                maxSeconds: fields["max_seconds"].flatMap { number($0, "\(context): max_seconds", minimum: 0) })
+        }
+        return settings
+    }
 
     private mutating func parseProviders(_ node: Node?) -> [String: Provider] {
         guard let node, let map = mapping(node, "providers") else { return [:] }

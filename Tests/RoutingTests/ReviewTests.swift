@@ -80,4 +80,35 @@ struct ReviewTests {
     func notWindows(text: String) {
         #expect(Review.windowMilliseconds(text) == nil)
     }
+
+    @Test("a level's limits in the review: section judge its chats, without waiting for enough of them")
+    func sectionLimits() throws {
+        let yaml = rulesFile(levels: """
+          - { name: simple, max_score: 1, route: fast, estimated_seconds: 3 }
+          - { name: complex, route: fast, estimated_seconds: 30 }
+        """, routes: "  fast: { action: stream, model: claude-haiku-4-5 }") + """
+
+            review:
+              outlier_factor: 3
+              levels:
+                simple: { max_tool_calls: 2, max_seconds: 5 }
+            """
+        let outcome = RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t")
+        let rules = try #require(outcome.accepted, "\(outcome.diagnostics)")
+        #expect(rules.review.outlierFactor == 3 && rules.review.limits["simple"] == .init(maxToolCalls: 2, maxSeconds: 5))
+        let flagged = Review.flag([chat("calm"), chat("busy", toolCalls: 3), chat("long", durationMs: 6_000)], rules: rules)
+        #expect(flagged.map(\.stream.sessionId) == ["busy", "long"] && flagged.allSatisfy { $0.signals == [.outlier] })
+    }
+
+    @Test("a bad review: section is a file:line:col error", arguments: [
+        ("review:\n  levels:\n    simpel: { max_tool_calls: 2 }\n", "rules.yaml:10:5: error: review level \"simpel\": no level is named \"simpel\" (did you mean \"simple\"?)"),
+        ("review:\n  outlier_factor: 0.5\n", "rules.yaml:9:19: error: review.outlier_factor: must be at least 1, found 0.5"),
+        ("review:\n  levels:\n    simple: { max_calls: 2 }\n", "rules.yaml:10:15: error: review level \"simple\": unknown key \"max_calls\""),
+    ])
+    func sectionDiagnostics(section: String, expected: String) {
+        let yaml = rulesFile(levels: twoLevels(), routes: twoRoutes()) + "\n" + section
+        let outcome = RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t")
+        #expect(outcome.accepted == nil)
+        #expect(outcome.diagnostics.contains { $0.description.hasPrefix(expected) }, "\(outcome.diagnostics.map(\.description)) \(yaml)")
+    }
 }

@@ -5,8 +5,9 @@ import Foundation
 public enum MisrouteSignal: String, Sendable, Hashable, CaseIterable, Encodable {
     /// It reached the iteration limit with the model still asking for tools: routed too low.
     case maxIterations = "max_iterations"
-    /// Over `Review.outlierFactor` times its level's 90th percentile of tool calls or of time (of the completed chats
-    /// on the level, with at least `Review.minSamples` of them): routed too low.
+    /// Past its level's limits in the rules' `review:` section, or (a level without them) over `outlier_factor` times
+    /// its level's 90th percentile of tool calls or of time, of the completed chats on the level once there are
+    /// `min_samples` of them: routed too low.
     case outlier
     /// On a level above the lowest, answered in one model call with no tools, within the lowest level's
     /// `estimated_seconds`: routed too high.
@@ -28,9 +29,6 @@ public struct FlaggedChat: Sendable, Hashable {
 
 /// Finds the misroutes in finished chats by their outcomes and feedback, and writes them as evaluation cases.
 public enum Review {
-    public static let outlierFactor = 2.0
-    public static let minSamples = 10
-
     /// The flagged chats among `streams`, in the order given.
     public static func flag(_ streams: [ReviewedStream], rules: RuleSet) -> [FlaggedChat] {
         let levels = rules.levels.map(\.name)
@@ -43,12 +41,19 @@ public enum Review {
             guard let index = levels.firstIndex(of: name) else { return name }
             return levels[min(index + 1, levels.count - 1)]
         }
-        // Each level's 90th percentiles of tool calls and duration, over its completed chats.
-        var usual: [String: (toolCalls: Int, durationMs: Int)] = [:]
+        // Each level's bounds: its limits in the file, else outlier_factor times the 90th percentiles of tool calls and
+        // duration over its completed chats.
+        let settings = rules.review
+        var bounds: [String: (toolCalls: Double?, durationMs: Double?)] = [:]
         for name in levels {
+            if let limits = settings.limits[name] {
+                bounds[name] = (limits.maxToolCalls.map(Double.init), limits.maxSeconds.map { $0 * 1000 })
+                continue
+            }
             let completed = streams.filter { level(of: $0) == name && $0.outcome == StreamOutcome.complete.rawValue }
-            guard completed.count >= minSamples else { continue }
-            usual[name] = (percentile90(completed.map(\.toolCalls)), percentile90(completed.map(\.durationMs)))
+            guard completed.count >= settings.minSamples else { continue }
+            bounds[name] = (settings.outlierFactor * Double(max(percentile90(completed.map(\.toolCalls)), 1)),
+                            settings.outlierFactor * Double(max(percentile90(completed.map(\.durationMs)), 1)))
         }
         return streams.compactMap { stream in
             guard let name = level(of: stream) else { return nil }
@@ -59,9 +64,8 @@ public enum Review {
                 signals.append(.maxIterations)
                 suggested = above(name)
             }
-            if let usual = usual[name], stream.outcome == StreamOutcome.complete.rawValue,
-               Double(stream.toolCalls) > outlierFactor * Double(max(usual.toolCalls, 1))
-                || Double(stream.durationMs) > outlierFactor * Double(max(usual.durationMs, 1)) {
+            if let bound = bounds[name], stream.outcome == StreamOutcome.complete.rawValue,
+               bound.toolCalls.map({ Double(stream.toolCalls) > $0 }) == true || bound.durationMs.map({ Double(stream.durationMs) > $0 }) == true {
                 signals.append(.outlier)
                 suggested = above(name)
             }

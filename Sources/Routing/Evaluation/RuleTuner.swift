@@ -184,7 +184,7 @@ extension RuleSet {
                   estimatedSecondsLocation: level.estimatedSecondsLocation)
         }
         return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
-                       scanLimit: scanLimit, levels: levels, routes: routes, providers: providers, rules: rules, examples: examples,
+                       scanLimit: scanLimit, levels: levels, routes: routes, providers: providers, rules: rules, examples: examples, review: review,
                        keywords: keywords,
                        rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated, usesPrefilter: usesPrefilter, path: path)
     }
