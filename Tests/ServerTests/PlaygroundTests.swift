@@ -79,7 +79,7 @@ struct PlaygroundTests {
         #expect(events[3]["data"] as? String == "no-space")
     }
 
-    @Test("in a real browser: the API key asked for and kept in memory only, the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, and a cancel that stops the upstream, a dropped connection picked up again",
+    @Test("in a real browser: the API key asked for and kept in memory only, the spans highlighted, the timeline in order with the pauses it really had, the answer, the totals, the finished chat rated down for the review, and a cancel that stops the upstream, a dropped connection picked up again",
           .enabled(if: Browser.available))
     func browser() async throws {
         try await MockAnthropic.run { mock in
@@ -165,6 +165,17 @@ struct PlaygroundTests {
                 #expect(resumedRows.last?["type"] == "complete")
                 #expect(seen["resumedAnswer"] as? String == "Alpha beta gamma.")
                 #expect(mock.disconnects.count == 1, "dropping the connection did not stop the model")
+
+                // The first chat was rated down with the level it should have had: the review hears it.
+                let feedback = try #require(seen["feedback"] as? [String: Any])
+                #expect(feedback["shown"] as? Bool == true && feedback["status"] as? String == "thanks: the operator's review will hear it",
+                        "\(feedback)")
+                var review = HTTPClientRequest(url: "http://127.0.0.1:\(port)/rules/review")
+                review.headers.add(name: "authorization", value: "Bearer \(key)")
+                let answer = try json(try await HTTPClient.shared.execute(review, timeout: .seconds(10)).body.collect(upTo: 1 << 20))
+                let flagged = answer["flagged"] as? [[String: Any]] ?? []
+                #expect(flagged.contains { ($0["signals"] as? [String])?.contains("feedback") == true
+                    && $0["suggestedLevel"] as? String == "complex" }, "\(answer)")
             }
         }
     }

@@ -4,6 +4,8 @@ import { Switchboard, SwitchboardError } from "./client.js";
 const $ = (id) => document.getElementById(id);
 let apiKey = null;          // this tab's memory only
 let current = null;
+let sessionId = null;       // the last chat's, for its feedback
+let feedbackClient = null;
 
 function setStatus(text, bad = false) {
   $("status").textContent = text;
@@ -87,10 +89,13 @@ async function send(event) {
   if (!$("key-box").hidden) apiKey = $("key").value.trim() || null;
   const client = new Switchboard({ apiKey });
   const messages = [{ role: "user", content: text }];
+  sessionId = null;
   $("timeline").replaceChildren();
   $("answer").textContent = "";
   $("advice").replaceChildren();
   $("totals").replaceChildren();
+  $("feedback").hidden = true;
+  $("feedback-status").textContent = "";
   setStatus("analysing…");
   let analysis;
   try {
@@ -126,6 +131,7 @@ async function send(event) {
       const now = performance.now();
       addRow(event, now - started, now - previous);
       previous = now;
+      if (event.type === "session_start") sessionId = event.sessionId;
       if (event.type === "text_chunk") {
         if (firstText === null) firstText = now - started;
         $("answer").append(document.createTextNode(event.chunk));
@@ -154,8 +160,24 @@ async function send(event) {
   if (result.cancelled) setStatus("cancelled");
   else if (result.error) setStatus(result.error.message, true);
   else setStatus("done");
+  // A finished stream can be rated, for the operator's review of misroutes (advice has no stream to rate).
+  feedbackClient = client;
+  $("feedback").hidden = !(result.complete && sessionId && result.complete.stopReason !== "advise");
+}
+
+/** Sends the user's verdict on the last chat (POST /mcp/chat/feedback). */
+async function sendFeedback(rating) {
+  const expectedLevel = $("feedback-level").value || undefined;
+  try {
+    await feedbackClient.feedback(sessionId, rating, { expectedLevel });
+    $("feedback-status").textContent = "thanks: the operator's review will hear it";
+  } catch (error) {
+    $("feedback-status").textContent = error.message;
+  }
 }
 
 $("form").addEventListener("submit", send);
+$("feedback-up").addEventListener("click", () => sendFeedback("up"));
+$("feedback-down").addEventListener("click", () => sendFeedback("down"));
 $("cancel").addEventListener("click", () => current?.cancel());
 $("drop").addEventListener("click", () => current?.dropConnection());

@@ -78,6 +78,16 @@ def main():
         answer = driver.find_element(By.ID, "answer").text
         if args.screenshot:
             driver.save_screenshot(args.screenshot)
+        # The finished chat is rated: thumbs down, it should have been complex.
+        feedback_box = driver.find_element(By.ID, "feedback")
+        feedback_shown = feedback_box.is_displayed()
+        if feedback_shown:
+            for option in driver.find_elements(By.CSS_SELECTOR, "#feedback-level option"):
+                if option.text == "complex":
+                    option.click()
+            driver.find_element(By.ID, "feedback-down").click()
+            wait.until(lambda d: d.find_element(By.ID, "feedback-status").text)
+        feedback = {"shown": feedback_shown, "status": driver.find_element(By.ID, "feedback-status").text}
 
         # 2. A chat cancelled while its text streams.
         query = driver.find_element(By.ID, "query")
@@ -105,7 +115,7 @@ def main():
         resumed_status = status.text
         stored = driver.execute_script(
             "return { local: localStorage.length, session: sessionStorage.length, cookie: document.cookie, url: location.href }")
-        print(json.dumps({"ok": True, "keyPrompt": key_prompt, "stored": stored, "marks": marks, "rows": rows, "analysis": analysis, "totals": totals, "answer": answer,
+        print(json.dumps({"ok": True, "feedback": feedback, "keyPrompt": key_prompt, "stored": stored, "marks": marks, "rows": rows, "analysis": analysis, "totals": totals, "answer": answer,
                           "cancelledRows": cancelled_rows, "cancelledAnswer": cancelled_answer, "cancelMs": cancel_ms,
                           "resumedRows": resumed_rows, "resumedAnswer": resumed_answer, "resumedStatus": resumed_status,
                           "sendEnabled": driver.find_element(By.ID, "send").is_enabled()}))
