@@ -41,15 +41,7 @@ private func sdk(_ scenario: String, port: Int, key: String = webKey, model: Str
 
 /// A server with the SDK rules and the test keys, streaming from `mock`.
 private func withSDKServer(_ mock: MockAnthropic, tools: [any Tool] = [], _ body: @Sendable (Int) async throws -> Void) async throws {
-    let rules = try TemporaryRules(sdkRules)
-    defer { rules.remove() }
-    let keys = try TemporaryRules(keysYAML(webLimits: "{ concurrent_streams: 4 }"))
-    defer { keys.remove() }
-    var config = streamingConfiguration(mock)
-    config.rulesPath = rules.path
-    config.apiKeysPath = keys.path
-    let app = try await buildApplication(configuration: config, tools: tools)
-    try await app.test(.live) { client in try await body(try #require(client.port)) }
+    try await withKeyedServer(mock, rules: sdkRules, tools: tools, body)
 }
 
 @Suite("OpenAI- and Anthropic-compatible endpoints, driven by the official SDKs", .serialized, .timeLimit(.minutes(2)),

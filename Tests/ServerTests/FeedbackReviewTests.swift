@@ -16,16 +16,7 @@ private let reviewRules = rulesFile(levels: twoLevels(), routes: twoRoutes(maxIt
 
 private func withReviewServer(_ mock: MockAnthropic, recordQueries: Bool, tools: [any Tool],
                               _ body: @Sendable (Int) async throws -> Void) async throws {
-    let rules = try TemporaryRules(reviewRules)
-    defer { rules.remove() }
-    let keys = try TemporaryRules(keysYAML(webLimits: "{ concurrent_streams: 4 }"))
-    defer { keys.remove() }
-    var config = streamingConfiguration(mock)
-    config.rulesPath = rules.path
-    config.apiKeysPath = keys.path
-    config.recordQueries = recordQueries
-    let app = try await buildApplication(configuration: config, tools: tools)
-    try await app.test(.live) { client in try await body(try #require(client.port)) }
+    try await withKeyedServer(mock, rules: reviewRules, tools: tools, configure: { $0.recordQueries = recordQueries }, body)
 }
 
 private func post(_ port: Int, _ path: String, key: String, body: String? = nil, method: HTTPMethod = .POST) async throws

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Synchronization
+import Testing
 @testable import Server
 
 /// A stream as a frontend receives it: each event with the time it arrived, and the keepalives.
@@ -92,6 +93,23 @@ func streamingConfiguration(_ mock: MockAnthropic, keepalive: Duration = .second
 }
 
 import Upstream
+
+/// A live server streaming from `mock` with `rules` (YAML) and the test keys (`keysYAML`, web allowed 4 streams),
+/// `configure` applied last.
+func withKeyedServer(_ mock: MockAnthropic, rules yaml: String, tools: [any Tool] = [],
+                     configure: (inout ServerConfiguration) -> Void = { _ in },
+                     _ body: @Sendable (Int) async throws -> Void) async throws {
+    let rules = try TemporaryRules(yaml)
+    defer { rules.remove() }
+    let keys = try TemporaryRules(keysYAML(webLimits: "{ concurrent_streams: 4 }"))
+    defer { keys.remove() }
+    var config = streamingConfiguration(mock)
+    config.rulesPath = rules.path
+    config.apiKeysPath = keys.path
+    configure(&config)
+    let app = try await buildApplication(configuration: config, tools: tools)
+    try await app.test(.live) { client in try await body(try #require(client.port)) }
+}
 
 enum AnthropicConfigurationForTests {
     static let apiKey = "sk-ant-test-NEVER-LOGGED-42"

@@ -19,13 +19,10 @@ extension RulesStore: ReloadTarget {
     public var isRejecting: Bool { lastRejection != nil }
 
     public func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> RulesWatcher.Outcome {
-        // The same checks as at start: a provider's key variable must be set.
-        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
-                                         environment: Set(ProcessInfo.processInfo.environment.keys))
+        let outcome = Self.loadForReload(yaml: yaml, fingerprint: fingerprint, path: path, logger: logger,
+                                         refusal: "rules not reloaded, keeping the last good rules")
         guard let rules = outcome.accepted else {
             reject(outcome.diagnostics, fingerprint: fingerprint)
-            let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
-            logger.error("rules not reloaded, keeping the last good rules:\n\(problems)", metadata: ["path": "\(path)"])
             return .rejected
         }
         let before = active.rules.providers
@@ -46,6 +43,18 @@ extension RulesStore: ReloadTarget {
             "path": "\(path)", "version": "\(fingerprint)", "rules": "\(rules.rules.count)", "levels": "\(rules.levels.count)",
         ])
         return .reloaded
+    }
+
+    /// A changed rules file read with the same checks as at start (a provider's key variable must be set); a refused
+    /// one is logged with its diagnostics under `refusal`.
+    static func loadForReload(yaml: String, fingerprint: String, path: String, logger: Logger, refusal: String) -> RuleSetLoader.Outcome {
+        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
+                                         environment: Set(ProcessInfo.processInfo.environment.keys))
+        if outcome.accepted == nil {
+            let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
+            logger.error("\(refusal):\n\(problems)", metadata: ["path": "\(path)"])
+        }
+        return outcome
     }
 
     public func refuse(_ diagnostic: Diagnostic, logger: Logger) {

@@ -123,12 +123,10 @@ extension ShadowRules: ReloadTarget {
     public var isRejecting: Bool { rejecting }
 
     public func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> ShadowRulesWatcher.Outcome {
-        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
-                                         environment: Set(ProcessInfo.processInfo.environment.keys))
+        let outcome = RulesStore.loadForReload(yaml: yaml, fingerprint: fingerprint, path: path, logger: logger,
+                                               refusal: "shadow rules not reloaded, comparing the last good candidate")
         guard let rules = outcome.accepted else {
             reject(outcome.diagnostics, fingerprint: fingerprint)
-            let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
-            logger.error("shadow rules not reloaded, comparing the last good candidate:\n\(problems)", metadata: ["path": "\(path)"])
             return .rejected
         }
         install(rules)
