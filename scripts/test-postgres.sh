@@ -35,7 +35,7 @@ case "${1:-start}" in
         -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
     fi
     # One database per test target that uses it, so their schemas never race.
-    for db in switchboard_test switchboard_test_server switchboard_test_cluster; do
+    for db in switchboard_test switchboard_test_server switchboard_test_cluster switchboard_test_review; do
       as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
         as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"

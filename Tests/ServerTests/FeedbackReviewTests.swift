@@ -14,9 +14,24 @@ private let reviewRules = rulesFile(levels: twoLevels(), routes: twoRoutes(maxIt
   - { id: charts, weight: 5, when: { any_keywords: [chart] } }
 """)
 
-private func withReviewServer(_ mock: MockAnthropic, recordQueries: Bool, tools: [any Tool],
+/// Where the server keeps its records: SQLite in memory, or PostgreSQL (a database of this suite's own).
+enum RecordsBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    static var available: [RecordsBackend] { reviewPostgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+    var testDescription: String { rawValue }
+}
+
+private let reviewPostgresURL = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"]?
+    .replacingOccurrences(of: "/switchboard_test?", with: "/switchboard_test_review?")
+
+private func withReviewServer(_ mock: MockAnthropic, recordQueries: Bool, tools: [any Tool], backend: RecordsBackend = .sqlite,
                               _ body: @Sendable (Int) async throws -> Void) async throws {
-    try await withKeyedServer(mock, rules: reviewRules, tools: tools, configure: { $0.recordQueries = recordQueries }, body)
+    try await withKeyedServer(mock, rules: reviewRules, tools: tools, configure: { config in
+        config.recordQueries = recordQueries
+        if backend == .postgres, let url = reviewPostgresURL { config.database = .postgres(url: url) }
+    }, body)
 }
 
 private func post(_ port: Int, _ path: String, key: String, body: String? = nil, method: HTTPMethod = .POST) async throws
@@ -27,11 +42,12 @@ private func post(_ port: Int, _ path: String, key: String, body: String? = nil,
 
 @Suite("Feedback and the review of misroutes", .serialized, .timeLimit(.minutes(1)))
 struct FeedbackReviewTests {
-    @Test("feedback: the stream's own key gives it (204); another key, an unknown session: 404; a bad field: 400 naming it")
-    func feedback() async throws {
+    @Test("feedback: the stream's own key gives it (204); another key, an unknown session: 404; a bad field: 400 naming it",
+          arguments: RecordsBackend.available)
+    func feedback(backend: RecordsBackend) async throws {
         try await MockAnthropic.run { mock in
             mock.enqueue(.stream(SSE.textAnswer(["Three people."])))
-            try await withReviewServer(mock, recordQueries: false, tools: []) { port in
+            try await withReviewServer(mock, recordQueries: false, tools: [], backend: backend) { port in
                 let stream = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat",
                                                   headers: [("authorization", "Bearer \(webKey)")])
                 let session = try #require(stream.events("session_start").first?["sessionId"] as? String)
