@@ -9,9 +9,11 @@ import ChatCore
 /// `tool_use` blocks sent whole (start, the whole input as one `input_json_delta`, stop) when the turn ends.
 /// Nothing is written before the model's first byte, so a failure before it can still be an HTTP error
 /// (`answer(for:)`).
-public struct AnthropicEncoder: EventEncoding {
+public struct AnthropicEncoder: DialectEncoding {
+    public static var dialect: Dialect { .anthropic }
+
     private let id: String
-    private let stream: Bool
+    public let streamed: Bool
     private let clientTools: Bool
     private var state: AnswerState
     private var started = false
@@ -24,26 +26,19 @@ public struct AnthropicEncoder: EventEncoding {
     /// `id`: the message's id (`msg_` is prefixed); `model`: who answers, until a fallback says otherwise.
     public init(id: String, model: String, stream: Bool, clientTools: Bool) {
         self.id = "msg_" + id
-        self.stream = stream
+        streamed = stream
         self.clientTools = clientTools
         state = AnswerState(model: model)
     }
 
-    public var contentType: String { AnswerState.contentType(streamed: stream) }
-
-    public func answer(for error: StreamError) -> ErrorAnswer? {
-        Dialect.anthropic.answer(for: error)
+    public mutating func follow(_ decision: RoutingDecision) {
+        state.follow(decision)
     }
 
-    public mutating func bytes(for event: StreamEvent) -> [UInt8] {
+    public mutating func content(for event: StreamEvent) -> [UInt8] {
         switch event {
-        case .sessionStart, .iterationStart:
-            return []
-        case .routing(let decision):
-            state.follow(decision)
-            return []
         case .textChunk(let text):
-            guard stream else {
+            guard streamed else {
                 if openText == nil {
                     openText = texts.count
                     texts.append("")
@@ -69,16 +64,14 @@ public struct AnthropicEncoder: EventEncoding {
             return bytes
         case .toolDetected(let tool, _):
             // The text before a tool call is a block of its own.
-            var bytes = stream ? closeText() : []
+            var bytes = streamed ? closeText() : []
             openText = nil
-            if stream && !clientTools { bytes += comment("tool_detected \(tool)") }
+            if streamed && !clientTools { bytes += comment("tool_detected \(tool)") }
             return bytes
-        case .toolsExecuting, .toolProgress:
-            return toolActivity(event, streamed: stream)
         case .complete(let completion):
-            return stream ? streamEnd(completion) : whole(completion)
-        case .error(let error):
-            return Dialect.anthropic.errorBytes(error, streamed: stream)
+            return streamed ? streamEnd(completion) : whole(completion)
+        default:
+            return []
         }
     }
 

@@ -32,11 +32,6 @@ struct AnswerState: Sendable {
     /// Client tool calls announced by the model, by id, in order.
     var toolCallIds: [String] = []
 
-    /// The `Content-Type` of an answer: SSE when streamed, else JSON.
-    static func contentType(streamed: Bool) -> String {
-        streamed ? "text/event-stream; charset=utf-8" : "application/json"
-    }
-
     /// Follows a fallback: the answer's `model` is the model that answered.
     mutating func follow(_ decision: RoutingDecision) {
         if let model = decision.model { self.model = model }

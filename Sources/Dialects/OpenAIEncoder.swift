@@ -9,10 +9,12 @@ import Foundation
 /// inside the loop and show only as SSE comments (`: tool get_employees completed in 12 ms`), which every SSE
 /// client skips. Nothing is written before the model's first byte, so a failure before it can still be an HTTP
 /// error (`answer(for:)`).
-public struct OpenAIEncoder: EventEncoding {
+public struct OpenAIEncoder: DialectEncoding {
+    public static var dialect: Dialect { .openAI }
+
     private let id: String
     private let created: Int
-    private let stream: Bool
+    public let streamed: Bool
     private let includeUsage: Bool
     private var state: AnswerState
     private var roleSent = false
@@ -24,26 +26,19 @@ public struct OpenAIEncoder: EventEncoding {
         self.id = "chatcmpl-" + id
         self.clientTools = clientTools
         self.created = Int(created.timeIntervalSince1970)
-        self.stream = stream
+        streamed = stream
         self.includeUsage = includeUsage
         state = AnswerState(model: model)
     }
 
-    public var contentType: String { AnswerState.contentType(streamed: stream) }
-
-    public func answer(for error: StreamError) -> ErrorAnswer? {
-        Dialect.openAI.answer(for: error)
+    public mutating func follow(_ decision: RoutingDecision) {
+        state.follow(decision)
     }
 
-    public mutating func bytes(for event: StreamEvent) -> [UInt8] {
+    public mutating func content(for event: StreamEvent) -> [UInt8] {
         switch event {
-        case .sessionStart, .iterationStart:
-            return []
-        case .routing(let decision):
-            state.follow(decision)
-            return []
         case .textChunk(let text):
-            guard stream else {
+            guard streamed else {
                 state.text += text
                 return []
             }
@@ -56,22 +51,20 @@ public struct OpenAIEncoder: EventEncoding {
             }
         case .toolDetected(let tool, let toolUseId):
             return toolStarted(tool, id: toolUseId)
-        case .toolsExecuting, .toolProgress:
-            return toolActivity(event, streamed: stream)
         case .complete(let completion):
-            return stream ? streamEnd(completion) : whole(completion)
-        case .error(let error):
-            return Dialect.openAI.errorBytes(error, streamed: stream)
+            return streamed ? streamEnd(completion) : whole(completion)
+        default:
+            return []
         }
     }
 
     /// A client tool's call starting (streamed: its index, id and name, `arguments` empty); a Switchboard tool's, a
     /// comment.
     private mutating func toolStarted(_ tool: String, id toolUseId: String) -> [UInt8] {
-        guard clientTools else { return stream ? comment("tool_detected \(tool)") : [] }
+        guard clientTools else { return streamed ? comment("tool_detected \(tool)") : [] }
         let index = state.toolCallIds.count
         state.toolCallIds.append(toolUseId)
-        guard stream else { return [] }
+        guard streamed else { return [] }
         let first = takeRole()
         return chunk { json in
             json.raw(first ? "{\"role\":\"assistant\"," : "{")

@@ -12,12 +12,6 @@ struct RulesStatusResponse: Encodable {
         let estimatedSeconds: Double
     }
 
-    struct ReloadError: Encodable {
-        let at: String
-        let version: String?
-        let diagnostics: [String]
-    }
-
     let version: String
     let path: String
     let source: String
@@ -30,7 +24,7 @@ struct RulesStatusResponse: Encodable {
     let routes: [String]
     let warnings: [String]
     let reloads: Int
-    @ExplicitNull var lastReloadError: ReloadError?
+    @ExplicitNull var lastReloadError: ReloadErrorReport?
 
     init(_ store: RulesStore) {
         let active = store.active
@@ -47,9 +41,19 @@ struct RulesStatusResponse: Encodable {
         routes = rules.routes.keys.sorted()
         warnings = active.warnings.map(\.description)
         reloads = store.reloads
-        lastReloadError = store.lastRejection.map {
-            ReloadError(at: Timestamp.iso8601($0.at), version: $0.fingerprint, diagnostics: $0.diagnostics.map(\.description))
-        }
+        lastReloadError = store.lastRejection.map(ReloadErrorReport.init)
     }
+}
 
+/// A reload that was refused (in `GET /rules` and `GET /rules/shadow`): when, the file's version, and why.
+struct ReloadErrorReport: Encodable {
+    let at: String
+    let version: String?
+    let diagnostics: [String]
+
+    init(_ rejection: RulesStore.Rejection) {
+        at = Timestamp.iso8601(rejection.at)
+        version = rejection.fingerprint
+        diagnostics = rejection.diagnostics.map(\.description)
+    }
 }

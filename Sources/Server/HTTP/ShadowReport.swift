@@ -23,11 +23,6 @@ struct ShadowReport: Encodable {
         let durationMs: Int
     }
 
-    struct Rejection: Encodable {
-        let at: String
-        let diagnostics: [String]
-    }
-
     let path: String
     let version: String
     /// When the candidate was loaded: the report counts from then.
@@ -38,7 +33,7 @@ struct ShadowReport: Encodable {
     /// Most chats first.
     let changes: [Change]
     let reloads: Int
-    @ExplicitNull var lastReloadError: Rejection?
+    @ExplicitNull var lastReloadError: ReloadErrorReport?
 
     init(_ state: ShadowRules.State, path: String) {
         self.path = path
@@ -55,8 +50,6 @@ struct ShadowReport: Encodable {
             }
         }.sorted { ($0.chats, $0.from.level, $0.to.level) > ($1.chats, $1.from.level, $1.to.level) }
         reloads = state.reloads
-        lastReloadError = state.lastRejection.map {
-            Rejection(at: Timestamp.iso8601($0.at), diagnostics: $0.diagnostics.map(\.description))
-        }
+        lastReloadError = state.lastRejection.map(ReloadErrorReport.init)
     }
 }
