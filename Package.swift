@@ -93,7 +93,8 @@ let package = Package(
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "DialectsTests", dependencies: ["Dialects", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline", "TestSupport"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                                                       .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "ToolsTests", dependencies: ["Tools", "Storage", "TestSupport"]),
         // Helpers shared by the test targets: Python's fastmcp as an independent MCP peer, child processes, ports.
         .target(name: "TestSupport", dependencies: ["ChatCore"], path: "Tests/TestSupport", exclude: ["Fixtures"]),

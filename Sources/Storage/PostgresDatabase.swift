@@ -9,6 +9,8 @@ import Synchronization
 /// belongs in the server's service group; queries wait for it.
 public final class PostgresDatabase: SQLDatabase, Service {
     private let client: PostgresClient
+    /// For `exclusively`: a connection of its own, outside the pool.
+    private let ownConnection: PostgresConnection.Configuration
     private let logger: Logger
     private let prepare: (@Sendable (PostgresDatabase) async throws -> Void)?
     public let description: String
@@ -21,7 +23,8 @@ public final class PostgresDatabase: SQLDatabase, Service {
               let host = components.host, !host.isEmpty else {
             throw DatabaseError("Not a PostgreSQL URL: expected postgres://user:password@host:5432/database.")
         }
-        let tls: PostgresClient.Configuration.TLS = switch Self.sslMode(components) {
+        let mode = Self.sslMode(components)
+        let tls: PostgresClient.Configuration.TLS = switch mode {
         case "disable": .disable
         case "require": .require(.makeClientConfiguration())
         default: .prefer(.makeClientConfiguration())
@@ -32,6 +35,14 @@ public final class PostgresDatabase: SQLDatabase, Service {
             password: components.password, database: database.isEmpty ? nil : database, tls: tls)
         configuration.options.maximumConnections = Self.maxConnections
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let ownTLS: PostgresConnection.Configuration.TLS = switch mode {
+        case "disable": .disable
+        case "require": .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        default: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        ownConnection = PostgresConnection.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+            password: components.password, database: database.isEmpty ? nil : database, tls: ownTLS)
         self.logger = logger
         self.prepare = prepare
         // The password stays out of descriptions and logs.
@@ -53,7 +64,8 @@ public final class PostgresDatabase: SQLDatabase, Service {
             group.addTask { await self.client.run() }
             if let prepare {
                 do {
-                    try await prepare(self)
+                    // A server stopping before its database is ready stops preparing it (it is safe to redo).
+                    try await cancelWhenGracefulShutdown { try await prepare(self) }
                 } catch {
                     logger.error("PostgreSQL database could not be prepared: \(String(reflecting: error))")
                     throw error
@@ -69,7 +81,7 @@ public final class PostgresDatabase: SQLDatabase, Service {
         let logger = self.logger
         return try await client.withConnection { connection in
             try await Self.closingOnCancel(connection) {
-                try await Self.collect(try await connection.query(Self.query(sql, arguments), logger: logger))
+                try await Self.collect(try await Self.send(Self.query(sql, arguments), on: connection, logger: logger))
             }
         }
     }
@@ -106,31 +118,61 @@ public final class PostgresDatabase: SQLDatabase, Service {
         let logger = self.logger
         try await client.withConnection { connection in
             try await Self.closingOnCancel(connection) {
-                try await connection.withTransaction(logger: logger) { connection in
-                    for statement in statements {
-                        try await connection.query(Self.query(statement.sql, statement.arguments), logger: logger)
-                    }
-                }
+                try await Self.transaction(statements, on: connection, logger: logger)
             }
         }
     }
 
-    /// Runs `body` on one connection that holds the session advisory lock `lock`: instances starting together
-    /// take turns (migrations, seeding), and the lock goes when `body` ends, or with the connection.
-    public func exclusively<T: Sendable>(lock: Int64, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    /// Runs `body` on a connection of its own that holds the session advisory lock `lock`: instances starting
+    /// together take turns (migrations, seeding), and the lock goes when `body` ends, or with the connection.
+    ///
+    /// The connection is not the pool's, so a pool that stops (a graceful shutdown as the server starts) never
+    /// closes it under a running statement; a cancelled caller closes it, which ends the statement at once. Every
+    /// wait is bounded by the server itself: the lock by `lockWait` (another instance preparing), each statement by
+    /// `statementLimit`.
+    public func exclusively<T: Sendable>(lock: Int64, lockWait: Duration = .seconds(120), statementLimit: Duration = .seconds(60),
+                                         _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let logger = self.logger
-        let description = self.description
-        return try await client.withConnection { connection in
-            try await connection.query(Self.query("SELECT pg_advisory_lock(?)", [.int(lock)]), logger: logger)
-            do {
-                let result = try await body(OneConnection(connection: connection, logger: logger, description: description))
-                try await connection.query(Self.query("SELECT pg_advisory_unlock(?)", [.int(lock)]), logger: logger)
-                return result
-            } catch {
-                _ = try? await connection.query(Self.query("SELECT pg_advisory_unlock(?)", [.int(lock)]), logger: logger)
-                throw error
+        let connection = try await PostgresConnection.connect(configuration: ownConnection, id: 0, logger: logger)
+        do {
+            let result = try await Self.closingOnCancel(connection) {
+                let own = OneConnection(connection: connection, logger: logger, description: description)
+                _ = try await own.fetch("SELECT set_config('lock_timeout', ?, false), set_config('statement_timeout', ?, false)",
+                                        [.text("\(lockWait.inMilliseconds)ms"), .text("\(statementLimit.inMilliseconds)ms")])
+                _ = try await own.fetch("SELECT pg_advisory_lock(?)", [.int(lock)])
+                return try await body(own)
             }
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
         }
+    }
+
+    /// Runs `statements` in one transaction on `connection`. Not postgres-nio's `withTransaction`, which sends
+    /// `ROLLBACK` after any failure: on a connection that closed (a cancelled query's, a stopped pool's) that query is
+    /// never answered, and its caller waits forever. Here nothing is sent on a closed connection; PostgreSQL rolls back
+    /// the transaction of a connection that went.
+    static func transaction(_ statements: [(sql: String, arguments: [SQLValue])], on connection: PostgresConnection,
+                            logger: Logger) async throws {
+        _ = try await send("BEGIN", on: connection, logger: logger)
+        do {
+            for statement in statements {
+                _ = try await send(query(statement.sql, statement.arguments), on: connection, logger: logger)
+            }
+            _ = try await send("COMMIT", on: connection, logger: logger)
+        } catch {
+            if !connection.isClosed { _ = try? await send("ROLLBACK", on: connection, logger: logger) }
+            throw error
+        }
+    }
+
+    /// Sends one query. postgres-nio writes a query without a write promise, so one written to a connection that has
+    /// closed is never answered: it is refused here instead.
+    static func send(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> PostgresRowSequence {
+        guard !connection.isClosed else { throw DatabaseError("the PostgreSQL connection closed before the query was sent") }
+        return try await connection.query(query, logger: logger)
     }
 
     /// The database through one leased connection, for `exclusively`.
@@ -140,16 +182,13 @@ public final class PostgresDatabase: SQLDatabase, Service {
         let description: String
 
         func fetch(_ sql: String, _ arguments: [SQLValue]) async throws -> [SQLRow] {
-            try await PostgresDatabase.collect(try await connection.query(PostgresDatabase.query(sql, arguments), logger: logger))
+            try await PostgresDatabase.collect(try await PostgresDatabase.send(PostgresDatabase.query(sql, arguments), on: connection,
+                                                                               logger: logger))
         }
 
         func transaction(_ statements: [(sql: String, arguments: [SQLValue])]) async throws {
             let logger = self.logger
-            try await connection.withTransaction(logger: logger) { connection in
-                for statement in statements {
-                    try await connection.query(PostgresDatabase.query(statement.sql, statement.arguments), logger: logger)
-                }
-            }
+            try await PostgresDatabase.transaction(statements, on: connection, logger: logger)
         }
     }
 

@@ -48,6 +48,8 @@ struct FeedbackReviewTests {
         try await MockAnthropic.run { mock in
             mock.enqueue(.stream(SSE.textAnswer(["Three people."])))
             try await withReviewServer(mock, recordQueries: false, tools: [], backend: backend) { port in
+                // As a load balancer would: no chat before the instance says it is ready (its database prepared).
+                #expect(await eventually(within: .seconds(30), every: .milliseconds(100)) { (try? await post(port, "/ready", key: webKey, method: .GET).status) == 200 })
                 let stream = try await streamChat(port: port, body: chatJSON("list the people"), path: "/mcp/chat",
                                                   headers: [("authorization", "Bearer \(webKey)")])
                 let session = try #require(stream.events("session_start").first?["sessionId"] as? String)

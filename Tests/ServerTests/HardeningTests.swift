@@ -275,8 +275,9 @@ struct SlowClientTests {
             let app = try await buildApplication(configuration: config)
             try await app.test(.live) { client in
                 let port = try #require(client.port)
-                #expect(await serverCloses(port: port, after: "POST /mcp/chat/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le", within: 10))
-                #expect(await serverCloses(port: port, after: "", within: 10), "an idle connection is closed too")
+                // Alone this closes after the 1 s; inside the full suite it has taken up to 10 s, so the bound is loose.
+                #expect(await serverCloses(port: port, after: "POST /mcp/chat/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le", within: 25))
+                #expect(await serverCloses(port: port, after: "", within: 25), "an idle connection is closed too")
                 let stream = try await streamChat(port: port, body: chatJSON("hi"))
                 #expect(stream.types.last == "complete", "a stream answered for longer than the idle timeout is not idle")
             }

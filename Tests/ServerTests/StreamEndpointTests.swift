@@ -405,7 +405,8 @@ struct PostgresServerTests {
                     let names = (try json(response.body)["tools"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
                     #expect(names?.contains("get_departments") == true)
                 }
-                // Asked at once: the tool waits until the pool is up and the schema prepared.
+                // The instance says when its database is migrated and seeded, as a load balancer asks it.
+                #expect(await eventually(within: .seconds(30), every: .milliseconds(100)) { (try? await client.execute(uri: "/ready", method: .get) { $0.status }) == .ok })
                 let stream = try await streamChat(port: port, body: chatJSON("how many departments?"))
                 #expect(stream.events("tool_progress").last?["status"] as? String == "completed")
                 let messages = try #require(mock.received.last?.body["messages"] as? [[String: Any]])

@@ -1,9 +1,11 @@
 import ChatCore
 import Foundation
 import Logging
+import ServiceLifecycle
 @testable import Storage
 import Synchronization
 import Testing
+import TestSupport
 
 @Suite("Database location")
 struct DatabaseLocationTests {
@@ -126,4 +128,62 @@ struct PostgresDeadlineTests {
             group.cancelAll()
         }
     }
+
+    @Test("a server stopping while its database is prepared stops at once: the statement in flight ends, waiting queries fail")
+    func stopWhilePreparing() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"])
+        let started = Mutex(false)
+        // A preparation caught in the middle of a transaction's statement, as a slow seeding is.
+        let slow = DatabaseSchema(name: "slow") { database in
+            started.withLock { $0 = true }
+            try await database.transaction([("SELECT pg_sleep(30)", [])])
+            return nil
+        }
+        let opened = try await PreparedDatabase.open(.postgres(url: url), schemas: [slow], logger: Logger(label: "test"))
+        let service = try #require(opened.service)
+        let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
+        let begun = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try? await group.run() }
+            tasks.addTask {
+                await #expect(throws: (any Error).self, "a query waiting for the database fails once preparing stopped") {
+                    _ = try await opened.database.fetch("SELECT 1 AS one", [])
+                }
+            }
+            #expect(await eventually(within: .seconds(10)) { started.withLock { $0 } })
+            try await Task.sleep(for: .milliseconds(200))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(ContinuousClock.now - begun < .seconds(20), "stopped with its statement, not after the 30 s sleep")
+    }
+
+    @Test("the preparation lock is waited for within its bound: a second holder gives up with PostgreSQL's lock timeout")
+    func lockWaitBounded() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"])
+        let database = try PostgresDatabase(url: url)
+        let lock: Int64 = 727_199
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await database.run() }
+            let release = AsyncStream<Void>.makeStream()
+            let holding = AsyncStream<Void>.makeStream()
+            group.addTask {
+                try await database.exclusively(lock: lock) { _ in
+                    holding.continuation.yield()
+                    for await _ in release.stream { break }
+                }
+            }
+            for await _ in holding.stream { break }
+            let error = await #expect(throws: (any Error).self) {
+                try await database.exclusively(lock: lock, lockWait: .milliseconds(300)) { _ in }
+            }
+            #expect(String(reflecting: error).contains("lock timeout") || String(reflecting: error).contains("55P03"), "\(String(reflecting: error))")
+            release.continuation.yield()
+            release.continuation.finish()
+            // Taken again, once the holder lets go.
+            try await database.exclusively(lock: lock, lockWait: .seconds(5)) { _ in }
+            group.cancelAll()
+        }
+    }
 }
+

@@ -1,3 +1,4 @@
+import ChatCore
 import Logging
 import ServiceLifecycle
 import Storage
@@ -14,6 +15,11 @@ public final class StreamRecorder: Service, Sendable {
     private let metrics: ServerMetrics
     private let logger: Logger
     private let pending = Mutex<[StreamRecord]>([])
+    /// Held while a batch is written: a flush that starts meanwhile waits for it, so when `flush()` returns, every
+    /// record given before it was called is stored (or counted as dropped), whoever took it from the buffer.
+    private let writing = AsyncMutex()
+    /// The longest one batch's write may take; a database that takes longer loses the batch (counted as dropped).
+    static let writeLimit: Duration = .seconds(10)
 
     public init(records: StreamRecords, capacity: Int = 4096, interval: Duration = .seconds(1), metrics: ServerMetrics,
                 logger: Logger) {
@@ -33,18 +39,24 @@ public final class StreamRecorder: Service, Sendable {
         if !kept { metrics.streamRecordDropped() }
     }
 
-    /// Writes what is pending now; a failure is logged and the batch dropped (calibration is a statistic).
+    /// Writes what is pending now, after any batch being written already; a failure is logged and the batch dropped
+    /// (calibration is a statistic).
     public func flush() async {
-        let batch = pending.withLock { pending in
-            defer { pending.removeAll(keepingCapacity: true) }
-            return pending
-        }
-        guard !batch.isEmpty else { return }
-        do {
-            try await records.insert(batch)
-        } catch {
-            metrics.streamRecordDropped(count: batch.count)
-            logger.warning("stream records not stored", metadata: ["count": "\(batch.count)", "error": "\(error)"])
+        await writing.withLock {
+            let batch = pending.withLock { pending in
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
+            }
+            guard !batch.isEmpty else { return }
+            let records = self.records
+            do {
+                guard try await withTimeout(Self.writeLimit, { try await records.insert(batch) }) != nil else {
+                    throw StorageTimeout(limit: Self.writeLimit)
+                }
+            } catch {
+                metrics.streamRecordDropped(count: batch.count)
+                logger.warning("stream records not stored", metadata: ["count": "\(batch.count)", "error": "\(error)"])
+            }
         }
     }
 
@@ -57,4 +69,10 @@ public final class StreamRecorder: Service, Sendable {
         }
         await flush()
     }
+}
+
+/// A batch of records the database did not take within `StreamRecorder.writeLimit`.
+struct StorageTimeout: Error, CustomStringConvertible {
+    let limit: Duration
+    var description: String { "the database did not store the batch within \(limit.inMilliseconds) ms" }
 }
