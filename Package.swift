@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -25,6 +25,13 @@ let package = Package(
         // stream's channel handler.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // Tracing: the API (spans, context propagation) where chats are worked on; swift-otel's OTLP/HTTP exporter
+        // (only that trait: no gRPC stack) where the server starts; the GenAI conventions' attribute names, which
+        // are all still experimental (hence the trait and the minor-version pin).
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-otel/swift-otel-semantic-conventions.git", .upToNextMinor(from: "1.44.0"),
+                 traits: ["Experimental"]),
     ],
     targets: [
         // Pure: chat request model, stream events, SSE encoding and decoding, the shared vocabulary.
@@ -44,6 +51,8 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions"),
         ]),
         // The database: where it is, SQLite (GRDB) or PostgreSQL behind one small SQL interface, opening it with
         // each part's schema prepared, and the finished streams' records.
@@ -64,9 +73,16 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions"),
         ]),
-        // The agentic loop: model ⇄ tools → events, on protocols only.
-        .target(name: "ChatPipeline", dependencies: ["ChatCore"]),
+        // The agentic loop: model ⇄ tools → events, on protocols only (and the tracing API's spans, no-ops until a
+        // tracer is set up).
+        .target(name: "ChatPipeline", dependencies: [
+            "ChatCore",
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions"),
+        ]),
         // Hummingbird application: routes, SSE responses, configuration, rules watching.
         .target(name: "Server", dependencies: [
             "Routing", "ConfigFiles", "ChatCore", "ChatPipeline", "Upstream", "Tools", "Storage", "Dialects",
@@ -78,6 +94,8 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions"),
         ], resources: [
             .embedInCode("Frontend/index.html"), .embedInCode("Frontend/playground.js"), .embedInCode("Frontend/client.js"),
         ]),
@@ -88,6 +106,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "OTel", package: "swift-otel"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "ConfigFiles", "TestSupport"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),

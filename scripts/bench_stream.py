@@ -212,9 +212,41 @@ def routing_rules(upstream_port):
     rules.close()
     return rules.name
 
+class TraceSink:
+    """A collector that takes OTLP/HTTP exports and answers 200 at once without decoding them (--tracing): what
+    the server spends on tracing, not what a collector spends."""
+    def __init__(self):
+        self.exports = 0
+        self.bytes = 0
+
+    async def handle(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                self.exports += 1
+                self.bytes += length
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+# --tracing: the OTLP endpoint the server exports to (everything sampled), or None.
+TRACING_ENDPOINT = None
+
 async def run_server(binary, upstream_port, port, database=None):
     env = dict(os.environ, ANTHROPIC_API_KEY="bench-key", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{upstream_port}",
                LOG_LEVEL="error", SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS="4096", SWITCHBOARD_MAX_STREAMS="8192")
+    for name in [n for n in env if n.startswith("OTEL_")]:
+        del env[name]
+    if TRACING_ENDPOINT:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=TRACING_ENDPOINT, OTEL_TRACES_SAMPLER="always_on")
     if database:
         env["SWITCHBOARD_DATABASE"] = database
     if KEYS_FILE:
@@ -378,7 +410,27 @@ async def paced(args):
                   f"relayed event ({(d_cpu / max(d_events, 1)) / max(cpu / max(events, 1), 1e-9) * 100 - 100:+.0f} % beside /mcp/chat/stream)")
     finally:
         server.terminate(); server.wait()
-        up.close()
+    if args.tracing:
+        # The same streams on a server that traces every chat into a collector that takes everything at once.
+        global TRACING_ENDPOINT
+        sink = TraceSink()
+        collector = await asyncio.start_server(sink.handle, "127.0.0.1", 0)
+        TRACING_ENDPOINT = f"http://127.0.0.1:{collector.sockets[0].getsockname()[1]}"
+        server = await run_server(args.binary, up_port, args.port)
+        try:
+            await asyncio.gather(*(paced_client(args.port, CHAT_PATH, body, [], [], 0) for _ in range(5)))
+            traced, tr_count, tr_time, tr_cpu = await run(args.port, CHAT_PATH, body, server.pid)
+            await asyncio.sleep(6)   # the batch processor's 5 s schedule: the run's spans exported
+            tr_events = tr_count + 3 * args.paced
+            print(f"  traced:      {tr_count}/{args.paced * args.deltas} deltas, latency p50 {percentile(traced, .5):.2f} ms, "
+                  f"p99 {percentile(traced, .99):.2f} ms; server CPU {tr_cpu:.2f} s = {tr_cpu / max(tr_events, 1) * 1e6:.1f} µs per "
+                  f"relayed event; {(tr_cpu - cpu) / args.paced * 1e6:+.0f} µs per chat beside tracing off; "
+                  f"{sink.exports} exports, {sink.bytes / max(args.paced + 5, 1) / 1024:.1f} KiB of spans per chat")
+        finally:
+            server.terminate(); server.wait()
+            collector.close()
+            TRACING_ENDPOINT = None
+    up.close()
 
 class ClusterProcesses:
     """The instances (and nginx) of scripts/cluster.sh, for CPU accounting: their summed CPU seconds."""
@@ -597,6 +649,8 @@ if __name__ == "__main__":
     parser.add_argument("--cluster", type=int, default=0,
                         help="in --paced mode, run the streams through scripts/cluster.sh with this many instances behind nginx")
     parser.add_argument("--cluster-database", help="the PostgreSQL URL the cluster shares (default: scripts/test-postgres.sh's)")
+    parser.add_argument("--tracing", action="store_true",
+                        help="in --paced mode, also run the streams on a server that traces every chat (OTLP/HTTP to a sink)")
     parser.add_argument("--with-keys", action="store_true",
                         help="serve with an API keys file and send the key: the cost of authentication and quotas")
     args = parser.parse_args()

@@ -50,12 +50,22 @@ public struct ModelTurn: Sendable, Hashable {
     public var toolUses: [ToolUse]
     public var stopReason: StopReason
     public var usage: Usage
+    /// The model that answered, as the provider named it (it may differ from the one asked for: an alias resolved).
+    public var responseModel: String?
+    /// The provider's id of the response.
+    public var responseId: String?
+    /// From sending the request to the first text or tool call of the answer (the attempt that answered).
+    public var firstChunkAfter: Duration?
 
-    public init(content: [JSONValue], toolUses: [ToolUse], stopReason: StopReason, usage: Usage) {
+    public init(content: [JSONValue], toolUses: [ToolUse], stopReason: StopReason, usage: Usage, responseModel: String? = nil,
+                responseId: String? = nil, firstChunkAfter: Duration? = nil) {
         self.content = content
         self.toolUses = toolUses
         self.stopReason = stopReason
         self.usage = usage
+        self.responseModel = responseModel
+        self.responseId = responseId
+        self.firstChunkAfter = firstChunkAfter
     }
 }
 

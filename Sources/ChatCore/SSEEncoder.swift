@@ -30,8 +30,9 @@ public struct SSEEncoder: Sendable {
         Timestamp.appendISO8601(date, to: &json.bytes)
         json.raw("\"")
         switch event {
-        case .sessionStart(let sessionId):
+        case .sessionStart(let sessionId, let traceId):
             json.field("sessionId", sessionId)
+            if let traceId { json.field("traceId", traceId) }
             json.raw(",\"message\":\"Processing your request...\"")
         case .routing(let decision):
             json.field("complexity", decision.complexity)

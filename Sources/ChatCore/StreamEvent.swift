@@ -1,6 +1,7 @@
 /// What a chat stream tells the frontend, in order. Each becomes one SSE message (see Docs/STREAMING.md).
 public enum StreamEvent: Sendable, Hashable {
-    case sessionStart(sessionId: String)
+    /// `traceId`: the W3C trace id of the chat's trace when the server traces (a bug report can name it).
+    case sessionStart(sessionId: String, traceId: String? = nil)
     /// What smart routing decided (`POST /mcp/chat`), right after `session_start`.
     case routing(RoutingDecision)
     case iterationStart(iteration: Int)

@@ -1,5 +1,7 @@
 import ChatCore
 import Foundation
+import OTelSemanticConventions
+import Tracing
 
 /// The agentic loop's limits and defaults.
 public struct AgentConfiguration: Sendable {
@@ -9,6 +11,8 @@ public struct AgentConfiguration: Sendable {
     public var toolTimeout: Duration
     /// Tool calls run from one model turn; the calls after these get an error result and do not run.
     public var maxToolCallsPerTurn: Int
+    /// Whether tool spans carry the call's arguments and result (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
+    public var captureContent = false
 
     public init(model: String = "claude-sonnet-4-5", maxTokens: Int = 4096, maxIterations: Int = 6,
                 toolTimeout: Duration = .seconds(30), maxToolCallsPerTurn: Int = 16) {
@@ -41,7 +45,8 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
     /// The model's text and tool-call events reach `sink.takeNow` where the model client reads them (see
     /// `EventSink`), and `sink.take` when that refused them; the rest go to `sink.take`. Either way the events
     /// keep their order.
-    public func run(_ chat: ChatRequest, sessionId: String, into sink: some EventSink<StreamEvent>) async throws {
+    /// `traceId` goes in `session_start`.
+    public func run(_ chat: ChatRequest, sessionId: String, traceId: String? = nil, into sink: some EventSink<StreamEvent>) async throws {
         let clock = ContinuousClock()
         let started = clock.now
         // Failures to deliver (the client left) are told apart from failures to produce.
@@ -49,7 +54,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
         @Sendable func send(_ event: StreamEvent) async throws {
             try await relay.send(event)
         }
-        try await sink.take(.sessionStart(sessionId: sessionId))
+        try await sink.take(.sessionStart(sessionId: sessionId, traceId: traceId))
         var messages = chat.messages
         var usage = Usage()
         var iteration = 0
@@ -120,6 +125,7 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
         let tools = self.tools
         let timeout = configuration.toolTimeout
         let limit = configuration.maxToolCallsPerTurn
+        let capture = configuration.captureContent
         try await withThrowingTaskGroup(of: (Int, ToolOutput, Duration).self) { group in
             for (index, use) in uses.enumerated() {
                 // Tools run on Swift's pool: the stream's own task may prefer its connection's event loop.
@@ -127,9 +133,9 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                     let clock = ContinuousClock()
                     let started = clock.now
                     // Past the cap a call does not run: the model hears why and can ask again in its next turn.
-                    let output = index < limit ? await Self.execute(use, tools: tools, timeout: timeout)
-                        : ToolOutput(content: "Not run: at most \(limit) tool calls run per turn; ask for this one again.",
-                                     isError: true)
+                    let output = index < limit ? await Self.traced(use, captureContent: capture) {
+                        await Self.execute(use, tools: tools, timeout: timeout)
+                    } : ToolOutput(content: "Not run: at most \(limit) tool calls run per turn; ask for this one again.", isError: true)
                     return (index, output, clock.now - started)
                 }
             }
@@ -153,6 +159,32 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
             ]
             if output?.isError == true { block["is_error"] = .bool(true) }
             return .object(block)
+        }
+    }
+
+    /// A tool run as the GenAI conventions' `execute_tool {name}` span, child of the chat's trace (tools a tool
+    /// calls, an MCP server's, nest under it). A failed run has `error.type` `tool_error` and the span an error
+    /// status.
+    static func traced(_ use: ToolUse, captureContent: Bool, _ run: () async -> ToolOutput) async -> ToolOutput {
+        await withSpan("execute_tool \(use.name)", ofKind: .internal) { span in
+            if span.isRecording {
+                span.updateAttributes { attributes in
+                    attributes[OTelAttribute.genAi.operation.name] = "execute_tool"
+                    attributes[OTelAttribute.genAi.tool.name] = use.name
+                    attributes[OTelAttribute.genAi.tool.call.id] = use.id
+                    attributes[OTelAttribute.genAi.tool.type] = "function"
+                    if captureContent { attributes[OTelAttribute.genAi.tool.call.arguments] = ContentCapture.text(use.input) }
+                }
+            }
+            let output = await run()
+            if output.isError {
+                span.attributes["error.type"] = "tool_error"
+                span.setStatus(SpanStatus(code: .error, message: output.content.prefixUTF8(256)))
+            }
+            if captureContent, span.isRecording {
+                span.attributes[OTelAttribute.genAi.tool.call.result] = ContentCapture.text(.string(output.content))
+            }
+            return output
         }
     }
 

@@ -106,6 +106,12 @@ public func buildRouter<Model: LanguageModel>(
     let router = Router(context: SwitchboardRequestContext.self)
     let instance = configuration.instanceID
     metrics.identify { (instance, store.active.rules.fingerprint, keys?.version) }
+    if configuration.tracing {
+        // The request's span, outermost, so every other span of the request is its child; the caller's
+        // traceparent is honoured. No header is recorded (keys travel in them).
+        router.add(middleware: TracingMiddleware())
+        router.add(middleware: TraceHeaderMiddleware())
+    }
     router.add(middleware: InstanceHeaderMiddleware(instance: instance))
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     if configuration.cors != .off { router.add(middleware: CORSMiddleware(policy: configuration.cors)) }

@@ -38,6 +38,24 @@ public struct ServerConfiguration: Sendable {
     /// The upstream timeouts and connection limit of every provider (`SWITCHBOARD_UPSTREAM_*`); the built-in
     /// provider's copy is in `anthropic`.
     public var upstream = UpstreamSettings()
+    /// Whether chats are traced: the OpenTelemetry variables name an OTLP endpoint
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) and do not turn the SDK or the
+    /// trace exporter off (`OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none`). The exporter's own settings are
+    /// swift-otel's, read from the same variables.
+    public var tracing = false
+    /// Whether spans carry the messages, tool arguments and results
+    /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`): off, as the conventions ask, since they may hold
+    /// personal data.
+    /// Set through `captureContent(_:)`, which tells the model clients and the loop too.
+    public private(set) var captureContent = false
+
+    /// Turns the capture of message content in spans on or off, for the model clients and the tools alike.
+    public mutating func captureContent(_ on: Bool) {
+        captureContent = on
+        upstream.captureContent = on
+        loop.captureContent = on
+        anthropic?.captureContent = on
+    }
     /// The HR database: a SQLite file (created and seeded on first start), in memory, or PostgreSQL.
     public var database: DatabaseLocation = .sqlite(path: "data/switchboard.sqlite")
     /// An MCP configuration file (`{"mcpServers": {…}}`, the desktop clients' format) naming servers whose
@@ -126,11 +144,20 @@ public struct ServerConfiguration: Sendable {
         }
         if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_TIMEOUT", in: Self.ranges.timeout) { upstream.timeouts.overall = seconds }
         if let count = env.integer("SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS", in: 1...100_000) { upstream.maxConnections = count }
+        tracing = Self.tracingEnabled(environment)
+        if let text = env.text("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
+            switch text.lowercased() {
+            case "true": captureContent(true)
+            case "false": captureContent(false)
+            default: env.problem("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=\(text) must be true or false")
+            }
+        }
         if let key = env.text("ANTHROPIC_API_KEY") {
             var anthropic = AnthropicConfiguration(apiKey: key)
             if let url = env.text("ANTHROPIC_BASE_URL") { anthropic.baseURL = url }
             anthropic.timeouts = upstream.timeouts
             anthropic.maxConnections = upstream.maxConnections
+            anthropic.captureContent = upstream.captureContent
             self.anthropic = anthropic
         }
         if let seconds = env.seconds("SWITCHBOARD_KEEPALIVE_SECONDS", in: 0.01...3_600) { keepaliveInterval = seconds }
@@ -167,6 +194,15 @@ public struct ServerConfiguration: Sendable {
         if let tokens = env.integer("SWITCHBOARD_MAX_TOKENS", in: 1...1_000_000) { loop.maxTokens = tokens }
         if let seconds = env.seconds("SWITCHBOARD_TOOL_TIMEOUT_SECONDS", in: Self.ranges.timeout) { loop.toolTimeout = seconds }
         environmentProblems = env.problems
+    }
+
+    /// Tracing is on when an OTLP endpoint is named and neither the SDK nor the trace exporter is turned off.
+    public static func tracingEnabled(_ environment: [String: String]) -> Bool {
+        func set(_ name: String) -> Bool { !(environment[name]?.trimmingCharacters(in: .whitespaces).isEmpty ?? true) }
+        guard set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") else { return false }
+        if environment["OTEL_SDK_DISABLED"]?.lowercased() == "true" { return false }
+        if environment["OTEL_TRACES_EXPORTER"]?.lowercased() == "none" { return false }
+        return true
     }
 
     /// The ranges values must stay in.

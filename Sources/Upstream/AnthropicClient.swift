@@ -18,6 +18,8 @@ public struct AnthropicConfiguration: UpstreamConfiguration {
     public var version: String = "2023-06-01"
     public var timeouts = Timeouts()
     public var retry = Retry()
+    /// Whether model call spans carry the messages sent and received (`ContentCapture`).
+    public var captureContent = false
 
     public init(apiKey: String, baseURL: String = "https://api.anthropic.com") {
         self.apiKey = apiKey
@@ -30,10 +32,13 @@ public struct AnthropicConfiguration: UpstreamConfiguration {
 public final class AnthropicClient: LanguageModel, Sendable {
     public let configuration: AnthropicConfiguration
     private let http: StreamingHTTP
+    /// Where the calls go, for their spans.
+    private let server: (address: String, port: Int)?
 
     public init(configuration: AnthropicConfiguration, logger: Logger = Logger(label: "switchboard.upstream")) {
         self.configuration = configuration
         http = StreamingHTTP(configuration, logger: logger)
+        server = ModelCallSpan.server(of: configuration.baseURL)
     }
 
     /// Closes the connection pool; call once when the server stops.
@@ -47,7 +52,8 @@ public final class AnthropicClient: LanguageModel, Sendable {
                                          body: try Self.requestBody(request))
         return try await http.streamTurn(call, into: AnthropicTurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "request-id"))
-        }, attempts: request.maxAttempts, sink: sink)
+        }, attempts: request.maxAttempts, call: ModelCallSpan.Call(request, provider: "anthropic", server: server, configuration: configuration),
+           sink: sink)
     }
 
     // MARK: Wire helpers

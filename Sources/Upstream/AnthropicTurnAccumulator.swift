@@ -30,6 +30,8 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
     private var order: [Int] = []
     private var stopReason: StopReason?
     private var usage = Usage()
+    private var responseModel: String?
+    private var responseId: String?
     private(set) var messageStopped = false
 
     /// Handles one SSE event; returns what the pipeline should hear about, if anything.
@@ -47,6 +49,8 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
         switch wire["type"]?.stringValue ?? event.event {
         case "message_start":
             if let counts = wire["message"]?["usage"] { record(counts, output: false) }
+            responseModel = wire["message"]?["model"]?.stringValue
+            responseId = wire["message"]?["id"]?.stringValue
         case "content_block_start":
             guard let index, case .object(let start)? = wire["content_block"] else { return nil }
             if blocks[index] == nil { order.append(index) }
@@ -149,7 +153,8 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             }
             content.append(.object(fields))
         }
-        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason ?? .endTurn, usage: usage)
+        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason ?? .endTurn, usage: usage,
+                         responseModel: responseModel, responseId: responseId)
     }
 
     /// A tool's input: the joined fragments parsed as a JSON object (`{}` when there were none).

@@ -18,6 +18,8 @@ public struct OpenAIConfiguration: UpstreamConfiguration {
     public var maxConnections: Int = 1024
     public var timeouts = UpstreamTimeouts()
     public var retry = RetryPolicy()
+    /// Whether model call spans carry the messages sent and received (`ContentCapture`).
+    public var captureContent = false
 
     public init(baseURL: String, apiKey: String? = nil) {
         self.baseURL = baseURL
@@ -32,10 +34,13 @@ public struct OpenAIConfiguration: UpstreamConfiguration {
 public final class OpenAIClient: LanguageModel, Sendable {
     public let configuration: OpenAIConfiguration
     private let http: StreamingHTTP
+    /// Where the calls go, for their spans.
+    private let server: (address: String, port: Int)?
 
     public init(configuration: OpenAIConfiguration, logger: Logger = Logger(label: "switchboard.upstream.openai")) {
         self.configuration = configuration
         http = StreamingHTTP(configuration, logger: logger)
+        server = ModelCallSpan.server(of: configuration.baseURL)
     }
 
     /// Closes the connection pool; call once when the server stops.
@@ -49,7 +54,8 @@ public final class OpenAIClient: LanguageModel, Sendable {
                                          body: try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
         return try await http.streamTurn(call, into: OpenAITurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "x-request-id"))
-        }, attempts: request.maxAttempts, sink: sink)
+        }, attempts: request.maxAttempts, call: ModelCallSpan.Call(request, provider: "openai", server: server, configuration: configuration),
+           sink: sink)
     }
 
     // MARK: Wire helpers

@@ -30,6 +30,8 @@ struct OpenAITurnAccumulator: TurnAccumulating {
     private var slotOfIndex: [Int: Int] = [:]
     private var finishReason: String?
     private var usage = Usage()
+    private var responseModel: String?
+    private var responseId: String?
     /// `data: [DONE]` arrived: the stream is whole.
     private(set) var done = false
 
@@ -59,6 +61,10 @@ struct OpenAITurnAccumulator: TurnAccumulating {
             throw Self.streamError(type: chunk["type"]?.stringValue, code: chunk["code"], message: chunk["message"]?.stringValue)
         }
         if let usage = chunk["usage"], case .object = usage { record(usage) }
+        if responseModel == nil {
+            responseModel = chunk["model"]?.stringValue
+            responseId = chunk["id"]?.stringValue
+        }
         guard case .array(let choices)? = chunk["choices"] else { return }
         for choice in choices {
             // One choice is asked for; a server that sends more is read for the first only.
@@ -190,7 +196,8 @@ struct OpenAITurnAccumulator: TurnAccumulating {
             case let other?: .other(other)
             }
         }
-        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason, usage: usage)
+        return ModelTurn(content: content, toolUses: toolUses, stopReason: stopReason, usage: usage, responseModel: responseModel,
+                         responseId: responseId)
     }
 
     /// A call's arguments: the joined fragments parsed as a JSON object (`{}` when there were none); `nil` when

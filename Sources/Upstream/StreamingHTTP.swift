@@ -48,6 +48,8 @@ final class StreamingHTTP: Sendable {
         // deadline) or a route's fallback decides what happens next, instead of the pool retrying behind it
         // until the request's first-byte deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Each attempt is traced as a model call (`ModelCallSpan`), which sends its own `traceparent`.
+        configuration.tracing.tracer = nil
         group = HTTPClient.defaultEventLoopGroup
         var clients: [ObjectIdentifier: HTTPClient] = [:]
         for loop in group.makeIterator() {
@@ -104,13 +106,16 @@ final class StreamingHTTP: Sendable {
     ///
     /// The sink's `deadlines` also stop the call at the overall deadline while no chunk arrives; it is checked
     /// after every chunk in any case.
+    ///
+    /// Each attempt is a span (`ModelCallSpan`) described by `call`, its `traceparent` sent with the request.
     func streamTurn<Accumulator: TurnAccumulating>(
         _ request: HTTPClient.Request, into accumulator: Accumulator,
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
-        attempts: Int?, sink: some EventSink<ModelStreamEvent>
+        attempts: Int?, call: ModelCallSpan.Call, sink: some EventSink<ModelStreamEvent>
     ) async throws -> ModelTurn {
         do {
-            return try await retrying(request, into: accumulator, refusal: refusal, attempts: retry.attempts(limit: attempts), sink: sink)
+            return try await retrying(request, into: accumulator, refusal: refusal, attempts: retry.attempts(limit: attempts), call: call,
+                                      sink: sink)
         } catch let error as StreamError {
             // The provider's own words stay in the server's log, redacted; the client heard Switchboard's.
             if let said = error.upstreamMessage {
@@ -125,7 +130,7 @@ final class StreamingHTTP: Sendable {
     private func retrying<Accumulator: TurnAccumulating>(
         _ request: HTTPClient.Request, into accumulator: Accumulator,
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
-        attempts: Int, sink: some EventSink<ModelStreamEvent>
+        attempts: Int, call: ModelCallSpan.Call, sink: some EventSink<ModelStreamEvent>
     ) async throws -> ModelTurn {
         try await sink.deadlines.enforcing(timeouts.overall, error: overallTimeout) {
             let deadline = ContinuousClock.now + timeouts.overall
@@ -134,15 +139,28 @@ final class StreamingHTTP: Sendable {
                 attempt += 1
                 let failure: StreamError
                 let retryAfter: Duration?
-                switch try await self.attempt(request, into: accumulator, deadline: deadline, sink: sink) {
+                let span = ModelCallSpan.start(call, attempt: attempt)
+                var sent = request
+                span.propagate(into: &sent)
+                let outcome: Outcome
+                do {
+                    outcome = try await self.attempt(sent, into: accumulator, deadline: deadline, sink: sink)
+                } catch {
+                    span.end(failing: error)
+                    throw error
+                }
+                switch outcome {
                 case .turn(let turn):
+                    span.end(turn, captureContent: call.inputMessages != nil)
                     return turn
                 case .refused(let head, let body):
                     let error = refusal(head, body)
+                    span.end(failing: error)
                     guard Self.mayRetry(head, error: error) else { throw error }
                     failure = error
                     retryAfter = Self.retryAfter(head.headers) ?? Self.retryHint(in: body)
                 case .unreachable(let error):
+                    span.end(failing: error)
                     failure = error
                     retryAfter = nil
                 }
@@ -176,6 +194,7 @@ final class StreamingHTTP: Sendable {
         // The client has this one loop, so the delegate and the connection are on it. (Asking for it by name,
         // `.delegateAndChannel(on:)`, makes the pool close each connection after its request when several are
         // queued: a new upstream connection per chat under load.)
+        let sent = NIODeadline.now()
         let task = client.execute(request: request, delegate: reader, eventLoop: .indifferent)
         // No answer within the first-byte timeout fails the attempt; the timer goes with the answer's head.
         let firstByte = loop.scheduleTask(in: TimeAmount(timeouts.firstByte)) {
@@ -206,7 +225,8 @@ final class StreamingHTTP: Sendable {
                     }
                 case .end:
                     try Task.checkCancellation()
-                    let turn = try reader.finish()
+                    var turn = try reader.finish()
+                    turn.firstChunkAfter = reader.firstEventAt.map { .nanoseconds($0.uptimeNanoseconds - sent.uptimeNanoseconds) }
                     whole = true
                     return .turn(turn)
                 case .refused(let head, let body):

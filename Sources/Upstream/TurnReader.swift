@@ -65,6 +65,8 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
     /// When a part of the answer last arrived, and the timer that checks the silence since. The timer is set
     /// once per `idle` interval, not per part: a part only moves `lastRead`.
     private var lastRead = NIODeadline.now()
+    /// When the answer's first text or tool call was read (read by the caller once the turn ended).
+    private(set) var firstEventAt: NIODeadline?
     private var idleTimer: Scheduled<Void>?
 
     init(accumulator: Accumulator, sink: Sink, idle: TimeAmount, deadline: ContinuousClock.Instant,
@@ -158,6 +160,7 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
             return fail(task, StreamError(code: .upstreamProtocolError, message: "The model service sent a line or an event over 4 MiB.",
                                           retryable: false))
         }
+        if firstEventAt == nil, !pending.isEmpty { firstEventAt = lastRead }
         // What arrived goes out first, errors included.
         var taken = 0
         do {

@@ -43,6 +43,8 @@ public struct UpstreamSettings: Sendable {
     public var timeouts = UpstreamTimeouts()
     /// Upstream HTTP/1.1 connections per host. Each open stream holds one, so this bounds concurrent streams.
     public var maxConnections = 1024
+    /// Whether model call spans carry the messages (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
+    public var captureContent = false
 
     public init() {}
 }
@@ -53,4 +55,6 @@ public protocol UpstreamConfiguration: Sendable {
     var retry: RetryPolicy { get }
     /// Upstream HTTP/1.1 connections per host; each open stream holds one, so this bounds concurrent streams.
     var maxConnections: Int { get }
+    /// Whether model call spans carry the messages sent and received (`ContentCapture`).
+    var captureContent: Bool { get }
 }

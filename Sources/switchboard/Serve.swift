@@ -35,6 +35,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(help: "Log format: text (lines) or json (one object per line, with the chat's trace and span ids when tracing).")
+    var logFormat: String?
+
     @Option(help: "API keys file (YAML, reloaded when it changes; `switchboard keys new NAME` makes entries).")
     var apiKeys: String?
 
@@ -60,6 +63,9 @@ struct Serve: AsyncParsableCommand {
     var recordQueries = false
 
     func validate() throws {
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json.")
+        }
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port must be between 0 and 65535.")
         }
@@ -97,14 +103,29 @@ struct Serve: AsyncParsableCommand {
         if let shadowRules { configuration.shadowRulesPath = shadowRules }
         if let adminPort { configuration.adminPort = adminPort }
         if let adminHost { configuration.adminHost = adminHost }
+        let environment = ProcessInfo.processInfo.environment
+        let formatName = logFormat ?? environment["SWITCHBOARD_LOG_FORMAT"] ?? LogFormat.text.rawValue
+        guard let format = LogFormat(rawValue: formatName) else {
+            printError("SWITCHBOARD_LOG_FORMAT=\(formatName) must be text or json")
+            throw ExitCode(2)
+        }
         do {
             // One registry for our metrics and any library's that speak swift-metrics, served at GET /metrics.
             let metrics = ServerMetrics()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+            let exporter: (any Service)?
+            do {
+                exporter = try Observability.bootstrap(configuration, logFormat: format, metrics: metrics)
+            } catch {
+                printError("tracing could not be set up from the OTEL_* variables: \(error)")
+                throw ExitCode(2)
+            }
             let readiness = Readiness()
             let app = try await buildApplication(configuration: configuration, metrics: metrics, readiness: readiness)
-            // Services shut down last to first: readiness says 503 at once, then the server drains.
-            let group = ServiceGroup(configuration: .init(services: [app, readiness], gracefulShutdownSignals: [.sigterm, .sigint],
+            // Services shut down last to first: readiness says 503 at once, then the server drains, then the span
+            // exporter sends what is left.
+            let services: [any Service] = (exporter.map { [$0] } ?? []) + [app, readiness]
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                           logger: Logger(label: "switchboard")))
             try await group.run()
         } catch let error as StartupError {

@@ -90,6 +90,27 @@ struct ConfigurationRangeTests {
         #expect(keyed.anthropic?.timeouts.overall == .seconds(12))
     }
 
+    @Test("tracing is on only when an OTLP endpoint is named and the SDK and exporter are not turned off; content capture is true, false or refused, and reaches the model clients and the loop")
+    func tracingSettings() {
+        #expect(!ServerConfiguration(environment: [:]).tracing)
+        #expect(ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]).tracing)
+        #expect(ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"]).tracing)
+        #expect(!ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": " "]).tracing)
+        #expect(!ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "TRUE"]).tracing)
+        #expect(!ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"]).tracing)
+        #expect(ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "false"]).tracing)
+
+        let captured = ServerConfiguration(environment: ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "True",
+                                                         "ANTHROPIC_API_KEY": "sk-ant-x"])
+        #expect(captured.captureContent && captured.upstream.captureContent && captured.loop.captureContent)
+        #expect(captured.anthropic?.captureContent == true)
+        let off = ServerConfiguration(environment: ["ANTHROPIC_API_KEY": "sk-ant-x"])
+        #expect(!off.captureContent && !off.loop.captureContent && off.anthropic?.captureContent == false)
+        let bad = ServerConfiguration(environment: ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "yes"])
+        #expect(bad.problems == ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=yes must be true or false"])
+        #expect(!bad.captureContent)
+    }
+
     @Test("the server refuses to start with them, listing each")
     func refusesToStart() async throws {
         var config = ServerConfiguration(environment: ["SWITCHBOARD_KEEPALIVE_SECONDS": "inf"])

@@ -17,6 +17,38 @@ public enum FastMCP {
         .appendingPathComponent("Fixtures/mcp_client.py").path
 }
 
+/// The Python MCP server on Streamable HTTP, for one test.
+public final class PythonHTTPServer: Sendable {
+    public let port: Int
+    public let mode: String
+    public let process: Process
+
+    public init(mode: String, port: Int = freeLoopbackPort()) throws {
+        self.port = port
+        self.mode = mode
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", FastMCP.serverScript, mode, String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)/mcp" }
+
+    /// Waits until the server accepts connections.
+    public func ready() async -> Bool {
+        await eventually { acceptsConnections(port: port) }
+    }
+
+    /// Kills the server (as a crash would: no graceful shutdown waiting on open connections).
+    public func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
 /// The official OpenAI and Anthropic Python SDKs (and LangChain's `ChatOpenAI`, LiteLLM's SDK), the clients the compatible
 /// endpoints are tested with (`.ci/run` installs them from PyPI), and the script that drives them.
 public enum SDKClients {

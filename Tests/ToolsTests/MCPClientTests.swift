@@ -28,38 +28,6 @@ private func withService<T: Sendable>(_ connection: MCPServerConnection,
     }
 }
 
-/// The Python MCP server on Streamable HTTP, for one test.
-final class PythonHTTPServer: Sendable {
-    let port: Int
-    let mode: String
-    let process: Process
-
-    init(mode: String, port: Int = freeLoopbackPort()) throws {
-        self.port = port
-        self.mode = mode
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", FastMCP.serverScript, mode, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-    }
-
-    var url: String { "http://127.0.0.1:\(port)/mcp" }
-
-    /// Waits until the server accepts connections.
-    func ready() async -> Bool {
-        await eventually { acceptsConnections(port: port) }
-    }
-
-    /// Kills the server (as a crash would: no graceful shutdown waiting on open connections).
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-}
-
 @Suite("MCP client against fastmcp", .enabled(if: FastMCP.available, "needs python3 with fastmcp (pip install fastmcp)"), .cpuQuiet)
 struct MCPClientTests {
     let stdio = MCPConfiguration.ServerSpec(command: "python3", args: [FastMCP.serverScript])
@@ -68,7 +36,7 @@ struct MCPClientTests {
     func stdioTools() async throws {
         let connection = MCPServerConnection(name: "python", spec: stdio, logger: quietLogger)
         let remote = try await connection.start()
-        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow", "whisper"])
+        #expect(remote.map(\.definition.name).sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow", "traceparent", "whisper"])
         let add = try #require(remote.first { $0.definition.name == "add" })
         #expect(add.definition.description == "Add two whole numbers.")
         #expect(add.definition.inputSchema["properties"]?["a"]?["type"] == "integer")
@@ -205,7 +173,7 @@ struct MCPClientTests {
         var registry = ToolRegistry()
         registry.register(try await connection.start(), source: "web")
         let tools = registry.toolBox
-        #expect(registry.names.sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow", "whisper"])
+        #expect(registry.names.sorted() == ["add", "crash", "environment", "fail", "get_departments", "shout", "slow", "traceparent", "whisper"])
         #expect(try await #require(tools["add"]).execute(["a": 20, "b": 22]).content == "42")
         let failed = try await #require(tools["fail"]).execute([:])
         #expect(failed.isError && failed.content.contains("failed on purpose"))

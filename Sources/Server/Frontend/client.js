@@ -12,7 +12,7 @@
 // Events are those of Docs/STREAMING.md, typed below; every one has `type`, `id` and `timestamp`.
 
 /**
- * @typedef {{type: "session_start", id: number, timestamp: string, sessionId: string, message: string}} SessionStartEvent
+ * @typedef {{type: "session_start", id: number, timestamp: string, sessionId: string, traceId?: string, message: string}} SessionStartEvent
  * @typedef {{type: "routing", id: number, timestamp: string, complexity: string, score: number, route: string,
  *   action: "stream" | "advise", provider: string | null, model: string | null, message: string | null,
  *   matchedRules: string[], rulesVersion: string, fallbackFrom?: string, reason?: string}} RoutingEvent

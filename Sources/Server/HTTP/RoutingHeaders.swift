@@ -11,6 +11,8 @@ extension HTTPField.Name {
     static let switchboardAction = HTTPField.Name("X-Switchboard-Action")!
     /// Which instance answered (every answer; see `InstanceHeaderMiddleware`).
     static let switchboardInstance = HTTPField.Name("X-Switchboard-Instance")!
+    /// The W3C trace id of a traced request.
+    static let switchboardTraceId = HTTPField.Name("X-Switchboard-Trace-Id")!
     static let routingHeaders: [HTTPField.Name] = [.switchboardComplexity, .switchboardRoute, .switchboardProvider, .switchboardModel,
                                                    .switchboardRulesVersion, .switchboardAction, .switchboardInstance]
 }

@@ -186,6 +186,58 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    // The OpenTelemetry GenAI client metrics, in Prometheus's naming of the conventions (no `switchboard_` prefix,
+    // so dashboards made for them work), with the conventions' bucket boundaries; `route` is Switchboard's own.
+
+    /// `gen_ai.client.operation.duration` and `gen_ai.client.operation.time_to_first_chunk`.
+    static let genAISecondsBuckets: [Duration] = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+        .map { .milliseconds(Int64(($0 * 1000).rounded())) }
+    /// `gen_ai.client.token.usage`.
+    static let genAITokenBuckets: [Double] = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+
+    private let valueHistograms = Mutex<[SeriesKey: ValueHistogram]>([:])
+
+    /// One model call (all its attempts, as its caller saw it) by provider, model and route: how long it took
+    /// (with `error_type` when it failed), its time to first chunk, and its input and output tokens.
+    func genAICall(provider: String, model: String, route: String, duration: Duration, errorType: String?,
+                   firstChunk: Duration?, usage: Usage?) {
+        let labels = [("gen_ai_operation_name", "chat"), ("gen_ai_provider_name", provider), ("gen_ai_request_model", model),
+                      ("route", route)]
+        // A success has an empty `error_type`, which Prometheus reads as no such label.
+        let outcome = labels + [("error_type", errorType ?? "")]
+        Self.cached(histograms, "gen_ai_client_operation_duration_seconds", outcome) {
+            registry.makeDurationHistogram(
+                descriptor: MetricNameDescriptor(metricName: "gen_ai_client_operation_duration", unitName: "seconds",
+                                                 helpText: "GenAI operation duration (model calls, retries included)."),
+                labels: outcome, buckets: Self.genAISecondsBuckets)
+        }.record(duration)
+        if let firstChunk {
+            Self.cached(histograms, "gen_ai_client_operation_time_to_first_chunk_seconds", labels) {
+                registry.makeDurationHistogram(
+                    descriptor: MetricNameDescriptor(metricName: "gen_ai_client_operation_time_to_first_chunk", unitName: "seconds",
+                                                     helpText: "Time from the model request to the first text or tool call of its answer."),
+                    labels: labels, buckets: Self.genAISecondsBuckets)
+            }.record(firstChunk)
+        }
+        guard let usage else { return }
+        for (type, tokens) in [("input", usage.inputTokens), ("output", usage.outputTokens)] {
+            let typed = labels + [("gen_ai_token_type", type)]
+            Self.cached(valueHistograms, "gen_ai_client_token_usage", typed) {
+                registry.makeValueHistogram(
+                    descriptor: MetricNameDescriptor(metricName: "gen_ai_client_token_usage", unitName: "",
+                                                     helpText: "Number of input and output tokens used by model calls."),
+                    labels: typed, buckets: Self.genAITokenBuckets)
+            }.record(Double(tokens))
+        }
+    }
+
+    /// Spans the exporter lost (a batch it could not send, or spans that found its queue full).
+    public func traceSpansDropped(_ count: Int) {
+        guard count > 0 else { return }
+        counter("trace_spans_dropped_total", "Spans not exported: the collector failed or was too slow, or the queue was full.", [])
+            .increment(by: Int64(count))
+    }
+
     func streamRecordDropped(count: Int = 1) {
         counter("stream_records_dropped_total", "Finished streams not kept for calibration (the database fell behind or failed).", [])
             .increment(by: Int64(count))

@@ -19,7 +19,17 @@ struct MeteredModel<Base: LanguageModel>: LanguageModel {
     var ticket: StreamTicket? = nil
 
     func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
-        guard let ticket else { return finish(try await base.streamTurn(request, into: sink), request) }
+        let clock = ContinuousClock()
+        let started = clock.now
+        guard let ticket else {
+            do {
+                let turn = try await base.streamTurn(request, into: sink)
+                return finish(turn, request, elapsed: clock.now - started)
+            } catch {
+                failed(error, request, elapsed: clock.now - started)
+                throw error
+            }
+        }
         let produced = CountingSink(base: sink)
         let turn: ModelTurn
         do {
@@ -28,9 +38,10 @@ struct MeteredModel<Base: LanguageModel>: LanguageModel {
             let usage = Usage(outputTokens: produced.estimate.outputTokens)
             ticket.spent(usage)
             metrics.modelCall(provider: provider, model: request.model, route: route, usage: usage)
+            failed(error, request, elapsed: clock.now - started)
             throw error
         }
-        let priced = finish(turn, request)
+        let priced = finish(turn, request, elapsed: clock.now - started)
         // A provider that reports no usage (some OpenAI-compatible servers) still produced what was relayed: the
         // key is charged the estimate (the stream's own `usage` stays what the provider said).
         var charged = priced.usage
@@ -39,7 +50,16 @@ struct MeteredModel<Base: LanguageModel>: LanguageModel {
         return priced
     }
 
-    private func finish(_ turn: ModelTurn, _ request: ModelRequest) -> ModelTurn {
+    /// A failed call in the GenAI metrics: its duration, with the error's code as `error_type`.
+    private func failed(_ error: any Error, _ request: ModelRequest, elapsed: Duration) {
+        let type = (error as? StreamError)?.code.rawValue ?? (error is CancellationError ? "cancelled" : "_OTHER")
+        metrics.genAICall(provider: provider, model: request.model, route: route, duration: elapsed, errorType: type, firstChunk: nil,
+                          usage: nil)
+    }
+
+    private func finish(_ turn: ModelTurn, _ request: ModelRequest, elapsed: Duration) -> ModelTurn {
+        metrics.genAICall(provider: provider, model: request.model, route: route, duration: elapsed, errorType: nil,
+                          firstChunk: turn.firstChunkAfter, usage: turn.usage)
         var turn = turn
         if let price = prices[request.model] {
             let usage = turn.usage

@@ -13,6 +13,8 @@ public final class ProviderModels: Sendable {
     private let timeouts: UpstreamTimeouts
     private let retry: RetryPolicy
     private let maxConnections: Int
+    /// Whether model call spans carry the messages (`ServerConfiguration.captureContent`).
+    private let captureContent: Bool
     private let environment: @Sendable (String) -> String?
     private let logger: Logger
     private let clients = Mutex<[Connection: Client]>([:])
@@ -59,11 +61,13 @@ public final class ProviderModels: Sendable {
     }
 
     public init(timeouts: UpstreamTimeouts = UpstreamTimeouts(), retry: RetryPolicy = RetryPolicy(), maxConnections: Int = 1024,
+                captureContent: Bool = false,
                 environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
                 logger: Logger = Logger(label: "switchboard.providers")) {
         self.timeouts = timeouts
         self.retry = retry
         self.maxConnections = maxConnections
+        self.captureContent = captureContent
         self.environment = environment
         self.logger = logger
     }
@@ -88,6 +92,7 @@ public final class ProviderModels: Sendable {
                 configuration.timeouts = timeouts
                 configuration.retry = retry
                 configuration.maxConnections = maxConnections
+                configuration.captureContent = captureContent
                 client = .anthropic(AnthropicClient(configuration: configuration, logger: logger))
             case .openai:
                 var configuration = OpenAIConfiguration(baseURL: provider.baseURL ?? "", apiKey: key)
@@ -95,6 +100,7 @@ public final class ProviderModels: Sendable {
                 configuration.timeouts = timeouts
                 configuration.retry = retry
                 configuration.maxConnections = maxConnections
+                configuration.captureContent = captureContent
                 client = .openai(OpenAIClient(configuration: configuration, logger: logger))
             }
             clients[Connection(provider)] = client

@@ -6,7 +6,16 @@ extension RulesStore {
     /// and gives the analysis with its report; a chat with no user text is a 400 naming `messages`. A chat (not
     /// the `analyze` preflight) is analysed by the shadow rules too, when there are some: their verdict goes with
     /// the chat's stream, to be booked when it ends.
+    ///
+    /// The analysis is a span of the request's trace (`ChatTracing.analysis`).
     func analyze(_ chat: ChatRequest, defaultModel: String, metrics: ServerMetrics, endpoint: String)
+        throws -> (analysis: Analysis, report: AnalysisReport, shadow: ShadowRules.Verdict?)
+    {
+        try ChatTracing.analysis({ try analyzeNow(chat, defaultModel: defaultModel, metrics: metrics, endpoint: endpoint) },
+                                 describe: { ($0.analysis, $0.report.rulesVersion) })
+    }
+
+    private func analyzeNow(_ chat: ChatRequest, defaultModel: String, metrics: ServerMetrics, endpoint: String)
         throws -> (analysis: Analysis, report: AnalysisReport, shadow: ShadowRules.Verdict?)
     {
         let active = self.active

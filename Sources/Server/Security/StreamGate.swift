@@ -68,6 +68,10 @@ struct StreamGate: Sendable {
     /// Takes a stream slot for the key (and the server), after its daily budget (the request itself was counted
     /// by `AuthenticationMiddleware` before the body was read); the slot is given back when the stream ends.
     func admit(_ key: APIKey?) async throws -> StreamTicket {
+        try await ChatTracing.admission(key: key?.id) { try await admitNow(key) }
+    }
+
+    private func admitNow(_ key: APIKey?) async throws -> StreamTicket {
         let id = key?.id ?? StreamTicket.anonymous
         let today = utcToday()
         let request = AdmissionRequest(key: id, outputTokensPerDay: key?.limits.outputTokensPerDay, day: today.day,

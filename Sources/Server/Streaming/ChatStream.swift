@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Storage
+import Tracing
 
 /// The SSE response of `POST /mcp/chat/stream` (and of smart routing when it streams).
 ///
@@ -46,52 +47,58 @@ enum ChatStream {
         let sessionId = newSessionId(instance: settings.instance)
         var logger = logger
         logger[metadataKey: "session"] = "\(sessionId)"
+        // The request's trace (its span is current here): the body runs after the handler returned, so it is
+        // carried over for the model calls, tools and log lines of the stream.
+        let trace = ServiceContext.current
+        let traceId = ChatTracing.traceId(of: trace)
         if plan.chat.resumable, let sessions = settings.sessions {
             return resumable(plan, loop: loop, channel: channel, logger: logger, settings: settings, sessions: sessions, headers: headers,
-                             sessionId: sessionId)
+                             sessionId: sessionId, trace: trace)
         }
         let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
         let recorder = settings.recorder, shadow = settings.shadow
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
-            let clock = ContinuousClock()
-            let started = clock.now
-            let tally = StreamTally(labels: labels)
-            metrics.streamOpened()
-            let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
-            let sink = ConnectionSink(stream: stream, encoder: encoder, tally: tally, routing: routing)
-            // The pipeline writes each event itself: one encoding, one write. The model's events are written where
-            // the upstream is read, when that is the connection's event loop and the connection takes them at once.
-            let ending = await stream.run { _ in
-                try await loop.run(chat, sessionId: sessionId, into: sink)
-            }
-            let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder, shadow: shadow)
-            // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
-            func clientWentAway() async {
-                await book.close(tally, .clientGone, elapsed: clock.now - started)
-                logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
-            }
-            do {
-                switch ending {
-                case .hungUp:
-                    return await clientWentAway()
-                case .finished:
-                    break
-                case .stopped(let reason):
-                    // Out of time (the server's grace, or a model call's deadline while the upstream was silent): the
-                    // pipeline was stopped, model call and tools cancelled; the client hears why.
-                    try await sink.take(.error(reason))
+            await ServiceContext.withValue(trace) {
+                let clock = ContinuousClock()
+                let started = clock.now
+                let tally = StreamTally(labels: labels)
+                metrics.streamOpened()
+                let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+                let sink = ConnectionSink(stream: stream, encoder: encoder, tally: tally, routing: routing)
+                // The pipeline writes each event itself: one encoding, one write. The model's events are written where
+                // the upstream is read, when that is the connection's event loop and the connection takes them at once.
+                let ending = await stream.run { _ in
+                    try await loop.run(chat, sessionId: sessionId, traceId: traceId, into: sink)
                 }
-                // Book the stream before its body ends, so a client that sends its next request the moment this
-                // one ends already meets the spent budget, the counted metrics and the log line.
-                let elapsed = clock.now - started
-                await book.close(tally, tally.errorCode == nil ? .complete : .error, elapsed: elapsed)
-                var metadata: Logger.Metadata = ["events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)"]
-                if let cost = tally.usage?.costUSD { metadata["cost_usd"] = "\(cost)" }
-                logger.info("stream finished", metadata: metadata)
-                try await stream.finish()
-            } catch {
-                await clientWentAway()
+                let book = StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder, shadow: shadow)
+                // The client left (or the connection failed, or a write did): everything under the stream was cancelled.
+                func clientWentAway() async {
+                    await book.close(tally, .clientGone, elapsed: clock.now - started)
+                    logger.info("stream ended early: client went away", metadata: ["events": "\(tally.events)", "last": "\(tally.last)"])
+                }
+                do {
+                    switch ending {
+                    case .hungUp:
+                        return await clientWentAway()
+                    case .finished:
+                        break
+                    case .stopped(let reason):
+                        // Out of time (the server's grace, or a model call's deadline while the upstream was silent): the
+                        // pipeline was stopped, model call and tools cancelled; the client hears why.
+                        try await sink.take(.error(reason))
+                    }
+                    // Book the stream before its body ends, so a client that sends its next request the moment this
+                    // one ends already meets the spent budget, the counted metrics and the log line.
+                    let elapsed = clock.now - started
+                    await book.close(tally, tally.errorCode == nil ? .complete : .error, elapsed: elapsed)
+                    var metadata: Logger.Metadata = ["events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)"]
+                    if let cost = tally.usage?.costUSD { metadata["cost_usd"] = "\(cost)" }
+                    logger.info("stream finished", metadata: metadata)
+                    try await stream.finish()
+                } catch {
+                    await clientWentAway()
+                }
             }
         })
     }
@@ -104,59 +111,62 @@ extension ChatStream {
     /// this response's task, so nothing outlives the request's task tree.
     static func resumable<Model: LanguageModel>(
         _ plan: StreamPlan, loop: AgentLoop<Model>, channel: any Channel, logger: Logger, settings: StreamSettings,
-        sessions: ResumableSessions, headers: HTTPFields, sessionId: String
+        sessions: ResumableSessions, headers: HTTPFields, sessionId: String, trace: ServiceContext?
     ) -> Response {
+        let traceId = ChatTracing.traceId(of: trace)
         let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels, owner = plan.owner
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
         let recorder = settings.recorder, shadow = settings.shadow
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let clock = ContinuousClock()
-            let started = clock.now
-            let tally = StreamTally(labels: labels)
-            metrics.streamOpened()
-            let session = sessions.open(id: sessionId, owner: owner, accumulated: chat.accumulated, eventLoop: channel.eventLoop)
-            let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
-            let ending = await withTaskGroup(of: Void.self) { connection -> EventStream.Ending in
-                // This connection: the session's first subscriber.
-                connection.addTask { _ = await subscribe(stream, to: session, after: 0) }
-                let ending = await withGracefulShutdownHandler {
-                    await withTaskGroup(of: Void.self) { producer -> EventStream.Ending in
-                        producer.addTask {
-                            do {
-                                try await loop.run(chat, sessionId: sessionId,
-                                                   into: SessionSink(session: session, tally: tally, routing: routing))
-                                session.end.fire(.finished)
-                            } catch let error as StreamError where error.code == .resumeBufferFull {
-                                session.end.fire(.stopped(error))
-                            } catch {
-                                session.end.fire(.hungUp)
+            await ServiceContext.withValue(trace) {
+                let clock = ContinuousClock()
+                let started = clock.now
+                let tally = StreamTally(labels: labels)
+                metrics.streamOpened()
+                let session = sessions.open(id: sessionId, owner: owner, accumulated: chat.accumulated, eventLoop: channel.eventLoop)
+                let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+                let ending = await withTaskGroup(of: Void.self) { connection -> EventStream.Ending in
+                    // This connection: the session's first subscriber.
+                    connection.addTask { _ = await subscribe(stream, to: session, after: 0) }
+                    let ending = await withGracefulShutdownHandler {
+                        await withTaskGroup(of: Void.self) { producer -> EventStream.Ending in
+                            producer.addTask {
+                                do {
+                                    try await loop.run(chat, sessionId: sessionId, traceId: traceId,
+                                                       into: SessionSink(session: session, tally: tally, routing: routing))
+                                    session.end.fire(.finished)
+                                } catch let error as StreamError where error.code == .resumeBufferFull {
+                                    session.end.fire(.stopped(error))
+                                } catch {
+                                    session.end.fire(.hungUp)
+                                }
                             }
+                            let ending = await session.end.wait()
+                            if ending != .finished { producer.cancelAll() }
+                            await producer.waitForAll()
+                            return ending
                         }
-                        let ending = await session.end.wait()
-                        if ending != .finished { producer.cancelAll() }
-                        await producer.waitForAll()
-                        return ending
+                    } onGracefulShutdown: {
+                        channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { session.end.fire(.stopped(EventStream.shutdownError)) }
                     }
-                } onGracefulShutdown: {
-                    channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { session.end.fire(.stopped(EventStream.shutdownError)) }
+                    // A stopped stream's last event says why, for whoever reads it now or resumes it.
+                    if case .stopped(let reason) = ending {
+                        var encoder = SSEEncoder(accumulated: false, firstId: session.count + 1)
+                        try? session.append(ByteBuffer(bytes: encoder.encode(.error(reason))), force: true)
+                        tally.count(.error(reason))
+                    }
+                    session.finish()
+                    await connection.waitForAll()
+                    return ending
                 }
-                // A stopped stream's last event says why, for whoever reads it now or resumes it.
-                if case .stopped(let reason) = ending {
-                    var encoder = SSEEncoder(accumulated: false, firstId: session.count + 1)
-                    try? session.append(ByteBuffer(bytes: encoder.encode(.error(reason))), force: true)
-                    tally.count(.error(reason))
-                }
-                session.finish()
-                await connection.waitForAll()
-                return ending
+                let elapsed = clock.now - started
+                let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
+                await StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder, shadow: shadow)
+                    .close(tally, outcome, elapsed: elapsed)
+                logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
+                    "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
+                ])
             }
-            let elapsed = clock.now - started
-            let outcome: StreamOutcome = ending == .hungUp ? .clientGone : tally.errorCode == nil ? .complete : .error
-            await StreamBook(sessionId: sessionId, started: started, metrics: metrics, ticket: ticket, recorder: recorder, shadow: shadow)
-                .close(tally, outcome, elapsed: elapsed)
-            logger.info(ending == .hungUp ? "resumable stream ended: nobody came back for it" : "stream finished", metadata: [
-                "events": "\(tally.events)", "last": "\(tally.last)", "ms": "\(elapsed.inMilliseconds)", "resumable": "true",
-            ])
         })
     }
 

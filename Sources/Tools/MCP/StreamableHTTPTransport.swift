@@ -5,6 +5,7 @@ import Logging
 import MCP
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// The client side of MCP's Streamable HTTP transport on AsyncHTTPClient.
 ///
@@ -43,6 +44,8 @@ public actor StreamableHTTPTransport: Transport {
         configuration.decompression = .disabled
         // Headers such as an Authorization token must never follow a redirect to another host.
         configuration.redirectConfiguration = .disallow
+        // The calling tool's span is propagated by `send` itself, once.
+        configuration.tracing.tracer = nil
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
@@ -83,6 +86,10 @@ public actor StreamableHTTPTransport: Transport {
         if let sessionID { request.headers.add(name: "Mcp-Session-Id", value: sessionID) }
         if let protocolVersion { request.headers.add(name: "MCP-Protocol-Version", value: protocolVersion) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        // The trace of the tool call that sends this (W3C traceparent), when there is one.
+        if let context = ServiceContext.current {
+            InstrumentationSystem.instrument.inject(context, into: &request.headers, using: TraceHeadersInjector())
+        }
         request.body = .bytes(ByteBuffer(bytes: data))
 
         let response = try await http.execute(request, timeout: requestTimeout)
@@ -136,4 +143,11 @@ public actor StreamableHTTPTransport: Transport {
 
 struct MCPSessionExpired: Error, CustomStringConvertible {
     var description: String { "the server ended the MCP session" }
+}
+
+/// Writes propagation fields into a request's headers, replacing any set by hand.
+struct TraceHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: key, value: value)
+    }
 }

@@ -48,6 +48,12 @@ def environment() -> str:
     return "\n".join(sorted(os.environ))
 
 @mcp.tool
+def traceparent() -> str:
+    """The W3C traceparent header of the HTTP request that called this tool ("none" without one)."""
+    from fastmcp.server.dependencies import get_http_headers
+    return get_http_headers(include_all=True).get("traceparent", "none")
+
+@mcp.tool
 async def slow(seconds: float) -> str:
     """Sleeps, to test cancellation."""
     await asyncio.sleep(seconds)
