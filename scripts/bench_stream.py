@@ -47,14 +47,19 @@ DIALECTS = {
                                                "messages": [{"role": "user", "content": "paced"}]}).encode()),
 }
 
-async def answer_request(reader, writer):
-    """Reads one request (head and body) and writes the head of a chunked SSE answer."""
+async def read_request(reader):
+    """Reads one request, head and body; returns the body's length."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     await reader.readexactly(length)
+    return length
+
+async def answer_request(reader, writer):
+    """Reads one request (head and body) and writes the head of a chunked SSE answer."""
+    await read_request(reader)
     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
 
 def chunk(writer, data):
@@ -222,12 +227,7 @@ class TraceSink:
     async def handle(self, reader, writer):
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
+                length = await read_request(reader)
                 self.exports += 1
                 self.bytes += length
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")

@@ -148,6 +148,42 @@ struct TracingTests {
         }
     }
 
+    @Test("a retried model call is one chat span per attempt: the refused one with its error type and an error status, the next with its resend count")
+    func retriedCall() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.status(529, body: SSE.errorBody("overloaded_error", "Overloaded")), .stream(SSE.textAnswer(["Fine."])))
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let server = try ServerProcess(directory: directory, arguments: [], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-trace-test", "ANTHROPIC_BASE_URL": mock.baseURL,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+            ])
+            defer { server.stop() }
+            let (head, body) = try await postChat(port: server.port, headers: [:])
+            #expect(sseData(body).last?["type"] as? String == "complete", "\(body)")
+            let traceId = try #require(head.value(forHTTPHeaderField: "X-Switchboard-Trace-Id"))
+            let spans = try await receiver.trace(traceId) { spans in
+                spans.filter { ($0["name"] as? String)?.hasPrefix("chat ") == true }.count >= 2
+            }
+            let attempts = spans.filter { ($0["name"] as? String)?.hasPrefix("chat ") == true }
+                .sorted { ($0["start"] as? Int ?? 0) < ($1["start"] as? Int ?? 0) }
+            #expect(attempts.count == 2)
+            let first = attempts.first?["attributes"] as? [String: Any] ?? [:]
+            let second = attempts.last?["attributes"] as? [String: Any] ?? [:]
+            #expect(first["error.type"] as? String == "overloaded")
+            #expect(attempts.first?["status"] as? Int == 2, "STATUS_CODE_ERROR")
+            #expect(first["http.request.resend_count"] == nil)
+            #expect(second["error.type"] == nil)
+            #expect(second["http.request.resend_count"] as? Int == 1)
+            #expect(second["gen_ai.response.finish_reasons"] as? [String] == ["end_turn"])
+            // Each attempt sent its own span as the parent.
+            #expect(mock.received.map { $0.headers["traceparent"] ?? "" }
+                == attempts.map { "00-\(traceId)-\($0["spanId"] as? String ?? "")-01" })
+        }
+    }
+
     @Test("an MCP tool over HTTP: its call is a client span under the tool's span, and the MCP server receives that span's traceparent",
           .enabled(if: FastMCP.available))
     func mcpOverHTTP() async throws {

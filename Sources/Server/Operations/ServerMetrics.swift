@@ -204,20 +204,11 @@ public final class ServerMetrics: Sendable {
         let labels = [("gen_ai_operation_name", "chat"), ("gen_ai_provider_name", provider), ("gen_ai_request_model", model),
                       ("route", route)]
         // A success has an empty `error_type`, which Prometheus reads as no such label.
-        let outcome = labels + [("error_type", errorType ?? "")]
-        Self.cached(histograms, "gen_ai_client_operation_duration_seconds", outcome) {
-            registry.makeDurationHistogram(
-                descriptor: MetricNameDescriptor(metricName: "gen_ai_client_operation_duration", unitName: "seconds",
-                                                 helpText: "GenAI operation duration (model calls, retries included)."),
-                labels: outcome, buckets: Self.genAISecondsBuckets)
-        }.record(duration)
+        genAISeconds("gen_ai_client_operation_duration", "GenAI operation duration (model calls, retries included).",
+                     labels + [("error_type", errorType ?? "")]).record(duration)
         if let firstChunk {
-            Self.cached(histograms, "gen_ai_client_operation_time_to_first_chunk_seconds", labels) {
-                registry.makeDurationHistogram(
-                    descriptor: MetricNameDescriptor(metricName: "gen_ai_client_operation_time_to_first_chunk", unitName: "seconds",
-                                                     helpText: "Time from the model request to the first text or tool call of its answer."),
-                    labels: labels, buckets: Self.genAISecondsBuckets)
-            }.record(firstChunk)
+            genAISeconds("gen_ai_client_operation_time_to_first_chunk",
+                         "Time from the model request to the first text or tool call of its answer.", labels).record(firstChunk)
         }
         guard let usage else { return }
         for (type, tokens) in [("input", usage.inputTokens), ("output", usage.outputTokens)] {
@@ -236,6 +227,14 @@ public final class ServerMetrics: Sendable {
         guard count > 0 else { return }
         counter("trace_spans_dropped_total", "Spans not exported: the collector failed or was too slow, or the queue was full.", [])
             .increment(by: Int64(count))
+    }
+
+    /// A GenAI histogram in seconds, named as the conventions' Prometheus name (`NAME_seconds`), their buckets.
+    private func genAISeconds(_ name: String, _ help: String, _ labels: [(String, String)]) -> DurationHistogram {
+        Self.cached(histograms, name + "_seconds", labels) {
+            registry.makeDurationHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "seconds", helpText: help),
+                                           labels: labels, buckets: Self.genAISecondsBuckets)
+        }
     }
 
     func streamRecordDropped(count: Int = 1) {
