@@ -145,6 +145,15 @@ public struct ServerConfiguration: Sendable {
         if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_TIMEOUT", in: Self.ranges.timeout) { upstream.timeouts.overall = seconds }
         if let count = env.integer("SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS", in: 1...100_000) { upstream.maxConnections = count }
         tracing = Self.tracingEnabled(environment)
+        // Values the tracing library would stop the process on (it is built with OTLP/HTTP only), refused by name.
+        for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            if let value = env.text(name), value.lowercased() == "grpc" {
+                env.problem("\(name)=\(value) is not available in this build: use http/protobuf or http/json")
+            }
+        }
+        if let sampler = env.text("OTEL_TRACES_SAMPLER"), sampler.lowercased().hasSuffix("jaeger_remote") {
+            env.problem("OTEL_TRACES_SAMPLER=\(sampler) is not supported: use always_on, always_off, traceidratio or their parentbased_ forms")
+        }
         if let text = env.text("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
             switch text.lowercased() {
             case "true": captureContent(true)

@@ -21,7 +21,9 @@ enum Observability {
             LoggingSystem.bootstrap({ label, provider in StreamLogHandler.standardOutput(label: label, metadataProvider: provider) },
                                     metadataProvider: provider)
         }
-        guard configuration.tracing else { return nil }
+        // A configuration with problems is refused by the server with all of them listed; the tracer is not set up
+        // from it (swift-otel stops the process on some values, such as an exporter protocol not built in).
+        guard configuration.tracing, configuration.problems.isEmpty else { return nil }
         var otel = OTel.Configuration.default
         // OTEL_SERVICE_NAME overrides it, as the specification says.
         otel.serviceName = "switchboard"

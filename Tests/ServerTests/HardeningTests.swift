@@ -109,6 +109,13 @@ struct ConfigurationRangeTests {
         let bad = ServerConfiguration(environment: ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "yes"])
         #expect(bad.problems == ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=yes must be true or false"])
         #expect(!bad.captureContent)
+        // What the tracing library would stop the process on is refused by name instead.
+        let grpc = ServerConfiguration(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                                                     "OTEL_TRACES_SAMPLER": "parentbased_jaeger_remote"])
+        #expect(grpc.problems == [
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not available in this build: use http/protobuf or http/json",
+            "OTEL_TRACES_SAMPLER=parentbased_jaeger_remote is not supported: use always_on, always_off, traceidratio or their parentbased_ forms",
+        ])
     }
 
     @Test("the server refuses to start with them, listing each")
