@@ -17,6 +17,12 @@ public struct ChatRequest: Sendable, Hashable {
     /// The client's own tools (the compatible endpoints' `tools`): the model may call them, and its calls end the
     /// chat for the client to run them (Switchboard runs none of them); `nil`: Switchboard's tools, run in the loop.
     public var clientTools: [ToolDefinition]?
+    /// Whether `tool_progress` events carry the tool's `input` (executing) and `result` (completed), cut at
+    /// `ToolProgress.resultLimit`. Off by default: no tool event carries either.
+    public var toolDetails = false
+    /// Whether `complete` carries `messages`: the turns this chat added (assistant turns with their text and tool
+    /// calls, user turns with the tool results, the final answer), in the request's format, for the client's history.
+    public var returnMessages = false
 
     public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil,
                 accumulated: Bool = true, route: String? = nil, resumable: Bool = false, clientTools: [ToolDefinition]? = nil) {
@@ -50,6 +56,15 @@ public struct ChatMessage: Sendable, Hashable {
     public init(role: Role, content: Content) {
         self.role = role
         self.content = content
+    }
+
+    /// The message in the request's format: `{"role", "content"}`, content a string or blocks.
+    public var json: JSONValue {
+        let content: JSONValue = switch content {
+        case .text(let text): .string(text)
+        case .blocks(let blocks): .array(blocks)
+        }
+        return .object(["role": .string(role.rawValue), "content": content])
     }
 
     /// The message's text: its string content, or its text blocks joined with newlines.
@@ -126,10 +141,17 @@ extension ChatRequest {
         case .bool(let flag)?: self.accumulated = flag
         case let other?: throw ChatRequestError(field: "accumulated", message: "expected true or false, found \(other.briefDescription)")
         }
-        switch fields["resumable"] {
-        case nil, .null?: self.resumable = false
-        case .bool(let flag)?: self.resumable = flag
-        case let other?: throw ChatRequestError(field: "resumable", message: "expected true or false, found \(other.briefDescription)")
+        self.resumable = try Self.flag(fields["resumable"], field: "resumable")
+        self.toolDetails = try Self.flag(fields["toolDetails"], field: "toolDetails")
+        self.returnMessages = try Self.flag(fields["returnMessages"], field: "returnMessages")
+    }
+
+    /// An optional true or false, false when absent.
+    private static func flag(_ value: JSONValue?, field: String) throws(ChatRequestError) -> Bool {
+        switch value {
+        case nil, .null?: return false
+        case .bool(let flag)?: return flag
+        case let other?: throw ChatRequestError(field: field, message: "expected true or false, found \(other.briefDescription)")
         }
     }
 

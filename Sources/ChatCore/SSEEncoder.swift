@@ -84,6 +84,14 @@ public struct SSEEncoder: Sendable {
             }
             if let error = progress.error { json.field("error", error) }
             if progress.truncated { json.raw(",\"truncated\":true") }
+            if let input = progress.input {
+                json.key("input")
+                json.value(input)
+            }
+            if let result = progress.result {
+                json.field("result", result)
+                if progress.resultTruncated { json.raw(",\"resultTruncated\":true") }
+            }
         case .complete(let completion):
             json.field("iterations", completion.iterations)
             json.field("stopReason", completion.stopReason.rawValue)
@@ -97,6 +105,10 @@ public struct SSEEncoder: Sendable {
             if let cost = completion.usage.costUSD {
                 json.key("costUSD")
                 json.millionths(cost)
+            }
+            if let messages = completion.messages {
+                json.key("messages")
+                json.value(.array(messages.map(\.json)))
             }
         case .error(let error):
             json.field("code", error.code.rawValue)

@@ -111,6 +111,16 @@ public struct ToolProgress: Sendable, Hashable {
     public var error: String?
     /// The result was cut to the size limit before it went to the model.
     public var truncated: Bool
+    /// With `toolDetails`: the input the model sent (`executing`).
+    public var input: JSONValue?
+    /// With `toolDetails`: the text the model receives (`completed`), cut at `resultLimit`.
+    public var result: String?
+    /// `result` was cut.
+    public var resultTruncated = false
+
+    /// The most of a result a `tool_progress` event carries (UTF-8 bytes, cut on a character boundary): enough
+    /// for a frontend to show; the model still gets the whole result (up to the tool's own cap).
+    public static let resultLimit = 8 << 10
 
     public init(tool: String, toolUseId: String, status: Status, current: Int, total: Int,
                 executionTimeMs: Int? = nil, error: String? = nil, truncated: Bool = false) {
@@ -135,6 +145,8 @@ public struct Completion: Sendable, Hashable {
     /// The calls of the client's own tools (a chat that brought them) the model made in its last turn, for the
     /// client to run; empty otherwise (Switchboard ran its tools itself).
     public var toolCalls: [ToolUse]
+    /// With `returnMessages`: the turns this chat added, in the request's format.
+    public var messages: [ChatMessage]?
 
     public init(iterations: Int, stopReason: StopReason, totalTimeMs: Int, usage: Usage, toolCalls: [ToolUse] = []) {
         self.iterations = iterations

@@ -56,6 +56,19 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
         }
         try await sink.take(.sessionStart(sessionId: sessionId, traceId: traceId))
         var messages = chat.messages
+        let sent = messages.count
+        /// `complete` for a chat that ends after `turn`: with `returnMessages`, the turns this chat added, its last
+        /// assistant turn included when it has not joined the conversation yet.
+        func completion(_ stopReason: StopReason, last turn: ModelTurn?, toolCalls: [ToolUse] = []) -> StreamEvent {
+            var completion = Completion(iterations: iteration, stopReason: stopReason, totalTimeMs: (clock.now - started).inMilliseconds,
+                                        usage: usage, toolCalls: toolCalls)
+            if chat.returnMessages {
+                var added = Array(messages[sent...])
+                if let turn { added.append(ChatMessage(role: .assistant, content: .blocks(turn.content))) }
+                completion.messages = added.compactMap(Self.returnable)
+            }
+            return .complete(completion)
+        }
         var usage = Usage()
         var iteration = 0
         do {
@@ -72,12 +85,10 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 switch turn.stopReason {
                 case .toolUse where !turn.toolUses.isEmpty && chat.clientTools != nil:
                     // The client's tools: their calls go back to the client, which runs them and sends the results.
-                    try await send(.complete(Completion(iterations: iteration, stopReason: .toolUse,
-                                                        totalTimeMs: (clock.now - started).inMilliseconds, usage: usage,
-                                                        toolCalls: turn.toolUses)))
+                    try await send(completion(.toolUse, last: turn, toolCalls: turn.toolUses))
                     return
                 case .toolUse where !turn.toolUses.isEmpty:
-                    let results = try await runTools(turn.toolUses, emit: send)
+                    let results = try await runTools(turn.toolUses, details: chat.toolDetails, emit: send)
                     messages.append(ChatMessage(role: .assistant, content: .blocks(turn.content)))
                     messages.append(ChatMessage(role: .user, content: .blocks(results)))
                     continues = true
@@ -89,13 +100,11 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                     continues = false
                 }
                 if !continues {
-                    try await send(.complete(Completion(iterations: iteration, stopReason: turn.stopReason,
-                                                        totalTimeMs: (clock.now - started).inMilliseconds, usage: usage)))
+                    try await send(completion(turn.stopReason, last: turn))
                     return
                 }
                 if iteration >= configuration.maxIterations {
-                    try await send(.complete(Completion(iterations: iteration, stopReason: .maxIterations,
-                                                        totalTimeMs: (clock.now - started).inMilliseconds, usage: usage)))
+                    try await send(completion(.maxIterations, last: nil))
                     return
                 }
             }
@@ -115,11 +124,13 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
 
     /// Runs one turn's tool calls concurrently, reporting each start and finish, and returns the
     /// `tool_result` blocks in the order of the calls.
-    private func runTools(_ uses: [ToolUse], emit: (StreamEvent) async throws -> Void) async throws -> [JSONValue] {
+    /// With `details`, the events carry each call's input and its result.
+    private func runTools(_ uses: [ToolUse], details: Bool, emit: (StreamEvent) async throws -> Void) async throws -> [JSONValue] {
         try await emit(.toolsExecuting(tools: uses.map(\.name)))
         for use in uses {
-            try await emit(.toolProgress(ToolProgress(tool: use.name, toolUseId: use.id, status: .executing,
-                                                      current: 0, total: uses.count)))
+            var progress = ToolProgress(tool: use.name, toolUseId: use.id, status: .executing, current: 0, total: uses.count)
+            if details { progress.input = use.input }
+            try await emit(.toolProgress(progress))
         }
         var outputs = [ToolOutput?](repeating: nil, count: uses.count)
         let tools = self.tools
@@ -145,10 +156,15 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                 finished += 1
                 outputs[index] = output
                 let use = uses[index]
-                try await emit(.toolProgress(ToolProgress(
+                var progress = ToolProgress(
                     tool: use.name, toolUseId: use.id, status: output.isError ? .failed : .completed,
                     current: finished, total: uses.count, executionTimeMs: elapsed.inMilliseconds,
-                    error: output.isError ? output.content : nil, truncated: output.truncated)))
+                    error: output.isError ? output.content : nil, truncated: output.truncated)
+                if details, !output.isError {
+                    progress.result = output.content.prefixUTF8(ToolProgress.resultLimit)
+                    progress.resultTruncated = output.content.utf8.count > ToolProgress.resultLimit
+                }
+                try await emit(.toolProgress(progress))
             }
         }
         return zip(uses, outputs).map { use, output in
@@ -160,6 +176,15 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
             if output?.isError == true { block["is_error"] = .bool(true) }
             return .object(block)
         }
+    }
+
+    /// A turn as a client may send it back: its text, tool calls and tool results (thinking and anything else the
+    /// request format does not take is left out: the API ignores an earlier turn's thinking); `nil` when nothing
+    /// is left.
+    static func returnable(_ message: ChatMessage) -> ChatMessage? {
+        guard case .blocks(let blocks) = message.content else { return message }
+        let kept = blocks.filter { ChatRequest.supportedBlockTypes.contains($0["type"]?.stringValue ?? "") }
+        return kept.isEmpty ? nil : ChatMessage(role: message.role, content: .blocks(kept))
     }
 
     /// A tool run as the GenAI conventions' `execute_tool {name}` span, child of the chat's trace (tools a tool

@@ -19,9 +19,12 @@ public struct Provider: Sendable, Hashable {
     public let maxTokensField: String?
     /// What each model's tokens cost, by model name; a model without a price has no cost.
     public let prices: [String: ModelPrice]
+    /// For `anthropic`: whether requests mark prompt-cache breakpoints (`prompt_cache: false` turns it off).
+    public let promptCache: Bool
 
     public init(name: String, kind: Kind, baseURL: String?, apiKeyEnv: String?, maxTokensField: String? = nil,
-                prices: [String: ModelPrice] = [:]) {
+                prices: [String: ModelPrice] = [:], promptCache: Bool = true) {
+        self.promptCache = promptCache
         self.name = name
         self.kind = kind
         self.baseURL = baseURL

@@ -20,7 +20,7 @@ struct RuleSetParser: YAMLDiagnosing {
     static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples", "review"]
     static let reviewKeys = ["outlier_factor", "min_samples", "levels"]
     static let reviewLimitKeys = ["max_tool_calls", "max_seconds"]
-    static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field", "prices"]
+    static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field", "prices", "prompt_cache"]
     static let priceKeys = ["input", "output", "cache_read", "cache_write"]
     static let analyzeKeys = ["history", "scan_limit", "follow_up"]
     static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
@@ -150,9 +150,16 @@ struct RuleSetParser: YAMLDiagnosing {
                     error("\(context): max_tokens_field is max_tokens or max_completion_tokens, for an openai provider", at: fieldNode)
                 }
             }
+            var promptCache = true
+            if let cacheNode = fields["prompt_cache"], let flag = boolean(cacheNode, "\(context): prompt_cache") {
+                if kind == .anthropic { promptCache = flag } else {
+                    error("\(context): prompt_cache is for an anthropic provider (OpenAI-compatible servers cache by themselves)",
+                          at: cacheNode)
+                }
+            }
             let prices = fields["prices"].map { parsePrices($0, context: context) } ?? [:]
             providers[name] = Provider(name: name, kind: kind, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokensField: maxTokensField,
-                                       prices: prices)
+                                       prices: prices, promptCache: promptCache)
         }
         return providers
     }

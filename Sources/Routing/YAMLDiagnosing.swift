@@ -114,6 +114,12 @@ extension YAMLDiagnosing {
         return nil
     }
 
+    public mutating func boolean(_ node: Node, _ what: String) -> Bool? {
+        if case .scalar(let scalar) = node, scalar.style == .plain, let value = node.bool { return value }
+        error("\(what): expected true or false, found \(describe(node))", at: node)
+        return nil
+    }
+
     public mutating func integer(_ node: Node, _ what: String, minimum: Int? = nil) -> Int? {
         guard case .scalar = node, let value = node.int else {
             error("\(what): expected a whole number, found \(describe(node))", at: node)

@@ -20,6 +20,8 @@ public struct AnthropicConfiguration: UpstreamConfiguration {
     public var retry = Retry()
     /// Whether model call spans carry the messages sent and received (`ContentCapture`).
     public var captureContent = false
+    /// Whether requests mark prompt-cache breakpoints (`AnthropicClient.requestBody`).
+    public var promptCache = true
 
     public init(apiKey: String, baseURL: String = "https://api.anthropic.com") {
         self.apiKey = apiKey
@@ -49,7 +51,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
     public func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
         let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/v1/messages",
                                          headers: [("x-api-key", configuration.apiKey), ("anthropic-version", configuration.version)],
-                                         body: try Self.requestBody(request))
+                                         body: try Self.requestBody(request, promptCache: configuration.promptCache))
         return try await http.streamTurn(call, into: AnthropicTurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "request-id"))
         }, attempts: request.maxAttempts, call: ModelCallSpan.Call(request, provider: "anthropic", server: server, configuration: configuration),
@@ -59,26 +61,52 @@ public final class AnthropicClient: LanguageModel, Sendable {
     // MARK: Wire helpers
 
     /// The JSON body: `model`, `max_tokens`, `messages`, `system`, `tools`, `stream: true`.
-    static func requestBody(_ request: ModelRequest) throws -> ByteBuffer {
+    ///
+    /// With `promptCache`, up to three of the API's four cache breakpoints (`cache_control: ephemeral`): on the last
+    /// tool definition and on the system prompt (the same across a chat's calls and across chats), and, once the
+    /// conversation holds a model turn (the loop's second call on), on the last block of the last message, so each
+    /// call reads the previous call's prefix from the cache at a tenth of the input price. A prefix shorter than
+    /// the model's minimum is simply not cached. Clients' own `cache_control` never gets here (`ChatRequest`
+    /// rebuilds every block).
+    static func requestBody(_ request: ModelRequest, promptCache: Bool = false) throws -> ByteBuffer {
+        let breakpoint: JSONValue = ["type": "ephemeral"]
+        var messages = request.messages.map(\.json)
+        if promptCache, request.messages.contains(where: { $0.role == .assistant }), let last = messages.indices.last,
+           let marked = Self.markLastBlock(of: request.messages[last], with: breakpoint) {
+            messages[last] = marked
+        }
         var fields: [String: JSONValue] = [
             "model": .string(request.model),
             "max_tokens": .number(Double(request.maxTokens)),
             "stream": .bool(true),
-            "messages": .array(request.messages.map { message in
-                let content: JSONValue = switch message.content {
-                case .text(let text): .string(text)
-                case .blocks(let blocks): .array(blocks)
-                }
-                return .object(["role": .string(message.role.rawValue), "content": content])
-            }),
+            "messages": .array(messages),
         ]
-        if let system = request.system { fields["system"] = .string(system) }
+        if let system = request.system {
+            fields["system"] = promptCache ? [["type": "text", "text": .string(system), "cache_control": breakpoint]] : .string(system)
+        }
         if !request.tools.isEmpty {
-            fields["tools"] = .array(request.tools.map {
+            var tools: [JSONValue] = request.tools.map {
                 .object(["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema])
-            })
+            }
+            if promptCache, case .object(var last)? = tools.last {
+                last["cache_control"] = breakpoint
+                tools[tools.count - 1] = .object(last)
+            }
+            fields["tools"] = .array(tools)
         }
         return ByteBuffer(bytes: JSONValue.object(fields).jsonBytes)
+    }
+
+    /// `message` with `cache_control` on its last block (a string content becomes one text block).
+    private static func markLastBlock(of message: ChatMessage, with breakpoint: JSONValue) -> JSONValue? {
+        var blocks: [JSONValue] = switch message.content {
+        case .text(let text): [["type": "text", "text": .string(text)]]
+        case .blocks(let blocks): blocks
+        }
+        guard case .object(var last)? = blocks.last else { return nil }
+        last["cache_control"] = breakpoint
+        blocks[blocks.count - 1] = .object(last)
+        return .object(["role": .string(message.role.rawValue), "content": .array(blocks)])
     }
 
     static func httpError(status: HTTPResponseStatus, body: ByteBuffer?, requestId: String?) -> StreamError {

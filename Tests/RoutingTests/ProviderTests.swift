@@ -60,6 +60,29 @@ struct ProviderTests {
     }
 }
 
+@Suite("Prompt caching per provider")
+struct PromptCacheSettingTests {
+    @Test("prompt_cache is on by default, false turns it off for an anthropic provider; anything else is a diagnostic at its place")
+    func promptCache() throws {
+        let yaml = providersYAML("""
+              plain: { kind: anthropic }
+              uncached: { kind: anthropic, prompt_cache: false }
+            """, routes: "  quick: { action: stream }")
+        let rules = try #require(RuleSetLoader.load(yaml: yaml, path: "rules.yaml", fingerprint: "t", environment: []).accepted)
+        #expect(rules.providers["plain"]?.promptCache == true)
+        #expect(rules.providers["uncached"]?.promptCache == false)
+        let bad = providersYAML("""
+              odd: { kind: anthropic, prompt_cache: sometimes }
+              local: { kind: openai, base_url: "http://127.0.0.1:11434/v1", prompt_cache: false }
+            """, routes: "  quick: { action: stream }")
+        let outcome = RuleSetLoader.load(yaml: bad, path: "rules.yaml", fingerprint: "t", environment: [])
+        #expect(outcome.diagnostics.map(\.description) == [
+            #"rules.yaml:3:41: error: provider "odd": prompt_cache: expected true or false, found "sometimes""#,
+            #"rules.yaml:4:79: error: provider "local": prompt_cache is for an anthropic provider (OpenAI-compatible servers cache by themselves)"#,
+        ])
+    }
+}
+
 @Suite("Provider keys go only where they should")
 struct ProviderKeyTests {
     @Test("api_key_env may not name Switchboard's own settings; a key never goes over plain http beyond loopback")

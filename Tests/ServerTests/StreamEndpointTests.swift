@@ -53,7 +53,10 @@ struct StreamEndpointTests {
                 #expect(complete["usage"] as? [String: Int] == ["inputTokens": 25, "outputTokens": 15, "cacheReadTokens": 0, "cacheWriteTokens": 0])
                 #expect(complete["totalTimeMs"] is Int)
                 let sent = try #require(mock.received.first)
-                #expect(sent.body["system"] as? String == "be kind")
+                // The system prompt as one text block carrying a prompt-cache breakpoint.
+                let system = try #require(sent.body["system"] as? [[String: Any]])
+                #expect(system.first?["text"] as? String == "be kind")
+                #expect((system.first?["cache_control"] as? [String: String]) == ["type": "ephemeral"])
                 #expect(sent.body["model"] as? String == "claude-haiku-4-5")
             }
         }

@@ -31,6 +31,7 @@ public final class ProviderModels: Sendable {
         let baseURL: String?
         let apiKeyEnv: String?
         let maxTokensField: String?
+        let promptCache: Bool
 
         init(_ provider: Provider) {
             name = provider.name
@@ -38,6 +39,7 @@ public final class ProviderModels: Sendable {
             baseURL = provider.baseURL
             apiKeyEnv = provider.apiKeyEnv
             maxTokensField = provider.maxTokensField
+            promptCache = provider.promptCache
         }
     }
 
@@ -93,6 +95,7 @@ public final class ProviderModels: Sendable {
                 configuration.retry = retry
                 configuration.maxConnections = maxConnections
                 configuration.captureContent = captureContent
+                configuration.promptCache = provider.promptCache
                 client = .anthropic(AnthropicClient(configuration: configuration, logger: logger))
             case .openai:
                 var configuration = OpenAIConfiguration(baseURL: provider.baseURL ?? "", apiKey: key)
