@@ -23,6 +23,9 @@ public struct ChatRequest: Sendable, Hashable {
     /// Whether `complete` carries `messages`: the turns this chat added (assistant turns with their text and tool
     /// calls, user turns with the tool results, the final answer), in the request's format, for the client's history.
     public var returnMessages = false
+    /// `"thinking": {"budgetTokens": N}`: the model thinks first (Anthropic's extended thinking), streamed as
+    /// `thinking_chunk` events; `nil`: no thinking.
+    public var thinkingBudget: Int?
 
     public init(messages: [ChatMessage], system: String? = nil, model: String? = nil, maxTokens: Int? = nil,
                 accumulated: Bool = true, route: String? = nil, resumable: Bool = false, clientTools: [ToolDefinition]? = nil) {
@@ -144,6 +147,24 @@ extension ChatRequest {
         self.resumable = try Self.flag(fields["resumable"], field: "resumable")
         self.toolDetails = try Self.flag(fields["toolDetails"], field: "toolDetails")
         self.returnMessages = try Self.flag(fields["returnMessages"], field: "returnMessages")
+        switch fields["thinking"] {
+        case nil, .null?: self.thinkingBudget = nil
+        case .object(let thinking)?:
+            for name in thinking.keys where name != "budgetTokens" {
+                throw ChatRequestError(field: "thinking.\(name)", message: "unknown field; thinking takes budgetTokens")
+            }
+            switch thinking["budgetTokens"] {
+            case .number(let number)? where number.rounded() == number && number >= 1024 && number <= 1_000_000:
+                self.thinkingBudget = Int(number)
+            case nil:
+                throw ChatRequestError(field: "thinking.budgetTokens", message: "required: a whole number of tokens from 1024 to 1000000")
+            case let other?:
+                throw ChatRequestError(field: "thinking.budgetTokens",
+                                       message: "expected a whole number from 1024 to 1000000 (the API's minimum is 1024), found \(other.briefDescription)")
+            }
+        case let other?:
+            throw ChatRequestError(field: "thinking", message: "expected an object {\"budgetTokens\": N}, found \(other.typeName)")
+        }
     }
 
     /// An optional true or false, false when absent.

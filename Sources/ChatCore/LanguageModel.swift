@@ -8,6 +8,8 @@ public struct ModelRequest: Sendable, Hashable {
     /// The most attempts the call may make, its first included, set by a caller with somewhere else to go (a
     /// route's fallbacks) so a failing provider is left at once; `nil`: the client's retry policy decides.
     public var maxAttempts: Int?
+    /// Extended thinking's budget in tokens (`nil`: no thinking); a provider that cannot think ignores it.
+    public var thinkingBudget: Int?
 
     public init(model: String, system: String?, maxTokens: Int, messages: [ChatMessage], tools: [ToolDefinition],
                 maxAttempts: Int? = nil) {
@@ -23,6 +25,8 @@ public struct ModelRequest: Sendable, Hashable {
 /// Something the model did while its turn streams.
 public enum ModelStreamEvent: Sendable, Hashable {
     case text(String)
+    /// A piece of the model's extended thinking.
+    case thinking(String)
     /// The model began a tool call; its input is still arriving.
     case toolUseStarted(id: String, name: String)
     /// The call moved to another provider or model before its first byte (a fallback): the new decision.

@@ -61,6 +61,8 @@ public struct SSEEncoder: Sendable {
             json.raw("\"")
         case .textChunk(let chunk):
             json.field("chunk", chunk)
+        case .thinkingChunk(let chunk):
+            json.field("chunk", chunk)
         case .toolDetected(let tool, let toolUseId):
             json.field("tool", tool)
             json.field("toolUseId", toolUseId)

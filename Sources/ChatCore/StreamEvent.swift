@@ -7,6 +7,8 @@ public enum StreamEvent: Sendable, Hashable {
     case iterationStart(iteration: Int)
     /// A piece of the model's text; the encoder adds `accumulated`, everything so far in this session.
     case textChunk(String)
+    /// A piece of the model's extended thinking (a chat that asked for it), before its text.
+    case thinkingChunk(String)
     case toolDetected(tool: String, toolUseId: String)
     case toolsExecuting(tools: [String])
     case toolProgress(ToolProgress)
@@ -18,6 +20,7 @@ public enum StreamEvent: Sendable, Hashable {
         case sessionStart = "session_start"
         case routing
         case iterationStart = "iteration_start"
+        case thinkingChunk = "thinking_chunk"
         case textChunk = "text_chunk"
         case toolDetected = "tool_detected"
         case toolsExecuting = "tools_executing"
@@ -32,6 +35,7 @@ public enum StreamEvent: Sendable, Hashable {
         case .routing: .routing
         case .iterationStart: .iterationStart
         case .textChunk: .textChunk
+        case .thinkingChunk: .thinkingChunk
         case .toolDetected: .toolDetected
         case .toolsExecuting: .toolsExecuting
         case .toolProgress: .toolProgress

@@ -75,9 +75,10 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
             while true {
                 iteration += 1
                 try await send(.iterationStart(iteration: iteration))
-                let request = ModelRequest(model: chat.model ?? configuration.model, system: chat.system,
+                var request = ModelRequest(model: chat.model ?? configuration.model, system: chat.system,
                                            maxTokens: chat.maxTokens ?? configuration.maxTokens,
                                            messages: messages, tools: chat.clientTools ?? tools.definitions)
+                request.thinkingBudget = chat.thinkingBudget
                 let turn = try await model.streamTurn(request, into: relay)
                 usage = usage + turn.usage
 
@@ -269,6 +270,7 @@ struct ModelEventRelay<Base: EventSink<StreamEvent>>: EventSink {
     static func streamEvent(_ event: ModelStreamEvent) -> StreamEvent {
         switch event {
         case .text(let text): .textChunk(text)
+        case .thinking(let text): .thinkingChunk(text)
         case .toolUseStarted(let id, let name): .toolDetected(tool: name, toolUseId: id)
         case .routing(let decision): .routing(decision)
         }

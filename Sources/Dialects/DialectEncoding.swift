@@ -22,7 +22,8 @@ extension DialectEncoding {
 
     public mutating func bytes(for event: StreamEvent) -> [UInt8] {
         switch event {
-        case .sessionStart, .iterationStart:
+        case .sessionStart, .iterationStart, .thinkingChunk:
+            // The SDKs' dialects have no thinking in a chat completion; a dialect request never asks for it.
             return []
         case .routing(let decision):
             follow(decision)

@@ -81,6 +81,9 @@ public final class AnthropicClient: LanguageModel, Sendable {
             "stream": .bool(true),
             "messages": .array(messages),
         ]
+        if let budget = request.thinkingBudget {
+            fields["thinking"] = ["type": "enabled", "budget_tokens": .number(Double(budget))]
+        }
         if let system = request.system {
             fields["system"] = promptCache ? [["type": "text", "text": .string(system), "cache_control": breakpoint]] : .string(system)
         }

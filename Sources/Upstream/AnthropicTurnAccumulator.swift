@@ -80,7 +80,14 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
                 }
                 blocks[index]!.partialJSON += fragment
             case "thinking_delta":
-                blocks[index]!.thinking += delta["thinking"]?.stringValue ?? ""
+                guard let thinking = delta["thinking"]?.stringValue, !thinking.isEmpty else { return nil }
+                textBytes += thinking.utf8.count
+                guard textBytes <= Self.maxTextBytes else {
+                    throw StreamError(code: .upstreamProtocolError,
+                                      message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
+                }
+                blocks[index]!.thinking += thinking
+                return .thinking(thinking)
             case "signature_delta":
                 blocks[index]!.signature += delta["signature"]?.stringValue ?? ""
             case "citations_delta":

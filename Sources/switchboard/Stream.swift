@@ -132,6 +132,9 @@ struct Stream: AsyncParsableCommand {
         case .textChunk:
             let chunk = (f["chunk"] as? String ?? "").replacingOccurrences(of: "\n", with: "\\n")
             return "\"" + (chunk.count > 70 ? String(chunk.prefix(70)) + "…" : chunk) + "\""
+        case .thinkingChunk:
+            let chunk = (f["chunk"] as? String ?? "").replacingOccurrences(of: "\n", with: "\\n")
+            return "(thinking) \"" + (chunk.count > 60 ? String(chunk.prefix(60)) + "…" : chunk) + "\""
         case .toolDetected: return "\(s("tool")) (\(s("toolUseId")))"
         case .toolsExecuting: return "\(s("count")): " + ((f["tools"] as? [String]) ?? []).joined(separator: ", ")
         case .toolProgress:

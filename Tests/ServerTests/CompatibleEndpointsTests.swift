@@ -98,7 +98,7 @@ struct CompatibleEndpointsTests {
                 #expect(openAI["finish_reason"] as? String == "stop")
                 #expect(openAI["object"] as? String == "chat.completion")
                 #expect((openAI["usage"] as? [String: Any])?["total_tokens"] as? Int == 40)
-                #expect(mock.received.first?.body["system"] as? String == "Be brief.")
+                #expect((mock.received.first?.body["system"] as? [[String: Any]])?.first?["text"] as? String == "Be brief.")
                 let anthropic = try await sdk("anthropic_plain", port: port)
                 #expect(anthropic["text"] as? String == "Three people.", "\(anthropic.output) \(anthropic.stderr)")
                 #expect(anthropic["stop_reason"] as? String == "end_turn")

@@ -314,8 +314,7 @@ struct OpenAPITests {
         #expect(Set(errorCodes?["enum"] as? [String] ?? []) == Set(APIErrorCode.allCases.map(\.rawValue)))
         let events = (schemas["StreamEvent"] as? [String: Any])?["oneOf"] as? [[String: Any]] ?? []
         let types = events.compactMap { (($0["properties"] as? [String: Any])?["type"] as? [String: Any])?["const"] as? String }
-        #expect(Set(types) == Set(["session_start", "routing", "iteration_start", "text_chunk", "tool_detected", "tools_executing",
-                                   "tool_progress", "complete", "error"]))
+        #expect(Set(types) == Set(StreamEvent.Kind.allCases.map(\.rawValue)))
         let streamCodes = (events.last?["properties"] as? [String: Any]).flatMap { ($0["code"] as? [String: Any])?["enum"] as? [String] }
         #expect(Set(streamCodes ?? []) == Set(StreamErrorCode.allCases.map(\.rawValue)))
 

@@ -136,6 +136,58 @@ struct RicherStreamTests {
         }
     }
 
+    @Test("thinking: the budget sent as Anthropic's thinking config, thinking_chunk events before the text, the thinking block and its signature kept for the next call")
+    func thinking() async throws {
+        try await MockAnthropic.run { mock in
+            try await withServer(mock) { port in
+                mock.enqueue(.stream([SSE.messageStart()] + SSE.thinking(0, thinking: "The user wants departments.", signature: "sig-1")
+                                     + [SSE.toolStart(1, id: "toolu_t", name: "get_departments"), SSE.inputJSON(1, "{}"), SSE.stop(1),
+                                        SSE.messageDelta("tool_use"), SSE.messageStop]),
+                             .stream([SSE.messageStart()] + SSE.thinking(0, thinking: "Four of them.", signature: "sig-2")
+                                     + [SSE.textStart(1), SSE.text(1, "There are four."), SSE.stop(1), SSE.messageDelta("end_turn"), SSE.messageStop]))
+                let stream = try await streamChat(port: port, body: chatJSON("list the departments",
+                                                                             extra: #","thinking":{"budgetTokens":2048},"returnMessages":true"#))
+                #expect(stream.types.last == "complete", "\(stream.types)")
+                #expect(stream.events("thinking_chunk").map { $0["chunk"] as? String } == ["The user wants departments.", "Four of them."])
+                // Thinking arrives before the text of its turn.
+                let kinds = stream.types.filter { ["thinking_chunk", "text_chunk", "tool_detected"].contains($0) }
+                #expect(kinds == ["thinking_chunk", "tool_detected", "thinking_chunk", "text_chunk"])
+                let first = try #require(mock.received.suffix(2).first?.body)
+                #expect((first["thinking"] as? [String: Any])?["type"] as? String == "enabled")
+                #expect((first["thinking"] as? [String: Any])?["budget_tokens"] as? Int == 2048)
+                // The assistant turn goes back with its thinking block and signature, as the API requires.
+                let second = try #require(mock.received.last?.body["messages"] as? [[String: Any]])
+                let thought = (second[1]["content"] as? [[String: Any]])?.first
+                #expect(thought?["type"] as? String == "thinking")
+                #expect(thought?["signature"] as? String == "sig-1")
+                // The turns returned for the history leave thinking out (the request format does not take it).
+                let added = try #require(stream.events("complete").first?["messages"] as? [[String: Any]])
+                let types = added.flatMap { ($0["content"] as? [[String: Any]] ?? []).compactMap { $0["type"] as? String } }
+                #expect(types == ["tool_use", "tool_result", "text"])
+
+                // Without it, no thinking config.
+                mock.enqueue(.stream(SSE.textAnswer(["Hi."])))
+                _ = try await streamChat(port: port, body: chatJSON("hello"))
+                #expect(mock.received.last?.body["thinking"] == nil)
+            }
+        }
+    }
+
+    @Test("thinking: a budget under 1024 or not below the call's max_tokens is a 400 naming thinking.budgetTokens")
+    func thinkingRefused() async throws {
+        try await MockAnthropic.run { mock in
+            try await withServer(mock) { port in
+                for extra in [#","thinking":{"budgetTokens":512}"#, #","thinking":{"budgetTokens":4096}"#,
+                              #","maxTokens":2000,"thinking":{"budgetTokens":2000}"#] {
+                    let refused = try await streamChat(port: port, body: chatJSON("hello", extra: extra))
+                    #expect(refused.status == 400, "\(extra)")
+                    #expect((refused.body?["error"] as? [String: Any])?["field"] as? String == "thinking.budgetTokens", "\(extra)")
+                }
+                #expect(mock.received.isEmpty, "nothing went upstream")
+            }
+        }
+    }
+
     @Test("the flags are true or false, else a 400 naming the field")
     func badFlags() throws {
         for field in ["toolDetails", "returnMessages"] {

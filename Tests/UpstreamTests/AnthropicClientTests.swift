@@ -47,7 +47,10 @@ struct AnthropicClientTests {
                 #expect(sent.body["stream"] as? Bool == true)
                 #expect(sent.body["model"] as? String == "claude-haiku-4-5")
                 #expect(sent.body["max_tokens"] as? Int == 256)
-                #expect(sent.body["system"] as? String == "be brief")
+                // The system prompt and the last tool carry prompt-cache breakpoints (on by default).
+                let system = try #require(sent.body["system"] as? [[String: Any]])
+                #expect(system.count == 1 && system.first?["text"] as? String == "be brief")
+                #expect(system.first?["cache_control"] as? [String: String] == ["type": "ephemeral"])
                 let tools = try #require(sent.body["tools"] as? [[String: Any]])
                 #expect(tools.first?["name"] as? String == "get_employees")
                 #expect(tools.first?["input_schema"] as? [String: String] == ["type": "object"])
@@ -66,7 +69,7 @@ struct AnthropicClientTests {
             try await withClient(mock) { model in
                 let seen = Seen()
                 let turn = try await model.streamTurn(request) { seen.record($0) }
-                #expect(seen.all == [.toolUseStarted(id: "toolu_1", name: "get_employees")])
+                #expect(seen.all == [.thinking("Let me look"), .toolUseStarted(id: "toolu_1", name: "get_employees")])
                 #expect(turn.stopReason == "tool_use")
                 let input: JSONValue = .object(["min_increment": .number(5), "city": .string("São Paulo")])
                 #expect(turn.toolUses == [ToolUse(id: "toolu_1", name: "get_employees", input: input)])

@@ -62,7 +62,9 @@ struct TurnAccumulatorTests {
     @Test("thinking, text and a tool call: the thinking block keeps its signature; the input is parsed at its stop; cache tokens are counted apart")
     func thinkingAndTool() throws {
         let result = try replay("thinking_tool_use.sse", chunkSize: 1)
-        #expect(result.events == [.text("Let me look that up."),
+        // The thinking is heard as it arrives (the stream's thinking_chunk), before the text.
+        #expect(result.events == [.thinking("The user wants employees "), .thinking("with a 5-10% increment."),
+                                  .text("Let me look that up."),
                                   .toolUseStarted(id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6", name: "get_employees")])
         let turn = try #require(result.turn)
         #expect(turn.stopReason == .toolUse)

@@ -62,7 +62,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
         // A chat with no user text to analyse still streams; it is recorded without an analysis.
         let analyzed = try? rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: endpoint)
         let active = rules.active.rules
-        let chat = try gate.capped(chat, key: key)
+        let chat = try gate.capped(chat, key: key, defaultMaxTokens: configuration.loop.maxTokens)
         try gate.checkModel(of: chat, key: key, rules: active, defaultModel: configuration.loop.model)
         let ticket = try await gate.admit(key)
         var loopConfiguration = configuration.loop
@@ -185,7 +185,7 @@ struct ChatController<Model: LanguageModel>: Sendable {
         -> (StreamPlan, AgentLoop<AnyLanguageModel>)
     {
         let plan = try RoutePlan(analysis: analysis, advice: advice, key: key, controller: self)
-        let routed = try gate.capped(plan.chat(chat), key: key)
+        let routed = try gate.capped(plan.chat(chat), key: key, defaultMaxTokens: plan.loop.maxTokens)
         let ticket = try await gate.admit(key)
         headers[.switchboardProvider] = analysis.route.providerName
         headers[.switchboardModel] = plan.loop.model

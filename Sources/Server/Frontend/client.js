@@ -18,16 +18,18 @@
  *   matchedRules: string[], rulesVersion: string, fallbackFrom?: string, reason?: string}} RoutingEvent
  * @typedef {{type: "iteration_start", id: number, timestamp: string, iteration: number}} IterationStartEvent
  * @typedef {{type: "text_chunk", id: number, timestamp: string, chunk: string, accumulated?: string}} TextChunkEvent
+ * @typedef {{type: "thinking_chunk", id: number, timestamp: string, chunk: string}} ThinkingChunkEvent
  * @typedef {{type: "tool_detected", id: number, timestamp: string, tool: string, toolUseId: string, message: string}} ToolDetectedEvent
  * @typedef {{type: "tools_executing", id: number, timestamp: string, count: number, tools: string[]}} ToolsExecutingEvent
  * @typedef {{type: "tool_progress", id: number, timestamp: string, tool: string, toolUseId: string,
  *   status: "executing" | "completed" | "failed", progress: {current: number, total: number},
- *   executionTime?: string, executionTimeMs?: number, error?: string, truncated?: boolean}} ToolProgressEvent
+ *   executionTime?: string, executionTimeMs?: number, error?: string, truncated?: boolean,
+ *   input?: object, result?: string, resultTruncated?: boolean}} ToolProgressEvent
  * @typedef {{inputTokens: number, outputTokens: number, cacheReadTokens: number, cacheWriteTokens: number}} Usage
  * @typedef {{type: "complete", id: number, timestamp: string, iterations: number, stopReason: string,
- *   totalTimeMs: number, usage: Usage, costUSD?: number}} CompleteEvent
+ *   totalTimeMs: number, usage: Usage, costUSD?: number, messages?: Message[]}} CompleteEvent
  * @typedef {{type: "error", id: number, timestamp: string, code: string, message: string, retryable: boolean}} ErrorEvent
- * @typedef {SessionStartEvent | RoutingEvent | IterationStartEvent | TextChunkEvent | ToolDetectedEvent |
+ * @typedef {SessionStartEvent | RoutingEvent | IterationStartEvent | TextChunkEvent | ThinkingChunkEvent | ToolDetectedEvent |
  *   ToolsExecutingEvent | ToolProgressEvent | CompleteEvent | ErrorEvent} StreamEvent
  * @typedef {{type: "keepalive", receivedAt: number}} KeepaliveEvent
  * @typedef {{type: "resumed", lastEventId: number, attempt: number, receivedAt: number}} ResumedEvent

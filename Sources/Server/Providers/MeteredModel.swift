@@ -84,7 +84,7 @@ final class CutCallEstimate: Sendable {
 
     func count(_ event: ModelStreamEvent) {
         switch event {
-        case .text(let text): bytes.add(text.utf8.count, ordering: .relaxed)
+        case .text(let text), .thinking(let text): bytes.add(text.utf8.count, ordering: .relaxed)
         case .toolUseStarted: toolCalls.add(1, ordering: .relaxed)
         case .routing: break
         }

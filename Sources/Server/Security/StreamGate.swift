@@ -13,7 +13,10 @@ struct StreamGate: Sendable {
 
     /// The chat with its caps applied: too many messages is a 400; `maxTokens` lowered to the server's ceiling and
     /// the key's. The model is checked by `checkModel` once the model the chat will run on is known.
-    func capped(_ chat: ChatRequest, key: APIKey?) throws -> ChatRequest {
+    ///
+    /// A thinking budget must stay below the call's `max_tokens` (the API's rule): the chat's, else
+    /// `defaultMaxTokens`, both as capped here; otherwise a 400 naming `thinking.budgetTokens`.
+    func capped(_ chat: ChatRequest, key: APIKey?, defaultMaxTokens: Int) throws -> ChatRequest {
         var chat = chat
         if chat.messages.count > limits.maxMessages {
             throw APIError(.badRequest, code: .invalidRequest,
@@ -24,6 +27,14 @@ struct StreamGate: Sendable {
             chat.maxTokens = min(requested, limits.maxTokensCeiling, key?.limits.maxTokens ?? .max)
         } else if let keyLimit = key?.limits.maxTokens {
             chat.maxTokens = keyLimit
+        }
+        if let budget = chat.thinkingBudget {
+            let callLimit = chat.maxTokens ?? maxTokens(defaultMaxTokens, key: key)
+            guard budget < callLimit else {
+                throw APIError(.badRequest, code: .invalidRequest,
+                               message: "thinking.budgetTokens (\(budget)) must be below the call's max_tokens (\(callLimit)): raise "
+                                   + "maxTokens (the budget is part of it) or lower the budget", field: "thinking.budgetTokens")
+            }
         }
         return chat
     }
