@@ -144,13 +144,17 @@ providers:
 levels:
   - { name: any, route: all, estimated_seconds: 5 }
 routes:
-  all: { action: stream, provider: claude, model: claude-sonnet-4-5, max_iterations: 6 }
+  all: { action: stream, provider: claude, model: claude-sonnet-4-5, max_iterations: 12 }
 rules:
   - { id: r, weight: 1, when: { any_keywords: [departments] } }
 """
 
 
 async def main(args):
+    global SCRIPT
+    if args.small_calls:
+        # A longer loop of small results: get_departments asked again and again, then the answer.
+        SCRIPT = [[("tool", f"toolu_{i}", "get_departments", {})] for i in range(args.small_calls)] + [SCRIPT[-1]]
     cached = await chat(args.binary, args.port, None)
     uncached = await chat(args.binary, args.port, UNCACHED)
     for name, bodies in [("with breakpoints", cached), ("without", uncached)]:
@@ -167,4 +171,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=".build/release/switchboard")
     parser.add_argument("--port", type=int, default=3931)
+    parser.add_argument("--small-calls", type=int, default=0,
+                        help="instead of the two HR calls, this many get_departments calls before the answer")
     asyncio.run(main(parser.parse_args()))
