@@ -181,6 +181,47 @@ struct PlaygroundTests {
     }
 }
 
+extension PlaygroundTests {
+    @Test("in a real browser, with both opt-ins ticked: the thinking shown dimmed above the answer, each tool's input and result under its row, collapsed until clicked",
+          .enabled(if: Browser.available))
+    func browserDetails() async throws {
+        try await MockAnthropic.run { mock in
+            let app = try await buildApplication(configuration: streamingConfiguration(mock))
+            mock.enqueue(
+                .stream([SSE.messageStart()] + SSE.thinking(0, thinking: "They want the departments.", signature: "s1")
+                        + [SSE.toolStart(1, id: "toolu_b", name: "get_departments"), SSE.inputJSON(1, #"{}"#), SSE.stop(1),
+                           SSE.messageDelta("tool_use"), SSE.messageStop]),
+                .stream([SSE.messageStart()] + SSE.thinking(0, thinking: " Four of them.", signature: "s2")
+                        + [SSE.textStart(1), SSE.text(1, "There are four departments."), SSE.stop(1), SSE.messageDelta("end_turn"),
+                           SSE.messageStop]))
+            try await app.test(.live) { client in
+                let port = try #require(client.port)
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                    .appendingPathComponent("Browser/playground_details_check.py").path
+                let result = try await runProcessAsync(URL(fileURLWithPath: "/usr/bin/env"),
+                                                       ["python3", script, "--url", "http://127.0.0.1:\(port)/", "--query", "list the departments"])
+                #expect(result.status == 0, "\(result.stdoutText)\(result.stderrText)")
+                let seen = try #require(try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "\(result.stderrText)")
+                #expect(seen["thinking"] as? String == "They want the departments. Four of them.")
+                #expect(seen["answer"] as? String == "There are four departments.")
+                #expect(seen["thinkingBeforeAnswer"] as? Bool == true)
+                let style = try #require(seen["thinkingStyle"] as? [String: String])
+                #expect(style["fontStyle"] == "italic")
+                #expect(style["color"] != style["answerColor"], "dimmed: \(style)")
+                #expect(Double(style["opacity"] ?? "1") ?? 1 < 1)
+                let details = try #require(seen["details"] as? [[String: Any]])
+                #expect(details.map { $0["summary"] as? String } == ["input", "result"])
+                #expect(details.allSatisfy { $0["open"] as? Bool == false && $0["row"] as? String == "tool_progress" })
+                #expect(details.allSatisfy { $0["visible"] as? Bool == false }, "collapsed: \(details)")
+                #expect((details.first?["text"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines) == "{}")
+                #expect((details.last?["text"] as? String)?.contains("Engineering") == true)
+                #expect(seen["openedVisible"] as? Bool == true, "a click opens the card")
+                #expect((seen["rows"] as? [String])?.filter { $0 == "thinking_chunk" }.count == 2)
+            }
+        }
+    }
+}
+
 private let docsRules = playgroundRules + """
 
       - { id: desktop, weight: 5, description: "wants a spreadsheet", when: { any_keywords: [spreadsheet] } }

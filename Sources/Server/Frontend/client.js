@@ -254,12 +254,15 @@ export class Switchboard {
    * @param {Message[]} messages
    * @param {{routed?: boolean, route?: string, model?: string, maxTokens?: number, signal?: AbortSignal,
    *   onEvent?: (event: StreamEvent | KeepaliveEvent | ResumedEvent) => void, keepalives?: boolean,
-   *   resumable?: boolean, maxResumes?: number}} [options]
+   *   resumable?: boolean, maxResumes?: number, toolDetails?: boolean, thinking?: number, returnMessages?: boolean}} [options]
+   *   `toolDetails`: tool_progress carries each call's input and result; `thinking`: a budget in tokens (from 1024),
+   *   the model's thinking arrives as thinking_chunk events; `returnMessages`: the result's `complete.messages` are
+   *   the turns this chat added, to append to the history (see `history` in Docs/API.md).
    *   `onEvent` hears every event as it arrives (and keepalive comments with `keepalives: true`).
    * @returns {ChatStream}
    */
   chat(messages, { routed = true, route, model, maxTokens, signal, onEvent, keepalives = false, resumable = true,
-                   maxResumes = 5 } = {}) {
+                   maxResumes = 5, toolDetails = false, thinking, returnMessages = false } = {}) {
     const controller = new AbortController();
     if (signal) {
       if (signal.aborted) controller.abort();
@@ -270,6 +273,9 @@ export class Switchboard {
     if (model) body.model = model;
     if (maxTokens) body.maxTokens = maxTokens;
     if (resumable) body.resumable = true;
+    if (toolDetails) body.toolDetails = true;
+    if (thinking) body.thinking = { budgetTokens: thinking };
+    if (returnMessages) body.returnMessages = true;
     const path = routed ? "/mcp/chat" : "/mcp/chat/stream";
     return new ChatStream(async (stream) => {
       let lastId = 0;

@@ -56,6 +56,7 @@ function describe(event) {
       + (event.fallbackFrom ? ` (fell back from ${event.fallbackFrom}: ${event.reason})` : "");
     case "iteration_start": return `model call ${event.iteration}`;
     case "text_chunk": return JSON.stringify(event.chunk);
+    case "thinking_chunk": return JSON.stringify(event.chunk);
     case "tool_detected": return event.tool;
     case "tools_executing": return event.tools.join(", ");
     case "tool_progress": return `${event.tool} ${event.status}` + (event.executionTime ? ` in ${event.executionTime}` : "")
@@ -77,9 +78,26 @@ function addRow(event, sinceStart, sincePrevious) {
     const cell = document.createElement("td");
     cell.textContent = String(value);
     if (index === 2 || index === 3) cell.className = "num";
+    if (index === 4) addToolDetails(cell, event);
     row.append(cell);
   });
   $("timeline").append(row);
+}
+
+/** With tool details on: the call's input or result under the timeline's row, collapsed. */
+function addToolDetails(cell, event) {
+  if (event.type !== "tool_progress") return;
+  const shown = event.input !== undefined ? ["input", JSON.stringify(event.input, null, 2)]
+    : event.result !== undefined ? ["result" + (event.resultTruncated ? " (cut)" : ""), event.result] : null;
+  if (!shown) return;
+  const details = document.createElement("details");
+  details.className = "tool-details";
+  const summary = document.createElement("summary");
+  summary.textContent = shown[0];
+  const pre = document.createElement("pre");
+  pre.textContent = shown[1];
+  details.append(summary, pre);
+  cell.append(details);
 }
 
 async function send(event) {
@@ -92,6 +110,7 @@ async function send(event) {
   sessionId = null;
   $("timeline").replaceChildren();
   $("answer").textContent = "";
+  $("thinking").textContent = "";
   $("advice").replaceChildren();
   $("totals").replaceChildren();
   $("feedback").hidden = true;
@@ -127,11 +146,14 @@ async function send(event) {
   setStatus("streaming…");
   current = client.chat(messages, {
     keepalives: true,
+    toolDetails: $("opt-details").checked,
+    thinking: $("opt-thinking").checked ? 2048 : undefined,
     onEvent(event) {
       const now = performance.now();
       addRow(event, now - started, now - previous);
       previous = now;
       if (event.type === "session_start") sessionId = event.sessionId;
+      if (event.type === "thinking_chunk") $("thinking").append(document.createTextNode(event.chunk));
       if (event.type === "text_chunk") {
         if (firstText === null) firstText = now - started;
         $("answer").append(document.createTextNode(event.chunk));
