@@ -299,6 +299,11 @@ extension PlaygroundTests {
                 #expect(state["text"] as? String == "Second answer.")
                 #expect((state["events"] as? [String])?.last == "complete")
                 #expect((state["events"] as? [String])?.filter { $0 == "session_start" }.count == 1)
+                // The hook kept the conversation: what was sent, then the answer's turn (the cancelled chat added none).
+                let history = try #require(state["history"] as? [[String: Any]], "\(state)")
+                #expect(history.map { $0["role"] as? String } == ["user", "assistant"])
+                #expect(history.first?["content"] as? String == "list the employees again")
+                #expect(((history.last?["content"] as? [[String: Any]])?.first?["text"] as? String) == "Second answer.")
                 let statuses = (hook["renders"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
                 let afterSecond = statuses.split(separator: "streaming", omittingEmptySubsequences: false).last ?? []
                 #expect(!afterSecond.contains("cancelled"), "\(statuses)")

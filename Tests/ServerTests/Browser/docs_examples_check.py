@@ -157,7 +157,8 @@ def run_client_hook(runner, example, base):
                 "the React hook on the client (second chat)")
     time.sleep(0.2)   # any late state update of the first chat would land now
     return {"renders": runner.js("return __renders"), "state": runner.js(
-        "return { status: __state.status, text: __state.text, events: __state.events.map((e) => e.type) }"),
+        "return { status: __state.status, text: __state.text, events: __state.events.map((e) => e.type), "
+        "history: __state.history }"),
         "first": runner.js("return { cancelled: __firstResult.cancelled, text: __firstResult.text }"),
         "second": runner.js("return { cancelled: __secondResult.cancelled, text: __secondResult.text }")}
 
