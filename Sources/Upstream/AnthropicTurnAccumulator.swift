@@ -63,11 +63,7 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             switch delta["type"]?.stringValue {
             case "text_delta":
                 guard let text = delta["text"]?.stringValue, !text.isEmpty else { return nil }
-                textBytes += text.utf8.count
-                guard textBytes <= Self.maxTextBytes else {
-                    throw StreamError(code: .upstreamProtocolError,
-                                      message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
-                }
+                try countText(text)
                 blocks[index]!.text += text
                 return .text(text)
             case "input_json_delta":
@@ -81,11 +77,7 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
                 blocks[index]!.partialJSON += fragment
             case "thinking_delta":
                 guard let thinking = delta["thinking"]?.stringValue, !thinking.isEmpty else { return nil }
-                textBytes += thinking.utf8.count
-                guard textBytes <= Self.maxTextBytes else {
-                    throw StreamError(code: .upstreamProtocolError,
-                                      message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
-                }
+                try countText(thinking)
                 blocks[index]!.thinking += thinking
                 return .thinking(thinking)
             case "signature_delta":
@@ -109,6 +101,15 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             break // ping and event types added later
         }
         return nil
+    }
+
+    /// Counts a piece of text or thinking against the turn's bound.
+    private mutating func countText(_ piece: String) throws(StreamError) {
+        textBytes += piece.utf8.count
+        guard textBytes <= Self.maxTextBytes else {
+            throw StreamError(code: .upstreamProtocolError,
+                              message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
+        }
     }
 
     /// Takes the counts present in a `usage` object; `message_start`'s `output_tokens` is a placeholder, so it is

@@ -156,14 +156,7 @@ struct TracingTests {
             mock.enqueue(.status(529, body: SSE.errorBody("overloaded_error", "Overloaded")), .stream(SSE.textAnswer(["Fine."])))
             let directory = try temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: directory) }
-            let server = try ServerProcess(directory: directory, arguments: [], environment: [
-                "ANTHROPIC_API_KEY": "sk-ant-trace-test", "ANTHROPIC_BASE_URL": mock.baseURL,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-            ])
-            defer { server.stop() }
-            let (head, body) = try await postChat(port: server.port, headers: [:])
-            #expect(sseData(body).last?["type"] as? String == "complete", "\(body)")
-            let traceId = try #require(head.value(forHTTPHeaderField: "X-Switchboard-Trace-Id"))
+            let traceId = try await tracedChat(in: directory, mock: mock, receiver: receiver)
             let spans = try await receiver.trace(traceId) { spans in
                 spans.filter { ($0["name"] as? String)?.hasPrefix("chat ") == true }.count >= 2
             }
@@ -199,14 +192,7 @@ struct TracingTests {
             defer { try? FileManager.default.removeItem(at: directory) }
             let config = directory.appendingPathComponent("mcp.json")
             try Data(#"{"mcpServers": {"python": {"url": "\#(python.url)"}}}"#.utf8).write(to: config)
-            let server = try ServerProcess(directory: directory, arguments: ["--mcp-config", config.path], environment: [
-                "ANTHROPIC_API_KEY": "sk-ant-trace-test", "ANTHROPIC_BASE_URL": mock.baseURL,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-            ])
-            defer { server.stop() }
-            let (head, body) = try await postChat(port: server.port, headers: [:])
-            #expect(sseData(body).last?["type"] as? String == "complete", "\(body)")
-            let traceId = try #require(head.value(forHTTPHeaderField: "X-Switchboard-Trace-Id"))
+            let traceId = try await tracedChat(in: directory, arguments: ["--mcp-config", config.path], mock: mock, receiver: receiver)
             let spans = try await receiver.trace(traceId) { spans in
                 spans.contains { $0["name"] as? String == "tools/call traceparent" } && spans.contains { $0["kind"] as? String == "server" }
             }
@@ -280,6 +266,18 @@ struct TracingTests {
     }
 
     // MARK: Helpers
+
+    /// One chat on a `serve` process tracing into `receiver` (exports every 100 ms), ended with `complete`; its trace id.
+    func tracedChat(in directory: URL, arguments: [String] = [], mock: MockAnthropic, receiver: OTLPReceiver) async throws -> String {
+        let server = try ServerProcess(directory: directory, arguments: arguments, environment: [
+            "ANTHROPIC_API_KEY": "sk-ant-trace-test", "ANTHROPIC_BASE_URL": mock.baseURL,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+        ])
+        defer { server.stop() }
+        let (head, body) = try await postChat(port: server.port, headers: [:])
+        #expect(sseData(body).last?["type"] as? String == "complete", "\(body)")
+        return try #require(head.value(forHTTPHeaderField: "X-Switchboard-Trace-Id"))
+    }
 
     /// `POST /mcp/chat/stream` with one user message, read to its end.
     func postChat(port: Int, headers: [String: String]) async throws -> (HTTPURLResponse, String) {

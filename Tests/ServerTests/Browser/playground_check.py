@@ -11,11 +11,10 @@ import json
 import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from chromium import headless_chromium
 
 
 def fail(message):
@@ -31,11 +30,7 @@ def main():
     parser.add_argument("--api-key", help="the server wants this key: the page must ask for it")
     args = parser.parse_args()
 
-    options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = headless_chromium()
     try:
         driver.get(args.url)
         wait = WebDriverWait(driver, 20)

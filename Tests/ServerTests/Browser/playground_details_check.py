@@ -10,11 +10,10 @@ import argparse
 import json
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from chromium import headless_chromium
 
 
 def main():
@@ -22,11 +21,7 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--query", required=True)
     args = parser.parse_args()
-    options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = headless_chromium()
     try:
         driver.get(args.url)
         wait = WebDriverWait(driver, 20)
