@@ -267,3 +267,30 @@ struct ShippedRulesEvaluationTests {
         #expect(traps.correct == traps.cases)
     }
 }
+
+@Suite("The analysis report's hand-written JSON")
+struct AnalysisReportJSONTests {
+    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+
+    @Test("says exactly what Foundation's JSONEncoder says, for every chat of the labelled set (spans, nulls, advice and stream routes, escapes)")
+    func matchesEncoder() throws {
+        let rules = try #require(load(try String(contentsOf: Self.root.appendingPathComponent("rules.yaml"), encoding: .utf8)).accepted)
+        let setYAML = try String(contentsOf: Self.root.appendingPathComponent("routing-eval.yaml"), encoding: .utf8)
+        let set = try #require(EvaluationSet.load(yaml: setYAML, path: "routing-eval.yaml", rules: rules).set)
+        let analyzer = QueryAnalyzer(rules: rules)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var compared = 0
+        let extra = [AnalysisInput(messages: [.init(isUser: true, text: "quote \" slash / tab \t newline \n é 😀 chart salaries")])]
+        for input in set.cases.map(\.input) + extra {
+            guard let analysis = analyzer.analyze(input) else { continue }
+            let report = AnalysisReport(analysis, rulesVersion: rules.fingerprint, micros: 7, defaultModel: "claude-sonnet-4-5")
+            let reference = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? NSDictionary
+            let written = try JSONSerialization.jsonObject(with: Data(report.jsonBytes)) as? NSDictionary
+            #expect(written == reference, "\(String(decoding: report.jsonBytes, as: UTF8.self))")
+            compared += 1
+        }
+        #expect(compared > 150)
+    }
+}
+

@@ -135,7 +135,8 @@ struct ChatController<Model: LanguageModel>: Sendable {
         var request = request
         let chat = try await request.decodeChatRequest(limit: configuration.maxBodyBytes)
         let (_, report, _) = try rules.analyze(chat, defaultModel: configuration.loop.model, metrics: metrics, endpoint: "analyze")
-        return try Response.json(report)
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: report.jsonBytes)))
     }
 
     /// `POST /mcp/chat`: analyse, then advise (JSON, or SSE for a frontend that asks for it) or stream on the
