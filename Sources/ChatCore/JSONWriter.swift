@@ -83,6 +83,18 @@ public struct JSONWriter: Sendable {
         integer(value)
     }
 
+    /// `,"name":N` for a number: whole numbers without a fraction (`14`), others as Swift writes them (`0.5`).
+    public mutating func field(_ name: StaticString, _ value: Double) {
+        key(name)
+        raw(value.compactText)
+    }
+
+    /// `,"name":N`, or `,"name":null`.
+    public mutating func field(_ name: StaticString, orNull value: Int?) {
+        key(name)
+        if let value { integer(value) } else { raw("null") }
+    }
+
     /// `,"name":["a","b"]`.
     public mutating func field(_ name: StaticString, _ values: [String]) {
         key(name)

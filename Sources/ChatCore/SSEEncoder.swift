@@ -36,8 +36,7 @@ public struct SSEEncoder: Sendable {
             json.raw(",\"message\":\"Processing your request...\"")
         case .routing(let decision):
             json.field("complexity", decision.complexity)
-            json.key("score")
-            json.raw(decision.score.compactText)
+            json.field("score", decision.score)
             json.field("route", decision.route)
             json.field("action", decision.action.rawValue)
             json.field("provider", orNull: decision.provider)

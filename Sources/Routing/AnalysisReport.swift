@@ -70,8 +70,7 @@ extension AnalysisReport {
         json.string(action.rawValue)
         json.field("analysisMicros", analysisMicros)
         json.field("complexity", complexity)
-        json.key("estimatedSeconds")
-        json.raw(estimatedSeconds.compactText)
+        json.field("estimatedSeconds", estimatedSeconds)
         json.key("matchedRules")
         json.raw("[")
         for (index, rule) in matchedRules.enumerated() {
@@ -92,21 +91,18 @@ extension AnalysisReport {
             }
             json.raw("]")
             json.field("route", orNull: rule.route)
-            json.key("weight")
-            json.raw(rule.weight.compactText)
+            json.field("weight", rule.weight)
             json.raw("}")
         }
         json.raw("]")
-        json.key("maxIterations")
-        if let maxIterations { json.integer(maxIterations) } else { json.raw("null") }
+        json.field("maxIterations", orNull: maxIterations)
         json.field("message", orNull: message)
         json.field("model", orNull: model)
         json.field("provider", orNull: provider)
         json.field("route", route)
         json.field("routeForcedBy", orNull: routeForcedBy)
         json.field("rulesVersion", rulesVersion)
-        json.key("score")
-        json.raw(score.compactText)
+        json.field("score", score)
         json.raw("}")
         return json.bytes
     }

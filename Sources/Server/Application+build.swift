@@ -108,9 +108,8 @@ public func buildRouter<Model: LanguageModel>(
     metrics.identify { (instance, store.active.rules.fingerprint, keys?.version) }
     if configuration.tracing {
         // The request's span, outermost, so every other span of the request is its child; the caller's
-        // traceparent is honoured. No header is recorded (keys travel in them).
+        // traceparent is honoured. No header is recorded (keys travel in them). The next middleware names the trace.
         router.add(middleware: TracingMiddleware())
-        router.add(middleware: TraceHeaderMiddleware())
     }
     router.add(middleware: InstanceHeaderMiddleware(instance: instance))
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))

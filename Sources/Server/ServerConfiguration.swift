@@ -47,11 +47,10 @@ public struct ServerConfiguration: Sendable {
     /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`): off, as the conventions ask, since they may hold
     /// personal data.
     /// Set through `captureContent(_:)`, which tells the model clients and the loop too.
-    public private(set) var captureContent = false
+    public var captureContent: Bool { upstream.captureContent }
 
     /// Turns the capture of message content in spans on or off, for the model clients and the tools alike.
     public mutating func captureContent(_ on: Bool) {
-        captureContent = on
         upstream.captureContent = on
         loop.captureContent = on
         anthropic?.captureContent = on

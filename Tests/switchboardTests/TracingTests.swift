@@ -177,6 +177,44 @@ struct TracingTests {
         }
     }
 
+    @Test("a route's fallback is its own chat span: the refused call on the route's model with its error type, then the call on the fallback's model")
+    func fallbackCall() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.status(529, body: SSE.errorBody("overloaded_error", "Overloaded")), .stream(SSE.textAnswer(["From the fallback."])))
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try Data("""
+                version: 1
+                levels:
+                  - { name: any, route: main, estimated_seconds: 5 }
+                routes:
+                  main: { action: stream, model: claude-sonnet-4-5, fallbacks: [{ model: claude-haiku-4-5 }] }
+                rules:
+                  - { id: r, weight: 1, when: { any_keywords: [departments] } }
+
+                """.utf8).write(to: directory.appendingPathComponent("rules.yaml"))
+            let server = try ServerProcess(directory: directory, arguments: ["--rules", "rules.yaml"], environment: [
+                "ANTHROPIC_API_KEY": "sk-ant-trace-test", "ANTHROPIC_BASE_URL": mock.baseURL,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+            ])
+            defer { server.stop() }
+            let (head, body) = try await postChat(port: server.port, path: "/mcp/chat", headers: [:])
+            #expect(sseData(body).last?["type"] as? String == "complete", "\(body)")
+            let traceId = try #require(head.value(forHTTPHeaderField: "X-Switchboard-Trace-Id"))
+            let spans = try await receiver.trace(traceId) { spans in
+                spans.filter { ($0["name"] as? String)?.hasPrefix("chat ") == true }.count >= 2
+            }
+            let calls = spans.filter { ($0["name"] as? String)?.hasPrefix("chat ") == true }
+                .sorted { ($0["start"] as? Int ?? 0) < ($1["start"] as? Int ?? 0) }
+            #expect(calls.map { $0["name"] as? String } == ["chat claude-sonnet-4-5", "chat claude-haiku-4-5"])
+            #expect((calls.first?["attributes"] as? [String: Any])?["error.type"] as? String == "overloaded")
+            #expect((calls.last?["attributes"] as? [String: Any])?["error.type"] == nil)
+            #expect((calls.last?["attributes"] as? [String: Any])?["gen_ai.request.model"] as? String == "claude-haiku-4-5")
+        }
+    }
+
     @Test("an MCP tool over HTTP: its call is a client span under the tool's span, and the MCP server receives that span's traceparent",
           .enabled(if: FastMCP.available))
     func mcpOverHTTP() async throws {
@@ -280,8 +318,8 @@ struct TracingTests {
     }
 
     /// `POST /mcp/chat/stream` with one user message, read to its end.
-    func postChat(port: Int, headers: [String: String]) async throws -> (HTTPURLResponse, String) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/mcp/chat/stream")!)
+    func postChat(port: Int, path: String = "/mcp/chat/stream", headers: [String: String]) async throws -> (HTTPURLResponse, String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
