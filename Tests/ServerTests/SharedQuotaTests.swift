@@ -34,7 +34,7 @@ private func store(_ database: any SQLDatabase, _ instance: String, lease: Durat
 /// A key id no other run shares (the tables outlive the tests).
 private func freshKey(_ name: String) -> String { "\(name)-\(UUID().uuidString.prefix(8))" }
 
-@Suite("Quotas shared in PostgreSQL", .serialized, .timeLimit(.minutes(1)), .enabled(if: postgresURL != nil))
+@Suite("Quotas shared in PostgreSQL", .serialized, .timeLimit(.minutes(3)), .cpuQuiet, .enabled(if: postgresURL != nil))
 struct SharedQuotaTests {
     @Test("a key's concurrent streams hold across instances; a slot given back counts at once on the next call")
     func streamsAcrossInstances() async throws {

@@ -115,7 +115,7 @@ struct ShutdownTests {
     }
 }
 
-@Suite("rules calibrate", .serialized, .timeLimit(.minutes(1)))
+@Suite("rules calibrate", .serialized, .timeLimit(.minutes(3)), .cpuQuiet)
 struct CalibrateCommandTests {
     @Test("streams the server finished (kept when it stops) are compared with the levels, and a line to paste is suggested")
     func calibrate() async throws {

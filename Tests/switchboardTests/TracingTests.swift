@@ -9,7 +9,7 @@ import Testing
 /// Tracing, end to end: the `switchboard serve` binary configured only by the standard `OTEL_*` variables,
 /// exporting OTLP/HTTP to a real receiver (`opentelemetry-proto`'s classes decode what it gets), a mock Anthropic
 /// upstream that keeps the headers it was sent.
-@Suite("OpenTelemetry traces", .enabled(if: OTLPReceiver.available), .timeLimit(.minutes(2)))
+@Suite("OpenTelemetry traces", .enabled(if: OTLPReceiver.available), .timeLimit(.minutes(3)), .cpuQuiet)
 struct TracingTests {
     /// A caller's trace: the chat's spans must join it.
     static let callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
