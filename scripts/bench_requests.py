@@ -10,6 +10,10 @@ client reading the upstream directly:
      connections: requests per second.
 Each chat opens its own connection, as a browser's first request of a chat would find none idle; the upstream
 keeps its connections for the server's pool.
+
+`--compare B2 [B3…] --rounds N` measures several builds in one sitting: each round measures the direct path, then
+each build in turn, and the medians of the rounds close the report (this machine's speed swings by a third from
+minute to minute, so only builds measured side by side are compared).
 """
 import argparse, asyncio, json, os, shutil, subprocess, tempfile, time
 
@@ -113,56 +117,98 @@ def wrk(url, seconds, lua=None):
     return float(line.split()[1])
 
 
+async def start_server(binary, port, up_port, directory):
+    env = dict(os.environ, ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{up_port}", LOG_LEVEL="error")
+    server = subprocess.Popen([os.path.abspath(binary), "serve", "--port", str(port), "--log-level", "error"], env=env, cwd=directory)
+    for _ in range(200):
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    await sequential(port, b"/mcp/chat/stream", b"text_chunk", 20)   # warm-up
+    return server
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
 async def main(args):
     up = await asyncio.start_server(upstream, "127.0.0.1", 0)
     up_port = up.sockets[0].getsockname()[1]
     directory = tempfile.mkdtemp(prefix="bench-requests-")
-    env = dict(os.environ, ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{up_port}", LOG_LEVEL="error")
-    server = subprocess.Popen([os.path.abspath(args.binary), "serve", "--port", str(args.port), "--log-level", "error"],
-                              env=env, cwd=directory)
+    binaries = [args.binary] + (args.compare or [])
+    servers = []
+    lua = os.path.join(directory, "analyze.lua")
+    with open(lua, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                'wrk.body = \'{"messages":[{"role":"user","content":"compare the median salary in Berlin versus London"}]}\'\n')
+    # Per binary, one list per measure; each round measures the direct path and then every binary in turn, so the
+    # builds alternate in one sitting and each is compared with the direct path of its own round.
+    results = {binary: {"added50": [], "added99": [], "cpu1": [], "ratio": [], "added99c": [], "cpu50": [], "analyze": []}
+               for binary in binaries}
     try:
-        for _ in range(200):
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", args.port)
-                w.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        await sequential(args.port, b"/mcp/chat/stream", b"text_chunk", 20)   # warm-up
-        direct, _ = await sequential(up_port, b"/v1/messages", b"text_delta", args.chats)
-        profiler = None
-        if args.perf:
-            # The server's CPU by function while the sequential chats run (perf's software clock: no hardware counters needed).
-            profiler = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-p", str(server.pid), "-o", args.perf],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            await asyncio.sleep(0.5)
-        through, per_chat = await sequential(args.port, b"/mcp/chat/stream", b"text_chunk", args.chats, server.pid)
-        if profiler:
-            profiler.send_signal(2)
-            profiler.wait()
-        print(f"C=1, {args.chats} short chats: first text direct p50 {pct(direct, .5):.2f} / p99 {pct(direct, .99):.2f} ms; "
-              f"switchboard p50 {pct(through, .5):.2f} / p99 {pct(through, .99):.2f} ms; added p50 "
-              f"{pct(through, .5) - pct(direct, .5):+.2f} ms, p99 {pct(through, .99) - pct(direct, .99):+.2f} ms; "
-              f"server CPU {per_chat * 1e6:.0f} µs per chat")
-        d_rate, d_firsts, _ = await concurrent(up_port, b"/v1/messages", b"text_delta", 50, args.seconds)
-        s_rate, s_firsts, s_cpu = await concurrent(args.port, b"/mcp/chat/stream", b"text_chunk", 50, args.seconds, server.pid)
-        print(f"C=50, {args.seconds} s: direct {d_rate:,.0f} chats/s (first text p99 {pct(d_firsts, .99):.1f} ms); switchboard "
-              f"{s_rate:,.0f} chats/s = {s_rate / d_rate:.2f}x (first text p99 {pct(s_firsts, .99):.1f} ms, added "
-              f"{pct(s_firsts, .99) - pct(d_firsts, .99):+.1f} ms); server CPU {s_cpu * 1e6:.0f} µs per chat")
-        if shutil.which("wrk"):
-            lua = os.path.join(directory, "analyze.lua")
-            with open(lua, "w") as f:
-                f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                        'wrk.body = \'{"messages":[{"role":"user","content":"compare the median salary in Berlin versus London"}]}\'\n')
-            base = f"http://127.0.0.1:{args.port}"
-            health = wrk(base + "/health", args.seconds)
-            analyze = wrk(base + "/mcp/chat/analyze", args.seconds, lua)
-            print(f"wrk, 32 connections, {args.seconds} s: GET /health {health:,.0f}/s; POST /mcp/chat/analyze {analyze:,.0f}/s "
-                  f"= {analyze / health:.2f}x")
-        else:
-            print("wrk is not installed (apt-get install wrk): analyze against /health not measured")
+        for index, binary in enumerate(binaries):
+            servers.append(await start_server(binary, args.port + index, up_port, directory))
+        for round in range(args.rounds):
+            direct, _ = await sequential(up_port, b"/v1/messages", b"text_delta", args.chats)
+            for index, binary in enumerate(binaries):
+                port, pid = args.port + index, servers[index].pid
+                profiler = None
+                if args.perf and round == 0 and index == 0:
+                    # The server's CPU by function while the sequential chats run (perf's software clock: no hardware
+                    # counters needed).
+                    profiler = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-p", str(pid), "-o", args.perf],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    await asyncio.sleep(0.5)
+                through, per_chat = await sequential(port, b"/mcp/chat/stream", b"text_chunk", args.chats, pid)
+                if profiler:
+                    profiler.send_signal(2)
+                    profiler.wait()
+                r = results[binary]
+                r["added50"].append(pct(through, .5) - pct(direct, .5))
+                r["added99"].append(pct(through, .99) - pct(direct, .99))
+                r["cpu1"].append(per_chat * 1e6)
+                print(f"round {round + 1}, {binary}: C=1, {args.chats} short chats: first text direct p50 {pct(direct, .5):.2f} / p99 "
+                      f"{pct(direct, .99):.2f} ms; switchboard p50 {pct(through, .5):.2f} / p99 {pct(through, .99):.2f} ms; added p50 "
+                      f"{pct(through, .5) - pct(direct, .5):+.2f} ms, p99 {pct(through, .99) - pct(direct, .99):+.2f} ms; "
+                      f"server CPU {per_chat * 1e6:.0f} µs per chat", flush=True)
+            d_rate, d_firsts, _ = await concurrent(up_port, b"/v1/messages", b"text_delta", 50, args.seconds)
+            for index, binary in enumerate(binaries):
+                port, pid = args.port + index, servers[index].pid
+                s_rate, s_firsts, s_cpu = await concurrent(port, b"/mcp/chat/stream", b"text_chunk", 50, args.seconds, pid)
+                r = results[binary]
+                r["ratio"].append(s_rate / d_rate)
+                r["added99c"].append(pct(s_firsts, .99) - pct(d_firsts, .99))
+                r["cpu50"].append(s_cpu * 1e6)
+                print(f"round {round + 1}, {binary}: C=50, {args.seconds} s: direct {d_rate:,.0f} chats/s (first text p99 "
+                      f"{pct(d_firsts, .99):.1f} ms); switchboard {s_rate:,.0f} chats/s = {s_rate / d_rate:.2f}x (first text p99 "
+                      f"{pct(s_firsts, .99):.1f} ms, added {pct(s_firsts, .99) - pct(d_firsts, .99):+.1f} ms); server CPU "
+                      f"{s_cpu * 1e6:.0f} µs per chat", flush=True)
+            if shutil.which("wrk"):
+                for index, binary in enumerate(binaries):
+                    base = f"http://127.0.0.1:{args.port + index}"
+                    health = wrk(base + "/health", args.seconds)
+                    analyze = wrk(base + "/mcp/chat/analyze", args.seconds, lua)
+                    results[binary]["analyze"].append(analyze / health)
+                    print(f"round {round + 1}, {binary}: wrk, 32 connections, {args.seconds} s: GET /health {health:,.0f}/s; "
+                          f"POST /mcp/chat/analyze {analyze:,.0f}/s = {analyze / health:.2f}x", flush=True)
+            else:
+                print("wrk is not installed (apt-get install wrk): analyze against /health not measured")
+        if args.rounds > 1 or len(binaries) > 1:
+            print(f"medians of {args.rounds} rounds:")
+            for binary in binaries:
+                r = results[binary]
+                analyze = f"; analyze {median(r['analyze']):.2f}x /health" if r["analyze"] else ""
+                print(f"  {binary}: C=1 added first text p50 {median(r['added50']):+.2f} ms, p99 {median(r['added99']):+.2f} ms, "
+                      f"CPU {median(r['cpu1']):.0f} µs per chat; C=50 {median(r['ratio']):.2f}x the direct path, added p99 "
+                      f"{median(r['added99c']):+.1f} ms, CPU {median(r['cpu50']):.0f} µs per chat{analyze}")
     finally:
-        server.terminate(); server.wait()
+        for server in servers:
+            server.terminate(); server.wait()
         up.close()
 
 
@@ -172,5 +218,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=3941)
     parser.add_argument("--chats", type=int, default=300)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--perf", metavar="FILE", help="record the server's profile during the one-at-a-time chats (perf)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every binary this many times, alternating; medians at the end")
+    parser.add_argument("--compare", nargs="+", metavar="BINARY", help="other builds measured in the same rounds, in turn")
+    parser.add_argument("--perf", metavar="FILE", help="record the first binary's profile during its first one-at-a-time chats (perf)")
     asyncio.run(main(parser.parse_args()))

@@ -189,6 +189,32 @@ struct StreamEndpointTests {
         }
     }
 
+    @Test("the head, session_start and iteration_start go out together, before the upstream answers")
+    func headWithFirstEvents() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.delayed(.milliseconds(400), .stream(SSE.textAnswer(["done"]))))
+            try await withServer(mock) { port in
+                let body = chatJSON("hi")
+                let request = "POST /mcp/chat/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+                let first = try #require(await rawFirstReceive(port: port, request: request))
+                let text = String(decoding: first.bytes, as: UTF8.self)
+                // One write: the client's first read holds the head and both events of the moment before the model call
+                // (one packet, one wake-up of the client), and none of the model's.
+                #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+                #expect(text.contains("\"type\":\"session_start\""))
+                #expect(text.contains("\"type\":\"iteration_start\""))
+                #expect(!text.contains("text_chunk"))
+                #expect(!text.lowercased().contains("x-switchboard-hold-head"))
+                // And it went out before the upstream said a word (its answer comes 400 ms after the request).
+                let deadline = ContinuousClock.now + .seconds(5)
+                while mock.answered.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                let upstreamAnswered = try #require(mock.answered.first)
+                #expect(first.at < upstreamAnswered)
+            }
+        }
+    }
+
     @Test("a tool that runs past its timeout is reported failed and the model hears why")
     func toolTimeout() async throws {
         try await MockAnthropic.run { mock in

@@ -80,3 +80,20 @@ private func blockingGetStatus(port: Int, target: String, headers: [(String, Str
     let parts = line.split(separator: " ")
     return parts.count >= 2 ? Int(parts[1]) : nil
 }
+
+/// Sends `request` (the bytes exactly) on a new connection and gives what the first `recv(2)` returned and when:
+/// the bytes of the server's first write (a loopback write of a few hundred bytes arrives whole), so a test can
+/// tell what the server sent together. The blocking socket runs on a thread of its own.
+public func rawFirstReceive(port: Int, request: String) async -> (bytes: [UInt8], at: ContinuousClock.Instant)? {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            guard let fd = connectedLoopbackSocket(port: port) else { return continuation.resume(returning: nil) }
+            defer { close(fd) }
+            _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            let at = ContinuousClock.now
+            continuation.resume(returning: n > 0 ? (Array(buffer[0..<n]), at) : nil)
+        }
+    }
+}

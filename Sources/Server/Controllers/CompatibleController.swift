@@ -106,7 +106,7 @@ struct CompatibleController<Model: LanguageModel>: Sendable {
     private func answer<Encoding: EventEncoding>(_ asked: DialectRequest, endpoint: String, context: Context,
                                                   encoder: (String, String) -> Encoding) async throws -> Response {
         let key = context.apiKey
-        let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let id = RandomID.hex32()
         let hold = asked.stream ? headWait : .zero
         switch try target(of: asked.model, key: key) {
         case .route(let name):

@@ -55,6 +55,9 @@ enum ChatStream {
             return resumable(plan, loop: loop, channel: channel, logger: logger, settings: settings, sessions: sessions, headers: headers,
                              sessionId: sessionId, trace: trace)
         }
+        // The head goes out with the first event (`session_start`, written the moment the body starts), so the
+        // client gets them in one packet; a compatible endpoint's head may wait longer (`StreamPlan.holdHead`).
+        if plan.holdHead == nil { headers[StreamConnectionHandler.holdHeadField] = "0" }
         let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
         let recorder = settings.recorder, shadow = settings.shadow
@@ -223,7 +226,7 @@ extension ChatStream {
     /// `INSTANCE.UUID`: the instance that holds the stream, so a load balancer can send a resume to it
     /// (`scripts/cluster.sh`'s nginx reads it from the path); a bare UUID without an instance.
     static func newSessionId(instance: String?) -> String {
-        let id = UUID().uuidString.lowercased()
+        let id = RandomID.uuid()
         guard let instance, !instance.isEmpty else { return id }
         return instance + "." + id
     }

@@ -68,14 +68,16 @@ final class EventStream: @unchecked Sendable {
     /// Writes `buffer` (one whole SSE message) and waits until the connection took it.
     ///
     /// On the connection's event loop (where the producer runs) a writable connection takes it at once, with no
-    /// suspension: it goes down the pipeline from the connection's handler. Elsewhere, or while the connection
-    /// is unwritable, the write hops to the loop and waits for it to be written.
+    /// suspension: it goes down the pipeline from the connection's handler, flushed once the loop's work in hand
+    /// is done (so the producer's events of one moment, and the model call it starts, go out together).
+    /// Elsewhere, or while the connection is unwritable, the write hops to the loop and waits for it to be
+    /// written.
     func write(_ buffer: ByteBuffer) async throws {
         guard writer != nil else { throw StreamFinished() }
         guard let connection else { return try await writer!.write(buffer) }
         let eventLoop = channel.eventLoop
         if eventLoop.inEventLoop, try connection.value.canWriteBody() {
-            return connection.value.writeBody(buffer)
+            return connection.value.writeBody(buffer, flushNow: false)
         }
         try await eventLoop.flatSubmit { connection.value.writeBodyWhenWritable(buffer, eventLoop: eventLoop) }.get()
     }

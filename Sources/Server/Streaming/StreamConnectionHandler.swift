@@ -5,8 +5,12 @@ import NIOHTTPTypes
 
 /// Sits in every HTTP/1 connection's pipeline, between the HTTP codec and Hummingbird's request handling, and
 /// serves the event stream answered on it (`EventStream` attaches for the life of one stream):
-/// - the stream's events: each is written and flushed from here, straight down the pipeline (`writeBody`), or,
-///   while the connection is unwritable, once it is writable again (`writeBodyWhenWritable`);
+/// - the stream's events: each is written from here, straight down the pipeline (`writeBody`), or, while the
+///   connection is unwritable, once it is writable again (`writeBodyWhenWritable`). The model's events are
+///   flushed as they are written; the producer's own (`session_start`, `iteration_start`, tool events,
+///   `complete`) once the work in hand on the event loop is done (`flushSoon`), so the events of one moment (the
+///   head, `session_start` and `iteration_start` before a model call) reach the client in one packet, after the
+///   model's request went out;
 /// - hang-up: when the client closes its side, or the connection ends or fails, it tells the stream at once, on
 ///   the event loop (the stream then cancels its producer: the upstream call and tools stop);
 /// - keepalives: while a stream is attached, a comment goes out whenever nothing was written for the interval;
@@ -51,6 +55,8 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// A response head held back until the first body byte (see `holdHeadField`), and the timer that lets it go.
     private var heldHead: HTTPResponse?
     private var headTimer: Scheduled<Void>?
+    /// A flush is due once the event loop's work in hand is done (`flushSoon`).
+    private var flushDue = false
 
     init(writeTimeout: TimeAmount) {
         self.writeTimeout = writeTimeout
@@ -87,22 +93,42 @@ final class StreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         return context.channel.isWritable
     }
 
-    /// Writes and flushes one body part (one whole SSE message), after `canWriteBody` said it goes out at once.
-    /// The part goes straight down the pipeline from here, with no async writer between the stream and the
-    /// connection: the response's head went out before the stream's first event (Hummingbird writes it before
-    /// it calls the body), and its end goes out after the last.
-    func writeBody(_ buffer: ByteBuffer) {
+    /// Writes one body part (one whole SSE message), after `canWriteBody` said it goes out at once, and flushes
+    /// it now, or with `flushNow: false` once the event loop's work in hand is done (`flushSoon`). The part goes
+    /// straight down the pipeline from here, with no async writer between the stream and the connection: the
+    /// response's head was written before the stream's first event (Hummingbird writes it before it calls the
+    /// body; a held head goes out with the first part), and its end goes out after the last.
+    func writeBody(_ buffer: ByteBuffer, flushNow: Bool = true) {
         guard let context else { return }
         releaseHead(context, flush: false)
-        context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
+        if flushNow {
+            context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(.body(buffer)), promise: nil)
+            flushSoon(context)
+        }
         lastWrite = .now()
+    }
+
+    /// Flushes what was written, once the event loop has run the work in hand (the producer's job, and what it
+    /// set going, such as a model call's request): one flush for the events of one moment.
+    private func flushSoon(_ context: ChannelHandlerContext) {
+        guard !flushDue else { return }
+        flushDue = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = loopBound.value
+            guard handler.flushDue else { return }
+            handler.flushDue = false
+            handler.context?.flush()
+        }
     }
 
     /// Writes `buffer` once the connection is writable; fails when the connection ends first.
     func writeBodyWhenWritable(_ buffer: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         do {
             if try canWriteBody() {
-                writeBody(buffer)
+                writeBody(buffer, flushNow: false)
                 return eventLoop.makeSucceededVoidFuture()
             }
         } catch {
