@@ -87,17 +87,24 @@ public final class AnthropicClient: LanguageModel, Sendable {
         if let system = request.system {
             fields["system"] = promptCache ? [["type": "text", "text": .string(system), "cache_control": breakpoint]] : .string(system)
         }
-        if !request.tools.isEmpty {
-            var tools: [JSONValue] = request.tools.map {
-                .object(["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema])
-            }
-            if promptCache, case .object(var last)? = tools.last {
-                last["cache_control"] = breakpoint
-                tools[tools.count - 1] = .object(last)
-            }
-            fields["tools"] = .array(tools)
+        // The tools, the bulk of the body, are the same for every call with the same tool set: rendered once.
+        return ByteBuffer(bytes: (promptCache ? cachedTools : plainTools).body(fields, tools: request.tools))
+    }
+
+    /// Each tool set's `tools` array, plain and with a prompt-cache breakpoint on its last definition.
+    private static let plainTools = ToolDefinitionsJSON { toolsJSON($0, breakpoint: nil) }
+    private static let cachedTools = ToolDefinitionsJSON { toolsJSON($0, breakpoint: ["type": "ephemeral"]) }
+
+    /// The API's `tools`: name, description and input schema of each, `cache_control: breakpoint` on the last.
+    static func toolsJSON(_ definitions: [ToolDefinition], breakpoint: JSONValue?) -> JSONValue {
+        var tools: [JSONValue] = definitions.map {
+            .object(["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema])
         }
-        return ByteBuffer(bytes: JSONValue.object(fields).jsonBytes)
+        if let breakpoint, case .object(var last)? = tools.last {
+            last["cache_control"] = breakpoint
+            tools[tools.count - 1] = .object(last)
+        }
+        return .array(tools)
     }
 
     /// `message` with `cache_control` on its last block (a string content becomes one text block).

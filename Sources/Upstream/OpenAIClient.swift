@@ -72,13 +72,16 @@ public final class OpenAIClient: LanguageModel, Sendable {
             "stream_options": ["include_usage": true],
             "messages": .array(messages),
         ]
-        if !request.tools.isEmpty {
-            fields["tools"] = .array(request.tools.map {
-                ["type": "function", "function": ["name": .string($0.name), "description": .string($0.description),
-                                                  "parameters": $0.inputSchema]]
-            })
-        }
-        return ByteBuffer(bytes: JSONValue.object(fields).jsonBytes)
+        // The tools, the bulk of the body, are the same for every call with the same tool set: rendered once.
+        return ByteBuffer(bytes: tools.body(fields, tools: request.tools))
+    }
+
+    /// Each tool set's `tools` array: a `function` with name, description and parameters for each.
+    private static let tools = ToolDefinitionsJSON { definitions in
+        .array(definitions.map {
+            ["type": "function", "function": ["name": .string($0.name), "description": .string($0.description),
+                                              "parameters": $0.inputSchema]]
+        })
     }
 
     /// One conversation message as OpenAI messages: a user turn's tool results become one `tool` message each
