@@ -11,11 +11,8 @@ struct BrowserSafetyMiddleware<Context: RequestContext>: RouterMiddleware {
     let allowedHosts: Set<String>
     let cors: CORSPolicy
 
-    /// The probes' routes, as the router names the route that matched.
-    static var probes: Set<String> { ["/health", "/ready"] }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let authority = request.head.authority, !Self.probes.contains(context.endpointPath ?? "") {
+        if let authority = request.head.authority, !ProbeRoutes.paths.contains(context.endpointPath ?? "") {
             let host = Self.hostName(authority)
             guard allowedHosts.contains(host) else {
                 throw APIError(.forbidden, code: .hostNotAllowed,
@@ -48,4 +45,10 @@ struct BrowserSafetyMiddleware<Context: RequestContext>: RouterMiddleware {
         if let colon = lowered.lastIndex(of: ":") { return String(lowered[..<colon]) }
         return lowered
     }
+}
+
+/// The probes' routes, as the router names the route that matched: kept once (a generic type's static property
+/// would be computed, and its set built, for every request).
+enum ProbeRoutes {
+    static let paths: Set<String> = ["/health", "/ready"]
 }
