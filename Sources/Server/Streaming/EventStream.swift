@@ -13,10 +13,10 @@ import Synchronization
 ///   same loop, no suspension); the rest, and everything while the connection is full, by the producer's task
 ///   (`write`, which waits for the connection).
 /// - Writes go down the connection's pipeline from its `StreamConnectionHandler`, not through the response's
-///   async writer: the head went out before (Hummingbird writes it before it calls the body) and the end goes
-///   out after, through the writer (`finish`).
-/// - Hang-up, keepalives and the write deadline are served on the event loop by that handler, which this stream
-///   attaches to while it runs: a hang-up is told the moment the event loop sees it, keepalives go between
+///   async writer: the head was written before (Hummingbird writes it before it calls the body; the handler
+///   sends a held head with the first event) and the end goes out after, through the writer (`finish`).
+/// - Hang-up, keepalives and the write deadline are served on the event loop by that handler, which the producer
+///   attaches this stream to when it starts there (no hop of its own) and detaches from when it ends: a hang-up is told the moment the event loop sees it, keepalives go between
 ///   whole messages, and a client that reads nothing is dropped.
 /// - Shutdown: a graceful-shutdown handler gives the stream `shutdownGrace` to finish, then ends it.
 /// - Deadlines inside the producer: the stream's `deadlines`, handed down with the producer's sink, let the
@@ -112,11 +112,14 @@ final class EventStream: @unchecked Sendable {
     /// Runs `produce` until it finishes or the stream ends otherwise; how it ended.
     func run(_ produce: @escaping @Sendable (EventStream) async throws -> Void) async -> Ending {
         let signal = signal
-        await attach()
         let ending = await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 await withTaskGroup(of: Void.self) { [channel] group in
                     group.addTask(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) {
+                        // The producer starts on the connection's loop: it attaches to the connection's handler there,
+                        // with no hop of its own, before its first event, and detaches after its last.
+                        await self.attach()
+                        defer { self.detach() }
                         do {
                             try await produce(self)
                             signal.fire(.finished)
@@ -135,7 +138,6 @@ final class EventStream: @unchecked Sendable {
         } onGracefulShutdown: { [channel, shutdownGrace] in
             channel.eventLoop.scheduleTask(in: TimeAmount(shutdownGrace)) { signal.fire(.stopped(Self.shutdownError)) }
         }
-        detach()
         deadline.withLock { $0?.cancel() }
         return ending
     }
@@ -158,13 +160,15 @@ final class EventStream: @unchecked Sendable {
         let signal = signal
         let channel = channel
         let interval = TimeAmount(keepalive)
-        let attached = try? await channel.eventLoop.submit { () -> NIOLoopBound<StreamConnectionHandler>? in
+        @Sendable func attachHere() -> NIOLoopBound<StreamConnectionHandler>? {
             guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self) else {
                 return nil
             }
             handler.attach(signal, keepalive: interval)
             return NIOLoopBound(handler, eventLoop: channel.eventLoop)
-        }.get()
+        }
+        // On the loop (where the producer starts) at once; from elsewhere, by a hop to it.
+        let attached = channel.eventLoop.inEventLoop ? attachHere() : try? await channel.eventLoop.submit(attachHere).get()
         if let attached {
             connection = attached
         } else {
@@ -175,9 +179,12 @@ final class EventStream: @unchecked Sendable {
     private func detach() {
         let signal = signal
         let channel = channel
-        channel.eventLoop.execute {
-            try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self).detach(signal)
+        guard channel.eventLoop.inEventLoop else {
+            return channel.eventLoop.execute {
+                try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self).detach(signal)
+            }
         }
+        try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self).detach(signal)
     }
 }
 
