@@ -131,6 +131,12 @@ async def start_server(binary, port, up_port, directory):
     return server
 
 
+def keep(results, **measures):
+    """Adds this round's `measures` to a binary's lists."""
+    for name, value in measures.items():
+        results[name].append(value)
+
+
 def median(values):
     values = sorted(values)
     return values[len(values) // 2]
@@ -168,10 +174,8 @@ async def main(args):
                 if profiler:
                     profiler.send_signal(2)
                     profiler.wait()
-                r = results[binary]
-                r["added50"].append(pct(through, .5) - pct(direct, .5))
-                r["added99"].append(pct(through, .99) - pct(direct, .99))
-                r["cpu1"].append(per_chat * 1e6)
+                keep(results[binary], added50=pct(through, .5) - pct(direct, .5), added99=pct(through, .99) - pct(direct, .99),
+                     cpu1=per_chat * 1e6)
                 print(f"round {round + 1}, {binary}: C=1, {args.chats} short chats: first text direct p50 {pct(direct, .5):.2f} / p99 "
                       f"{pct(direct, .99):.2f} ms; switchboard p50 {pct(through, .5):.2f} / p99 {pct(through, .99):.2f} ms; added p50 "
                       f"{pct(through, .5) - pct(direct, .5):+.2f} ms, p99 {pct(through, .99) - pct(direct, .99):+.2f} ms; "
@@ -180,10 +184,7 @@ async def main(args):
             for index, binary in enumerate(binaries):
                 port, pid = args.port + index, servers[index].pid
                 s_rate, s_firsts, s_cpu = await concurrent(port, b"/mcp/chat/stream", b"text_chunk", 50, args.seconds, pid)
-                r = results[binary]
-                r["ratio"].append(s_rate / d_rate)
-                r["added99c"].append(pct(s_firsts, .99) - pct(d_firsts, .99))
-                r["cpu50"].append(s_cpu * 1e6)
+                keep(results[binary], ratio=s_rate / d_rate, added99c=pct(s_firsts, .99) - pct(d_firsts, .99), cpu50=s_cpu * 1e6)
                 print(f"round {round + 1}, {binary}: C=50, {args.seconds} s: direct {d_rate:,.0f} chats/s (first text p99 "
                       f"{pct(d_firsts, .99):.1f} ms); switchboard {s_rate:,.0f} chats/s = {s_rate / d_rate:.2f}x (first text p99 "
                       f"{pct(s_firsts, .99):.1f} ms, added {pct(s_firsts, .99) - pct(d_firsts, .99):+.1f} ms); server CPU "
