@@ -117,16 +117,21 @@ def wrk(url, seconds, lua=None):
     return float(line.split()[1])
 
 
-async def start_server(binary, port, up_port, directory):
-    env = dict(os.environ, ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{up_port}", LOG_LEVEL="error")
-    server = subprocess.Popen([os.path.abspath(binary), "serve", "--port", str(port), "--log-level", "error"], env=env, cwd=directory)
-    for _ in range(200):
+async def wait_listening(port, seconds=10):
+    """Waits until something accepts connections on 127.0.0.1:`port` (a server just started)."""
+    for _ in range(int(seconds / 0.05)):
         try:
             _, w = await asyncio.open_connection("127.0.0.1", port)
             w.close()
-            break
+            return
         except OSError:
             await asyncio.sleep(0.05)
+
+
+async def start_server(binary, port, up_port, directory):
+    env = dict(os.environ, ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=f"http://127.0.0.1:{up_port}", LOG_LEVEL="error")
+    server = subprocess.Popen([os.path.abspath(binary), "serve", "--port", str(port), "--log-level", "error"], env=env, cwd=directory)
+    await wait_listening(port)
     await sequential(port, b"/mcp/chat/stream", b"text_chunk", 20)   # warm-up
     return server
 

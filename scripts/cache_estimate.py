@@ -12,6 +12,8 @@ default) and off (`prompt_cache: false` on a provider in a rules file).
 """
 import argparse, asyncio, json, os, subprocess, tempfile, time
 
+from bench_requests import wait_listening   # the scripts' directory is on the path when one runs
+
 SCRIPT = [
     [("tool", "toolu_1", "get_departments", {})],
     [("tool", "toolu_2", "get_employees", {"min_increment_pct": 5, "max_increment_pct": 10})],
@@ -118,13 +120,7 @@ async def chat(binary, port, rules):
         command += ["--rules", path]
     proc = subprocess.Popen(command, env=env, cwd=directory)
     try:
-        for _ in range(200):
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        await wait_listening(port)
         path = "/mcp/chat" if rules else "/mcp/chat/stream"
         body = json.dumps({"messages": [{"role": "user", "content": "which departments do we have, and who got a 5-10% raise?"}],
                            "accumulated": False}).encode()

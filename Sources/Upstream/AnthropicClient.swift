@@ -96,7 +96,7 @@ public final class AnthropicClient: LanguageModel, Sendable {
     private static let cachedTools = ToolDefinitionsJSON { toolsJSON($0, breakpoint: ["type": "ephemeral"]) }
 
     /// The API's `tools`: name, description and input schema of each, `cache_control: breakpoint` on the last.
-    static func toolsJSON(_ definitions: [ToolDefinition], breakpoint: JSONValue?) -> JSONValue {
+    private static func toolsJSON(_ definitions: [ToolDefinition], breakpoint: JSONValue?) -> JSONValue {
         var tools: [JSONValue] = definitions.map {
             .object(["name": .string($0.name), "description": .string($0.description), "input_schema": $0.inputSchema])
         }

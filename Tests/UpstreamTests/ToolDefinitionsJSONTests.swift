@@ -1,5 +1,6 @@
 import ChatCore
 import NIOCore
+import Synchronization
 import Testing
 @testable import Upstream
 
@@ -32,7 +33,15 @@ struct ToolDefinitionsJSONTests {
                     if set.isEmpty {
                         #expect(sent == nil)
                     } else {
-                        #expect(sent == AnthropicClient.toolsJSON(set, breakpoint: promptCache ? ["type": "ephemeral"] : nil))
+                        // Written out here, not by the client's own renderer: name, description and schema of each, and
+                        // with prompt caching a breakpoint on the last one only.
+                        let expected: [JSONValue] = set.enumerated().map { index, tool in
+                            var fields: [String: JSONValue] = ["name": .string(tool.name), "description": .string(tool.description),
+                                                               "input_schema": tool.inputSchema]
+                            if promptCache, index == set.count - 1 { fields["cache_control"] = ["type": "ephemeral"] }
+                            return .object(fields)
+                        }
+                        #expect(sent == .array(expected))
                     }
                     #expect(fields["model"] == "claude-haiku-4-5")
                     guard case .array(let messages)? = fields["messages"] else { Issue.record("no messages"); return }
@@ -62,9 +71,19 @@ struct ToolDefinitionsJSONTests {
         }
     }
 
-    @Test("a set whose schema changed is rendered anew, never sent stale; more sets than are kept all stay right")
+    @Test("a set is rendered once while it is kept; one whose schema changed is rendered anew, never sent stale; more sets than are kept all stay right")
     func exactSets() {
-        let cache = ToolDefinitionsJSON { .array($0.map { ["name": .string($0.name), "input_schema": $0.inputSchema] }) }
+        let renders = Mutex(0)
+        let cache = ToolDefinitionsJSON { set in
+            renders.withLock { $0 += 1 }
+            return .array(set.map { ["name": .string($0.name), "input_schema": $0.inputSchema] })
+        }
+        let server = tools(4)
+        let once = cache.bytes(for: server)
+        for _ in 0..<5 { #expect(cache.bytes(for: server) == once) }
+        // An equal set in other storage (a key's subset is rebuilt per chat) is found too.
+        #expect(cache.bytes(for: Array(tools(4))) == once)
+        #expect(renders.withLock { $0 } == 1)
         let first = cache.bytes(for: tools(2, schemaVersion: 1))
         let changed = cache.bytes(for: tools(2, schemaVersion: 2))
         #expect(first != changed)

@@ -40,9 +40,7 @@ enum ChatStream {
     ) -> Response {
         var headers = headers
         headers[.contentType] = encoder.contentType
-        if let hold = plan.holdHead {
-            headers[StreamConnectionHandler.holdHeadField] = String(hold.inMilliseconds)
-        }
+        headers[StreamConnectionHandler.holdHeadField] = String(plan.holdHead.inMilliseconds)
         headers.append(contentsOf: plan.extraHeaders)
         let sessionId = newSessionId(instance: settings.instance)
         var logger = logger
@@ -55,9 +53,6 @@ enum ChatStream {
             return resumable(plan, loop: loop, channel: channel, logger: logger, settings: settings, sessions: sessions, headers: headers,
                              sessionId: sessionId, trace: trace)
         }
-        // The head goes out with the first event (`session_start`, written the moment the body starts), so the
-        // client gets them in one packet; a compatible endpoint's head may wait longer (`StreamPlan.holdHead`).
-        if plan.holdHead == nil { headers[StreamConnectionHandler.holdHeadField] = "0" }
         let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
         let recorder = settings.recorder, shadow = settings.shadow
@@ -271,9 +266,11 @@ struct StreamPlan: Sendable {
     var routing: RoutingDecision?
     /// The key that opened it (`nil` without keys).
     var owner: String?
-    /// How long the response's head may wait for the stream's first byte (the compatible endpoints: a failure
-    /// before it is answered with an HTTP error); `.zero`, until the end; `nil`, it goes out at once.
-    var holdHead: Duration?
+    /// How long the response's head may wait for the stream's first byte: `.zero`, no limit, so the head goes out
+    /// with the first event (`session_start`, written the moment the body starts) in one packet; the compatible
+    /// endpoints wait up to their head wait for the model's first token, so a failure before it is answered with
+    /// an HTTP error.
+    var holdHead: Duration = .zero
 }
 
 /// What a stream is booked under for calibration and review: the level and route of smart routing (`nil` for

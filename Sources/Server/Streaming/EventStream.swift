@@ -116,9 +116,9 @@ final class EventStream: @unchecked Sendable {
             await withTaskCancellationHandler {
                 await withTaskGroup(of: Void.self) { [channel] group in
                     group.addTask(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) {
-                        // The producer starts on the connection's loop: it attaches to the connection's handler there,
+                        // The producer runs on the connection's loop: it attaches to the connection's handler there,
                         // with no hop of its own, before its first event, and detaches after its last.
-                        await self.attach()
+                        self.attach()
                         defer { self.detach() }
                         do {
                             try await produce(self)
@@ -154,37 +154,23 @@ final class EventStream: @unchecked Sendable {
         })
     }
 
-    /// Attaches to the connection's handler, on its event loop; without one (a connection not set up by
-    /// `buildApplication`), hang-up is watched through the channel's close only and no keepalives are sent.
-    private func attach() async {
+    /// Attaches to the connection's handler; called by the producer, which runs on the connection's event loop.
+    /// Without a handler (a connection not set up by `buildApplication`), hang-up is watched through the
+    /// channel's close only and no keepalives are sent.
+    private func attach() {
+        channel.eventLoop.preconditionInEventLoop()
         let signal = signal
-        let channel = channel
-        let interval = TimeAmount(keepalive)
-        @Sendable func attachHere() -> NIOLoopBound<StreamConnectionHandler>? {
-            guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self) else {
-                return nil
-            }
-            handler.attach(signal, keepalive: interval)
-            return NIOLoopBound(handler, eventLoop: channel.eventLoop)
-        }
-        // On the loop (where the producer starts) at once; from elsewhere, by a hop to it.
-        let attached = channel.eventLoop.inEventLoop ? attachHere() : try? await channel.eventLoop.submit(attachHere).get()
-        if let attached {
-            connection = attached
-        } else {
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self) else {
             channel.closeFuture.whenComplete { _ in signal.fire(.hungUp) }
+            return
         }
+        handler.attach(signal, keepalive: TimeAmount(keepalive))
+        connection = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
+    /// Detaches from the connection's handler (no keepalive after this); by the producer, on the loop.
     private func detach() {
-        let signal = signal
-        let channel = channel
-        guard channel.eventLoop.inEventLoop else {
-            return channel.eventLoop.execute {
-                try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self).detach(signal)
-            }
-        }
-        try? channel.pipeline.syncOperations.handler(type: StreamConnectionHandler.self).detach(signal)
+        connection?.value.detach(signal)
     }
 }
 

@@ -19,9 +19,10 @@ import NIOHTTPTypes
 ///   closed, which ends its stream like a hang-up. Meanwhile memory stays bounded: the stream's writes wait
 ///   while the connection is unwritable, and the upstream is not read either.
 ///
-/// - held heads: a response marked with `holdHeadField` (the compatible endpoints) has its head held back until
-///   its body's first byte, or until the marked wait runs out; until then a failure can answer with a status and
-///   a body of its own instead (`answerInstead`), as an SDK expects an error before the first token.
+/// - held heads: a response marked with `holdHeadField` (every chat stream) has its head held back until its
+///   body's first byte, or until the marked wait runs out: a stream's head goes out with its first event, in one
+///   packet; a compatible endpoint's waits for the model's first token, and until then a failure can answer with
+///   a status and a body of its own instead (`answerInstead`), as an SDK expects an error before the first token.
 ///
 /// It never reads the inbound stream (Hummingbird's `consumeWithCancellationOnInboundClose` does, and ending
 /// that read ended keep-alive after every stream). All its state lives on the connection's event loop.
