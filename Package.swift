@@ -25,6 +25,8 @@ let package = Package(
         // stream's channel handler.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // Already in the graph through AsyncHTTPClient: TLS for the model calls' own HTTP/1.1 client.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         // Tracing: the API (spans, context propagation) where chats are worked on; swift-otel's OTLP/HTTP exporter
         // (only that trait: no gRPC stack) where the server starts; the GenAI conventions' attribute names, which
         // are all still experimental (hence the trait and the minor-version pin).
@@ -45,11 +47,12 @@ let package = Package(
         // evaluation sets; where the rules come from and loading them (Routing's I/O edge, shared by the server and
         // the commands).
         .target(name: "ConfigFiles", dependencies: ["Routing", .product(name: "Crypto", package: "swift-crypto")]),
-        // Anthropic and OpenAI-compatible streaming clients.
+        // Anthropic and OpenAI-compatible streaming clients, on their own HTTP/1.1 connections (NIO's codec, TLS).
         .target(name: "Upstream", dependencies: [
             "ChatCore",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
             .product(name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions"),
@@ -124,6 +127,9 @@ let package = Package(
         .testTarget(name: "UpstreamTests", dependencies: [
             "Upstream", "AnthropicMock", "TestSupport",
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            // The reference the upstream client's requests are compared with.
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "ConfigFiles", "Upstream", "AnthropicMock", "Tools", "Storage", "TestSupport",

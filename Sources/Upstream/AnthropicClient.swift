@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ChatCore
 import Foundation
 import Logging
@@ -34,24 +33,25 @@ public struct AnthropicConfiguration: UpstreamConfiguration {
 public final class AnthropicClient: LanguageModel, Sendable {
     public let configuration: AnthropicConfiguration
     private let http: StreamingHTTP
+    /// `POST /v1/messages` with the key and the API version.
+    private let messages: Result<HTTPRequestHead, StreamError>
     /// Where the calls go, for their spans.
     private let server: (address: String, port: Int)?
 
     public init(configuration: AnthropicConfiguration, logger: Logger = Logger(label: "switchboard.upstream")) {
         self.configuration = configuration
-        http = StreamingHTTP(configuration, logger: logger)
+        http = StreamingHTTP(configuration, baseURL: configuration.baseURL, logger: logger)
+        messages = http.route("/v1/messages", headers: [("x-api-key", configuration.apiKey), ("anthropic-version", configuration.version)])
         server = ModelCallSpan.server(of: configuration.baseURL)
     }
 
-    /// Closes the connection pool; call once when the server stops.
+    /// Closes the idle connections; call once when the server stops.
     public func shutdown() async throws {
-        try await http.shutdown()
+        await http.shutdown()
     }
 
     public func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
-        let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/v1/messages",
-                                         headers: [("x-api-key", configuration.apiKey), ("anthropic-version", configuration.version)],
-                                         body: try Self.requestBody(request, promptCache: configuration.promptCache))
+        let call = try StreamingHTTP.request(messages, body: try Self.requestBody(request, promptCache: configuration.promptCache))
         return try await http.streamTurn(call, into: AnthropicTurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "request-id"))
         }, attempts: request.maxAttempts, call: ModelCallSpan.Call(request, provider: "anthropic", server: server, configuration: configuration),

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ChatCore
 import Foundation
 import NIOHTTP1
@@ -62,8 +61,8 @@ struct ModelCallSpan {
     }
 
     /// `traceparent` (and whatever else the tracer propagates) in the request's headers.
-    func propagate(into request: inout HTTPClient.Request) {
-        InstrumentationSystem.tracer.inject(span.context, into: &request.headers, using: HeadersInjector())
+    func propagate(into headers: inout HTTPHeaders) {
+        InstrumentationSystem.tracer.inject(span.context, into: &headers, using: HeadersInjector())
     }
 
     /// The attempt answered: what the provider said it did.

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ChatCore
 import Foundation
 import Logging
@@ -34,24 +33,25 @@ public struct OpenAIConfiguration: UpstreamConfiguration {
 public final class OpenAIClient: LanguageModel, Sendable {
     public let configuration: OpenAIConfiguration
     private let http: StreamingHTTP
+    /// `POST /chat/completions` with the key, if any.
+    private let completions: Result<HTTPRequestHead, StreamError>
     /// Where the calls go, for their spans.
     private let server: (address: String, port: Int)?
 
     public init(configuration: OpenAIConfiguration, logger: Logger = Logger(label: "switchboard.upstream.openai")) {
         self.configuration = configuration
-        http = StreamingHTTP(configuration, logger: logger)
+        http = StreamingHTTP(configuration, baseURL: configuration.baseURL, logger: logger)
+        completions = http.route("/chat/completions", headers: configuration.apiKey.map { [("authorization", "Bearer \($0)")] } ?? [])
         server = ModelCallSpan.server(of: configuration.baseURL)
     }
 
-    /// Closes the connection pool; call once when the server stops.
+    /// Closes the idle connections; call once when the server stops.
     public func shutdown() async throws {
-        try await http.shutdown()
+        await http.shutdown()
     }
 
     public func streamTurn(_ request: ModelRequest, into sink: some EventSink<ModelStreamEvent>) async throws -> ModelTurn {
-        let call = try StreamingHTTP.request(configuration.baseURL.trimmingSuffix("/") + "/chat/completions",
-                                         headers: configuration.apiKey.map { [("authorization", "Bearer \($0)")] } ?? [],
-                                         body: try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
+        let call = try StreamingHTTP.request(completions, body: try Self.requestBody(request, maxTokensField: configuration.maxTokensField))
         return try await http.streamTurn(call, into: OpenAITurnAccumulator(), refusal: { response, body in
             Self.httpError(status: response.status, body: body, requestId: response.headers.first(name: "x-request-id"))
         }, attempts: request.maxAttempts, call: ModelCallSpan.Call(request, provider: "openai", server: server, configuration: configuration),

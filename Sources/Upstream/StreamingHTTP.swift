@@ -1,10 +1,10 @@
-import AsyncHTTPClient
 import ChatCore
 import Foundation
 import Logging
 import NIOCore
-import NIOPosix
 import NIOHTTP1
+import NIOPosix
+import NIOSSL
 
 /// What a provider's stream format needs to build one turn from its server-sent events.
 protocol TurnAccumulating: Sendable {
@@ -16,72 +16,75 @@ protocol TurnAccumulating: Sendable {
     func finish() throws(StreamError) -> ModelTurn
 }
 
-/// The transport every provider shares: one connection pool, one retry policy, one way of reading a streamed
-/// turn, one meaning for each transport failure.
+/// The transport every provider shares: its connections (`UpstreamConnections`), one retry policy, one way of
+/// reading a streamed turn (`TurnReader`), one meaning for each transport failure.
 ///
 /// Before any byte of the stream, 408, 409, 429, 5xx and 529 answers and connection failures are tried again,
 /// with exponential backoff that honours `retry-after`; after that, failures are `StreamError`s. Cancelling the
 /// caller's task cancels the request. No redirect is followed, so a key in a header never reaches another host.
+///
+/// The HTTP/1.1 client is NIO's codec with a handler of ours (`UpstreamConnection`) rather than AsyncHTTPClient:
+/// a model call is one request with a known body and a streamed answer to one host, and the general client's
+/// request and pool machinery was the largest single cost of a short chat (Docs/BENCHMARKS.md, "Per request").
 final class StreamingHTTP: Sendable {
     let timeouts: UpstreamTimeouts
     let retry: RetryPolicy
-    /// One client per event loop of the shared group, each keeping its connections on its own loop, so a model
-    /// call made from a task running on a loop (a stream's producer prefers its client connection's) reads the
-    /// upstream on that same thread; calls from elsewhere take the loops in turn.
-    private let clients: [ObjectIdentifier: HTTPClient]
-    private let group: any EventLoopGroup
+    /// The provider's connections, or why its base URL cannot have any.
+    private let connections: Result<UpstreamConnections, StreamError>
     private let logger: Logger
 
-    init(_ configuration: some UpstreamConfiguration, logger: Logger) {
+    init(_ configuration: some UpstreamConfiguration, baseURL: String, logger: Logger) {
         timeouts = configuration.timeouts
         retry = configuration.retry
-        let maxConnections = configuration.maxConnections
         self.logger = logger
-        // The idle timeout is the reader's (`TurnReader`), checked once per interval instead of a timer moved on
-        // every read; the first byte has its own timer.
-        var configuration = HTTPClient.Configuration(timeout: .init(connect: TimeAmount(timeouts.connect), read: nil))
-        configuration.decompression = .disabled
-        configuration.redirectConfiguration = .disallow
-        configuration.connectionPool = .init(idleTimeout: Self.poolIdleTimeout,
-                                             concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
-        // A connection that cannot be made fails its request at once: the retry policy (with its backoff and
-        // deadline) or a route's fallback decides what happens next, instead of the pool retrying behind it
-        // until the request's first-byte deadline.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        // Each attempt is traced as a model call (`ModelCallSpan`), which sends its own `traceparent`.
-        configuration.tracing.tracer = nil
-        group = HTTPClient.defaultEventLoopGroup
-        var clients: [ObjectIdentifier: HTTPClient] = [:]
-        for loop in group.makeIterator() {
-            clients[ObjectIdentifier(loop)] = HTTPClient(eventLoopGroup: loop, configuration: configuration)
+        let timeouts = timeouts
+        connections = Result { () throws(StreamError) in
+            let endpoint = try UpstreamEndpoint(baseURL: baseURL)
+            var tls: NIOSSLContext?
+            if endpoint.tls {
+                var settings = TLSConfiguration.makeClientConfiguration()
+                settings.applicationProtocols = ["http/1.1"]
+                do {
+                    tls = try NIOSSLContext(configuration: settings)
+                } catch {
+                    throw StreamError(code: .upstreamUnreachable, message: "Could not set up TLS for the model service (\(type(of: error))).",
+                                      retryable: false)
+                }
+            }
+            return UpstreamConnections(endpoint: endpoint, group: MultiThreadedEventLoopGroup.singleton, limit: configuration.maxConnections,
+                                       connectTimeout: TimeAmount(timeouts.connect), idleTimeout: Self.poolIdleTimeout, tls: tls)
         }
-        self.clients = clients
     }
 
-    func shutdown() async throws {
-        for client in clients.values { try await client.shutdown() }
+    /// Closes the idle connections; call once when the server stops.
+    func shutdown() async {
+        if case .success(let connections) = connections { await connections.shutdown() }
     }
 
-    /// The client whose connections live on the current event loop and that loop, or the next loop's.
-    private var clientAndLoop: (HTTPClient, any EventLoop) {
-        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let client = clients[ObjectIdentifier(loop)] {
-            return (client, loop)
+    /// A streaming model call's request to `path` under the base URL's: `POST` with the provider's `headers` (its
+    /// key among them), asking for an event stream. Built once per route; a call adds its body's length.
+    func route(_ path: String, headers: [(String, String)]) -> Result<HTTPRequestHead, StreamError> {
+        Result { () throws(StreamError) in
+            let endpoint = try connections.get().endpoint
+            var fields = HTTPHeaders()
+            fields.add(name: "host", value: endpoint.authority)
+            for (name, value) in headers { fields.add(name: name, value: value) }
+            fields.add(name: "content-type", value: "application/json")
+            fields.add(name: "accept", value: "text/event-stream")
+            // A line break in a key would end the header early: refused here, never sent.
+            guard fields.allSatisfy({ !$0.name.contains(where: \.isNewline) && !$0.value.contains(where: { $0.isNewline || $0 == "\0" }) }) else {
+                throw StreamError(code: .upstreamUnreachable, message: "A header for the model service holds a line break; check its API key.",
+                                  retryable: false)
+            }
+            return HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.basePath + path, headers: fields)
         }
-        let loop = group.next()
-        return (clients[ObjectIdentifier(loop)]!, loop)
     }
 
-    /// A streaming model call: `POST url` with a JSON `body`, asking for an event stream, with the provider's
-    /// `headers` (its key among them).
-    static func request(_ url: String, headers: [(String, String)], body: ByteBuffer) throws(StreamError) -> HTTPClient.Request {
-        var fields = HTTPHeaders(headers)
-        fields.add(name: "content-type", value: "application/json")
-        fields.add(name: "accept", value: "text/event-stream")
-        do {
-            return try HTTPClient.Request(url: url, method: .POST, headers: fields, body: .byteBuffer(body))
-        } catch {
-            throw StreamError(code: .upstreamUnreachable, message: "The model service's address is not a valid URL.", retryable: false)
-        }
+    /// One call's request on `route` with its JSON `body`.
+    static func request(_ route: Result<HTTPRequestHead, StreamError>, body: ByteBuffer) throws(StreamError) -> UpstreamRequest {
+        var head = try route.get()
+        head.headers.add(name: "content-length", value: String(body.readableBytes))
+        return UpstreamRequest(head: head, body: body)
     }
 
     /// How long an idle upstream connection stays in the pool for the next call.
@@ -109,7 +112,7 @@ final class StreamingHTTP: Sendable {
     ///
     /// Each attempt is a span (`ModelCallSpan`) described by `call`, its `traceparent` sent with the request.
     func streamTurn<Accumulator: TurnAccumulating>(
-        _ request: HTTPClient.Request, into accumulator: Accumulator,
+        _ request: UpstreamRequest, into accumulator: Accumulator,
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
         attempts: Int?, call: ModelCallSpan.Call, sink: some EventSink<ModelStreamEvent>
     ) async throws -> ModelTurn {
@@ -128,7 +131,7 @@ final class StreamingHTTP: Sendable {
     }
 
     private func retrying<Accumulator: TurnAccumulating>(
-        _ request: HTTPClient.Request, into accumulator: Accumulator,
+        _ request: UpstreamRequest, into accumulator: Accumulator,
         refusal: (HTTPResponseHead, ByteBuffer?) -> StreamError,
         attempts: Int, call: ModelCallSpan.Call, sink: some EventSink<ModelStreamEvent>
     ) async throws -> ModelTurn {
@@ -141,7 +144,7 @@ final class StreamingHTTP: Sendable {
                 let retryAfter: Duration?
                 let span = ModelCallSpan.start(call, attempt: attempt)
                 var sent = request
-                span.propagate(into: &sent)
+                span.propagate(into: &sent.head.headers)
                 let outcome: Outcome
                 do {
                     outcome = try await self.attempt(sent, into: accumulator, deadline: deadline, sink: sink)
@@ -186,33 +189,17 @@ final class StreamingHTTP: Sendable {
     /// Sends the request once and reads its answer: a 200's stream into `accumulator`, events going out before
     /// anything else happens, errors included (what arrived is delivered).
     private func attempt<Accumulator: TurnAccumulating, Sink: EventSink<ModelStreamEvent>>(
-        _ request: HTTPClient.Request, into accumulator: Accumulator, deadline: ContinuousClock.Instant, sink: Sink
+        _ request: UpstreamRequest, into accumulator: Accumulator, deadline: ContinuousClock.Instant, sink: Sink
     ) async throws -> Outcome {
-        let (client, loop) = clientAndLoop
-        let reader = TurnReader(accumulator: accumulator, sink: sink, idle: TimeAmount(timeouts.idle), deadline: deadline,
-                                overallTimeout: overallTimeout)
-        // The client has this one loop, so the delegate and the connection are on it. (Asking for it by name,
-        // `.delegateAndChannel(on:)`, makes the pool close each connection after its request when several are
-        // queued: a new upstream connection per chat under load.)
+        let connections = try connections.get()
+        let reader = TurnReader(request: request, on: connections.preferredLoop, connections: connections, accumulator: accumulator,
+                                sink: sink, firstByte: TimeAmount(timeouts.firstByte), idle: TimeAmount(timeouts.idle),
+                                deadline: deadline, overallTimeout: overallTimeout, endGrace: Self.endGrace)
         let sent = NIODeadline.now()
-        let task = client.execute(request: request, delegate: reader, eventLoop: .indifferent)
-        // No answer within the first-byte timeout fails the attempt; the timer goes with the answer's head.
-        let firstByte = loop.scheduleTask(in: TimeAmount(timeouts.firstByte)) {
-            if !reader.hasHead { task.fail(reason: HTTPClientError.deadlineExceeded) }
-        }
         var whole = false
-        defer {
-            firstByte.cancel()
-            if whole {
-                // The message is whole: the caller goes on at once. The response's end (next, from a well-behaved
-                // server) is left a moment to arrive, so its connection goes back to the pool instead of closing.
-                let late = loop.scheduleTask(in: Self.endGrace) { task.cancel() }
-                task.futureResult.whenComplete { _ in late.cancel() }
-            } else {
-                task.cancel()
-            }
-        }
+        defer { reader.release(whole: whole) }
         return try await withTaskCancellationHandler {
+            reader.start()
             while true {
                 switch await reader.next() {
                 case .events(let events, let delivered):
@@ -241,7 +228,7 @@ final class StreamingHTTP: Sendable {
                 }
             }
         } onCancel: {
-            task.cancel()
+            reader.cancel()
         }
     }
 
@@ -293,26 +280,44 @@ final class StreamingHTTP: Sendable {
     /// Our error for a transport failure; never includes the request (and so never a key).
     /// `beforeHead`: no response head yet, so silence is a first-byte timeout whichever timer noticed it.
     static func transportError(_ error: any Error, timeouts: UpstreamTimeouts, beforeHead: Bool = false) -> StreamError {
-        guard let error = error as? HTTPClientError else {
-            return StreamError(code: .upstreamUnreachable, message: "Could not reach the model service (\(type(of: error))).",
-                               retryable: true)
+        let unreachable = { (why: String) in
+            StreamError(code: .upstreamUnreachable, message: "Could not reach the model service (\(why)).", retryable: true)
         }
         switch error {
-        case .connectTimeout, .tlsHandshakeTimeout:
+        case UpstreamTransportError.connectTimeout, ChannelError.connectTimeout:
             return StreamError(code: .connectTimeout, message: "Could not connect to the model service within \(describe(timeouts.connect)).",
                                retryable: true)
-        case _ where error == .deadlineExceeded || (error == .readTimeout && beforeHead):
+        case UpstreamTransportError.firstByteTimeout:
             return StreamError(code: .firstByteTimeout, message: "The model service did not answer within \(describe(timeouts.firstByte)).",
                                retryable: true)
-        case .readTimeout:
+        case UpstreamTransportError.idleTimeout:
+            if beforeHead { return transportError(UpstreamTransportError.firstByteTimeout, timeouts: timeouts) }
             return StreamError(code: .idleTimeout, message: "The model service went silent for \(describe(timeouts.idle)).",
                                retryable: true)
-        case .remoteConnectionClosed:
+        case UpstreamTransportError.connectionClosed, ChannelError.eof, ChannelError.ioOnClosedChannel:
             return StreamError(code: .upstreamStreamEnded, message: "The model service closed the connection.", retryable: true)
-        default:
-            return StreamError(code: .upstreamUnreachable, message: "Could not reach the model service (\(error.shortDescription)).",
+        case UpstreamTransportError.allConnectionsBusy(let limit):
+            return StreamError(code: .upstreamUnreachable,
+                               message: "All \(limit) connections to the model service are carrying calls (SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS).",
                                retryable: true)
+        case let error as NIOConnectionError:
+            if let failure = error.connectionErrors.first { return unreachable(Self.reason(failure.error)) }
+            return unreachable("its host name did not resolve")
+        case let error as IOError:
+            return unreachable(Self.reason(error))
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+            return unreachable("TLS: \(error)")
+        case is HTTPParserError:
+            return StreamError(code: .upstreamProtocolError, message: "The model service's answer is not valid HTTP/1.1.", retryable: true)
+        default:
+            return unreachable("\(type(of: error))")
         }
+    }
+
+    /// The system's words for a socket error ("Connection refused"), without the call that failed.
+    private static func reason(_ error: any Error) -> String {
+        guard let error = error as? IOError else { return "\(type(of: error))" }
+        return String(cString: strerror(error.errnoCode)).lowercased()
     }
 
     static func describe(_ duration: Duration) -> String {

@@ -2,8 +2,8 @@ import NIOCore
 
 /// A task executor that runs its jobs on one NIO event loop: a stream's producer prefers its client connection's
 /// loop, so a relayed event is read from the upstream, encoded and written on one thread, with no hand-over to
-/// Swift's pool and back. AsyncHTTPClient, asked from a task on this loop, prefers the same loop for its
-/// connection.
+/// Swift's pool and back. A model call made from a task on this loop takes its connection on the same loop
+/// (`UpstreamConnections`).
 final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     let eventLoop: any EventLoop
 

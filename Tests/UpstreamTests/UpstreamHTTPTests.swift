@@ -1,0 +1,260 @@
+import AnthropicMock
+import AsyncHTTPClient
+import ChatCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Synchronization
+import TestSupport
+import Testing
+@testable import Upstream
+
+/// An HTTP/1.1 server on loopback that records each request (head and body) and answers as `answer` says for
+/// the n-th request on the m-th connection (both from 0): a whole Anthropic stream, or a close without a word.
+private final class ScriptedUpstream: Sendable {
+    enum Answer: Sendable {
+        case stream
+        case closeWithoutAnswer
+    }
+
+    struct Received: Sendable {
+        var head: HTTPRequestHead
+        var body: ByteBuffer
+        var connection: Int
+    }
+
+    private let channel: any Channel
+    private let log = Mutex<[Received]>([])
+    private let connections = Atomic<Int>(0)
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let server: ScriptedUpstream
+        let connection: Int
+        let answer: @Sendable (_ request: Int, _ connection: Int) -> Answer
+        var head: HTTPRequestHead?
+        var body = ByteBuffer()
+        var requests = 0
+
+        init(server: ScriptedUpstream, connection: Int, answer: @escaping @Sendable (Int, Int) -> Answer) {
+            self.server = server
+            self.connection = connection
+            self.answer = answer
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                body.clear()
+            case .body(var part):
+                body.writeBuffer(&part)
+            case .end:
+                let received = Received(head: head!, body: body, connection: connection)
+                server.log.withLock { $0.append(received) }
+                defer { requests += 1 }
+                switch answer(requests, connection) {
+                case .closeWithoutAnswer:
+                    context.close(promise: nil)
+                case .stream:
+                    var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                    head.headers.add(name: "content-type", value: "text/event-stream")
+                    head.headers.add(name: "transfer-encoding", value: "chunked")
+                    context.write(wrapOutboundOut(.head(head)), promise: nil)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ScriptedUpstream.streamBody)))), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                }
+            }
+        }
+    }
+
+    static let streamBody: String = SSE.textAnswer(["Hello", ", ", "world"]).map { piece in
+        if case .send(let text) = piece { return text }
+        return ""
+    }.joined()
+
+    /// `tls`: the server's certificate and key (PEM files).
+    init(tls: (certificate: String, key: String)? = nil, answer: @escaping @Sendable (_ request: Int, _ connection: Int) -> Answer = { _, _ in .stream })
+        async throws {
+        let context = try tls.map { tls in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
+                privateKey: .privateKey(NIOSSLPrivateKey(file: tls.key, format: .pem))))
+        }
+        let server = Box()
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let owner = server.value!
+                    let index = owner.connections.add(1, ordering: .relaxed).oldValue
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(server: owner, connection: index, answer: answer))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        server.value = self
+    }
+
+    private final class Box: @unchecked Sendable {
+        weak var value: ScriptedUpstream?
+    }
+
+    var port: Int { channel.localAddress!.port! }
+    var received: [Received] { log.withLock { $0 } }
+    var accepted: Int { connections.load(ordering: .relaxed) }
+
+    func close() async throws { try await channel.close() }
+}
+
+private let request = ModelRequest(model: "claude-haiku-4-5", system: "be brief", maxTokens: 64,
+                                   messages: [ChatMessage(role: .user, content: .text("hi"))], tools: [])
+
+private func text(of turn: ModelTurn) -> String {
+    turn.content.compactMap { $0["text"]?.stringValue }.joined()
+}
+
+@Suite("Upstream HTTP/1.1 client", .serialized, .timeLimit(.minutes(1)))
+struct UpstreamHTTPTests {
+    @Test("sends the request AsyncHTTPClient sent for the same call: method, target, headers and body")
+    func sameRequestAsAsyncHTTPClient() async throws {
+        let upstream = try await ScriptedUpstream()
+        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)/base/")
+        configuration.version = "2023-06-01"
+        try await using(AnthropicClient(configuration: configuration)) { model in
+            let turn = try await model.streamTurn(request) { _ in }
+            #expect(text(of: turn) == "Hello, world")
+        }
+        // The same call through AsyncHTTPClient, configured as the client was before it had its own connections.
+        let body = try AnthropicClient.requestBody(request, promptCache: true)
+        var settings = HTTPClient.Configuration()
+        settings.decompression = .disabled
+        settings.redirectConfiguration = .disallow
+        let reference = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: settings)
+        var call = HTTPClientRequest(url: "http://127.0.0.1:\(upstream.port)/base/v1/messages")
+        call.method = .POST
+        call.headers = ["x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01", "content-type": "application/json",
+                        "accept": "text/event-stream"]
+        call.body = .bytes(body)
+        do {
+            let response = try await reference.execute(call, timeout: .seconds(10))
+            _ = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            try await reference.shutdown()
+            throw error
+        }
+        try await reference.shutdown()
+
+        let received = upstream.received
+        try #require(received.count == 2)
+        let (ours, theirs) = (received[0], received[1])
+        #expect(ours.head.method == .POST && ours.head.uri == "/base/v1/messages" && ours.head.version == .http1_1)
+        #expect(ours.head.uri == theirs.head.uri)
+        let fields = { (head: HTTPRequestHead) in head.headers.map { "\($0.name.lowercased()): \($0.value)" }.sorted() }
+        #expect(fields(ours.head) == fields(theirs.head))
+        #expect(fields(ours.head).contains("host: 127.0.0.1:\(upstream.port)"))
+        #expect(fields(ours.head).contains("content-length: \(body.readableBytes)"))
+        // The same JSON (its keys' order is a dictionary's, not fixed from one rendering to the next).
+        let json = { (buffer: ByteBuffer) in try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)) }
+        #expect(try json(ours.body) == json(theirs.body))
+        #expect(try json(ours.body) == json(body))
+        #expect(ours.body.readableBytes == body.readableBytes)
+        try await upstream.close()
+    }
+
+    @Test("a reused connection the server closes as the request arrives: the call goes on a new one at once, not after a retry's wait")
+    func staleConnectionResent() async throws {
+        // Each connection answers its first request and closes at its second, as a server whose keep-alive ran out
+        // just as the request came.
+        let upstream = try await ScriptedUpstream { request, _ in request == 0 ? .stream : .closeWithoutAnswer }
+        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)")
+        configuration.retry.baseDelay = .seconds(20)
+        configuration.retry.maxDelay = .seconds(20)
+        try await using(AnthropicClient(configuration: configuration)) { model in
+            _ = try await model.streamTurn(request) { _ in }
+            // The turn returns at message_stop; the answer's end, read right after on the connection's loop, parks
+            // the connection there for this task (not on a loop) to find.
+            try await Task.sleep(for: .milliseconds(100))
+            let started = ContinuousClock.now
+            let turn = try await model.streamTurn(request) { _ in }
+            #expect(text(of: turn) == "Hello, world")
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+        // The first call, the second sent on the first connection (closed), then on a new one.
+        #expect(upstream.received.map(\.connection) == [0, 0, 1])
+        #expect(upstream.accepted == 2)
+        try await upstream.close()
+    }
+
+    @Test("a new connection that closes before answering is not sent to again at once: the retry policy decides")
+    func freshConnectionFailureRetried() async throws {
+        let upstream = try await ScriptedUpstream { _, connection in connection == 0 ? .closeWithoutAnswer : .stream }
+        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)")
+        configuration.retry.baseDelay = .milliseconds(300)
+        configuration.retry.maxDelay = .milliseconds(300)
+        try await using(AnthropicClient(configuration: configuration)) { model in
+            let started = ContinuousClock.now
+            let turn = try await model.streamTurn(request) { _ in }
+            #expect(text(of: turn) == "Hello, world")
+            // The retry's backoff (300 ms, jittered down to 225) came before the second attempt.
+            #expect(ContinuousClock.now - started >= .milliseconds(220))
+        }
+        #expect(upstream.received.map(\.connection) == [0, 1])
+        try await upstream.close()
+    }
+
+    @Test("connections past maxConnections are not made: the call past them fails with a clear error")
+    func connectionLimit() async throws {
+        try await MockAnthropic.run { mock in
+            mock.enqueue(.stream([SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hi"), .pause(.seconds(5)), SSE.stop(0),
+                                  SSE.messageDelta("end_turn"), SSE.messageStop]))
+            var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: mock.baseURL)
+            configuration.maxConnections = 1
+            configuration.retry.maxAttempts = 1
+            try await using(AnthropicClient(configuration: configuration)) { model in
+                let seen = Mutex(false)
+                let first = Task { try await model.streamTurn(request) { _ in seen.withLock { $0 = true } } }
+                #expect(await eventually { seen.withLock { $0 } })
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code == .upstreamUnreachable)
+                #expect(error?.message.contains("All 1 connections") == true)
+                #expect(mock.received.count == 1)
+                first.cancel()
+                _ = await first.result
+            }
+        }
+    }
+
+    @Test("an HTTPS upstream whose certificate no trusted authority signed is refused before the request is sent")
+    func untrustedCertificate() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let certificate = folder.appendingPathComponent("cert.pem").path
+        let key = folder.appendingPathComponent("key.pem").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                             "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=localhost",
+                             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0)
+
+        let upstream = try await ScriptedUpstream(tls: (certificate, key))
+        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test-SECRET", baseURL: "https://localhost:\(upstream.port)")
+        configuration.retry.maxAttempts = 1
+        try await using(AnthropicClient(configuration: configuration)) { model in
+            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+            #expect(error?.code == .upstreamUnreachable)
+            #expect(error?.message.contains("TLS") == true)
+            #expect(error?.message.contains("SECRET") == false)
+        }
+        #expect(upstream.received.isEmpty)
+        try await upstream.close()
+    }
+}
