@@ -228,6 +228,21 @@ struct UpstreamHTTPTests {
         }
     }
 
+    @Test("a key holding a line break is never sent: the call fails at once, nothing reaches the server")
+    func headerInjection() async throws {
+        let upstream = try await ScriptedUpstream()
+        let configuration = AnthropicConfiguration(apiKey: "sk-ant-test\r\nx-injected: 1", baseURL: "http://127.0.0.1:\(upstream.port)")
+        try await using(AnthropicClient(configuration: configuration)) { model in
+            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+            #expect(error?.retryable == false)
+            #expect(error?.message.contains("line break") == true)
+            #expect(error?.message.contains("sk-ant-test") == false)
+        }
+        #expect(upstream.received.isEmpty)
+        #expect(upstream.accepted == 0)
+        try await upstream.close()
+    }
+
     @Test("an HTTPS upstream whose certificate no trusted authority signed is refused before the request is sent")
     func untrustedCertificate() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID().uuidString)")
