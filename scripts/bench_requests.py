@@ -188,7 +188,15 @@ async def main(args):
             d_rate, d_firsts, _ = await concurrent(up_port, b"/v1/messages", b"text_delta", 50, args.seconds)
             for index, binary in enumerate(binaries):
                 port, pid = args.port + index, servers[index].pid
+                profiler = None
+                if args.perf_load and round == 0 and index == 0:
+                    profiler = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-p", str(pid), "-o", args.perf_load],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    await asyncio.sleep(0.5)
                 s_rate, s_firsts, s_cpu = await concurrent(port, b"/mcp/chat/stream", b"text_chunk", 50, args.seconds, pid)
+                if profiler:
+                    profiler.send_signal(2)
+                    profiler.wait()
                 keep(results[binary], ratio=s_rate / d_rate, added99c=pct(s_firsts, .99) - pct(d_firsts, .99), cpu50=s_cpu * 1e6)
                 print(f"round {round + 1}, {binary}: C=50, {args.seconds} s: direct {d_rate:,.0f} chats/s (first text p99 "
                       f"{pct(d_firsts, .99):.1f} ms); switchboard {s_rate:,.0f} chats/s = {s_rate / d_rate:.2f}x (first text p99 "
@@ -227,4 +235,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1, help="measure every binary this many times, alternating; medians at the end")
     parser.add_argument("--compare", nargs="+", metavar="BINARY", help="other builds measured in the same rounds, in turn")
     parser.add_argument("--perf", metavar="FILE", help="record the first binary's profile during its first one-at-a-time chats (perf)")
+    parser.add_argument("--perf-load", metavar="FILE", help="record the first binary's profile during its first chats 50 at a time (perf)")
     asyncio.run(main(parser.parse_args()))

@@ -96,7 +96,7 @@ func modelClients(_ configuration: ServerConfiguration, toolCount: Int, services
     let providers = ProviderModels(timeouts: configuration.anthropic?.timeouts ?? configuration.upstream.timeouts,
                                    retry: configuration.anthropic?.retry ?? RetryPolicy(),
                                    maxConnections: configuration.anthropic?.maxConnections ?? configuration.upstream.maxConnections,
-                                   captureContent: configuration.captureContent, logger: logger)
+                                   captureContent: configuration.captureContent, caFile: configuration.upstream.caFile, logger: logger)
     services.append(ShutdownService(name: "provider clients") { await providers.shutdown() })
     guard let anthropic = configuration.anthropic else {
         logger.warning("ANTHROPIC_API_KEY is not set: POST /mcp/chat/stream answers 503 until it is")

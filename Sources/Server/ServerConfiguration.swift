@@ -143,6 +143,13 @@ public struct ServerConfiguration: Sendable {
         }
         if let seconds = env.seconds("SWITCHBOARD_UPSTREAM_TIMEOUT", in: Self.ranges.timeout) { upstream.timeouts.overall = seconds }
         if let count = env.integer("SWITCHBOARD_UPSTREAM_MAX_CONNECTIONS", in: 1...100_000) { upstream.maxConnections = count }
+        if let path = env.text("SWITCHBOARD_UPSTREAM_CA_FILE") {
+            if let problem = UpstreamSettings.problem(withCAFile: path) {
+                env.problem("SWITCHBOARD_UPSTREAM_CA_FILE: \(problem)")
+            } else {
+                upstream.caFile = path
+            }
+        }
         tracing = Self.tracingEnabled(environment)
         // Values the tracing library would stop the process on (it is built with OTLP/HTTP only), refused by name.
         for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
@@ -166,6 +173,7 @@ public struct ServerConfiguration: Sendable {
             anthropic.timeouts = upstream.timeouts
             anthropic.maxConnections = upstream.maxConnections
             anthropic.captureContent = upstream.captureContent
+            anthropic.caFile = upstream.caFile
             self.anthropic = anthropic
         }
         if let seconds = env.seconds("SWITCHBOARD_KEEPALIVE_SECONDS", in: 0.01...3_600) { keepaliveInterval = seconds }

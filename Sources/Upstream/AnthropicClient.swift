@@ -21,6 +21,8 @@ public struct AnthropicConfiguration: UpstreamConfiguration {
     public var captureContent = false
     /// Whether requests mark prompt-cache breakpoints (`AnthropicClient.requestBody`).
     public var promptCache = true
+    /// A PEM file of certificate authorities trusted for `https` besides the system's.
+    public var caFile: String?
 
     public init(apiKey: String, baseURL: String = "https://api.anthropic.com") {
         self.apiKey = apiKey

@@ -19,6 +19,8 @@ public struct OpenAIConfiguration: UpstreamConfiguration {
     public var retry = RetryPolicy()
     /// Whether model call spans carry the messages sent and received (`ContentCapture`).
     public var captureContent = false
+    /// A PEM file of certificate authorities trusted for `https` besides the system's.
+    public var caFile: String?
 
     public init(baseURL: String, apiKey: String? = nil) {
         self.baseURL = baseURL

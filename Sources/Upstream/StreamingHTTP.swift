@@ -44,6 +44,7 @@ final class StreamingHTTP: Sendable {
             if endpoint.tls {
                 var settings = TLSConfiguration.makeClientConfiguration()
                 settings.applicationProtocols = ["http/1.1"]
+                if let caFile = configuration.caFile { settings.additionalTrustRoots = [.file(caFile)] }
                 do {
                     tls = try NIOSSLContext(configuration: settings)
                 } catch {
@@ -303,10 +304,8 @@ final class StreamingHTTP: Sendable {
         case let error as NIOConnectionError:
             if let failure = error.connectionErrors.first { return unreachable(Self.reason(failure.error)) }
             return unreachable("its host name did not resolve")
-        case let error as IOError:
+        case is IOError, is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
             return unreachable(Self.reason(error))
-        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
-            return unreachable("TLS: \(error)")
         case is HTTPParserError:
             return StreamError(code: .upstreamProtocolError, message: "The model service's answer is not valid HTTP/1.1.", retryable: true)
         default:
@@ -314,10 +313,14 @@ final class StreamingHTTP: Sendable {
         }
     }
 
-    /// The system's words for a socket error ("Connection refused"), without the call that failed.
+    /// The words for a connection's failure: the system's for a socket error ("connection refused", without the
+    /// call that failed), TLS's own for a handshake (the certificate, the host name).
     private static func reason(_ error: any Error) -> String {
-        guard let error = error as? IOError else { return "\(type(of: error))" }
-        return String(cString: strerror(error.errnoCode)).lowercased()
+        switch error {
+        case let error as IOError: String(cString: strerror(error.errnoCode)).lowercased()
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError: "TLS: \(error)"
+        default: "\(type(of: error))"
+        }
     }
 
     static func describe(_ duration: Duration) -> String {

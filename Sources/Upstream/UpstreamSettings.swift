@@ -1,3 +1,5 @@
+import NIOSSL
+
 /// How long a model call may take, in its parts; the same for every provider.
 public struct UpstreamTimeouts: Sendable {
     /// Establishing the connection (TCP and TLS).
@@ -45,8 +47,21 @@ public struct UpstreamSettings: Sendable {
     public var maxConnections = 1024
     /// Whether model call spans carry the messages (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
     public var captureContent = false
+    /// A PEM file of certificate authorities trusted for `https` providers besides the system's
+    /// (`SWITCHBOARD_UPSTREAM_CA_FILE`): a private CA in front of a local model server.
+    public var caFile: String?
 
     public init() {}
+
+    /// Why `path` cannot serve as `caFile` (unreadable, or no PEM certificate in it); `nil` when it can.
+    public static func problem(withCAFile path: String) -> String? {
+        do {
+            let certificates = try NIOSSLCertificate.fromPEMFile(path)
+            return certificates.isEmpty ? "\(path) holds no PEM certificate" : nil
+        } catch {
+            return "\(path) is not a readable PEM file of certificates"
+        }
+    }
 }
 
 /// What every provider's client configuration has for the shared transport (`StreamingHTTP`).
@@ -57,4 +72,6 @@ public protocol UpstreamConfiguration: Sendable {
     var maxConnections: Int { get }
     /// Whether model call spans carry the messages sent and received (`ContentCapture`).
     var captureContent: Bool { get }
+    /// A PEM file of certificate authorities trusted for `https` besides the system's (`UpstreamSettings.caFile`).
+    var caFile: String? { get }
 }

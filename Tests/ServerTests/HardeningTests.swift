@@ -90,6 +90,24 @@ struct ConfigurationRangeTests {
         #expect(keyed.anthropic?.timeouts.overall == .seconds(12))
     }
 
+    @Test("SWITCHBOARD_UPSTREAM_CA_FILE must be a readable PEM file of certificates, and reaches the built-in client")
+    func upstreamCAFile() throws {
+        let missing = ServerConfiguration(environment: ["SWITCHBOARD_UPSTREAM_CA_FILE": "/nonexistent/ca.pem"])
+        #expect(missing.problems == ["SWITCHBOARD_UPSTREAM_CA_FILE: /nonexistent/ca.pem is not a readable PEM file of certificates"])
+        #expect(missing.upstream.caFile == nil)
+        let notPEM = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-ca-\(UUID().uuidString).pem").path
+        try "hello".write(toFile: notPEM, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: notPEM) }
+        #expect(ServerConfiguration(environment: ["SWITCHBOARD_UPSTREAM_CA_FILE": notPEM]).problems.count == 1)
+        // The system's own bundle is a PEM file of certificates.
+        let bundle = "/etc/ssl/certs/ca-certificates.crt"
+        if FileManager.default.fileExists(atPath: bundle) {
+            let good = ServerConfiguration(environment: ["SWITCHBOARD_UPSTREAM_CA_FILE": bundle, "ANTHROPIC_API_KEY": "sk-ant-x"])
+            #expect(good.problems.isEmpty)
+            #expect(good.upstream.caFile == bundle && good.anthropic?.caFile == bundle)
+        }
+    }
+
     @Test("tracing is on only when an OTLP endpoint is named and the SDK and exporter are not turned off; content capture is true, false or refused, and reaches the model clients and the loop")
     func tracingSettings() {
         #expect(!ServerConfiguration(environment: [:]).tracing)

@@ -245,31 +245,69 @@ struct UpstreamHTTPTests {
 
     @Test("an HTTPS upstream whose certificate no trusted authority signed is refused before the request is sent")
     func untrustedCertificate() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let certificate = folder.appendingPathComponent("cert.pem").path
-        let key = folder.appendingPathComponent("key.pem").path
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        openssl.arguments = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                             "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=localhost",
-                             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        try #require(openssl.terminationStatus == 0)
-
-        let upstream = try await ScriptedUpstream(tls: (certificate, key))
-        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test-SECRET", baseURL: "https://localhost:\(upstream.port)")
-        configuration.retry.maxAttempts = 1
-        try await using(AnthropicClient(configuration: configuration)) { model in
-            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-            #expect(error?.code == .upstreamUnreachable)
-            #expect(error?.message.contains("TLS") == true)
-            #expect(error?.message.contains("SECRET") == false)
+        try await withCertificate(names: "DNS:localhost,IP:127.0.0.1") { certificate, key in
+            let upstream = try await ScriptedUpstream(tls: (certificate, key))
+            var configuration = AnthropicConfiguration(apiKey: "sk-ant-test-SECRET", baseURL: "https://localhost:\(upstream.port)")
+            configuration.retry.maxAttempts = 1
+            try await using(AnthropicClient(configuration: configuration)) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.code == .upstreamUnreachable)
+                #expect(error?.message.contains("TLS") == true)
+                #expect(error?.message.contains("SECRET") == false)
+            }
+            #expect(upstream.received.isEmpty)
+            try await upstream.close()
         }
-        #expect(upstream.received.isEmpty)
-        try await upstream.close()
     }
+
+    @Test("over HTTPS with the authority trusted (caFile): the call streams, the name is checked, the TLS connection is reused")
+    func trustedCertificate() async throws {
+        try await withCertificate(names: "DNS:localhost") { certificate, key in
+            let upstream = try await ScriptedUpstream(tls: (certificate, key))
+            var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "https://localhost:\(upstream.port)")
+            configuration.caFile = certificate
+            configuration.retry.maxAttempts = 1
+            try await using(AnthropicClient(configuration: configuration)) { model in
+                for _ in 0..<3 {
+                    let turn = try await model.streamTurn(request) { _ in }
+                    #expect(text(of: turn) == "Hello, world")
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            #expect(upstream.received.count == 3)
+            #expect(upstream.received.first?.head.headers["host"] == ["localhost:\(upstream.port)"])
+            #expect(upstream.accepted == 1)
+
+            // The same trusted certificate does not name 127.0.0.1: refused.
+            var elsewhere = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "https://127.0.0.1:\(upstream.port)")
+            elsewhere.caFile = certificate
+            elsewhere.retry.maxAttempts = 1
+            try await using(AnthropicClient(configuration: elsewhere)) { model in
+                let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+                #expect(error?.message.contains("TLS") == true, "\(String(describing: error))")
+            }
+            #expect(upstream.received.count == 3)
+            try await upstream.close()
+        }
+    }
+}
+
+/// Runs `body` with a new self-signed certificate (its own authority) for `names` (a subjectAltName list) and its
+/// key, as PEM files (openssl, from Debian's package).
+private func withCertificate(names: String, _ body: (_ certificate: String, _ key: String) async throws -> Void) async throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let certificate = folder.appendingPathComponent("cert.pem").path
+    let key = folder.appendingPathComponent("key.pem").path
+    let openssl = Process()
+    openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    openssl.arguments = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                         "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=switchboard test", "-addext", "subjectAltName=\(names)"]
+    openssl.standardError = FileHandle.nullDevice
+    openssl.standardOutput = FileHandle.nullDevice
+    try openssl.run()
+    openssl.waitUntilExit()
+    try #require(openssl.terminationStatus == 0)
+    try await body(certificate, key)
 }

@@ -15,6 +15,8 @@ public final class ProviderModels: Sendable {
     private let maxConnections: Int
     /// Whether model call spans carry the messages (`ServerConfiguration.captureContent`).
     private let captureContent: Bool
+    /// Certificate authorities trusted for `https` providers besides the system's (`UpstreamSettings.caFile`).
+    private let caFile: String?
     private let environment: @Sendable (String) -> String?
     private let logger: Logger
     private let clients = Mutex<[Connection: Client]>([:])
@@ -63,13 +65,14 @@ public final class ProviderModels: Sendable {
     }
 
     public init(timeouts: UpstreamTimeouts = UpstreamTimeouts(), retry: RetryPolicy = RetryPolicy(), maxConnections: Int = 1024,
-                captureContent: Bool = false,
+                captureContent: Bool = false, caFile: String? = nil,
                 environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
                 logger: Logger = Logger(label: "switchboard.providers")) {
         self.timeouts = timeouts
         self.retry = retry
         self.maxConnections = maxConnections
         self.captureContent = captureContent
+        self.caFile = caFile
         self.environment = environment
         self.logger = logger
     }
@@ -95,6 +98,7 @@ public final class ProviderModels: Sendable {
                 configuration.retry = retry
                 configuration.maxConnections = maxConnections
                 configuration.captureContent = captureContent
+                configuration.caFile = caFile
                 configuration.promptCache = provider.promptCache
                 client = .anthropic(AnthropicClient(configuration: configuration, logger: logger))
             case .openai:
@@ -104,6 +108,7 @@ public final class ProviderModels: Sendable {
                 configuration.retry = retry
                 configuration.maxConnections = maxConnections
                 configuration.captureContent = captureContent
+                configuration.caFile = caFile
                 client = .openai(OpenAIClient(configuration: configuration, logger: logger))
             }
             clients[Connection(provider)] = client
