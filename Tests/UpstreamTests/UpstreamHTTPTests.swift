@@ -16,6 +16,8 @@ import Testing
 private final class ScriptedUpstream: Sendable {
     enum Answer: Sendable {
         case stream
+        /// The stream as a body without length that ends with the connection (HTTP/1.0 style).
+        case streamUntilClose
         case closeWithoutAnswer
     }
 
@@ -58,6 +60,13 @@ private final class ScriptedUpstream: Sendable {
                 defer { requests += 1 }
                 switch answer(requests, connection) {
                 case .closeWithoutAnswer:
+                    context.close(promise: nil)
+                case .streamUntilClose:
+                    var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                    head.headers.add(name: "content-type", value: "text/event-stream")
+                    head.headers.add(name: "connection", value: "close")
+                    context.write(wrapOutboundOut(.head(head)), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ScriptedUpstream.streamBody)))), promise: nil)
                     context.close(promise: nil)
                 case .stream:
                     var head = HTTPResponseHead(version: .http1_1, status: .ok)
@@ -186,6 +195,21 @@ struct UpstreamHTTPTests {
         // The first call, the second sent on the first connection (closed), then on a new one.
         #expect(upstream.received.map(\.connection) == [0, 0, 1])
         #expect(upstream.accepted == 2)
+        try await upstream.close()
+    }
+
+    @Test("an answer without length that ends with its connection is read whole, and the next call takes a new connection")
+    func closeDelimited() async throws {
+        let upstream = try await ScriptedUpstream { _, _ in .streamUntilClose }
+        let configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)")
+        try await using(AnthropicClient(configuration: configuration)) { model in
+            for _ in 0..<2 {
+                let turn = try await model.streamTurn(request) { _ in }
+                #expect(text(of: turn) == "Hello, world")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        #expect(upstream.received.map(\.connection) == [0, 1])
         try await upstream.close()
     }
 
