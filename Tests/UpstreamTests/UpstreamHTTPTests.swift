@@ -117,6 +117,16 @@ private final class ScriptedUpstream: Sendable {
     var accepted: Int { connections.load(ordering: .relaxed) }
 
     func close() async throws { try await channel.close() }
+
+    /// A client's settings for this server over plain HTTP, each retry waiting `retryDelay` when given.
+    func configuration(retryDelay: Duration? = nil) -> AnthropicConfiguration {
+        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(port)")
+        if let retryDelay {
+            configuration.retry.baseDelay = retryDelay
+            configuration.retry.maxDelay = retryDelay
+        }
+        return configuration
+    }
 }
 
 private let request = ModelRequest(model: "claude-haiku-4-5", system: "be brief", maxTokens: 64,
@@ -179,10 +189,7 @@ struct UpstreamHTTPTests {
         // Each connection answers its first request and closes at its second, as a server whose keep-alive ran out
         // just as the request came.
         let upstream = try await ScriptedUpstream { request, _ in request == 0 ? .stream : .closeWithoutAnswer }
-        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)")
-        configuration.retry.baseDelay = .seconds(20)
-        configuration.retry.maxDelay = .seconds(20)
-        try await using(AnthropicClient(configuration: configuration)) { model in
+        try await using(AnthropicClient(configuration: upstream.configuration(retryDelay: .seconds(20)))) { model in
             _ = try await model.streamTurn(request) { _ in }
             // The turn returns at message_stop; the answer's end, read right after on the connection's loop, parks
             // the connection there for this task (not on a loop) to find.
@@ -201,8 +208,7 @@ struct UpstreamHTTPTests {
     @Test("an answer without length that ends with its connection is read whole, and the next call takes a new connection")
     func closeDelimited() async throws {
         let upstream = try await ScriptedUpstream { _, _ in .streamUntilClose }
-        let configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)")
-        try await using(AnthropicClient(configuration: configuration)) { model in
+        try await using(AnthropicClient(configuration: upstream.configuration())) { model in
             for _ in 0..<2 {
                 let turn = try await model.streamTurn(request) { _ in }
                 #expect(text(of: turn) == "Hello, world")
@@ -216,10 +222,7 @@ struct UpstreamHTTPTests {
     @Test("a new connection that closes before answering is not sent to again at once: the retry policy decides")
     func freshConnectionFailureRetried() async throws {
         let upstream = try await ScriptedUpstream { _, connection in connection == 0 ? .closeWithoutAnswer : .stream }
-        var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "http://127.0.0.1:\(upstream.port)")
-        configuration.retry.baseDelay = .milliseconds(300)
-        configuration.retry.maxDelay = .milliseconds(300)
-        try await using(AnthropicClient(configuration: configuration)) { model in
+        try await using(AnthropicClient(configuration: upstream.configuration(retryDelay: .milliseconds(300)))) { model in
             let started = ContinuousClock.now
             let turn = try await model.streamTurn(request) { _ in }
             #expect(text(of: turn) == "Hello, world")
