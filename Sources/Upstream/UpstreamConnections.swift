@@ -104,7 +104,7 @@ final class UpstreamConnections: Sendable {
             done(.success(connection))
             return
         }
-        guard open.add(1, ordering: .relaxed).newValue <= limit else {
+        guard open.add(1, ordering: .relaxed).newValue <= limit || closeIdle(elsewhere: loop) else {
             open.subtract(1, ordering: .relaxed)
             done(.failure(UpstreamTransportError.allConnectionsBusy(limit: limit)))
             return
@@ -135,6 +135,27 @@ final class UpstreamConnections: Sendable {
                 done(.failure(error))
             }
         }
+    }
+
+    /// At the limit, a connection idle on another loop makes way for this one: the least recently used there is
+    /// closed by its loop a moment later (the count passes the limit by the closes in flight, or by one when that
+    /// loop took its last idle connection for a call meanwhile). `false` when no other loop has one idle: every
+    /// connection is carrying a call.
+    private func closeIdle(elsewhere loop: any EventLoop) -> Bool {
+        for (other, idle) in order where other !== loop {
+            // Claimed in the count first, so two callers do not both count on the same connection.
+            var count = idle.value.load(ordering: .relaxed)
+            while count > 0 {
+                let (exchanged, found) = idle.value.compareExchange(expected: count, desired: count - 1, ordering: .relaxed)
+                if exchanged {
+                    let idleList = loops[ObjectIdentifier(other)]!
+                    other.execute { idleList.value.closeLeastRecentlyUsed() }
+                    return true
+                }
+                count = found
+            }
+        }
+        return false
     }
 
     /// Closes the idle connections and keeps none from now on; calls in progress end as they do.
@@ -192,6 +213,14 @@ final class LoopConnections {
     /// A connection closed: it is no longer offered.
     func remove(_ connection: UpstreamConnection) {
         idle.removeAll { $0 === connection }
+    }
+
+    /// Closes the connection idle the longest, if any.
+    func closeLeastRecentlyUsed() {
+        guard !idle.isEmpty else { return }
+        let connection = idle.removeFirst()
+        connection.idleClose?.cancel()
+        connection.close()
     }
 
     func closeAll() {

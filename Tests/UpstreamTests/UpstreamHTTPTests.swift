@@ -30,6 +30,7 @@ private final class ScriptedUpstream: Sendable {
     private let channel: any Channel
     private let log = Mutex<[Received]>([])
     private let connections = Atomic<Int>(0)
+    let closedConnections = Atomic<Int>(0)
 
     private final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
@@ -45,6 +46,11 @@ private final class ScriptedUpstream: Sendable {
             self.server = server
             self.connection = connection
             self.answer = answer
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            server.closedConnections.add(1, ordering: .relaxed)
+            context.fireChannelInactive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -337,4 +343,43 @@ private func withCertificate(names: String, _ body: (_ certificate: String, _ ke
     openssl.waitUntilExit()
     try #require(openssl.terminationStatus == 0)
     try await body(certificate, key)
+}
+
+@Suite("Upstream connections at their limit", .timeLimit(.minutes(1)))
+struct UpstreamConnectionLimitTests {
+    @Test("at the limit, a connection idle on another loop is closed to make way: idle connections never refuse a call")
+    func idleElsewhereMakesWay() async throws {
+        let upstream = try await ScriptedUpstream()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let loops = Array(group.makeIterator())
+        try #require(loops.count >= 2)
+        let connections = UpstreamConnections(endpoint: try UpstreamEndpoint(baseURL: "http://127.0.0.1:\(upstream.port)"), group: group,
+                                              limit: 1, connectTimeout: .seconds(5), idleTimeout: .seconds(60), tls: nil)
+        /// A connection taken on `loop`, then parked there at once (it never carried a call).
+        func takeAndPark(on loop: any EventLoop) async throws {
+            try await loop.submit {
+                let parked = loop.makePromise(of: Void.self)
+                connections.connection(on: loop, fresh: false) { result in
+                    switch result {
+                    case .success(let connection):
+                        connection.finished(reusable: true)
+                        parked.succeed()
+                    case .failure(let error):
+                        parked.fail(error)
+                    }
+                }
+                return parked.futureResult
+            }.flatMap { $0 }.get()
+        }
+        try await takeAndPark(on: loops[0])
+        #expect(connections.preferredLoop === loops[0])
+        // The limit is one and it is idle on the first loop: the second loop's call gets a connection anyway,
+        // and the first loop's is closed.
+        try await takeAndPark(on: loops[1])
+        #expect(await eventually { upstream.closedConnections.load(ordering: .relaxed) == 1 })
+        #expect(connections.preferredLoop === loops[1])
+        #expect(upstream.accepted == 2)
+        await connections.shutdown()
+        try await upstream.close()
+    }
 }
