@@ -11,8 +11,8 @@ public struct AnthropicConfiguration: UpstreamConfiguration {
 
     public var baseURL: String = "https://api.anthropic.com"
     public var apiKey: String
-    /// Upstream HTTP/1.1 connections per host. Each open stream holds one, so this bounds concurrent streams;
-    /// AsyncHTTPClient's default of 8 would queue the ninth chat.
+    /// Upstream HTTP/1.1 connections open at once (`UpstreamConnections`). Each open stream holds one, so this
+    /// bounds concurrent streams to the provider.
     public var maxConnections: Int = 1024
     public var version: String = "2023-06-01"
     public var timeouts = Timeouts()
