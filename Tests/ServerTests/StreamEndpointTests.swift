@@ -197,7 +197,9 @@ struct StreamEndpointTests {
                 let body = chatJSON("hi")
                 let request = "POST /mcp/chat/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
-                let first = try #require(await rawFirstReceive(port: port, request: request))
+                // The client stays until the upstream answered: hanging up at once would cancel the chat, sometimes
+                // before its upstream connection was even made (and so before the request reached the mock).
+                let first = try #require(await rawFirstReceive(port: port, request: request, keepOpen: .seconds(2)))
                 let text = String(decoding: first.bytes, as: UTF8.self)
                 // One write: the client's first read holds the head and both events of the moment before the model call
                 // (one packet, one wake-up of the client), and none of the model's.

@@ -83,8 +83,10 @@ private func blockingGetStatus(port: Int, target: String, headers: [(String, Str
 
 /// Sends `request` (the bytes exactly) on a new connection and gives what the first `recv(2)` returned and when:
 /// the bytes of the server's first write (a loopback write of a few hundred bytes arrives whole), so a test can
-/// tell what the server sent together. The blocking socket runs on a thread of its own.
-public func rawFirstReceive(port: Int, request: String) async -> (bytes: [UInt8], at: ContinuousClock.Instant)? {
+/// tell what the server sent together. The connection stays open `keepOpen` after that (a hang-up would stop the
+/// server's work for it). The blocking socket runs on a thread of its own.
+public func rawFirstReceive(port: Int, request: String, keepOpen: Duration = .zero) async
+    -> (bytes: [UInt8], at: ContinuousClock.Instant)? {
     await withCheckedContinuation { continuation in
         Thread.detachNewThread {
             guard let fd = connectedLoopbackSocket(port: port) else { return continuation.resume(returning: nil) }
@@ -94,6 +96,7 @@ public func rawFirstReceive(port: Int, request: String) async -> (bytes: [UInt8]
             let n = recv(fd, &buffer, buffer.count, 0)
             let at = ContinuousClock.now
             continuation.resume(returning: n > 0 ? (Array(buffer[0..<n]), at) : nil)
+            if keepOpen > .zero { Thread.sleep(forTimeInterval: Double(keepOpen.components.seconds) + Double(keepOpen.components.attoseconds) / 1e18) }
         }
     }
 }
