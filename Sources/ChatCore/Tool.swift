@@ -42,50 +42,37 @@ public struct ToolBox: Sendable {
     /// Definitions in a stable order, as sent upstream.
     public let definitions: [ToolDefinition]
 
-    /// The subsets `only` made, kept so that every chat of a key limited to some tools shares one tool table and one
+    /// The subsets `only` made, kept so that every chat of a key limited to some tools shares one box, and so one
     /// definitions array (which the model clients find their rendered tools by, `ToolDefinitionsJSON`).
-    private let subsets: ToolSubsets
+    private let subsets = ToolSubsets()
 
     public init(_ tools: [any Tool]) {
         var byName: [String: any Tool] = [:]
         for tool in tools where byName[tool.definition.name] == nil { byName[tool.definition.name] = tool }
-        self.init(tools: byName, definitions: byName.values.map(\.definition).sorted { $0.name < $1.name })
-    }
-
-    private init(tools: [String: any Tool], definitions: [ToolDefinition]) {
-        self.tools = tools
-        self.definitions = definitions
-        subsets = ToolSubsets()
+        self.tools = byName
+        self.definitions = byName.values.map(\.definition).sorted { $0.name < $1.name }
     }
 
     public subscript(name: String) -> (any Tool)? { tools[name] }
 
     /// The tools named in `names` (a key's `tools`), or all of them for `nil`: only these are offered to the model
-    /// and only these can run. The same `names` give the same table and definitions (up to `ToolSubsets.limit`
-    /// sets are kept).
+    /// and only these can run. The same `names` give the same box (up to `ToolSubsets.limit` sets are kept).
     public func only(_ names: Set<String>?) -> ToolBox {
         guard let names else { return self }
-        if let kept = subsets.kept.withLock({ $0[names] }) { return ToolBox(tools: kept.tools, definitions: kept.definitions) }
+        if let kept = subsets.boxes.withLock({ $0[names] }) { return kept }
         let made = ToolBox(tools.values.filter { names.contains($0.definition.name) })
-        let kept = subsets.kept.withLock { kept in
-            if let earlier = kept[names] { return earlier }
-            let subset = ToolSubsets.Subset(tools: made.tools, definitions: made.definitions)
-            if kept.count < ToolSubsets.limit { kept[names] = subset }
-            return subset
+        return subsets.boxes.withLock { boxes in
+            if let earlier = boxes[names] { return earlier }
+            if boxes.count < ToolSubsets.limit { boxes[names] = made }
+            return made
         }
-        return ToolBox(tools: kept.tools, definitions: kept.definitions)
     }
 }
 
 /// A tool box's subsets by the names asked for (`ToolBox.only`).
 final class ToolSubsets: Sendable {
-    struct Subset: Sendable {
-        let tools: [String: any Tool]
-        let definitions: [ToolDefinition]
-    }
-
     /// How many subsets are kept: the keys' distinct tool lists, a handful in practice; past this, a subset is made
     /// for each chat.
     static let limit = 64
-    let kept = Mutex<[Set<String>: Subset]>([:])
+    let boxes = Mutex<[Set<String>: ToolBox]>([:])
 }

@@ -285,7 +285,7 @@ final class StreamingHTTP: Sendable {
             StreamError(code: .upstreamUnreachable, message: "Could not reach the model service (\(why)).", retryable: true)
         }
         switch error {
-        case UpstreamTransportError.connectTimeout, ChannelError.connectTimeout:
+        case ChannelError.connectTimeout:
             return StreamError(code: .connectTimeout, message: "Could not connect to the model service within \(describe(timeouts.connect)).",
                                retryable: true)
         case UpstreamTransportError.firstByteTimeout:

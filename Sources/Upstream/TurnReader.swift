@@ -75,8 +75,6 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
     }
     /// The answer's end arrived (its connection went back to the idle list or closed).
     private var answerEnded = false
-    /// The task is done with the call (`release`).
-    private var released = false
     /// Events went to the task and await delivery: the connection's reads are held, what it still says is held.
     private var awaitingDelivery = false
     private var held: [Held] = []
@@ -143,7 +141,6 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
     /// otherwise the connection closes now (cancelled, failed, refused before its end).
     func release(whole: Bool) {
         onLoop { reader in
-            reader.released = true
             reader.firstByteTimer?.cancel()
             reader.done = true
             guard !reader.answerEnded, let connection = reader.connection else { return }

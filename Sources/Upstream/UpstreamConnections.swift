@@ -7,7 +7,7 @@ import NIOSSL
 import Synchronization
 
 /// Where a provider's calls go, read once from its base URL.
-struct UpstreamEndpoint: Sendable, Equatable {
+struct UpstreamEndpoint: Sendable {
     var tls: Bool
     /// The host to connect to (an IPv6 address without its brackets).
     var host: String
@@ -42,8 +42,7 @@ struct UpstreamRequest: Sendable {
 }
 
 /// How a model call's transport failed, before `StreamingHTTP.transportError` says it in Switchboard's words.
-enum UpstreamTransportError: Error, Equatable {
-    case connectTimeout
+enum UpstreamTransportError: Error {
     /// No answer's head within the first-byte timeout.
     case firstByteTimeout
     /// The answer went silent for the idle timeout.
@@ -81,7 +80,7 @@ final class UpstreamConnections: Sendable {
         for loop in group.makeIterator() {
             let count = IdleCount()
             loops[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                LoopConnections(loop: loop, idleTimeout: idleTimeout, keep: limit, count: count), eventLoop: loop)
+                LoopConnections(loop: loop, idleTimeout: idleTimeout, count: count), eventLoop: loop)
             order.append((loop, count))
         }
         self.loops = loops
@@ -171,22 +170,20 @@ final class IdleCount: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// One event loop's idle connections to an endpoint; used on that loop only.
+/// One event loop's idle connections to an endpoint; used on that loop only. The list needs no bound of its own:
+/// every connection in it counts towards `UpstreamConnections`' limit on open ones.
 final class LoopConnections {
     let loop: any EventLoop
     private let idleTimeout: TimeAmount
-    /// At most this many are kept idle.
-    private let keep: Int
     private var idle: [UpstreamConnection] = [] {
         didSet { count.value.store(idle.count, ordering: .relaxed) }
     }
     private let count: IdleCount
     private var closed = false
 
-    init(loop: any EventLoop, idleTimeout: TimeAmount, keep: Int, count: IdleCount) {
+    init(loop: any EventLoop, idleTimeout: TimeAmount, count: IdleCount) {
         self.loop = loop
         self.idleTimeout = idleTimeout
-        self.keep = keep
         self.count = count
     }
 
@@ -202,7 +199,7 @@ final class LoopConnections {
 
     /// Keeps `connection` for the next call, closing it after `idleTimeout` unused.
     func park(_ connection: UpstreamConnection) {
-        guard !closed, idle.count < keep else {
+        guard !closed else {
             connection.close()
             return
         }

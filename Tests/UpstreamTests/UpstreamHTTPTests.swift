@@ -18,6 +18,9 @@ private final class ScriptedUpstream: Sendable {
         case stream
         /// The stream as a body without length that ends with the connection (HTTP/1.0 style).
         case streamUntilClose
+        /// The stream's first text, then `bytes` of pings written at once, then its end (`lastWriteDone` is when
+        /// the client had taken all of it in).
+        case flood(bytes: Int)
         case closeWithoutAnswer
     }
 
@@ -31,6 +34,7 @@ private final class ScriptedUpstream: Sendable {
     private let log = Mutex<[Received]>([])
     private let connections = Atomic<Int>(0)
     let closedConnections = Atomic<Int>(0)
+    let lastWriteDone = Mutex<ContinuousClock.Instant?>(nil)
 
     private final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
@@ -74,6 +78,24 @@ private final class ScriptedUpstream: Sendable {
                     context.write(wrapOutboundOut(.head(head)), promise: nil)
                     context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ScriptedUpstream.streamBody)))), promise: nil)
                     context.close(promise: nil)
+                case .flood(let bytes):
+                    var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                    head.headers.add(name: "content-type", value: "text/event-stream")
+                    head.headers.add(name: "transfer-encoding", value: "chunked")
+                    context.write(wrapOutboundOut(.head(head)), promise: nil)
+                    let text = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hi")].map(ScriptedUpstream.text).joined()
+                    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                    let ping = ScriptedUpstream.text(SSE.ping)
+                    let chunk = ByteBuffer(string: String(repeating: ping, count: (64 << 10) / ping.utf8.count))
+                    for _ in 0..<(bytes / chunk.readableBytes) {
+                        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                    }
+                    let rest = [SSE.stop(0), SSE.messageDelta("end_turn"), SSE.messageStop].map(ScriptedUpstream.text).joined()
+                    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: rest)))), promise: nil)
+                    let done = context.eventLoop.makePromise(of: Void.self)
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+                    let server = server
+                    done.futureResult.whenSuccess { server.lastWriteDone.withLock { $0 = .now } }
                 case .stream:
                     var head = HTTPResponseHead(version: .http1_1, status: .ok)
                     head.headers.add(name: "content-type", value: "text/event-stream")
@@ -86,10 +108,12 @@ private final class ScriptedUpstream: Sendable {
         }
     }
 
-    static let streamBody: String = SSE.textAnswer(["Hello", ", ", "world"]).map { piece in
+    static let streamBody: String = SSE.textAnswer(["Hello", ", ", "world"]).map(text).joined()
+
+    static func text(_ piece: MockAnthropic.Piece) -> String {
         if case .send(let text) = piece { return text }
         return ""
-    }.joined()
+    }
 
     /// `tls`: the server's certificate and key (PEM files).
     init(tls: (certificate: String, key: String)? = nil, answer: @escaping @Sendable (_ request: Int, _ connection: Int) -> Answer = { _, _ in .stream })
@@ -225,6 +249,28 @@ struct UpstreamHTTPTests {
         try await upstream.close()
     }
 
+    @Test("reads are held while the consumer catches up: the upstream cannot send past the sockets' buffers until it has")
+    func readsHeldForSlowConsumer() async throws {
+        // 16 MiB of pings after the first text: more than both sockets' buffers on loopback hold.
+        let upstream = try await ScriptedUpstream { _, _ in .flood(bytes: 16 << 20) }
+        try await using(AnthropicClient(configuration: upstream.configuration())) { model in
+            let firstText = Mutex<ContinuousClock.Instant?>(nil)
+            let turn = try await model.streamTurn(request) { event in
+                guard case .text = event, firstText.withLock({ $0 }) == nil else { return }
+                firstText.withLock { $0 = .now }
+                // A consumer that takes a second over its first event.
+                try await Task.sleep(for: .seconds(1))
+            }
+            #expect(text(of: turn) == "Hi")
+            let taken = try #require(firstText.withLock { $0 })
+            let sent = try #require(upstream.lastWriteDone.withLock { $0 })
+            // The upstream's last bytes went out only once the consumer was done with the first event; read on
+            // regardless, they would have been taken in within a moment of it.
+            #expect(sent - taken > .milliseconds(900), "the upstream finished \(sent - taken) after the first text")
+        }
+        try await upstream.close()
+    }
+
     @Test("a new connection that closes before answering is not sent to again at once: the retry policy decides")
     func freshConnectionFailureRetried() async throws {
         let upstream = try await ScriptedUpstream { _, connection in connection == 0 ? .closeWithoutAnswer : .stream }
@@ -345,40 +391,65 @@ private func withCertificate(names: String, _ body: (_ certificate: String, _ ke
     try await body(certificate, key)
 }
 
-@Suite("Upstream connections at their limit", .timeLimit(.minutes(1)))
-struct UpstreamConnectionLimitTests {
+@Suite("Upstream idle connections", .timeLimit(.minutes(1)))
+struct UpstreamIdleConnectionTests {
+    private let group = MultiThreadedEventLoopGroup.singleton
+
+    private func connections(to upstream: ScriptedUpstream, limit: Int = 8, idleTimeout: TimeAmount = .seconds(60)) throws
+        -> UpstreamConnections {
+        UpstreamConnections(endpoint: try UpstreamEndpoint(baseURL: "http://127.0.0.1:\(upstream.port)"), group: group, limit: limit,
+                            connectTimeout: .seconds(5), idleTimeout: idleTimeout, tls: nil)
+    }
+
+    /// A connection taken on `loop`, then parked there at once (it never carried a call).
+    private func takeAndPark(_ connections: UpstreamConnections, on loop: any EventLoop) async throws {
+        try await loop.submit {
+            let parked = loop.makePromise(of: Void.self)
+            connections.connection(on: loop, fresh: false) { result in
+                switch result {
+                case .success(let connection):
+                    connection.finished(reusable: true)
+                    parked.succeed()
+                case .failure(let error):
+                    parked.fail(error)
+                }
+            }
+            return parked.futureResult
+        }.flatMap { $0 }.get()
+    }
+
     @Test("at the limit, a connection idle on another loop is closed to make way: idle connections never refuse a call")
     func idleElsewhereMakesWay() async throws {
         let upstream = try await ScriptedUpstream()
-        let group = MultiThreadedEventLoopGroup.singleton
         let loops = Array(group.makeIterator())
         try #require(loops.count >= 2)
-        let connections = UpstreamConnections(endpoint: try UpstreamEndpoint(baseURL: "http://127.0.0.1:\(upstream.port)"), group: group,
-                                              limit: 1, connectTimeout: .seconds(5), idleTimeout: .seconds(60), tls: nil)
-        /// A connection taken on `loop`, then parked there at once (it never carried a call).
-        func takeAndPark(on loop: any EventLoop) async throws {
-            try await loop.submit {
-                let parked = loop.makePromise(of: Void.self)
-                connections.connection(on: loop, fresh: false) { result in
-                    switch result {
-                    case .success(let connection):
-                        connection.finished(reusable: true)
-                        parked.succeed()
-                    case .failure(let error):
-                        parked.fail(error)
-                    }
-                }
-                return parked.futureResult
-            }.flatMap { $0 }.get()
-        }
-        try await takeAndPark(on: loops[0])
+        let connections = try connections(to: upstream, limit: 1)
+        try await takeAndPark(connections, on: loops[0])
         #expect(connections.preferredLoop === loops[0])
         // The limit is one and it is idle on the first loop: the second loop's call gets a connection anyway,
         // and the first loop's is closed.
-        try await takeAndPark(on: loops[1])
+        try await takeAndPark(connections, on: loops[1])
         #expect(await eventually { upstream.closedConnections.load(ordering: .relaxed) == 1 })
         #expect(connections.preferredLoop === loops[1])
         #expect(upstream.accepted == 2)
+        await connections.shutdown()
+        try await upstream.close()
+    }
+
+    @Test("a connection idle past the idle timeout is closed; one in use again before it is kept")
+    func idleTimeout() async throws {
+        let upstream = try await ScriptedUpstream()
+        let loop = group.next()
+        let connections = try connections(to: upstream, idleTimeout: .seconds(1))
+        try await takeAndPark(connections, on: loop)
+        try await Task.sleep(for: .milliseconds(400))
+        // Taken again before its time: the same connection, its timer started anew.
+        try await takeAndPark(connections, on: loop)
+        #expect(upstream.accepted == 1)
+        // Past the first timer's time (1 s after the first park), before the second's.
+        try await Task.sleep(for: .milliseconds(750))
+        #expect(upstream.closedConnections.load(ordering: .relaxed) == 0)
+        #expect(await eventually(within: .seconds(3)) { upstream.closedConnections.load(ordering: .relaxed) == 1 })
         await connections.shutdown()
         try await upstream.close()
     }
