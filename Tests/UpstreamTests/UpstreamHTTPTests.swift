@@ -18,7 +18,7 @@ private final class ScriptedUpstream: Sendable {
         case stream
         /// The stream as a body without length that ends with the connection (HTTP/1.0 style).
         case streamUntilClose
-        /// The stream's first text, then `bytes` of pings written at once, then its end (`lastWriteDone` is when
+        /// The stream's first text, then `bytes` of comment lines written at once, then its end (`lastWriteDone` is when
         /// the client had taken all of it in).
         case flood(bytes: Int)
         case closeWithoutAnswer
@@ -85,8 +85,8 @@ private final class ScriptedUpstream: Sendable {
                     context.write(wrapOutboundOut(.head(head)), promise: nil)
                     let text = [SSE.messageStart(), SSE.textStart(0), SSE.text(0, "Hi")].map(ScriptedUpstream.text).joined()
                     context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-                    let ping = ScriptedUpstream.text(SSE.ping)
-                    let chunk = ByteBuffer(string: String(repeating: ping, count: (64 << 10) / ping.utf8.count))
+                    // SSE comment lines, which a reader skips at little cost.
+                    let chunk = ByteBuffer(string: ":" + String(repeating: "p", count: (64 << 10) - 2) + "\n")
                     for _ in 0..<(bytes / chunk.readableBytes) {
                         context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
                     }
@@ -251,7 +251,7 @@ struct UpstreamHTTPTests {
 
     @Test("reads are held while the consumer catches up: the upstream cannot send past the sockets' buffers until it has")
     func readsHeldForSlowConsumer() async throws {
-        // 16 MiB of pings after the first text: more than both sockets' buffers on loopback hold.
+        // 16 MiB of comments after the first text: more than both sockets' buffers on loopback hold.
         let upstream = try await ScriptedUpstream { _, _ in .flood(bytes: 16 << 20) }
         try await using(AnthropicClient(configuration: upstream.configuration())) { model in
             let firstText = Mutex<ContinuousClock.Instant?>(nil)
@@ -440,16 +440,21 @@ struct UpstreamIdleConnectionTests {
     func idleTimeout() async throws {
         let upstream = try await ScriptedUpstream()
         let loop = group.next()
-        let connections = try connections(to: upstream, idleTimeout: .seconds(1))
+        let timeout = Duration.seconds(2)
+        let connections = try connections(to: upstream, idleTimeout: TimeAmount(timeout))
+        let parked = ContinuousClock.now
         try await takeAndPark(connections, on: loop)
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(until: parked + .milliseconds(1_500))
         // Taken again before its time: the same connection, its timer started anew.
+        let retaken = ContinuousClock.now
         try await takeAndPark(connections, on: loop)
+        try #require(ContinuousClock.now - parked < timeout, "retaken too late to tell the timers apart")
         #expect(upstream.accepted == 1)
-        // Past the first timer's time (1 s after the first park), before the second's.
-        try await Task.sleep(for: .milliseconds(750))
-        #expect(upstream.closedConnections.load(ordering: .relaxed) == 0)
-        #expect(await eventually(within: .seconds(3)) { upstream.closedConnections.load(ordering: .relaxed) == 1 })
+        // Past the first timer's time, before the second's (checked by the clock, so a slow machine cannot fake it).
+        try await Task.sleep(until: parked + timeout + .milliseconds(500))
+        let closedBetween = upstream.closedConnections.load(ordering: .relaxed)
+        if ContinuousClock.now - retaken < timeout - .milliseconds(100) { #expect(closedBetween == 0) }
+        #expect(await eventually(within: .seconds(5)) { upstream.closedConnections.load(ordering: .relaxed) == 1 })
         await connections.shutdown()
         try await upstream.close()
     }
