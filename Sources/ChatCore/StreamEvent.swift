@@ -185,6 +185,18 @@ public struct Usage: Sendable, Hashable {
         self.costUSD = costUSD
     }
 
+    /// The most tokens one model call may report in one field: far above any model's context or output (2 M and
+    /// 128 K today), far below what could overflow a day's or a month's totals. A provider's count is clamped to
+    /// `0...maxTokensPerCall` where it is read (`tokenCount`), so no counter, budget or cost sees a bad value.
+    public static let maxTokensPerCall = 10_000_000
+
+    /// A provider's token count as Switchboard takes it: a JSON number clamped to `0...maxTokensPerCall`, a
+    /// fraction rounded down; `nil` (the field is absent) for anything that is not a number.
+    public static func tokenCount(_ value: JSONValue?) -> Int? {
+        guard case .number(let number)? = value, !number.isNaN else { return nil }
+        return Int(min(max(number, 0), Double(maxTokensPerCall)).rounded(.down))
+    }
+
     public static func + (lhs: Usage, rhs: Usage) -> Usage {
         let cost: Double? = switch (lhs.costUSD, rhs.costUSD) {
         case (nil, nil): nil

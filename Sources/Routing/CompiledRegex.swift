@@ -17,6 +17,8 @@ struct CompiledRegex: @unchecked Sendable {
         case tooLong(Int)
         case nestedQuantifier
         case quantifiedAlternation
+        /// A group whose length varies, repeated this many times.
+        case repeatedVariableGroup(Int)
         case invalid(String)
     }
 
@@ -38,17 +40,12 @@ struct CompiledRegex: @unchecked Sendable {
         self.requirement = RegexPrefilter.requirement(for: pattern)
     }
 
-    /// Texts longer than this are matched with ICU's progress callback, which lets a slow match stop at the
-    /// deadline; it costs a few microseconds per regex, so short texts (nearly every chat), where the shapes
-    /// refused at load cannot take long, go without it.
-    static let progressCheckedLength = 256
-
-    /// Matches in the first `length` UTF-16 units of `text`, as UTF-16 ranges, found before `deadline`: on a long
-    /// text a match still running then is abandoned (ICU calls back while it works).
+    /// Matches in the first `length` UTF-16 units of `text`, as UTF-16 ranges, found before `deadline`: a match
+    /// still running then is abandoned (ICU calls back while it works), whatever the text's length: a shape the
+    /// load-time check misses cannot hold a thread past the analysis' budget.
     func matches(in text: String, length: Int, deadline: ContinuousClock.Instant) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        let options: NSRegularExpression.MatchingOptions = length > Self.progressCheckedLength ? [.reportProgress] : []
-        expression.enumerateMatches(in: text, options: options, range: NSRange(location: 0, length: length)) { result, _, stop in
+        expression.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(location: 0, length: length)) { result, _, stop in
             // Only a search still running is abandoned; a match found is always kept, however late (a machine
             // busy elsewhere must not change the analysis).
             guard let range = result?.range, range.location != NSNotFound else {
@@ -63,30 +60,50 @@ struct CompiledRegex: @unchecked Sendable {
 
     /// The shapes that backtrack exponentially on a near miss: a group that repeats without bound and contains
     /// something that also repeats without bound (`(a+)+`, `(\w*x)*`), or an alternation (`(a|aa)+`, whose
-    /// overlapping branches can split the same text in exponentially many ways).
+    /// overlapping branches can split the same text in exponentially many ways); and a group whose length varies
+    /// (an optional or repeated part, an alternation) repeated a fixed number of times past
+    /// `maxVariableRepeats` (`(?:a?){23}`), or past `maxUnboundedRepeats` when the part repeats without bound
+    /// (`^(.*a){12}$`): each repetition multiplies the ways to split the text.
     static func riskyShape(_ pattern: String) -> Problem? {
+        struct Group {
+            var unbounded = false
+            var variable = false
+            var alternation = false
+        }
+        /// A quantifier: its largest count (`nil`: unbounded) and whether the count varies.
+        struct Quantifier {
+            var maximum: Int?
+            var varies: Bool
+        }
         let chars = Array(pattern.unicodeScalars)
-        var groupHasUnbounded: [Bool] = []
-        var groupHasAlternation: [Bool] = []
-        var lastClosedGroupHadUnbounded = false
-        var i = 0
-        func unboundedQuantifier(at index: Int) -> Bool {
-            guard index < chars.count else { return false }
+        var groups: [Group] = []
+        func quantifier(at index: Int) -> Quantifier? {
+            guard index < chars.count else { return nil }
             switch chars[index] {
-            case "*", "+": return true
-            case "{": return BraceQuantifier(chars, at: index)?.isUnbounded == true
-            default: return false
+            case "*", "+": return Quantifier(maximum: nil, varies: true)
+            case "?": return Quantifier(maximum: 1, varies: true)
+            case "{":
+                guard let brace = BraceQuantifier(chars, at: index), let minimum = brace.minimum else { return nil }
+                guard let maximumText = brace.maximumText else { return Quantifier(maximum: minimum, varies: false) }
+                if maximumText.isEmpty { return Quantifier(maximum: nil, varies: true) }
+                guard let maximum = Int(maximumText) else { return nil }
+                return Quantifier(maximum: maximum, varies: maximum != minimum)
+            default: return nil
             }
         }
-        func markUnbounded() {
-            if !groupHasUnbounded.isEmpty { groupHasUnbounded[groupHasUnbounded.count - 1] = true }
+        /// An atom (a character, class or escape) ends at `index - 1`: its quantifier, if any, marks the group.
+        func quantifiedAtom(before index: Int) {
+            guard let quantifier = quantifier(at: index), !groups.isEmpty else { return }
+            if quantifier.maximum == nil { groups[groups.count - 1].unbounded = true }
+            if quantifier.varies { groups[groups.count - 1].variable = true }
         }
+        var i = 0
         while i < chars.count {
             let c = chars[i]
             switch c {
             case "\\":
                 i += 2
-                if unboundedQuantifier(at: i) { markUnbounded() }
+                quantifiedAtom(before: i)
                 continue
             case "[":
                 var j = i + 1
@@ -94,30 +111,43 @@ struct CompiledRegex: @unchecked Sendable {
                 if j < chars.count, chars[j] == "]" { j += 1 }
                 while j < chars.count, chars[j] != "]" { j += chars[j] == "\\" ? 2 : 1 }
                 i = j + 1
-                if unboundedQuantifier(at: i) { markUnbounded() }
+                quantifiedAtom(before: i)
                 continue
             case "(":
-                groupHasUnbounded.append(false)
-                groupHasAlternation.append(false)
+                groups.append(Group())
+                // `(?:`, `(?i)`, `(?=`: the `?` is the group's kind, not a quantifier.
+                if i + 1 < chars.count, chars[i + 1] == "?" { i += 1 }
             case "|":
-                if !groupHasAlternation.isEmpty { groupHasAlternation[groupHasAlternation.count - 1] = true }
+                if !groups.isEmpty { groups[groups.count - 1].alternation = true }
             case ")":
-                lastClosedGroupHadUnbounded = groupHasUnbounded.popLast() ?? false
-                let hadAlternation = groupHasAlternation.popLast() ?? false
-                if unboundedQuantifier(at: i + 1) {
-                    if lastClosedGroupHadUnbounded { return .nestedQuantifier }
-                    if hadAlternation { return .quantifiedAlternation }
-                    markUnbounded()
-                } else if lastClosedGroupHadUnbounded {
-                    markUnbounded()
+                let group = groups.popLast() ?? Group()
+                let repeated = quantifier(at: i + 1)
+                if let repeated {
+                    if repeated.maximum == nil {
+                        if group.unbounded { return .nestedQuantifier }
+                        if group.alternation { return .quantifiedAlternation }
+                    } else if let times = repeated.maximum {
+                        if group.unbounded, times > Self.maxUnboundedRepeats { return .repeatedVariableGroup(times) }
+                        if group.variable || group.alternation, times > Self.maxVariableRepeats { return .repeatedVariableGroup(times) }
+                    }
+                }
+                if !groups.isEmpty {
+                    // The group is a part of the one around it: its repetition and its varying length count there.
+                    if group.unbounded || repeated?.maximum == nil && repeated != nil { groups[groups.count - 1].unbounded = true }
+                    if group.variable || group.alternation || repeated?.varies == true { groups[groups.count - 1].variable = true }
                 }
             default:
-                if unboundedQuantifier(at: i + 1), c != "*", c != "+", c != "?" { markUnbounded() }
+                if c != "*", c != "+", c != "?", c != "{" { quantifiedAtom(before: i + 1) }
             }
             i += 1
         }
         return nil
     }
+
+    /// The most times a group whose length varies may be repeated by a fixed count (`(a|b){1,4}` is fine).
+    static let maxVariableRepeats = 4
+    /// The most times a group with an unbounded part may be repeated (`(\w+ ){2}` is fine).
+    static let maxUnboundedRepeats = 2
 
     private static func describe(_ error: Error) -> String {
         let nsError = error as NSError

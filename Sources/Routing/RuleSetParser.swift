@@ -370,6 +370,10 @@ struct RuleSetParser: YAMLDiagnosing {
                 case .quantifiedAlternation:
                     self.error("\(context): regex repeats an alternation without bound, like (a|aa)+, which can "
                                + "backtrack catastrophically; use a character class ([ab]+) or repeat each branch", at: value)
+                case .repeatedVariableGroup(let times):
+                    self.error("\(context): regex repeats \(times) times a group whose length varies, like (a?){20} or (.*a){12}, "
+                               + "which can backtrack catastrophically; repeat it at most \(CompiledRegex.maxVariableRepeats) times "
+                               + "(\(CompiledRegex.maxUnboundedRepeats) when it holds * or +), or make its length fixed", at: value)
                 case .invalid(let reason):
                     self.error("\(context): regex does not compile: \(reason)", at: value)
                 }

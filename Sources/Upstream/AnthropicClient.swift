@@ -133,8 +133,11 @@ public final class AnthropicClient: LanguageModel, Sendable {
         var error = AnthropicTurnAccumulator.streamError(type: envelope?.error?.type ?? Self.errorType(for: status.code),
                                                          message: envelope?.error?.message, status: Int(status.code))
         error.message += " (HTTP \(status.code))"
-        // The provider's request id is for the operator's log, beside its own message.
-        if let requestId { error.upstreamMessage = (error.upstreamMessage ?? "") + " (request \(requestId))" }
+        // The provider's request id, when it is one (letters, digits, `._:-`): the client can quote it, the log has it.
+        if let requestId = Redaction.requestId(requestId) {
+            error.message += " (request \(requestId))"
+            error.upstreamMessage = (error.upstreamMessage ?? "") + " (request \(requestId))"
+        }
         return error
     }
 

@@ -23,10 +23,16 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
     /// upstream) cannot grow a turn without bound.
     static let maxTextBytes = 4 << 20
     static let maxToolInputBytes = 1 << 20
+    /// Everything else a turn keeps (thinking signatures, citations, the blocks' start objects, tool names): a
+    /// stream of `signature_delta`s or new blocks counts as much as text does.
+    static let maxOtherBytes = 1 << 20
+    /// Content blocks in one turn (a real turn has a handful; tool calls are at most a few dozen).
+    static let maxBlocks = 256
 
     private var blocks: [Int: Block] = [:]
     private var textBytes = 0
     private var toolInputBytes = 0
+    private var otherBytes = 0
     private var order: [Int] = []
     private var stopReason: StopReason?
     private var usage = Usage()
@@ -53,7 +59,14 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             responseId = wire["message"]?["id"]?.stringValue
         case "content_block_start":
             guard let index, case .object(let start)? = wire["content_block"] else { return nil }
-            if blocks[index] == nil { order.append(index) }
+            try countOther(event.data.utf8.count)
+            if blocks[index] == nil {
+                guard order.count < Self.maxBlocks else {
+                    throw StreamError(code: .upstreamProtocolError, message: "The model's answer passed \(Self.maxBlocks) content blocks in one turn.",
+                                      retryable: false)
+                }
+                order.append(index)
+            }
             blocks[index] = Block(start: start)
             if start["type"]?.stringValue == "tool_use", let id = start["id"]?.stringValue, let name = start["name"]?.stringValue {
                 return .toolUseStarted(id: id, name: name)
@@ -81,9 +94,14 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
                 blocks[index]!.thinking += thinking
                 return .thinking(thinking)
             case "signature_delta":
-                blocks[index]!.signature += delta["signature"]?.stringValue ?? ""
+                let signature = delta["signature"]?.stringValue ?? ""
+                try countOther(signature.utf8.count)
+                blocks[index]!.signature += signature
             case "citations_delta":
-                if let citation = delta["citation"] { blocks[index]!.citations.append(citation) }
+                if let citation = delta["citation"] {
+                    try countOther(event.data.utf8.count)
+                    blocks[index]!.citations.append(citation)
+                }
             default:
                 break
             }
@@ -112,13 +130,23 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
         }
     }
 
-    /// Takes the counts present in a `usage` object; `message_start`'s `output_tokens` is a placeholder, so it is
-    /// taken from `message_delta` only.
+    /// Counts what a turn keeps besides text and tool input against its bound.
+    private mutating func countOther(_ bytes: Int) throws(StreamError) {
+        otherBytes += bytes
+        guard otherBytes <= Self.maxOtherBytes else {
+            throw StreamError(code: .upstreamProtocolError,
+                              message: "The model's answer passed \(Self.maxOtherBytes >> 20) MiB of signatures, citations and block data in one turn.",
+                              retryable: false)
+        }
+    }
+
+    /// Takes the counts present in a `usage` object, each clamped (`Usage.tokenCount`); `message_start`'s
+    /// `output_tokens` is a placeholder, so it is taken from `message_delta` only.
     private mutating func record(_ counts: JSONValue, output: Bool) {
-        if let input = counts["input_tokens"]?.intValue { usage.inputTokens = input }
-        if let read = counts["cache_read_input_tokens"]?.intValue { usage.cacheReadTokens = read }
-        if let written = counts["cache_creation_input_tokens"]?.intValue { usage.cacheWriteTokens = written }
-        if output, let tokens = counts["output_tokens"]?.intValue { usage.outputTokens = tokens }
+        if let input = Usage.tokenCount(counts["input_tokens"]) { usage.inputTokens = input }
+        if let read = Usage.tokenCount(counts["cache_read_input_tokens"]) { usage.cacheReadTokens = read }
+        if let written = Usage.tokenCount(counts["cache_creation_input_tokens"]) { usage.cacheWriteTokens = written }
+        if output, let tokens = Usage.tokenCount(counts["output_tokens"]) { usage.outputTokens = tokens }
     }
 
     mutating func handle(_ event: ServerSentEvent, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
@@ -178,8 +206,8 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
     /// Our error for an Anthropic error type (from an `error` event or an HTTP error body).
     static func streamError(type: String?, message: String?, status: Int? = nil) -> StreamError {
         // Switchboard's words for the client; the provider's own message goes to the log only, and a rejected
-        // request keeps its reason as a redacted hint ("prompt is too long").
-        let hint = message.map { ": " + Redaction.upstreamText($0) } ?? ""
+        // request keeps its reason in our words (`RejectionReason`).
+        let hint = RejectionReason.hint(message)
         switch type {
         case "overloaded_error":
             return StreamError(code: .overloaded, message: "The model service is overloaded", retryable: true, upstreamMessage: message)

@@ -133,8 +133,11 @@ public final class OpenAIClient: LanguageModel, Sendable {
                                                       message: detail?["message"]?.stringValue, status: Int(status.code))
         if status.code == 529 { error = StreamError(code: .overloaded, message: "The model service is overloaded", retryable: true) }
         error.message += " (HTTP \(status.code))"
-        // The provider's request id is for the operator's log, beside its own message.
-        if let requestId { error.upstreamMessage = (error.upstreamMessage ?? "") + " (request \(requestId))" }
+        // The provider's request id, when it is one (letters, digits, `._:-`): the client can quote it, the log has it.
+        if let requestId = Redaction.requestId(requestId) {
+            error.message += " (request \(requestId))"
+            error.upstreamMessage = (error.upstreamMessage ?? "") + " (request \(requestId))"
+        }
         return error
     }
 }

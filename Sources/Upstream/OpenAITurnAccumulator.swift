@@ -15,16 +15,33 @@ struct OpenAITurnAccumulator: TurnAccumulating {
         var arguments = ""
         /// `toolUseStarted` was told.
         var announced = false
+        /// Whether `arguments` parsed as a whole object when it had `checkedLength` bytes: each fragment may ask,
+        /// and the answer is kept until the arguments grow, so asking costs nothing per fragment.
+        var checkedLength = -1
+        var wasWhole = false
+
+        mutating func isWhole() -> Bool {
+            let length = arguments.utf8.count
+            if length != checkedLength {
+                checkedLength = length
+                wasWhole = OpenAITurnAccumulator.parseArguments(arguments) != nil
+            }
+            return wasWhole
+        }
     }
 
     /// The same bounds as for Anthropic: a runaway model cannot grow a turn without end.
     static let maxTextBytes = AnthropicTurnAccumulator.maxTextBytes
     static let maxToolInputBytes = AnthropicTurnAccumulator.maxToolInputBytes
+    /// Tool calls in one turn, and the bytes of their ids and names together.
+    static let maxToolCalls = 128
+    static let maxOtherBytes = AnthropicTurnAccumulator.maxOtherBytes
 
     private var text = ""
     private var reasoning = ""
     private var textBytes = 0
     private var toolInputBytes = 0
+    private var otherBytes = 0
     private var slots: [Slot] = []
     /// Which slot a wire `index` currently points at (a server may start a new call at a used index).
     private var slotOfIndex: [Int: Int] = [:]
@@ -105,20 +122,28 @@ struct OpenAITurnAccumulator: TurnAccumulating {
         // the call so far is whole (Ollama puts parallel calls all at index 0); otherwise the server changed the
         // id mid-call (LM Studio, Kimi) and the new one is ignored.
         if let current = position, let id, let known = slots[current].id, known != id,
-           name != nil || Self.parseArguments(slots[current].arguments) != nil {
+           name != nil || slots[current].isWhole() {
             position = nil
         }
         let slot: Int
         if let position {
             slot = position
         } else {
+            guard slots.count < Self.maxToolCalls else {
+                throw StreamError(code: .upstreamProtocolError, message: "The model's answer passed \(Self.maxToolCalls) tool calls in one turn.",
+                                  retryable: false)
+            }
             slots.append(Slot())
             slot = slots.count - 1
         }
         if let index { slotOfIndex[index] = slot }
-        if slots[slot].id == nil, let id { slots[slot].id = id }
+        if slots[slot].id == nil, let id {
+            try countOther(id.utf8.count)
+            slots[slot].id = id
+        }
         if let name, name != slots[slot].name {
             // Set once; an equal repeat (llama-server, vLLM, LiteLLM) is skipped, anything else is a name in pieces.
+            try countOther(name.utf8.count)
             slots[slot].name += name
         }
         let arguments: String? = switch fragment["function"]?["arguments"] {
@@ -128,8 +153,10 @@ struct OpenAITurnAccumulator: TurnAccumulating {
         default: nil
         }
         if let arguments, !arguments.isEmpty {
-            // A whole call repeated at the end (LiteLLM) is not appended to itself.
-            let repeated = Self.parseArguments(slots[slot].arguments).map { $0 == Self.parseArguments(arguments) } ?? false
+            // A whole call repeated at the end (LiteLLM) is not appended to itself. Compared only when the fragment
+            // is at least half the arguments so far, so the comparisons cost no more than the bytes that arrived.
+            let repeated = arguments.utf8.count * 2 >= slots[slot].arguments.utf8.count && slots[slot].isWhole()
+                && Self.parseArguments(arguments).map { $0 == Self.parseArguments(slots[slot].arguments) } == true
             if !repeated {
                 toolInputBytes += arguments.utf8.count
                 guard toolInputBytes <= Self.maxToolInputBytes else {
@@ -146,6 +173,14 @@ struct OpenAITurnAccumulator: TurnAccumulating {
         }
     }
 
+    private mutating func countOther(_ bytes: Int) throws(StreamError) {
+        otherBytes += bytes
+        guard otherBytes <= Self.maxOtherBytes else {
+            throw StreamError(code: .upstreamProtocolError,
+                              message: "The model's tool call ids and names passed \(Self.maxOtherBytes >> 20) MiB in one turn.", retryable: false)
+        }
+    }
+
     private mutating func countText(_ piece: String) throws(StreamError) {
         textBytes += piece.utf8.count
         guard textBytes <= Self.maxTextBytes else {
@@ -155,10 +190,11 @@ struct OpenAITurnAccumulator: TurnAccumulating {
     }
 
     /// `prompt_tokens` counts cached tokens, Anthropic's `input_tokens` does not: the cached part is taken out.
+    /// Each count is clamped (`Usage.tokenCount`); the cached part is at most the prompt.
     private mutating func record(_ wire: JSONValue) {
-        let prompt = wire["prompt_tokens"]?.intValue ?? 0
-        let cached = wire["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0
-        usage = Usage(inputTokens: max(0, prompt - cached), outputTokens: wire["completion_tokens"]?.intValue ?? 0,
+        let prompt = Usage.tokenCount(wire["prompt_tokens"]) ?? 0
+        let cached = min(Usage.tokenCount(wire["prompt_tokens_details"]?["cached_tokens"]) ?? 0, prompt)
+        usage = Usage(inputTokens: prompt - cached, outputTokens: Usage.tokenCount(wire["completion_tokens"]) ?? 0,
                       cacheReadTokens: cached)
     }
 
@@ -210,8 +246,8 @@ struct OpenAITurnAccumulator: TurnAccumulating {
     /// string at OpenAI and a number (an HTTP status) at vLLM, llama.cpp and OpenRouter.
     static func streamError(type: String?, code: JSONValue?, message: String?, status: Int? = nil) -> StreamError {
         // Switchboard's words for the client; the provider's own message goes to the log only, and a rejected
-        // request keeps its reason as a redacted hint ("prompt is too long").
-        let hint = message.map { ": " + Redaction.upstreamText($0) } ?? ""
+        // request keeps its reason in our words (`RejectionReason`).
+        let hint = RejectionReason.hint(message)
         let numeric = code?.intValue ?? status
         switch code?.stringValue ?? type {
         case "insufficient_quota":

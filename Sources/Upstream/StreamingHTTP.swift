@@ -162,7 +162,7 @@ final class StreamingHTTP: Sendable {
                     span.end(failing: error)
                     guard Self.mayRetry(head, error: error) else { throw error }
                     failure = error
-                    retryAfter = Self.retryAfter(head.headers) ?? Self.retryHint(in: body)
+                    retryAfter = Self.retryAfter(head.headers, atMost: retry.hintCeiling) ?? Self.retryHint(in: body, atMost: retry.hintCeiling)
                 case .unreachable(let error):
                     span.end(failing: error)
                     failure = error
@@ -246,36 +246,44 @@ final class StreamingHTTP: Sendable {
     }
 
     /// The wait an error body asks for when no header does: OpenAI's 429s say "Please try again in 644ms" (or
-    /// "in 1.5s", "in 20s").
-    static func retryHint(in body: ByteBuffer?) -> Duration? {
+    /// "in 1.5s", "in 20s"). At most `ceiling`; a number that is not finite or not positive is ignored.
+    static func retryHint(in body: ByteBuffer?, atMost ceiling: Duration) -> Duration? {
         guard let body else { return nil }
         let text = String(buffer: body)
         guard let range = text.range(of: "try again in ", options: .caseInsensitive) else { return nil }
         let rest = text[range.upperBound...]
-        let number = rest.prefix { $0.isNumber || $0 == "." }
-        guard let value = Double(number), value > 0 else { return nil }
+        let number = rest.prefix { $0.isNumber || $0 == "." }.prefix(40)
+        guard let value = Double(number) else { return nil }
         let unit = rest.dropFirst(number.count)
-        if unit.hasPrefix("ms") { return .milliseconds(Int64(value.rounded(.up))) }
-        if unit.hasPrefix("s") { return .milliseconds(Int64((value * 1000).rounded(.up))) }
+        if unit.hasPrefix("ms") { return wait(milliseconds: value, atMost: ceiling) }
+        if unit.hasPrefix("s") { return wait(milliseconds: value * 1000, atMost: ceiling) }
         return nil
     }
 
-    /// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date.
-    static func retryAfter(_ headers: HTTPHeaders) -> Duration? {
-        if let ms = headers.first(name: "retry-after-ms").flatMap(Double.init), ms > 0 {
-            return .milliseconds(Int64(ms))
+    /// `retry-after-ms`, or `retry-after` in seconds or as an HTTP date; at most `ceiling`, and a value that is
+    /// not finite or not positive is ignored (the server's number is input: `1e300` or `inf` never traps).
+    static func retryAfter(_ headers: HTTPHeaders, atMost ceiling: Duration) -> Duration? {
+        if let ms = headers.first(name: "retry-after-ms").flatMap(Double.init), let wait = wait(milliseconds: ms, atMost: ceiling) {
+            return wait
         }
-        guard let value = headers.first(name: "retry-after") else { return nil }
-        if let seconds = Double(value), seconds > 0 { return .milliseconds(Int64(seconds * 1000)) }
+        guard let value = headers.first(name: "retry-after"), value.utf8.count <= 64 else { return nil }
+        if let seconds = Double(value) { return wait(milliseconds: seconds * 1000, atMost: ceiling) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         if let date = formatter.date(from: value) {
-            let seconds = date.timeIntervalSinceNow
-            return seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : nil
+            return wait(milliseconds: date.timeIntervalSinceNow * 1000, atMost: ceiling)
         }
         return nil
+    }
+
+    /// A server's wait in milliseconds as a duration of at most `ceiling`; `nil` when it is not finite or not
+    /// positive. Clamped before it is converted, so no number a server sends can overflow.
+    static func wait(milliseconds: Double, atMost ceiling: Duration) -> Duration? {
+        guard milliseconds.isFinite, milliseconds > 0 else { return nil }
+        let ceilingMs = Double(ceiling.inMilliseconds)
+        return .milliseconds(Int64(min(milliseconds, ceilingMs).rounded(.up)))
     }
 
     /// Our error for a transport failure; never includes the request (and so never a key).
@@ -304,8 +312,16 @@ final class StreamingHTTP: Sendable {
         case let error as NIOConnectionError:
             if let failure = error.connectionErrors.first { return unreachable(Self.reason(failure.error)) }
             return unreachable("its host name did not resolve")
-        case is IOError, is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+            // TLS's own words name the host and the certificate: the log has them, the client our sentence.
+            var failure = unreachable(Self.reason(error))
+            failure.upstreamMessage = "TLS: \(error)"
+            return failure
+        case is IOError:
             return unreachable(Self.reason(error))
+        case HTTPParserError.invalidEOFState:
+            // The connection closed in the middle of the answer (a restarted or killed server): an end, not a fault.
+            return StreamError(code: .upstreamStreamEnded, message: "The model service closed the connection.", retryable: true)
         case is HTTPParserError:
             return StreamError(code: .upstreamProtocolError, message: "The model service's answer is not valid HTTP/1.1.", retryable: true)
         default:
@@ -314,11 +330,14 @@ final class StreamingHTTP: Sendable {
     }
 
     /// The words for a connection's failure: the system's for a socket error ("connection refused", without the
-    /// call that failed), TLS's own for a handshake (the certificate, the host name).
+    /// call that failed), what went wrong in a TLS handshake without the names in it (the certificate's, the host's).
     private static func reason(_ error: any Error) -> String {
         switch error {
         case let error as IOError: String(cString: strerror(error.errnoCode)).lowercased()
-        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError: "TLS: \(error)"
+        case let error as NIOSSLExtraError where error == .failedToValidateHostname: "TLS: the certificate is not for this host"
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+            "\(error)".localizedCaseInsensitiveContains("certificate verify failed") || "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
+                ? "TLS: the certificate is not trusted" : "TLS: the handshake failed"
         default: "\(type(of: error))"
         }
     }

@@ -223,7 +223,7 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
         case .head(let head):
             self.head = head
             firstByteTimer?.cancel()
-            requestId = head.headers.first(name: "request-id") ?? head.headers.first(name: "x-request-id")
+            requestId = Redaction.requestId(head.headers.first(name: "request-id") ?? head.headers.first(name: "x-request-id"))
             lastRead = .now()
             if !done { watchSilence(until: lastRead + idle) }
         case .body(let buffer):
@@ -340,7 +340,9 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
         self.connection = nil
         connection?.close()
         guard !done else { return }
-        if mayResend, head == nil, !resent, let connection, connection.calls > 1 {
+        // Sent again at once only when the server provably never had the request (it was not written whole): a
+        // model call is not idempotent, and one that reached the server may be billed.
+        if mayResend, head == nil, !resent, let connection, connection.calls > 1, !connection.requestWritten {
             resent = true
             send(fresh: true)
             return
@@ -364,12 +366,19 @@ final class TurnReader<Accumulator: TurnAccumulating, Sink: EventSink<ModelStrea
         post(.failed(error, .ours))
     }
 
+    /// Keeps a refusal's body up to `refusalLimit`; past it the call is refused at once without it and the
+    /// connection closes, so a body that never ends cannot hold the call to its overall deadline.
     private func collectRefusal(_ buffer: ByteBuffer) {
-        guard !refusalTooLong else { return }
+        guard !refusalTooLong, let head else { return }
         var buffer = buffer
         if (refusalBody?.readableBytes ?? 0) + buffer.readableBytes > Self.refusalLimit {
             refusalTooLong = true
             refusalBody = nil
+            let connection = self.connection
+            self.connection = nil
+            connection?.close()
+            done = true
+            post(.refused(head, nil))
         } else if refusalBody == nil {
             refusalBody = buffer
         } else {

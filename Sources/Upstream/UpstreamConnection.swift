@@ -27,9 +27,14 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// they are released.
     private var readsHeld = false
     private var readWanted = false
-    /// Calls this connection carried, the current one included: a reused connection's failure before any answer
-    /// may be the server having closed it while idle (`TurnReader` sends once more on a new one).
+    /// Calls this connection carried, the current one included.
     private(set) var calls = 0
+    /// The current call's request was written whole. Until then a failure proves the server never had the request,
+    /// so it may be sent again on another connection without being billed twice (`TurnReader`).
+    private(set) var requestWritten = false
+    /// Bytes came after the current answer's end, in the read that ended it (`ResponseBoundary`): a connection that
+    /// has anything unread after an end is never reused, since the next call would read it as its own answer.
+    var bytesAfterEnd = false
     private(set) var isOpen = true
     /// Closes the connection when it stayed idle too long.
     var idleClose: Scheduled<Void>?
@@ -52,18 +57,28 @@ final class UpstreamConnection: ChannelDuplexHandler {
         }
         self.exchange = exchange
         calls += 1
+        requestWritten = false
+        bytesAfterEnd = false
         let written = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(.head(request.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        written.futureResult.assumeIsolated().whenFailure { [self] error in
-            // A header NIO refuses, or a connection that broke while writing: the call hears it, once.
-            guard let exchange = self.exchange else { return }
-            self.exchange = nil
-            close()
-            exchange.connectionFailed(error)
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success:
+                requestWritten = true
+            case .failure(let error):
+                // A header NIO refuses, or a connection that broke while writing: the call hears it, once.
+                guard let exchange = self.exchange else { return }
+                self.exchange = nil
+                close()
+                exchange.connectionFailed(error)
+            }
         }
     }
+
+    /// Whether a call is in progress (`ResponseBoundary` closes a connection that speaks while idle).
+    var isCarryingCall: Bool { exchange != nil }
 
     /// Holds the socket's reads until `releaseReads`.
     func holdReads() {
@@ -83,7 +98,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func finished(reusable: Bool) {
         exchange = nil
         releaseReads()
-        if reusable, isOpen {
+        if reusable, isOpen, !bytesAfterEnd {
             idleList.park(self)
         } else {
             close()
@@ -100,7 +115,11 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     // MARK: NIO's side
 
+    /// The boundary before the decoder, when the pipeline has one.
+    weak var boundary: ResponseBoundary?
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data), let boundary, !boundary.readingLastByte { bytesAfterEnd = true }
         guard let exchange else {
             // Bytes on an idle connection: the server does not speak HTTP/1.1 as agreed; no call may use it.
             close()
@@ -132,5 +151,36 @@ final class UpstreamConnection: ChannelDuplexHandler {
         } else {
             context.read()
         }
+    }
+}
+
+/// Sits before the HTTP/1.1 response decoder and tells its connection whether bytes followed an answer's end in
+/// the read that ended it: each read's last byte is handed to the decoder on its own, so an end decoded before
+/// that byte had bytes after it. Those bytes (the start of a response nobody asked for) would stay in the
+/// decoder and become the beginning of the next call's answer; the connection is closed instead of reused. Bytes
+/// that arrive while the connection carries no call close it too.
+final class ResponseBoundary: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    /// The connection this boundary reports to (the pipeline's last handler).
+    weak var connection: UpstreamConnection?
+    /// The decoder is reading a read's last byte.
+    private(set) var readingLastByte = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        guard let connection, connection.isCarryingCall else {
+            // Bytes on an idle connection: no call may use it.
+            connection?.close()
+            return
+        }
+        if buffer.readableBytes > 1, let leading = buffer.readSlice(length: buffer.readableBytes - 1) {
+            readingLastByte = false
+            context.fireChannelRead(wrapInboundOut(leading))
+        }
+        readingLastByte = true
+        context.fireChannelRead(wrapInboundOut(buffer))
+        readingLastByte = false
     }
 }

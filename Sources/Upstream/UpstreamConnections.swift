@@ -16,6 +16,8 @@ struct UpstreamEndpoint: Sendable {
     var authority: String
     /// The base URL's path without its trailing slash: "" or "/v1", say.
     var basePath: String
+    /// `host` is an IPv4 or IPv6 address rather than a name.
+    var isIPAddress: Bool { (try? SocketAddress(ipAddress: host, port: 0)) != nil }
 
     static let invalid = StreamError(code: .upstreamUnreachable, message: "The model service's address is not a valid URL.",
                                      retryable: false)
@@ -117,10 +119,17 @@ final class UpstreamConnections: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls {
-                        try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: endpoint.host))
+                        // An IP address is no host name: NIOSSL refuses it as SNI, and without one it checks the
+                        // certificate's IP addresses against the peer's (as AsyncHTTPClient does).
+                        try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: endpoint.isIPAddress ? nil : endpoint.host))
                     }
+                    let boundary = ResponseBoundary()
+                    try pipeline.addHandler(boundary)
                     try pipeline.addHTTPClientHandlers()
-                    try pipeline.addHandler(UpstreamConnection(idleList: idleList.value))
+                    let connection = UpstreamConnection(idleList: idleList.value)
+                    connection.boundary = boundary
+                    boundary.connection = connection
+                    try pipeline.addHandler(connection)
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)

@@ -25,6 +25,10 @@ public struct RetryPolicy: Sendable {
 
     public init() {}
 
+    /// Where a server's `retry-after` is clamped: just past `maxRetryAfter`, so a longer wait still reads as too
+    /// long to wait for, and no number converts past what a `Duration` holds.
+    var hintCeiling: Duration { maxRetryAfter + .seconds(1) }
+
     /// The attempts a call may make: `maxAttempts`, or fewer when the call asks for fewer (`ModelRequest.maxAttempts`).
     func attempts(limit: Int?) -> Int {
         limit.map { max(1, min($0, maxAttempts)) } ?? maxAttempts

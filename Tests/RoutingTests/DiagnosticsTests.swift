@@ -115,6 +115,9 @@ struct RegexSafetyTests {
         ("(?:foo|foobar){2,}", .quantifiedAlternation),
         ("(ab)+c*", nil), ("\\b(compare|vs\\.?)\\b", nil), ("[(a+)]+", nil), ("(a+)?", nil), ("\\(a+\\)+", nil),
         ("(a|b){1,3}", nil), ("[a|b]+", nil), ("a|b+", nil),
+        ("(?:a?){23}a{23}", .repeatedVariableGroup(23)), ("^(.*a){12}$", .repeatedVariableGroup(12)), ("(a|aa){8}", .repeatedVariableGroup(8)),
+        ("((a?){3}){5}", .repeatedVariableGroup(5)), ("(\\w+ ){3}", .repeatedVariableGroup(3)),
+        ("(\\w+ ){2}", nil), ("(ab){10}", nil), ("(a?){4}", nil), ("(?:x){30}", nil), ("(?i)(report|chart)s?", nil),
     ])
     func risky(pattern: String, problem: CompiledRegex.Problem?) {
         #expect(CompiledRegex.riskyShape(pattern) == problem)
@@ -126,6 +129,17 @@ struct RegexSafetyTests {
         #expect(load(yaml).diagnostics.map(\.description) == [
             "rules.yaml:10:40: error: rule \"r\": regex repeats an alternation without bound, like (a|aa)+, which can "
                 + "backtrack catastrophically; use a character class ([ab]+) or repeat each branch",
+        ])
+    }
+}
+
+extension RegexSafetyTests {
+    @Test("a bounded repetition of a group whose length varies is a diagnostic at the pattern, so `rules check` refuses it")
+    func repeatedVariableDiagnostic() {
+        let yaml = rulesYAML(rules: "  - { id: r, weight: 1, when: { regex: '(?:a?){23}a{23}' } }")
+        #expect(load(yaml).diagnostics.map(\.description) == [
+            "rules.yaml:10:40: error: rule \"r\": regex repeats 23 times a group whose length varies, like (a?){20} or (.*a){12}, "
+                + "which can backtrack catastrophically; repeat it at most 4 times (2 when it holds * or +), or make its length fixed",
         ])
     }
 }
@@ -148,12 +162,25 @@ struct AnalysisBoundsTests {
     func regexDeadline() throws {
         // Refused at load; compiled here without the checks to stand for a shape the checks do not know.
         let regex = try CompiledRegex(unchecked: "(x+x+)+y")
-        let text = String(repeating: "x", count: CompiledRegex.progressCheckedLength + 1)
+        let text = String(repeating: "x", count: 257)
         let started = ContinuousClock.now
         let ranges = regex.matches(in: text, length: text.utf16.count, deadline: started + .milliseconds(20))
         #expect(ranges.isEmpty)
         // 2^257 steps would take forever; returning at all within the test's limit shows the deadline worked.
         #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    @Test("a short text gets the deadline too: 23 characters against a bounded repetition the check now refuses stop within the budget",
+          arguments: ["(?:a?){23}a{23}", "^(.*a){12}$"])
+    func shortTextDeadline(pattern: String) throws {
+        #expect(CompiledRegex.riskyShape(pattern) != nil, "refused at load")
+        let regex = try CompiledRegex(unchecked: pattern)
+        let text = String(repeating: "a", count: 22) + "b"
+        let started = ContinuousClock.now
+        _ = regex.matches(in: text, length: text.utf16.count, deadline: started + .milliseconds(20))
+        // Unbounded, these took seconds of CPU (13.6 s for the first); the budget is 20 ms, ICU calls back about every
+        // few milliseconds of matching.
+        #expect(ContinuousClock.now - started < .milliseconds(500))
     }
 
     @Test("scan_limit is capped")

@@ -252,7 +252,8 @@ extension SecurityTests {
                 let everything = stream.arrivals.map { "\($0.json)" }.joined()
                 for secret in secrets { #expect(!everything.contains(secret), "\(secret) reached the client") }
                 if status == 400 {
-                    #expect((error["message"] as? String)?.contains("prompt is too long") == true, "the redacted hint is kept")
+                    #expect((error["message"] as? String)?.contains("the conversation is longer than the model accepts") == true,
+                            "the reason, in our words")
                 }
                 #expect(await eventually { log.text.contains("the model service refused or failed") })
                 for secret in secrets { #expect(!log.text.contains(secret), "\(secret) reached the log") }

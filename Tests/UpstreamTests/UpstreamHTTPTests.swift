@@ -214,25 +214,33 @@ struct UpstreamHTTPTests {
         try await upstream.close()
     }
 
-    @Test("a reused connection the server closes as the request arrives: the call goes on a new one at once, not after a retry's wait")
-    func staleConnectionResent() async throws {
-        // Each connection answers its first request and closes at its second, as a server whose keep-alive ran out
-        // just as the request came.
+    @Test("a reused connection the server closes after our request reached it: not sent again at once (it may be billed), but under the retry policy")
+    func staleConnectionNotResentAtOnce() async throws {
+        // Each connection answers its first request and closes at its second: the server had the request.
         let upstream = try await ScriptedUpstream { request, _ in request == 0 ? .stream : .closeWithoutAnswer }
-        try await using(AnthropicClient(configuration: upstream.configuration(retryDelay: .seconds(20)))) { model in
+        var configuration = upstream.configuration(retryDelay: .milliseconds(400))
+        configuration.retry.maxAttempts = 1
+        try await using(AnthropicClient(configuration: configuration)) { model in
             _ = try await model.streamTurn(request) { _ in }
             // The turn returns at message_stop; the answer's end, read right after on the connection's loop, parks
             // the connection there for this task (not on a loop) to find.
             try await Task.sleep(for: .milliseconds(100))
+            let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
+            #expect(error?.code == .upstreamStreamEnded)
+        }
+        #expect(upstream.received.map(\.connection) == [0, 0], "no second copy of a request the server had")
+        let retried = try await ScriptedUpstream { request, _ in request == 0 ? .stream : .closeWithoutAnswer }
+        try await using(AnthropicClient(configuration: retried.configuration(retryDelay: .milliseconds(400)))) { model in
+            _ = try await model.streamTurn(request) { _ in }
+            try await Task.sleep(for: .milliseconds(100))
             let started = ContinuousClock.now
             let turn = try await model.streamTurn(request) { _ in }
             #expect(text(of: turn) == "Hello, world")
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started >= .milliseconds(300), "sent again as a retry, after its wait")
         }
-        // The first call, the second sent on the first connection (closed), then on a new one.
-        #expect(upstream.received.map(\.connection) == [0, 0, 1])
-        #expect(upstream.accepted == 2)
+        #expect(retried.received.map(\.connection) == [0, 0, 1])
         try await upstream.close()
+        try await retried.close()
     }
 
     @Test("an answer without length that ends with its connection is read whole, and the next call takes a new connection")
