@@ -12,6 +12,8 @@ public enum StopReason: Sendable, Hashable, RawRepresentable, ExpressibleByStrin
     case maxIterations
     /// Switchboard's own: smart routing advised instead of streaming (an advice sent as SSE); no model was called.
     case advise
+    /// Switchboard's own: the key's budget was spent before the chat's next model call, so the chat ended there.
+    case budget
     case other(String)
 
     public init(rawValue: String) {
@@ -24,6 +26,7 @@ public enum StopReason: Sendable, Hashable, RawRepresentable, ExpressibleByStrin
         case "refusal": .refusal
         case "max_iterations": .maxIterations
         case "advise": .advise
+        case "budget": .budget
         default: .other(rawValue)
         }
     }
@@ -42,7 +45,14 @@ public enum StopReason: Sendable, Hashable, RawRepresentable, ExpressibleByStrin
         case .refusal: "refusal"
         case .maxIterations: "max_iterations"
         case .advise: "advise"
+        case .budget: "budget"
         case .other(let value): value
         }
     }
+}
+
+/// Thrown by a model before a call it may not make because the chat's key has spent its budget: the agent loop
+/// ends the chat with `complete` and `StopReason.budget` instead of an error.
+public struct BudgetSpent: Error, Sendable {
+    public init() {}
 }

@@ -29,6 +29,11 @@ public enum StreamErrorCode: String, Sendable, Hashable, CaseIterable {
     /// A resumable stream kept more events than its buffer holds (per session or server-wide) while waiting
     /// for its client; it was stopped.
     case resumeBufferFull = "resume_buffer_full"
+    /// The quota store (PostgreSQL, with several instances) did not answer when the chat's budget was checked before
+    /// a model call; the chat was stopped rather than spend unchecked.
+    case quotasUnavailable = "quotas_unavailable"
+    /// The API key that opened the stream was revoked (or removed, or given a new secret) while it ran.
+    case keyRevoked = "key_revoked"
 }
 
 /// How a stream ended, for metrics and logs.

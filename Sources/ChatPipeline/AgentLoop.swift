@@ -79,7 +79,14 @@ public struct AgentLoop<Model: LanguageModel>: Sendable {
                                            maxTokens: chat.maxTokens ?? configuration.maxTokens,
                                            messages: messages, tools: chat.clientTools ?? tools.definitions)
                 request.thinkingBudget = chat.thinkingBudget
-                let turn = try await model.streamTurn(request, into: relay)
+                let turn: ModelTurn
+                do {
+                    turn = try await model.streamTurn(request, into: relay)
+                } catch is BudgetSpent {
+                    // The key's budget ran out between iterations: the chat ends cleanly, saying why.
+                    try await send(completion(.budget, last: nil))
+                    return
+                }
                 usage = usage + turn.usage
 
                 let continues: Bool

@@ -15,7 +15,8 @@ public enum RulesFile {
             case .success(let file):
                 // A provider's key variable must be set where the rules are served.
                 return RuleSetLoader.load(yaml: file.text, path: path, fingerprint: file.fingerprint,
-                                          environment: Set(ProcessInfo.processInfo.environment.keys))
+                                          environment: Set(ProcessInfo.processInfo.environment.keys),
+                                          readableKeyVariables: ProviderKeyVariables.readable(in: ProcessInfo.processInfo.environment))
             case .failure(let unreadable):
                 return .rejected([unreadable.diagnostic])
             }

@@ -185,11 +185,11 @@ public struct AnthropicEncoder: DialectEncoding {
     }
 
     /// Anthropic's `stop_reason` for how the chat ended: the model's own, `tool_use` for the client's tools, and
-    /// `max_tokens` when Switchboard's iteration limit cut a model that still wanted tools.
+    /// `max_tokens` when Switchboard's iteration limit, or the key's budget, cut a model that still wanted tools.
     public static func stopReason(_ completion: Completion) -> String {
         if !completion.toolCalls.isEmpty { return "tool_use" }
         return switch completion.stopReason {
-        case .maxIterations: "max_tokens"
+        case .maxIterations, .budget: "max_tokens"
         case .advise: "end_turn"
         case let reason: reason.rawValue
         }

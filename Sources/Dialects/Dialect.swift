@@ -63,8 +63,9 @@ public enum Dialect: String, Sendable, Hashable, CaseIterable {
     public static func status(for code: StreamErrorCode) -> (status: Int, retryAfter: Int?) {
         switch code {
         case .rateLimited: (429, 5)
+        case .keyRevoked: (401, nil)
         case .overloaded: (503, 5)
-        case .serverShutdown: (503, 1)
+        case .serverShutdown, .quotasUnavailable: (503, 1)
         case .connectTimeout, .firstByteTimeout, .idleTimeout, .overallTimeout: (504, nil)
         case .upstreamError, .upstreamRejected, .upstreamAuth, .upstreamUnreachable, .upstreamStreamEnded, .upstreamProtocolError: (502, nil)
         case .internalError, .resumeBufferFull: (500, nil)

@@ -177,11 +177,12 @@ public struct OpenAIEncoder: DialectEncoding {
     }
 
     /// OpenAI's `finish_reason` for how the chat ended: `stop`, `length` (the token limit, or Switchboard's
-    /// iteration limit while the model still wanted tools), `tool_calls` (the client's tools), `content_filter`.
+    /// iteration limit while the model still wanted tools, or the key's budget spent between its model calls), `tool_calls`
+    /// (the client's tools), `content_filter`.
     public static func finishReason(_ completion: Completion) -> String {
         if !completion.toolCalls.isEmpty { return "tool_calls" }
         return switch completion.stopReason {
-        case .maxTokens, .maxIterations: "length"
+        case .maxTokens, .maxIterations, .budget: "length"
         case .refusal: "content_filter"
         default: "stop"
         }

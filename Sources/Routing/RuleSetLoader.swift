@@ -20,9 +20,11 @@ public enum RuleSetLoader {
     }
 
     /// Loads `yaml`; with `environment` (the names of the environment's variables), a provider whose
-    /// `api_key_env` is not among them is an error.
-    public static func load(yaml: String, path: String, fingerprint: String, environment: Set<String>? = nil) -> Outcome {
-        var parser = RuleSetParser(path: path, environment: environment)
+    /// `api_key_env` is not among them is an error, and so is one not among `readableKeyVariables` (what the
+    /// process allows providers to read, `ProviderKeyVariables.readable`).
+    public static func load(yaml: String, path: String, fingerprint: String, environment: Set<String>? = nil,
+                            readableKeyVariables: Set<String>? = nil) -> Outcome {
+        var parser = RuleSetParser(path: path, environment: environment, readableKeyVariables: readableKeyVariables)
         guard let ruleSet = parser.parse(yaml, fingerprint: fingerprint) else {
             return Outcome(compiled: nil, diagnostics: sorted(parser.diagnostics), exampleResults: [])
         }
@@ -80,5 +82,20 @@ public enum ExampleRunner {
             }
             return ExampleResult(example: example, analysis: analysis, mismatches: mismatches)
         }
+    }
+}
+
+/// Which environment variables a rules file's providers may read their key from: an allowlist kept outside the
+/// rules file, by whoever starts the process (`SWITCHBOARD_PROVIDER_KEY_VARS`, names separated by commas), so a
+/// rules file cannot send any secret of the environment (`AWS_SECRET_ACCESS_KEY`, say) to a host it names.
+/// Unset: `ANTHROPIC_API_KEY` and `OPENAI_API_KEY`.
+public enum ProviderKeyVariables {
+    public static let setting = "SWITCHBOARD_PROVIDER_KEY_VARS"
+    public static let defaults: Set<String> = ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
+
+    /// The allowed names in `environment`.
+    public static func readable(in environment: [String: String]) -> Set<String> {
+        guard let list = environment[setting] else { return defaults }
+        return Set(list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init))
     }
 }

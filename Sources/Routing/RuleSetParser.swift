@@ -11,10 +11,14 @@ struct RuleSetParser: YAMLDiagnosing {
 
     /// The names of the environment's variables, to check each provider's `api_key_env`; `nil`: not checked.
     private let environment: Set<String>?
+    /// The variables a provider's `api_key_env` may name, as whoever started the process allowed
+    /// (`ProviderKeyVariables`); `nil`: not checked.
+    private let readableKeyVariables: Set<String>?
 
-    init(path: String, environment: Set<String>? = nil) {
+    init(path: String, environment: Set<String>? = nil, readableKeyVariables: Set<String>? = nil) {
         self.path = path
         self.environment = environment
+        self.readableKeyVariables = readableKeyVariables
     }
 
     static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples", "review"]
@@ -133,6 +137,10 @@ struct RuleSetParser: YAMLDiagnosing {
                 if Provider.isServerVariable(apiKeyEnv) {
                     error("\(context): api_key_env may not name \(apiKeyEnv), one of Switchboard's own settings (its value would be "
                           + "sent to the provider as a key)", at: envNode)
+                } else if let readableKeyVariables, !readableKeyVariables.contains(apiKeyEnv) {
+                    error("\(context): api_key_env names \(apiKeyEnv), which this server does not let providers read; whoever starts "
+                          + "it allows that with \(ProviderKeyVariables.setting)=\(([apiKeyEnv] + readableKeyVariables.sorted()).joined(separator: ","))",
+                          at: envNode)
                 } else if let environment, !environment.contains(apiKeyEnv) {
                     error("\(context): the environment variable \(apiKeyEnv) is not set", at: envNode)
                 }

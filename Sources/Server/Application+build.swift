@@ -108,8 +108,9 @@ public func buildRouter<Model: LanguageModel>(
     metrics.identify { (instance, store.active.rules.fingerprint, keys?.version) }
     if configuration.tracing {
         // The request's span, outermost, so every other span of the request is its child; the caller's
-        // traceparent is honoured. No header is recorded (keys travel in them). The next middleware names the trace.
-        router.add(middleware: TracingMiddleware())
+        // traceparent is honoured. No header is recorded (keys travel in them), nor a query's values; the status is
+        // the one sent. The next middleware names the trace.
+        router.add(middleware: ServerSpanMiddleware())
     }
     router.add(middleware: InstanceHeaderMiddleware(instance: instance))
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -139,7 +140,7 @@ public func buildRouter<Model: LanguageModel>(
         return group
     }
     let chats = ChatController(rules: store, configuration: configuration, model: model, tools: tools, providers: providers,
-                               metrics: metrics, gate: StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics),
+                               metrics: metrics, gate: StreamGate(quotas: quotas, limits: configuration.limits, metrics: metrics, streams: keys?.streams),
                                sessions: ResumableSessions(limits: configuration.resume), recorder: recorder)
     chats.addRoutes(to: group(.client))
     CompatibleController(chats: chats, headWait: configuration.headWait)

@@ -8,7 +8,7 @@ public enum SQLValue: Sendable, Hashable {
     public var int: Int? {
         switch self {
         case .int(let value): Int(value)
-        case .double(let value): Int(value)
+        case .double(let value): Int(exactly: value.rounded(.towardZero))
         default: nil
         }
     }

@@ -105,6 +105,8 @@ extension Duration {
 /// Writes propagation fields into NIO's headers, replacing any the request had.
 struct HeadersInjector: Injector {
     func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        // `tracestate` is the caller's vendors' data: it stays here, only the trace's position travels on.
+        guard key.lowercased() != "tracestate" else { return }
         headers.replaceOrAdd(name: key, value: value)
     }
 }

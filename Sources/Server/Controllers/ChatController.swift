@@ -109,6 +109,9 @@ struct ChatController<Model: LanguageModel>: Sendable {
         return session
     }
 
+    /// Says on a feedback's answer that its comment was not kept (the server does not record users' words).
+    static var commentKeptField: HTTPField.Name { HTTPField.Name("X-Switchboard-Comment-Kept")! }
+
     /// `POST /mcp/chat/feedback`: a client's verdict on one of its finished streams, for the review (`204`).
     @Sendable func feedback(_ request: Request, context: Context) async throws -> Response {
         guard let recorder else {
@@ -125,9 +128,15 @@ struct ChatController<Model: LanguageModel>: Sendable {
             throw APIError(.notFound, code: .sessionNotFound, message: "no finished stream \(given.sessionId) is kept for this key",
                            field: "sessionId")
         }
-        try await recorder.records.saveFeedback(given.feedback, sessionId: given.sessionId,
+        // A comment is the user's own words, kept like their queries only with --record-queries.
+        var feedback = given.feedback
+        let commentDropped = feedback.comment != nil && !configuration.recordQueries
+        if commentDropped { feedback.comment = nil }
+        try await recorder.records.saveFeedback(feedback, sessionId: given.sessionId,
                                                 at: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
-        return Response(status: .noContent)
+        var headers = HTTPFields()
+        if commentDropped { headers[Self.commentKeptField] = "false" }
+        return Response(status: .noContent, headers: headers)
     }
 
     /// `POST /mcp/chat/analyze`: routing advice.

@@ -121,8 +121,7 @@ struct CompatibleController<Model: LanguageModel>: Sendable {
             var (plan, loop) = try await chats.routed(chat, analysis: analysis, advice: advice, shadow: verdict, key: key,
                                                       headers: &headers)
             plan.holdHead = hold
-            return ChatStream.response(plan, loop: loop, encoder: encoder(id, plan.labels.model), channel: context.channel,
-                                       logger: context.logger, settings: chats.streams)
+            return ChatStream.response(plan, loop: loop, encoder: encoder(id, plan.labels.model), context: context, settings: chats.streams)
         case .model(let model, let provider):
             var chat = asked.chat
             chat.model = model
@@ -137,8 +136,7 @@ struct CompatibleController<Model: LanguageModel>: Sendable {
             var (plan, loop) = try await chats.direct(chat, key: key, client: AnyLanguageModel(client),
                                                       provider: provider?.name ?? Provider.builtIn, endpoint: endpoint)
             plan.holdHead = hold
-            return ChatStream.response(plan, loop: loop, encoder: encoder(id, model), channel: context.channel, logger: context.logger,
-                                       settings: chats.streams)
+            return ChatStream.response(plan, loop: loop, encoder: encoder(id, model), context: context, settings: chats.streams)
         }
     }
 

@@ -30,6 +30,7 @@ struct MeteredModel<Base: LanguageModel>: LanguageModel {
                 throw error
             }
         }
+        try await ticket.beforeCall()
         let produced = CountingSink(base: sink)
         let turn: ModelTurn
         do {

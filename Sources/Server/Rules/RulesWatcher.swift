@@ -49,7 +49,8 @@ extension RulesStore: ReloadTarget {
     /// one is logged with its diagnostics under `refusal`.
     static func loadForReload(yaml: String, fingerprint: String, path: String, logger: Logger, refusal: String) -> RuleSetLoader.Outcome {
         let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
-                                         environment: Set(ProcessInfo.processInfo.environment.keys))
+                                         environment: Set(ProcessInfo.processInfo.environment.keys),
+                                         readableKeyVariables: ProviderKeyVariables.readable(in: ProcessInfo.processInfo.environment))
         if outcome.accepted == nil {
             let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
             logger.error("\(refusal):\n\(problems)", metadata: ["path": "\(path)"])

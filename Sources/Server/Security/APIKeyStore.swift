@@ -17,6 +17,8 @@ public final class APIKeyStore: Sendable {
     /// The server's tools, which a reloaded file's `tools` must name.
     let knownTools: Set<String>?
     private let state: Mutex<State>
+    /// The open streams by key: a reload that takes a key out of service ends them.
+    let streams = KeyedStreams()
 
     /// `file`: the keys file's keys and fingerprint, when there is one.
     public init(file: (keys: APIKeySet, fingerprint: String)? = nil, environmentKeys: [APIKey] = [], knownTools: Set<String>? = nil) {
@@ -50,6 +52,7 @@ public final class APIKeyStore: Sendable {
             $0.fingerprint = fingerprint
             $0.rejection = nil
         }
+        streams.endRevoked(keeping: keys.keys + environmentKeys)
     }
 }
 

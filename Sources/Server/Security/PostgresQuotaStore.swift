@@ -117,6 +117,19 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         pending.withLock { $0.tokens[TokenKey(key: key, day: day), default: 0] += count }
     }
 
+    /// What this instance owes the key is written first (one round trip, as `releaseNow` does), then the day's
+    /// total is read (a second).
+    public func outputTokens(key: String, day: Int) async throws -> Int {
+        _ = try await call(AdmissionRequest(key: key, day: day, serverLimit: .max), admit: false)
+        let database = database
+        let rows = try await withTimeout(settings.timeout) {
+            try await database.fetch("SELECT output_tokens FROM switchboard_daily_tokens WHERE key_id = ?::text AND day = ?::int",
+                                     [.text(key), .int(Int64(day))])
+        }
+        guard let rows else { throw QuotaStoreError("PostgreSQL did not answer within \(settings.timeout)") }
+        return rows.first?["output_tokens"]?.int ?? 0
+    }
+
     /// One round trip: what this instance owes the key first, then the request token, the budget and the slot.
     /// `admit: false`: the request bucket only.
     private func call(_ request: AdmissionRequest, admit: Bool) async throws -> StreamAdmission {

@@ -66,6 +66,8 @@ public protocol QuotaStore: Sendable {
     func releaseNow(_ slot: StreamSlot) async
     /// `key` spent `count` output tokens on UTC day `day`.
     func addOutputTokens(_ count: Int, key: String, day: Int)
+    /// The output tokens `key` spent on UTC day `day`, everything this instance charged included.
+    func outputTokens(key: String, day: Int) async throws -> Int
 }
 
 extension QuotaStore {
@@ -147,7 +149,12 @@ public final class InMemoryQuotaStore: QuotaStore {
         }
     }
 
+    public func outputTokens(key: String, day: Int) -> Int {
+        state.withLock { $0.day == day ? $0.tokens[key, default: 0] : 0 }
+    }
+
     public func addOutputTokens(_ count: Int, key: String, day: Int) {
+        guard count > 0 else { return }
         state.withLock { state in
             if state.day != day {
                 state.day = day

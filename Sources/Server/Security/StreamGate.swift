@@ -10,6 +10,8 @@ struct StreamGate: Sendable {
     let quotas: any QuotaStore
     let limits: ServerLimits
     let metrics: ServerMetrics
+    /// Where each admitted stream of a key is watched, so a revoked key's streams end (`nil` without keys).
+    var streams: KeyedStreams? = nil
 
     /// The chat with its caps applied: too many messages is a 400; `maxTokens` lowered to the server's ceiling and
     /// the key's. The model is checked by `checkModel` once the model the chat will run on is known.
@@ -96,7 +98,9 @@ struct StreamGate: Sendable {
         switch admission {
         case .admitted(let slot):
             metrics.keyStream(key?.id)
-            return StreamTicket(slot: slot, quotas: quotas, metrics: metrics)
+            let ticket = StreamTicket(slot: slot, quotas: quotas, metrics: metrics, outputTokensPerDay: key?.limits.outputTokensPerDay)
+            if let key, let streams { ticket.watch(key, in: streams) }
+            return ticket
         case .rateLimited(let wait):
             throw APIError.rateLimited(key?.limits.requestsPerMinute ?? 0, retryAfter: wait)
         case .budgetExhausted:
@@ -137,12 +141,40 @@ final class StreamTicket: Sendable {
     var key: String { slot.key }
     private let quotas: any QuotaStore
     private let metrics: ServerMetrics
+    /// The key's daily output budget, checked before each model call after the first (admission checked that one).
+    private let outputTokensPerDay: Int?
+    private let calls = Atomic<Int>(0)
     private let released = Atomic<Bool>(false)
+    /// The key's revocation: where it is watched, and what ends the stream (or the error, when it came first).
+    private struct Revocation {
+        var streams: KeyedStreams?
+        var watch: Int?
+        var stop: (@Sendable (StreamError) -> Void)?
+        var revoked: StreamError?
+    }
+    private let revocation = Mutex(Revocation())
 
-    init(slot: StreamSlot, quotas: any QuotaStore, metrics: ServerMetrics) {
+    init(slot: StreamSlot, quotas: any QuotaStore, metrics: ServerMetrics, outputTokensPerDay: Int? = nil) {
         self.slot = slot
         self.quotas = quotas
         self.metrics = metrics
+        self.outputTokensPerDay = outputTokensPerDay
+    }
+
+    /// Before each of the chat's model calls: `BudgetSpent` when the key's daily output budget is spent (the chat
+    /// ends with `stopReason: budget`); a quota store that does not answer ends the chat with `quotas_unavailable`
+    /// rather than let a call go unchecked. The first call was checked at admission.
+    func beforeCall() async throws {
+        let first = calls.add(1, ordering: .relaxed).newValue == 1
+        guard !first, let budget = outputTokensPerDay else { return }
+        let spent: Int
+        do {
+            spent = try await quotas.outputTokens(key: key, day: utcToday().day)
+        } catch {
+            throw StreamError(code: .quotasUnavailable, message: "The quota store did not answer; the chat was stopped before its next model call.",
+                              retryable: true)
+        }
+        if spent >= budget { throw BudgetSpent() }
     }
 
     /// One model call's tokens, booked to the key.
@@ -151,13 +183,49 @@ final class StreamTicket: Sendable {
         metrics.keyTokens(key, input: usage.inputTokens, output: usage.outputTokens)
     }
 
+    /// Watches the key in `streams`: once it is revoked, the stream's `onRevoked` hears it.
+    func watch(_ key: APIKey, in streams: KeyedStreams) {
+        let id = streams.watch(key) { [weak self] error in self?.revoke(error) }
+        revocation.withLock {
+            $0.streams = streams
+            $0.watch = id
+        }
+    }
+
+    /// What ends the stream when its key is revoked (at once, when that already happened).
+    func onRevoked(_ stop: @escaping @Sendable (StreamError) -> Void) {
+        let revoked = revocation.withLock { state -> StreamError? in
+            state.stop = stop
+            return state.revoked
+        }
+        if let revoked { stop(revoked) }
+    }
+
+    private func revoke(_ error: StreamError) {
+        let stop = revocation.withLock { state in
+            state.revoked = error
+            return state.stop
+        }
+        stop?(error)
+    }
+
     /// Gives the slot back now, everywhere (a shared store is written before this returns).
     func end() async {
+        forget()
         guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await quotas.releaseNow(slot)
     }
 
+    private func forget() {
+        let (streams, id) = revocation.withLock { state in
+            defer { state.watch = nil }
+            return (state.streams, state.watch)
+        }
+        if let streams, let id { streams.forget(id) }
+    }
+
     deinit {
+        forget()
         if !released.load(ordering: .acquiring) { quotas.release(slot) }
     }
 }

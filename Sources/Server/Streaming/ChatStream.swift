@@ -34,6 +34,15 @@ enum ChatStream {
                  settings: settings)
     }
 
+    /// The stream of `plan` for the request of `context`: a replaced head's status is told to its metrics and span.
+    static func response<Model: LanguageModel, Encoding: EventEncoding>(
+        _ plan: StreamPlan, loop: AgentLoop<Model>, encoder: Encoding, context: SwitchboardRequestContext, settings: StreamSettings
+    ) -> Response {
+        var plan = plan
+        plan.sent = context.sent
+        return response(plan, loop: loop, encoder: encoder, channel: context.channel, logger: context.logger, settings: settings)
+    }
+
     /// The stream of `plan` in the bytes `encoder` makes of its events (an SDK's dialect, or Switchboard's SSE).
     static func response<Model: LanguageModel, Encoding: EventEncoding>(
         _ plan: StreamPlan, loop: AgentLoop<Model>, encoder: Encoding, channel: any Channel, logger: Logger, settings: StreamSettings
@@ -53,7 +62,7 @@ enum ChatStream {
             return resumable(plan, loop: loop, channel: channel, logger: logger, settings: settings, sessions: sessions, headers: headers,
                              sessionId: sessionId, trace: trace)
         }
-        let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels
+        let chat = plan.chat, ticket = plan.ticket, routing = plan.routing, labels = plan.labels, sent = plan.sent
         let keepalive = settings.keepalive, shutdownGrace = settings.shutdownGrace, metrics = settings.metrics
         let recorder = settings.recorder, shadow = settings.shadow
         return Response(status: .ok, headers: headers, body: ResponseBody { [logger, metrics] writer in
@@ -62,8 +71,10 @@ enum ChatStream {
                 let started = clock.now
                 let tally = StreamTally(labels: labels)
                 metrics.streamOpened()
-                let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
+                let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace, sent: sent)
                 let sink = ConnectionSink(stream: stream, encoder: encoder, tally: tally, routing: routing)
+                // A key revoked while the stream runs stops it: the client hears why.
+                ticket?.onRevoked { [stream] error in stream.stop(error) }
                 // The pipeline writes each event itself: one encoding, one write. The model's events are written where
                 // the upstream is read, when that is the connection's event loop and the connection takes them at once.
                 let ending = await stream.run { _ in
@@ -122,6 +133,7 @@ extension ChatStream {
                 let tally = StreamTally(labels: labels)
                 metrics.streamOpened()
                 let session = sessions.open(id: sessionId, owner: owner, accumulated: chat.accumulated, eventLoop: channel.eventLoop)
+                ticket?.onRevoked { [session] error in session.end.fire(.stopped(error)) }
                 let stream = EventStream(writer: writer, channel: channel, keepalive: keepalive, shutdownGrace: shutdownGrace)
                 let ending = await withTaskGroup(of: Void.self) { connection -> EventStream.Ending in
                     // This connection: the session's first subscriber.
@@ -271,6 +283,8 @@ struct StreamPlan: Sendable {
     /// endpoints wait up to their head wait for the model's first token, so a failure before it is answered with
     /// an HTTP error.
     var holdHead: Duration = .zero
+    /// Where the status is told when the held head is replaced by an error answer.
+    var sent: SentStatus? = nil
 }
 
 /// What a stream is booked under for calibration and review: the level and route of smart routing (`nil` for

@@ -57,12 +57,16 @@ final class EventStream: @unchecked Sendable {
     /// The producer's armed deadline, if any.
     private let deadline = Mutex<Scheduled<Void>?>(nil)
 
+    /// Where a replaced head's status is told (`answerInstead`).
+    private let sent: SentStatus?
+
     /// A stream writing to `writer` (the response body's writer, which this stream then owns) on `channel`.
-    init(writer: any ResponseBodyWriter, channel: any Channel, keepalive: Duration, shutdownGrace: Duration) {
+    init(writer: any ResponseBodyWriter, channel: any Channel, keepalive: Duration, shutdownGrace: Duration, sent: SentStatus? = nil) {
         self.writer = writer
         self.channel = channel
         self.keepalive = keepalive
         self.shutdownGrace = shutdownGrace
+        self.sent = sent
     }
 
     /// Writes `buffer` (one whole SSE message) and waits until the connection took it.
@@ -100,13 +104,21 @@ final class EventStream: @unchecked Sendable {
     func answerInstead(_ answer: ErrorAnswer) async throws -> Bool {
         guard writer != nil else { throw StreamFinished() }
         guard let connection else { return false }
-        return try await channel.eventLoop.submit { connection.value.answerInstead(answer) }.get()
+        let replaced = try await channel.eventLoop.submit { connection.value.answerInstead(answer) }.get()
+        if replaced { sent?.replaced(with: answer.status) }
+        return replaced
     }
 
     /// Ends the response body; nothing can be written after it.
     func finish() async throws {
         guard let writer = writer.take() else { return }
         try await writer.finish(nil)
+    }
+
+    /// Stops the producer now; `run` ends `.stopped` with `error` (the caller writes it as the last event). A stream
+    /// already ended is not changed: the first ending is kept.
+    func stop(_ error: StreamError) {
+        signal.fire(.stopped(error))
     }
 
     /// Runs `produce` until it finishes or the stream ends otherwise; how it ended.

@@ -148,6 +148,8 @@ struct MCPSessionExpired: Error, CustomStringConvertible {
 /// Writes propagation fields into a request's headers, replacing any set by hand.
 struct TraceHeadersInjector: Injector {
     func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        // `tracestate` is the caller's vendors' data: it stays here, only the trace's position travels on.
+        guard key.lowercased() != "tracestate" else { return }
         headers.replaceOrAdd(name: key, value: value)
     }
 }
