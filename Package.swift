@@ -122,7 +122,9 @@ let package = Package(
         // Helpers shared by the test targets: Python's fastmcp as an independent MCP peer, child processes, ports.
         .target(name: "TestSupport", dependencies: ["ChatCore"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
         // A local server speaking Anthropic's streaming format, for the Upstream, Server and CLI tests.
-        .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+        // And a raw model service on loopback whose every byte a test scripts (the hostile-upstream suite).
+        .target(name: "AnthropicMock", dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
+                                                      .product(name: "NIOPosix", package: "swift-nio")],
                 path: "Tests/AnthropicMock"),
         .testTarget(name: "UpstreamTests", dependencies: [
             "Upstream", "AnthropicMock", "TestSupport",

@@ -19,7 +19,7 @@ How the rows are made (the recipe of model2vec's `distill`, MinishLab/model2vec 
   * PCA on those rows (centred, eigendecomposition of the covariance), each component's sign chosen so that
     its largest-magnitude score is positive; kept at all 384 dimensions by default (model2vec's pca_dims="auto":
     centring and rotation, no reduction), because 256 dimensions cost ~2.5-3 points of routing accuracy and
-    ~3.5 points of complex recall in scripts/eval-embeddings.py (model2vec's own default is 256);
+    ~3.5-5 points of complex recall in scripts/eval-embeddings.py (model2vec's own default is 256);
   * SIF weighting with frequencies estimated by Zipf's law over the vocabulary order (the rank of a token is
     its position among the kept tokens): w = sif / (sif + p(rank)), p(r) = (1/(r+2)) / sum_k 1/(k+2), with
     sif = 1e-3 by default (model2vec's default 1e-4 weighs frequent tokens down harder, which measured worse);

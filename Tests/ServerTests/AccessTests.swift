@@ -297,7 +297,9 @@ extension SecurityTests {
         }
         let first = rules("https://models.example.com/v1", key: "HOME")
         let outcome = RuleSetLoader.load(yaml: first, path: "rules.yaml", fingerprint: "one", environment: ["HOME"])
-        let store = RulesStore(rules: try #require(outcome.accepted), source: .file("rules.yaml"))
+        // Whoever starts the process lets providers read HOME and one variable that is not set.
+        let environment = ["HOME": "/root", ProviderKeyVariables.setting: "HOME,SURELY_UNSET_VARIABLE_42", "AWS_SECRET_ACCESS_KEY": "x"]
+        let store = RulesStore(rules: try #require(outcome.accepted), source: .file("rules.yaml"), environment: environment)
         let log = CapturedLog()
         #expect(store.reload(yaml: rules("https://models.example.com/v1", key: "HOME"), fingerprint: "same", path: "rules.yaml",
                              logger: log.logger()) == .reloaded)
@@ -308,6 +310,13 @@ extension SecurityTests {
         #expect(log.text.contains("other.example.net"))
         #expect(store.reload(yaml: rules("https://other.example.net/v1", key: "SURELY_UNSET_VARIABLE_42"), fingerprint: "three",
                              path: "rules.yaml", logger: log.logger()) == .rejected)
+        #expect(store.active.rules.fingerprint == "two")
+        // A variable that is set but not allowed is refused with its place in the file, and the rules stay.
+        #expect(store.reload(yaml: rules("https://attacker.example/v1", key: "AWS_SECRET_ACCESS_KEY"), fingerprint: "four",
+                             path: "rules.yaml", logger: log.logger()) == .rejected)
+        #expect(log.text.contains("rules.yaml:3:72: error: provider \"local\": api_key_env names AWS_SECRET_ACCESS_KEY, which this server "
+                                  + "does not let providers read; whoever starts it allows that with SWITCHBOARD_PROVIDER_KEY_VARS="
+                                  + "AWS_SECRET_ACCESS_KEY,HOME,SURELY_UNSET_VARIABLE_42"), "\(log.text)")
         #expect(store.active.rules.fingerprint == "two")
     }
 }

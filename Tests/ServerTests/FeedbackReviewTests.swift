@@ -72,7 +72,8 @@ struct FeedbackReviewTests {
                 let entry = try #require(flagged.first { $0["sessionId"] as? String == session })
                 #expect(entry["signals"] as? [String] == ["feedback"] && entry["suggestedLevel"] as? String == "complex")
                 #expect(entry["guessed"] as? Bool == false)
-                #expect((entry["feedback"] as? [String: Any])?["comment"] as? String == "needed a chart")
+                #expect((entry["feedback"] as? [String: Any])?["rating"] as? String == "down")
+                #expect((entry["feedback"] as? [String: Any])?["comment"] is NSNull, "a comment is the user's words: not kept without --record-queries")
                 #expect(entry["text"] is NSNull, "no text without --record-queries")
                 #expect(try await post(port, "/rules/review", key: webKey, method: .GET).status == 403)
             }
@@ -99,6 +100,12 @@ struct FeedbackReviewTests {
                 #expect(entry["signals"] as? [String] == ["max_iterations"] && entry["suggestedLevel"] as? String == "complex")
                 #expect(entry["text"] as? String == "list the people by team")
                 #expect(entry["level"] as? String == "simple" && entry["route"] as? String == "fast")
+                // With --record-queries a feedback's comment is kept beside the text.
+                let rated = #"{"sessionId":"\#(limitedId ?? "")","rating":"down","comment":"needed a chart"}"#
+                #expect(try await post(port, "/mcp/chat/feedback", key: webKey, body: rated).status == 204)
+                let again = try await post(port, "/rules/review?since=1h", key: adminKey, method: .GET)
+                let commented = (again.json["flagged"] as? [[String: Any]])?.first { $0["sessionId"] as? String == limitedId }
+                #expect((commented?["feedback"] as? [String: Any])?["comment"] as? String == "needed a chart", "\(again.json)")
                 #expect(review.json["looked"] as? Int == 2)
                 let bad = try await post(port, "/rules/review?since=yesterday", key: adminKey, method: .GET)
                 #expect(bad.status == 400 && (bad.json["error"] as? [String: Any])?["field"] as? String == "since")

@@ -66,8 +66,10 @@ public func rawGetStatus(port: Int, target: String, headers: [(String, String)] 
 private func blockingGetStatus(port: Int, target: String, headers: [(String, String)]) -> Int? {
     guard let fd = connectedLoopbackSocket(port: port) else { return nil }
     defer { close(fd) }
-    let request = "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
+    // A Host of the caller's replaces the default one: a request has exactly one (`nil` for `Host` sends none).
+    let host = headers.contains { $0.0.lowercased() == "host" } ? "" : "Host: 127.0.0.1\r\n"
+    let request = "GET \(target) HTTP/1.1\r\n\(host)Connection: close\r\n"
+        + headers.filter { !$0.1.isEmpty }.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
     _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
     var received: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 1024)

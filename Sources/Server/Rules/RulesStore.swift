@@ -35,11 +35,16 @@ public final class RulesStore: Sendable {
     private let metrics: ServerMetrics?
     /// The candidate rules analysed beside these on every chat (`--shadow-rules`), if any.
     public let shadow: ShadowRules?
+    /// The process's environment, as a reload checks a provider's `api_key_env` against it (set, and allowed by
+    /// `SWITCHBOARD_PROVIDER_KEY_VARS`).
+    let environment: [String: String]
 
     public init(rules: RuleSet, source: RulesSource, warnings: [Diagnostic] = [], loadedAt: Date = Date(),
-                metrics: ServerMetrics? = nil, shadow: ShadowRules? = nil) {
+                metrics: ServerMetrics? = nil, shadow: ShadowRules? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.metrics = metrics
         self.shadow = shadow
+        self.environment = environment
         let active = Active(analyzer: QueryAnalyzer(rules: rules), source: source, loadedAt: loadedAt, warnings: warnings)
         state = Mutex(State(active: active, lastRejection: nil, reloads: 0))
     }

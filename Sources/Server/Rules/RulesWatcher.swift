@@ -20,7 +20,7 @@ extension RulesStore: ReloadTarget {
 
     public func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> RulesWatcher.Outcome {
         let outcome = Self.loadForReload(yaml: yaml, fingerprint: fingerprint, path: path, logger: logger,
-                                         refusal: "rules not reloaded, keeping the last good rules")
+                                         refusal: "rules not reloaded, keeping the last good rules", environment: environment)
         guard let rules = outcome.accepted else {
             reject(outcome.diagnostics, fingerprint: fingerprint)
             return .rejected
@@ -47,10 +47,10 @@ extension RulesStore: ReloadTarget {
 
     /// A changed rules file read with the same checks as at start (a provider's key variable must be set); a refused
     /// one is logged with its diagnostics under `refusal`.
-    static func loadForReload(yaml: String, fingerprint: String, path: String, logger: Logger, refusal: String) -> RuleSetLoader.Outcome {
-        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint,
-                                         environment: Set(ProcessInfo.processInfo.environment.keys),
-                                         readableKeyVariables: ProviderKeyVariables.readable(in: ProcessInfo.processInfo.environment))
+    static func loadForReload(yaml: String, fingerprint: String, path: String, logger: Logger, refusal: String,
+                              environment: [String: String] = ProcessInfo.processInfo.environment) -> RuleSetLoader.Outcome {
+        let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint, environment: Set(environment.keys),
+                                         readableKeyVariables: ProviderKeyVariables.readable(in: environment))
         if outcome.accepted == nil {
             let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
             logger.error("\(refusal):\n\(problems)", metadata: ["path": "\(path)"])
