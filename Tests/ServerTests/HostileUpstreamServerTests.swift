@@ -87,6 +87,22 @@ struct HostileUpstreamServerTests {
         }
     }
 
+    @Test("a compatible endpoint's held head replaced by a 429: the request metrics count the 429 the client got, not a 200")
+    func replacedHeadCounted() async throws {
+        try await MockAnthropic.run { mock in
+            for _ in 0..<3 { mock.enqueue(.status(429, headers: ["retry-after": "0"], body: SSE.errorBody("rate_limit_error", "slow down"))) }
+            try await security.withServer(mock, keys: keysYAML(webLimits: "{ output_tokens_per_day: 1000 }")) { port, _, metrics in
+                let body = #"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+                let answer = try await security.request(port, "/v1/chat/completions", key: webKey, body: body)
+                #expect(answer.status == 429)
+                let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+                let line = text.split(separator: "\n").filter { $0.hasPrefix("switchboard_http_requests_total") && $0.contains("/v1/chat/completions") }
+                #expect(line.contains { $0.contains(#"status="429""#) }, "\(line)")
+                #expect(!line.contains { $0.contains(#"status="200""#) }, "\(line)")
+            }
+        }
+    }
+
     @Test("a request with no Host header, or with two, is refused; one Host is answered")
     func hostHeaders() async throws {
         try await security.withServer { port, _, _ in

@@ -371,9 +371,27 @@ struct UpstreamHTTPTests {
             elsewhere.retry.maxAttempts = 1
             try await using(AnthropicClient(configuration: elsewhere)) { model in
                 let error = await #expect(throws: StreamError.self) { try await model.streamTurn(request) { _ in } }
-                #expect(error?.message.contains("TLS") == true, "\(String(describing: error))")
+                // Refused for the name (the IP SAN is checked, no SNI is sent for an address), in our words: no host.
+                #expect(error?.message.contains("TLS: the certificate is not for this host") == true, "\(String(describing: error))")
+                #expect(error?.message.contains("127.0.0.1") == false && error?.message.contains("localhost") == false)
             }
             #expect(upstream.received.count == 3)
+            try await upstream.close()
+        }
+    }
+
+    @Test("https to an IP address: no SNI (NIOSSL refuses an address as one), the certificate's IP address is checked instead")
+    func httpsToAnAddress() async throws {
+        try await withCertificate(names: "IP:127.0.0.1") { certificate, key in
+            let upstream = try await ScriptedUpstream(tls: (certificate, key))
+            var configuration = AnthropicConfiguration(apiKey: "sk-ant-test", baseURL: "https://127.0.0.1:\(upstream.port)")
+            configuration.caFile = certificate
+            configuration.retry.maxAttempts = 1
+            try await using(AnthropicClient(configuration: configuration)) { model in
+                let turn = try await model.streamTurn(request) { _ in }
+                #expect(text(of: turn) == "Hello, world")
+            }
+            #expect(upstream.received.count == 1)
             try await upstream.close()
         }
     }

@@ -30,7 +30,10 @@ struct TracingTests {
             ])
             defer { server.stop() }
 
-            let (head, body) = try await postChat(port: server.port, headers: ["traceparent": "00-\(Self.callerTrace)-\(Self.callerSpan)-01"])
+            // A key in the query and the caller's vendors' tracestate: neither may leave for the backend or the provider.
+            let (head, body) = try await postChat(port: server.port, path: "/mcp/chat/stream?api_key=sk-query-SECRET&x=1",
+                                                  headers: ["traceparent": "00-\(Self.callerTrace)-\(Self.callerSpan)-01",
+                                                            "tracestate": "vendor=tracestate-SECRET"])
             #expect(head.statusCode == 200)
             #expect(head.value(forHTTPHeaderField: "X-Switchboard-Trace-Id") == Self.callerTrace)
             let events = sseData(body)
@@ -47,6 +50,10 @@ struct TracingTests {
             #expect(root["parentSpanId"] as? String == Self.callerSpan, "the caller's traceparent is honoured")
             #expect((root["resource"] as? [String: Any])?["service.name"] as? String == "switchboard-test", "OTEL_SERVICE_NAME")
             let serverId = try #require(root["spanId"] as? String)
+            let rootAttributes = root["attributes"] as? [String: Any] ?? [:]
+            #expect(rootAttributes["url.query"] as? String == "api_key=REDACTED&x=REDACTED", "\(rootAttributes)")
+            #expect(rootAttributes["http.response.status_code"] as? Int == 200)
+            #expect(!"\(spans)".contains("SECRET"), "nothing of the query's values or the tracestate in any span")
             // One tree: every span but the server's has its parent in the trace.
             let ids = Set(spans.compactMap { $0["spanId"] as? String })
             for span in spans where span["kind"] as? String != "server" {
@@ -93,6 +100,7 @@ struct TracingTests {
             // Each model request carried its own span's traceparent.
             let sent = mock.received.map { $0.headers["traceparent"] ?? "" }
             #expect(sent == calls.map { "00-\(Self.callerTrace)-\($0["spanId"] as? String ?? "")-01" }, "\(sent)")
+            #expect(mock.received.allSatisfy { $0.headers["tracestate"] == nil }, "the caller's tracestate stays here")
 
             // The log line of the stream's end names the trace and the server span.
             let log = try String(contentsOf: server.logURL, encoding: .utf8)
