@@ -41,7 +41,8 @@ public struct JSONWriter: Sendable {
 
     /// A non-negative amount as a plain JSON number rounded to millionths (`0.004215`, `12`), never in exponent form.
     public mutating func millionths(_ value: Double) {
-        let micro = Int((max(0, value) * 1_000_000).rounded())
+        // Total for any value: not finite or negative is 0, and past a billion it is a billion (no Int overflow).
+        let micro = value.isFinite ? Int((min(max(0, value), 1e9) * 1_000_000).rounded()) : 0
         integer(micro / 1_000_000)
         var fraction = micro % 1_000_000
         guard fraction > 0 else { return }

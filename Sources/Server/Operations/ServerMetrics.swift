@@ -166,9 +166,9 @@ public final class ServerMetrics: Sendable {
 
     func keyTokens(_ key: String, input: Int, output: Int) {
         counter("key_tokens_total", "Model tokens charged to keys (each model call as it ends, a cut call estimated), by key id and direction.",
-                [("key", key), ("direction", "input")]).increment(by: Int64(input))
+                [("key", key), ("direction", "input")]).increment(by: Int64(max(0, input)))
         counter("key_tokens_total", "Model tokens charged to keys (each model call as it ends, a cut call estimated), by key id and direction.",
-                [("key", key), ("direction", "output")]).increment(by: Int64(output))
+                [("key", key), ("direction", "output")]).increment(by: Int64(max(0, output)))
     }
 
     /// A finished model call: its tokens by kind and, when its model has a price, its cost.
@@ -180,7 +180,7 @@ public final class ServerMetrics: Sendable {
             counter("model_tokens_total", "Model tokens used by finished calls, by provider, model, route and kind.",
                     labels + [("kind", kind)]).increment(by: Int64(tokens))
         }
-        if let cost = usage.costUSD {
+        if let cost = usage.costUSD, cost.isFinite, cost >= 0 {
             counter("model_cost_usd_total", "What finished model calls cost in US dollars (from the rules file's prices).", labels)
                 .increment(by: cost)
         }

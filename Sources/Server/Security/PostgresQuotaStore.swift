@@ -167,7 +167,9 @@ public final class PostgresQuotaStore: QuotaStore, Service {
         }
         switch outcome {
         case "admitted": return .admitted(StreamSlot(key: key, id: row["slot"]?.int.map(Int64.init)))
-        case "rate_limited": return .rateLimited(retryAfter: .milliseconds(Int64(((row["wait_seconds"]?.double ?? 1) * 1000).rounded(.up))))
+        case "rate_limited":
+            let wait = row["wait_seconds"]?.double.flatMap { $0.isFinite ? min(max($0, 0), 3600) : nil } ?? 1
+            return .rateLimited(retryAfter: .milliseconds(Int64((wait * 1000).rounded(.up))))
         case "budget_exhausted": return .budgetExhausted
         case "key_full": return .keyFull
         default: throw QuotaStoreError("switchboard_admit returned \(outcome)")
