@@ -314,7 +314,7 @@ extension SecurityTests {
         // A variable that is set but not allowed is refused with its place in the file, and the rules stay.
         #expect(store.reload(yaml: rules("https://attacker.example/v1", key: "AWS_SECRET_ACCESS_KEY"), fingerprint: "four",
                              path: "rules.yaml", logger: log.logger()) == .rejected)
-        #expect(log.text.contains("rules.yaml:3:72: error: provider \"local\": api_key_env names AWS_SECRET_ACCESS_KEY, which this server "
+        #expect(log.text.contains("rules.yaml:3:80: error: provider \"local\": api_key_env names AWS_SECRET_ACCESS_KEY, which this server "
                                   + "does not let providers read; whoever starts it allows that with SWITCHBOARD_PROVIDER_KEY_VARS="
                                   + "AWS_SECRET_ACCESS_KEY,HOME,SURELY_UNSET_VARIABLE_42"), "\(log.text)")
         #expect(store.active.rules.fingerprint == "two")

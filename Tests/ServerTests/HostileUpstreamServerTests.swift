@@ -95,10 +95,14 @@ struct HostileUpstreamServerTests {
                 let body = #"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
                 let answer = try await security.request(port, "/v1/chat/completions", key: webKey, body: body)
                 #expect(answer.status == 429)
-                let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
-                let line = text.split(separator: "\n").filter { $0.hasPrefix("switchboard_http_requests_total") && $0.contains("/v1/chat/completions") }
-                #expect(line.contains { $0.contains(#"status="429""#) }, "\(line)")
-                #expect(!line.contains { $0.contains(#"status="200""#) }, "\(line)")
+                // Counted once the body is written, a moment after the client read it.
+                func lines() -> [Substring] {
+                    String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self).split(separator: "\n")
+                        .filter { $0.hasPrefix("switchboard_http_requests_total") && $0.contains("/v1/chat/completions") }
+                }
+                #expect(await eventually(within: .seconds(5)) { !lines().isEmpty })
+                #expect(lines().contains { $0.contains(#"status="429""#) }, "\(lines())")
+                #expect(!lines().contains { $0.contains(#"status="200""#) }, "\(lines())")
             }
         }
     }

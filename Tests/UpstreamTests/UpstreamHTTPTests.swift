@@ -462,7 +462,7 @@ struct UpstreamIdleConnectionTests {
         try await upstream.close()
     }
 
-    @Test("a connection idle past the idle timeout is closed; one in use again before it is kept")
+    @Test("a connection idle past the idle timeout is closed; one in use again before it is kept", .cpuQuiet)
     func idleTimeout() async throws {
         let upstream = try await ScriptedUpstream()
         let loop = group.next()
