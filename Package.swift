@@ -41,12 +41,17 @@ let package = Package(
         // Pure: the OpenAI and Anthropic SDKs' wire formats as inbound dialects: their requests read into a chat,
         // a chat's events written back in their shape, their error bodies.
         .target(name: "Dialects", dependencies: ["ChatCore"]),
-        // Pure: rules model, YAML loading with diagnostics, analyzer, the analysis report.
-        .target(name: "Routing", dependencies: ["ChatCore", .product(name: "Yams", package: "Yams")]),
+        // Pure: sentence embeddings from static token vectors (BERT's WordPiece tokenizer, int8 rows) and the
+        // level classifier trained on labelled chats (softmax regression by L-BFGS, nearest examples). Its loops
+        // are the analysis' hot path and a reload's training, so it is optimised in debug builds too (the tests'
+        // builds, where the shipped rules train at every start).
+        .target(name: "Semantic", swiftSettings: [.unsafeFlags(["-O"])]),
+        // Pure: rules model, YAML loading with diagnostics, analyzer (rules and the semantic stage), the analysis report.
+        .target(name: "Routing", dependencies: ["ChatCore", "Semantic", .product(name: "Yams", package: "Yams")]),
         // Configuration files on disk: the one reader (size cap, UTF-8, fingerprint) of rules, API keys and
         // evaluation sets; where the rules come from and loading them (Routing's I/O edge, shared by the server and
         // the commands).
-        .target(name: "ConfigFiles", dependencies: ["Routing", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "ConfigFiles", dependencies: ["Routing", "Semantic", .product(name: "Crypto", package: "swift-crypto")]),
         // Anthropic and OpenAI-compatible streaming clients, on their own HTTP/1.1 connections (NIO's codec, TLS).
         .target(name: "Upstream", dependencies: [
             "ChatCore",
@@ -113,6 +118,7 @@ let package = Package(
             .product(name: "Tracing", package: "swift-distributed-tracing"),
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "ConfigFiles", "TestSupport"]),
+        .testTarget(name: "SemanticTests", dependencies: ["Semantic", "ConfigFiles", "TestSupport"]),
         .testTarget(name: "ChatCoreTests", dependencies: ["ChatCore", "TestSupport"]),
         .testTarget(name: "DialectsTests", dependencies: ["Dialects", "TestSupport"]),
         .testTarget(name: "ChatPipelineTests", dependencies: ["ChatPipeline", "TestSupport"]),

@@ -9,14 +9,16 @@ public enum RulesFile {
         switch source {
         case .embedded:
             return RuleSetLoader.load(yaml: DefaultRules.yaml, path: DefaultRules.path,
-                                      fingerprint: ConfigFile.fingerprint(of: Array(DefaultRules.yaml.utf8)))
+                                      fingerprint: ConfigFile.fingerprint(of: Array(DefaultRules.yaml.utf8)),
+                                      semantic: EmbeddingModel.inputs(rulesPath: nil))
         case .file(let path):
             switch ConfigFile.read(path) {
             case .success(let file):
                 // A provider's key variable must be set where the rules are served.
                 return RuleSetLoader.load(yaml: file.text, path: path, fingerprint: file.fingerprint,
                                           environment: Set(ProcessInfo.processInfo.environment.keys),
-                                          readableKeyVariables: ProviderKeyVariables.readable(in: ProcessInfo.processInfo.environment))
+                                          readableKeyVariables: ProviderKeyVariables.readable(in: ProcessInfo.processInfo.environment),
+                                          semantic: EmbeddingModel.inputs(rulesPath: path))
             case .failure(let unreadable):
                 return .rejected([unreadable.diagnostic])
             }

@@ -17,6 +17,27 @@ public struct AnalysisReport: Encodable, Sendable {
         public let messageIndex: Int
     }
 
+    /// The semantic stage's part: its probabilities, the nearest labelled examples and who decided.
+    public struct Semantic: Encodable, Sendable {
+        public struct Neighbour: Encodable, Sendable {
+            public let text: String
+            public let level: String
+            public let similarity: Double
+            public let source: String
+        }
+
+        public let model: String
+        /// `rules`, `semantic`, `example`, `forced_route`, `deciding_rule` or `not_read`.
+        public let decidedBy: String
+        public let level: String
+        public let rulesLevel: String
+        @ExplicitNull public private(set) var stageLevel: String?
+        @ExplicitNull public private(set) var rule: String?
+        /// By level, rounded to thousandths; empty when the text was not read.
+        public let probabilities: [String: Double]
+        public let nearest: [Neighbour]
+    }
+
     public let complexity: String
     public let score: Double
     public let route: String
@@ -30,6 +51,8 @@ public struct AnalysisReport: Encodable, Sendable {
     public let matchedRules: [Matched]
     public let rulesVersion: String
     public let analysisMicros: Int
+    /// `nil` (written `null`) when the rules have no semantic stage serving.
+    @ExplicitNull public private(set) var semantic: Semantic?
 
     /// `defaultModel` names the model of a stream route that names none.
     public init(_ analysis: Analysis, rulesVersion: String, micros: Int, defaultModel: String) {
@@ -56,6 +79,22 @@ public struct AnalysisReport: Encodable, Sendable {
         }
         self.rulesVersion = rulesVersion
         analysisMicros = micros
+        semantic = analysis.semantic.map { outcome in
+            let verdict = outcome.verdict
+            return Semantic(model: analysis.modelName ?? "", decidedBy: outcome.decidedBy.rawValue, level: outcome.level,
+                            rulesLevel: outcome.rulesLevel, stageLevel: outcome.stageLevel, rule: outcome.rule,
+                            probabilities: Dictionary((verdict?.probabilities ?? []).map { ($0.level, Self.thousandths($0.probability)) },
+                                                      uniquingKeysWith: { first, _ in first }),
+                            nearest: (verdict?.nearest ?? []).map {
+                                Semantic.Neighbour(text: $0.text, level: $0.level, similarity: Self.thousandths($0.similarity), source: $0.source)
+                            })
+        }
+    }
+
+    /// A probability or similarity as the report writes it.
+    static func thousandths(_ value: Double) -> Double {
+        guard value.isFinite else { return 0 }
+        return (value * 1000).rounded() / 1000
     }
 
 }
@@ -103,6 +142,40 @@ extension AnalysisReport {
         json.field("routeForcedBy", orNull: routeForcedBy)
         json.field("rulesVersion", rulesVersion)
         json.field("score", score)
+        json.key("semantic")
+        if let semantic {
+            json.raw("{\"decidedBy\":")
+            json.string(semantic.decidedBy)
+            json.field("level", semantic.level)
+            json.field("model", semantic.model)
+            json.key("nearest")
+            json.raw("[")
+            for (index, neighbour) in semantic.nearest.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.raw("{\"level\":")
+                json.string(neighbour.level)
+                json.field("similarity", neighbour.similarity)
+                json.field("source", neighbour.source)
+                json.field("text", neighbour.text)
+                json.raw("}")
+            }
+            json.raw("]")
+            json.key("probabilities")
+            json.raw("{")
+            for (index, level) in semantic.probabilities.keys.sorted().enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(level)
+                json.raw(":")
+                json.raw(semantic.probabilities[level]!.compactText)
+            }
+            json.raw("}")
+            json.field("rule", orNull: semantic.rule)
+            json.field("rulesLevel", semantic.rulesLevel)
+            json.field("stageLevel", orNull: semantic.stageLevel)
+            json.raw("}")
+        } else {
+            json.raw("null")
+        }
         json.raw("}")
         return json.bytes
     }

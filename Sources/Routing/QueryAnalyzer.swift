@@ -28,10 +28,12 @@ public struct Analysis: Sendable {
     /// The same analysis on `route` instead, chosen by the request (`routeForcedBy: "request"`).
     public func routed(to route: Route) -> Analysis {
         Analysis(level: level, score: score, route: route, routeForcedBy: "request", matchedRules: matchedRules,
-                 analyzedCharacters: analyzedCharacters)
+                 analyzedCharacters: analyzedCharacters, semantic: semantic, modelName: modelName)
     }
 
+    /// The level decided: the rules', or the semantic stage's where it decided (`semantic.decidedBy`).
     public let level: Level
+    /// The rules' score (the semantic stage adds none).
     public let score: Double
     public let route: Route
     /// The rule that forced the route, when one did.
@@ -39,6 +41,13 @@ public struct Analysis: Sendable {
     public let matchedRules: [RuleMatch]
     /// Length of the analysed text in Unicode scalars.
     public let analyzedCharacters: Int
+    /// What the semantic stage made of the chat and who decided; `nil` without the stage.
+    public var semantic: SemanticOutcome? = nil
+
+    /// The level the rules alone gave.
+    public var rulesLevel: String { semantic?.rulesLevel ?? level.name }
+    /// The semantic stage's embedding model, when it ran.
+    public var modelName: String? = nil
 }
 
 /// A rule that matched and the text it matched on.
@@ -107,10 +116,25 @@ public struct QueryAnalyzer: Sendable {
             matched.append(RuleMatch(id: rule.id, description: rule.description, weight: rule.weight, route: rule.route,
                                      matches: textMatches(spans, in: text, segments: segments)))
         }
-        let level = rules.levels.first { ($0.maxScore ?? .infinity) >= score } ?? rules.levels[rules.levels.count - 1]
+        let rulesLevel = rules.levels.first { ($0.maxScore ?? .infinity) >= score } ?? rules.levels[rules.levels.count - 1]
+        var level = rulesLevel
+        var semantic: SemanticOutcome?
+        if let stage = rules.semantic {
+            let deciding = matched.first { id in rules.rules.first { $0.id == id.id }?.decides == true }?.id
+            let outcome = stage.decide(text, rulesLevel: rulesLevel.name, rulesMatched: !matched.isEmpty, forcedBy: forcedRoute?.rule,
+                                       decidingRule: deciding)
+            if let decided = rules.levels.first(where: { $0.name == outcome.level }) { level = decided }
+            semantic = outcome
+        }
         let routeName = forcedRoute?.route ?? level.route
         return Analysis(level: level, score: score, route: rules.routes[routeName]!, routeForcedBy: forcedRoute?.rule,
-                        matchedRules: matched, analyzedCharacters: facts.characters)
+                        matchedRules: matched, analyzedCharacters: facts.characters, semantic: semantic, modelName: rules.semantic?.embeddings.name)
+    }
+
+    /// The text the analyzer reads of `input` (the last user turn, joined with the turns it follows up), as the
+    /// semantic stage learns it; `nil` when no user turn has text.
+    public func analysedText(_ input: AnalysisInput) -> String? {
+        analysedText(of: input)?.0
     }
 
     // MARK: Internals

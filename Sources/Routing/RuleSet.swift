@@ -30,6 +30,13 @@ public struct RuleSet: Sendable {
 
     /// Where the source came from, for messages (`rules.yaml`, `<embedded>`).
     public let path: String
+
+    /// The file's `semantic:` section, when it has one.
+    public let semanticSettings: SemanticSettings?
+    /// The semantic stage the loader trained for these rules; `nil` when the file has none or it could not be had
+    /// (`semanticStatus` says why).
+    public internal(set) var semantic: SemanticStage? = nil
+    public internal(set) var semanticStatus: SemanticStatus = .notConfigured
 }
 
 /// The `review:` section: when a chat used so many more tool calls or so much more time than its level's that it
@@ -116,6 +123,8 @@ public struct Rule: Sendable {
     public let location: SourceLocation
     public let weightLocation: SourceLocation?
     let condition: Condition
+    /// When it matches, the rules decide the level, whatever the semantic stage says (traps, hard limits).
+    public var decides: Bool = false
 }
 
 /// A rule's condition, compiled: keywords are ids into the rule set's one keyword matcher.

@@ -1,4 +1,5 @@
 import ChatCore
+import Semantic
 
 /// Loads rules YAML: parse, validate, compile, then run the file's examples. Pure: text in, values out.
 public enum RuleSetLoader {
@@ -22,18 +23,77 @@ public enum RuleSetLoader {
     /// Loads `yaml`; with `environment` (the names of the environment's variables), a provider whose
     /// `api_key_env` is not among them is an error, and so is one not among `readableKeyVariables` (what the
     /// process allows providers to read, `ProviderKeyVariables.readable`).
+    ///
+    /// A file with a `semantic:` section gets its stage from `semantic` (the model, and a reader for the labelled
+    /// sets it names): the classifier is trained here, before the examples run, so they gate it too. Without the
+    /// model the rules decide alone, said as a warning.
     public static func load(yaml: String, path: String, fingerprint: String, environment: Set<String>? = nil,
-                            readableKeyVariables: Set<String>? = nil) -> Outcome {
+                            readableKeyVariables: Set<String>? = nil, semantic: SemanticInputs? = nil) -> Outcome {
         var parser = RuleSetParser(path: path, environment: environment, readableKeyVariables: readableKeyVariables)
-        guard let ruleSet = parser.parse(yaml, fingerprint: fingerprint) else {
+        guard var ruleSet = parser.parse(yaml, fingerprint: fingerprint) else {
             return Outcome(compiled: nil, diagnostics: sorted(parser.diagnostics), exampleResults: [])
+        }
+        var diagnostics = parser.diagnostics
+        if let settings = ruleSet.semanticSettings {
+            diagnostics += attachSemantic(settings, to: &ruleSet, inputs: semantic)
+            if diagnostics.hasErrors { return Outcome(compiled: nil, diagnostics: sorted(diagnostics), exampleResults: []) }
         }
         let results = ExampleRunner.run(ruleSet)
         let failures = results.compactMap { result -> Diagnostic? in
             guard !result.passed else { return nil }
             return Diagnostic(.error, result.failureSummary, path: path, line: result.example.line, column: result.example.column)
         }
-        return Outcome(compiled: ruleSet, diagnostics: sorted(parser.diagnostics + failures), exampleResults: results)
+        return Outcome(compiled: ruleSet, diagnostics: sorted(diagnostics + failures), exampleResults: results)
+    }
+
+    /// Builds the semantic stage of `ruleSet`: its labelled examples (the file's own `examples:` with a level, and
+    /// the sets it names, but their holdout split), read as the analyzer reads a chat, and the classifier on them.
+    private static func attachSemantic(_ settings: SemanticSettings, to ruleSet: inout RuleSet, inputs: SemanticInputs?) -> [Diagnostic] {
+        let at = settings.location
+        func warning(_ message: String) -> Diagnostic {
+            Diagnostic(.warning, message, path: ruleSet.path, line: at.line, column: at.column)
+        }
+        guard let inputs else {
+            ruleSet.semanticStatus = .off(reason: "no embedding model was given to this load")
+            return []
+        }
+        guard let embeddings = inputs.embeddings else {
+            let reason = inputs.missing ?? "the embedding model is not installed"
+            ruleSet.semanticStatus = .off(reason: reason)
+            return [warning("semantic: \(reason); the rules decide alone")]
+        }
+        var diagnostics: [Diagnostic] = []
+        let analyzer = QueryAnalyzer(rules: ruleSet)
+        var examples: [LabelledText] = []
+        for example in ruleSet.examples {
+            guard let level = example.expect.level else { continue }
+            examples.append(LabelledText(text: example.query, level: level, source: "\(ruleSet.path):\(example.line)"))
+        }
+        for file in settings.exampleFiles {
+            let read = inputs.read(file.path)
+            guard let text = read.text else {
+                diagnostics.append(Diagnostic(.error, "semantic.examples: \(file.path): \(read.problem ?? "cannot be read")", path: ruleSet.path,
+                                              line: file.location.line, column: file.location.column))
+                continue
+            }
+            let (set, problems) = EvaluationSet.load(yaml: text, path: read.path, rules: ruleSet)
+            diagnostics += problems
+            for labelled in set?.cases ?? [] where labelled.split != "holdout" {
+                guard let analysed = analyzer.analysedText(labelled.input) else { continue }
+                examples.append(LabelledText(text: analysed, level: labelled.expectedLevel, source: "\(file.path):\(labelled.location.line)"))
+            }
+        }
+        guard !diagnostics.hasErrors else { return diagnostics }
+        guard !examples.isEmpty else {
+            ruleSet.semanticStatus = .off(reason: "no labelled examples to learn from")
+            return diagnostics + [warning("semantic: no labelled examples to learn from; the rules decide alone")]
+        }
+        let levels = ruleSet.levels.map(\.name)
+        let (classifier, elapsed) = SemanticStage.train(examples, levels: levels, settings: settings, embeddings: embeddings)
+        ruleSet.semantic = SemanticStage(settings: settings, embeddings: embeddings, classifier: classifier, trainingTime: elapsed)
+        ruleSet.semanticStatus = .on(model: embeddings.name, examples: classifier.training.examples,
+                                     trainingMilliseconds: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+        return diagnostics
     }
 
     private static func sorted(_ diagnostics: [Diagnostic]) -> [Diagnostic] {

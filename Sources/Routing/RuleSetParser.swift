@@ -21,7 +21,8 @@ struct RuleSetParser: YAMLDiagnosing {
         self.readableKeyVariables = readableKeyVariables
     }
 
-    static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples", "review"]
+    static let topLevelKeys = ["version", "analyze", "providers", "levels", "routes", "rules", "examples", "review", "semantic"]
+    static let semanticKeys = ["examples", "min_confidence", "rules_weight", "match_similarity", "neighbours", "regularization"]
     static let reviewKeys = ["outlier_factor", "min_samples", "levels"]
     static let reviewLimitKeys = ["max_tool_calls", "max_seconds"]
     static let providerKeys = ["kind", "base_url", "api_key_env", "max_tokens_field", "prices", "prompt_cache"]
@@ -30,7 +31,7 @@ struct RuleSetParser: YAMLDiagnosing {
     static let levelKeys = ["name", "max_score", "route", "estimated_seconds"]
     static let routeKeys = ["action", "provider", "model", "max_iterations", "message", "fallbacks"]
     static let fallbackKeys = ["provider", "model"]
-    static let ruleKeys = ["id", "description", "when", "weight", "route"]
+    static let ruleKeys = ["id", "description", "when", "weight", "route", "decides"]
     static let conditionKeys = ["any_keywords", "all_keywords", "regex", "min_chars", "max_chars",
                                 "min_messages", "max_messages", "all", "any", "not"]
     static let exampleKeys = ["query", "expect"]
@@ -79,6 +80,7 @@ struct RuleSetParser: YAMLDiagnosing {
         let rules = parseRules(top["rules"])
         let examples = parseExamples(top["examples"], levels: levels)
         let review = parseReview(top["review"], levels: levels)
+        let semantic = top["semantic"].flatMap { parseSemantic($0) }
 
         guard !diagnostics.hasErrors else { return nil }
         var rulesByKeyword: [Int: [Int]] = [:]
@@ -94,7 +96,37 @@ struct RuleSetParser: YAMLDiagnosing {
                        scanLimit: scanLimit,
                        levels: levels, routes: routes, providers: providers, rules: rules, examples: examples, review: review, keywords: keywords,
                        rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated,
-                       usesPrefilter: rules.contains { $0.condition.hasPrefilteredRegex }, path: path)
+                       usesPrefilter: rules.contains { $0.condition.hasPrefilteredRegex }, path: path, semanticSettings: semantic)
+    }
+
+    /// `semantic: {examples: [FILE, …], min_confidence, rules_weight, match_similarity, neighbours, regularization}`.
+    private mutating func parseSemantic(_ node: Node) -> SemanticSettings? {
+        guard let map = mapping(node, "semantic") else { return nil }
+        checkKeys(map, allowed: Self.semanticKeys, context: "semantic")
+        var settings = SemanticSettings(location: location(node))
+        if let list = map["examples"].flatMap({ sequence($0, "semantic.examples") }) {
+            for item in list {
+                if let file = string(item, "semantic.examples") { settings.exampleFiles.append(.init(path: file, location: location(item))) }
+            }
+        }
+        func fraction(_ key: String, into value: inout Double) {
+            guard let node = map[key], let number = number(node, "semantic.\(key)", minimum: 0) else { return }
+            if number > 1 {
+                error("semantic.\(key): a number from 0 to 1, found \(number)", at: node)
+            } else {
+                value = number
+            }
+        }
+        fraction("min_confidence", into: &settings.minConfidence)
+        fraction("rules_weight", into: &settings.rulesWeight)
+        fraction("match_similarity", into: &settings.matchSimilarity)
+        if let node = map["neighbours"], let value = integer(node, "semantic.neighbours", minimum: 0) {
+            if value > 20 { error("semantic.neighbours: at most 20, found \(value)", at: node) } else { settings.neighbours = value }
+        }
+        if let node = map["regularization"], let value = number(node, "semantic.regularization", minimum: 0) {
+            settings.regularization = value
+        }
+        return settings
     }
 
     // MARK: Sections
@@ -322,11 +354,12 @@ struct RuleSetParser: YAMLDiagnosing {
                 continue
             }
             guard let condition = parseCondition(whenNode, context: context) else { continue }
-            if fields["weight"] == nil, route == nil {
+            if fields["weight"] == nil, route == nil, fields["decides"] == nil {
                 warning("\(context): has neither a weight nor a route, so matching it changes nothing", at: idNode)
             }
+            let decides = fields["decides"].flatMap { boolean($0, "\(context): decides") } ?? false
             rules.append(Rule(id: id, description: description, weight: weight, route: route, location: location(item),
-                              weightLocation: fields["weight"].map(location), condition: condition))
+                              weightLocation: fields["weight"].map(location), condition: condition, decides: decides))
         }
         return rules
     }

@@ -76,16 +76,19 @@ public final class LevelClassifier: Sendable {
     public init(examples: [LabelledText], levels: [String], regularization: Double = 0.01, maxIterations: Int = 200,
                 embed: (String) -> [Float]) {
         self.levels = levels
-        let vectors = examples.map(embed)
+        let vectors = examples.map { embed($0.text) }
         let dimensions = vectors.first?.count ?? 0
         self.dimensions = dimensions
         let levelIndex = Dictionary(levels.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-        let labelled = zip(examples, vectors).compactMap { example, vector in levelIndex[example.level].map { (example, vector, $0) } }
-        self.examples = labelled.map(\.0)
+        let labelled: [(example: LabelledText, vector: [Float], level: Int)] = zip(examples, vectors).compactMap { example, vector in
+            guard vector.count == dimensions, let level = levelIndex[example.level] else { return nil }
+            return (example, vector, level)
+        }
+        self.examples = labelled.map(\.example)
         let n = labelled.count, d = dimensions, k = levels.count
         var flat = [Float](repeating: 0, count: n * d)
         for (row, item) in labelled.enumerated() {
-            for column in 0..<d { flat[row * d + column] = item.1[column] }
+            for column in 0..<d { flat[row * d + column] = item.vector[column] }
         }
         exampleVectors = flat
         // Standardise each dimension (mean 0, deviation 1 over the examples).
@@ -101,7 +104,7 @@ public final class LevelClassifier: Sendable {
         self.inverseDeviation = inverse
         var features = [Double](repeating: 0, count: n * d)
         for row in 0..<n { for column in 0..<d { features[row * d + column] = Double((flat[row * d + column] - mean[column]) * inverse[column]) } }
-        let targets = labelled.map(\.2)
+        let targets = labelled.map(\.level)
         let fit = SoftmaxRegression.fit(features: features, targets: targets, samples: n, dimensions: d, classes: k,
                                         regularization: regularization, maxIterations: maxIterations)
         weights = fit.weights.map(Float.init)

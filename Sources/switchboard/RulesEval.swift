@@ -32,6 +32,16 @@ extension Rules {
         @Flag(help: "Search weights and thresholds for a better fit on the tune split and print the changed lines.")
         var suggest = false
 
+        @Option(help: ArgumentHelp("Cross-validate the semantic stage on the evaluated cases in this many folds: each fold is analysed "
+                                   + "with the classifier trained on the others (and the rules file's examples), never on itself. "
+                                   + "For the cases the stage learns from (the tune split of a set it names).", valueName: "k"))
+        var folds: Int?
+
+        @Option(help: ArgumentHelp("With --folds: also try each combination of min_confidence, rules_weight and match_similarity "
+                                   + "from these lists (comma-separated, `c;w;m`) and print each one's cross-validated accuracy.",
+                                   valueName: "grid"))
+        var grid: String?
+
         func validate() throws {
             if let split, !EvaluationSet.splits.contains(split) {
                 throw ValidationError("--split must be tune or holdout (leave it out for the whole set).")
@@ -55,7 +65,29 @@ extension Rules {
             for diagnostic in diagnostics { printError(diagnostic.description) }
             guard let set else { throw ExitCode(2) }
 
-            let report = RoutingEvaluation.run(rules, on: set.cases(in: split), split: split ?? "all")
+            let chosen = set.cases(in: split)
+            if let folds, let grid {
+                let lists = grid.split(separator: ";").map { $0.split(separator: ",").compactMap { Double($0) } }
+                guard lists.count == 3 else { throw ValidationError("--grid is three comma-separated lists joined by ';'") }
+                for confidence in lists[0] {
+                    for weight in lists[1] {
+                        for similarity in lists[2] {
+                            let tried = rules.withSemanticSettings {
+                                $0.minConfidence = confidence
+                                $0.rulesWeight = weight
+                                $0.matchSimilarity = similarity
+                            }
+                            let report = RoutingEvaluation.crossValidate(tried, on: chosen, folds: folds, split: split ?? "all")
+                            let recall = report.topLevelRecall.map { Self.percent($0) } ?? "-"
+                            print("min_confidence \(confidence.compactText)  rules_weight \(weight.compactText)  match_similarity \(similarity.compactText):  "
+                                  + "\(Self.percent(report.accuracy))  \(report.levels.last ?? "top") recall \(recall)")
+                        }
+                    }
+                }
+                return
+            }
+            let report = folds.map { RoutingEvaluation.crossValidate(rules, on: chosen, folds: $0, split: split ?? "all") }
+                ?? RoutingEvaluation.run(rules, on: chosen, split: split ?? "all")
             if json {
                 print(String(decoding: try JSONEncoder.sortedKeys.encode(report), as: UTF8.self))
             } else {
@@ -90,6 +122,15 @@ extension Rules {
                 let recall = report.recall[level].map { "   recall \(percent($0))" } ?? ""
                 lines.append(cell(level) + report.confusion[index].map { cell(String($0)) }.joined() + recall)
             }
+            if !report.stages.isEmpty {
+                lines.append("")
+                lines.append("by stage (levels only)")
+                for stage in report.stages {
+                    let recall = stage.topLevelRecall.map { "   \(report.levels.last ?? "top") recall: \(percent($0))" } ?? ""
+                    lines.append("  " + stage.stage.padding(toLength: 10, withPad: " ", startingAt: 0)
+                                 + "\(stage.correct)/\(stage.cases) = \(percent(stage.accuracy))" + recall)
+                }
+            }
             if !report.tags.isEmpty {
                 lines.append("")
                 lines.append("by tag: " + report.tags.map { "\($0.tag) \($0.correct)/\($0.cases)" }.joined(separator: ", "))
@@ -106,8 +147,14 @@ extension Rules {
             for miss in report.misses {
                 let expected = miss.expectedLevel + (miss.expectedRoute.map { "/\($0)" } ?? "")
                 let fired = miss.rules.isEmpty ? "no rules" : miss.rules.joined(separator: ", ")
+                var why = "score \(miss.score.compactText): \(fired)"
+                if let decidedBy = miss.decidedBy {
+                    why += "; rules \(miss.rulesLevel ?? "?"), semantic \(miss.semanticLevel ?? "-")"
+                        + (miss.semanticProbability.map { " \($0.compactText)" } ?? "") + ", decided by \(decidedBy)"
+                    if let nearest = miss.nearest { why += "; nearest \(nearest)" }
+                }
                 lines.append("  \(cases):\(miss.line):\(miss.column): expected \(expected), got \(miss.level)/\(miss.route) "
-                             + "(score \(miss.score.compactText): \(fired)) \"\(miss.text)\"")
+                             + "(\(why)) \"\(miss.text)\"")
             }
             return lines.joined(separator: "\n")
         }

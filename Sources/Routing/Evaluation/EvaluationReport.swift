@@ -12,6 +12,25 @@ public struct EvaluationReport: Encodable, Sendable {
         public let route: String
         public let score: Double
         public let rules: [String]
+        /// With a semantic stage: who decided, the rules' level, the stage's level with its probability, and the
+        /// labelled example nearest the chat.
+        public var decidedBy: String? = nil
+        public var rulesLevel: String? = nil
+        public var semanticLevel: String? = nil
+        public var semanticProbability: Double? = nil
+        public var nearest: String? = nil
+    }
+
+    /// One stage's score on the same cases (levels only): the rules alone, the semantic stage alone, and both as
+    /// the file combines them.
+    public struct StageScore: Encodable, Sendable {
+        public let stage: String
+        public let correct: Int
+        public let cases: Int
+        public let accuracy: Double
+        /// `confusion[expected][predicted]`, indexed as the report's `levels`.
+        public let confusion: [[Int]]
+        public let topLevelRecall: Double?
     }
 
     /// How often a rule fired, by the level its cases were labelled with.
@@ -43,6 +62,8 @@ public struct EvaluationReport: Encodable, Sendable {
     public let rules: [RuleHits]
     public let tags: [TagScore]
     public let misses: [Miss]
+    /// With a semantic stage serving: the rules alone, the stage alone, and combined; empty without one.
+    public var stages: [StageScore] = []
 
     /// The recall of the highest level (the costliest to miss: a complex chat streamed instead of advised).
     public var topLevelRecall: Double? { levels.last.flatMap { recall[$0] } }
@@ -64,10 +85,18 @@ public enum RoutingEvaluation {
         var tagCounts: [String: (correct: Int, cases: Int)] = [:]
         var misses: [EvaluationReport.Miss] = []
         var correct = 0
+        let staged = rules.semantic != nil
+        var stageConfusion = Array(repeating: confusion, count: 3)
         for evaluationCase in cases {
             guard let analysis = analyzer.analyze(evaluationCase.input),
                   let expected = levelIndex[evaluationCase.expectedLevel], let predicted = levelIndex[analysis.level.name] else { continue }
             confusion[expected][predicted] += 1
+            if staged {
+                let alone = analysis.semantic?.stageLevel ?? analysis.rulesLevel
+                for (stage, level) in [analysis.rulesLevel, alone, analysis.level.name].enumerated() {
+                    if let index = levelIndex[level] { stageConfusion[stage][expected][index] += 1 }
+                }
+            }
             for rule in analysis.matchedRules { hits[rule.id, default: [:]][evaluationCase.expectedLevel, default: 0] += 1 }
             let right = isCorrect(evaluationCase, level: analysis.level.name, route: analysis.route.name)
             if right { correct += 1 }
@@ -76,10 +105,18 @@ public enum RoutingEvaluation {
                 if right { tagCounts[tag, default: (0, 0)].correct += 1 }
             }
             if !right {
-                misses.append(.init(line: evaluationCase.location.line, column: evaluationCase.location.column,
-                                    text: evaluationCase.text, expectedLevel: evaluationCase.expectedLevel,
-                                    expectedRoute: evaluationCase.expectedRoute, level: analysis.level.name,
-                                    route: analysis.route.name, score: analysis.score, rules: analysis.matchedRules.map(\.id)))
+                var miss = EvaluationReport.Miss(line: evaluationCase.location.line, column: evaluationCase.location.column,
+                                                 text: evaluationCase.text, expectedLevel: evaluationCase.expectedLevel,
+                                                 expectedRoute: evaluationCase.expectedRoute, level: analysis.level.name,
+                                                 route: analysis.route.name, score: analysis.score, rules: analysis.matchedRules.map(\.id))
+                if let semantic = analysis.semantic {
+                    miss.decidedBy = semantic.decidedBy.rawValue
+                    miss.rulesLevel = semantic.rulesLevel
+                    miss.semanticLevel = semantic.stageLevel
+                    miss.semanticProbability = semantic.verdict.map { AnalysisReport.thousandths($0.top.probability) }
+                    miss.nearest = semantic.verdict?.nearest.first.map { "\($0.text.debugDescription) \(AnalysisReport.thousandths($0.similarity)) \($0.level)" }
+                }
+                misses.append(miss)
             }
         }
         var recall: [String: Double] = [:]
@@ -88,7 +125,18 @@ public enum RoutingEvaluation {
             if total > 0 { recall[name] = Double(confusion[index][index]) / Double(total) }
         }
         let evaluated = confusion.joined().reduce(0, +)
-        return EvaluationReport(
+        var stages: [EvaluationReport.StageScore] = []
+        if staged {
+            for (stage, name) in ["rules", "semantic", "combined"].enumerated() {
+                let matrix = stageConfusion[stage]
+                let right = levels.indices.reduce(0) { $0 + matrix[$1][$1] }
+                let top = levels.count - 1
+                let topCases = matrix[top].reduce(0, +)
+                stages.append(.init(stage: name, correct: right, cases: evaluated, accuracy: evaluated == 0 ? 0 : Double(right) / Double(evaluated),
+                                    confusion: matrix, topLevelRecall: topCases == 0 ? nil : Double(matrix[top][top]) / Double(topCases)))
+            }
+        }
+        var report = EvaluationReport(
             split: split, cases: evaluated, correct: correct, accuracy: evaluated == 0 ? 0 : Double(correct) / Double(evaluated),
             levels: levels, confusion: confusion, recall: recall,
             rules: rules.rules.map { rule in
@@ -97,5 +145,7 @@ public enum RoutingEvaluation {
             },
             tags: tagCounts.keys.sorted().map { .init(tag: $0, correct: tagCounts[$0]!.correct, cases: tagCounts[$0]!.cases) },
             misses: misses)
+        report.stages = stages
+        return report
     }
 }

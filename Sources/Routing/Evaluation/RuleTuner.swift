@@ -176,16 +176,19 @@ extension RuleSet {
     func with(weights: [Double], thresholds: [Double]) -> RuleSet {
         let rules = zip(self.rules, weights).map { rule, weight in
             Rule(id: rule.id, description: rule.description, weight: weight, route: rule.route, location: rule.location,
-                 weightLocation: rule.weightLocation, condition: rule.condition)
+                 weightLocation: rule.weightLocation, condition: rule.condition, decides: rule.decides)
         }
         let levels = self.levels.enumerated().map { index, level in
             Level(name: level.name, maxScore: index < thresholds.count ? thresholds[index] : level.maxScore, route: level.route,
                   estimatedSeconds: level.estimatedSeconds, maxScoreLocation: level.maxScoreLocation,
                   estimatedSecondsLocation: level.estimatedSecondsLocation)
         }
-        return RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
-                       scanLimit: scanLimit, levels: levels, routes: routes, providers: providers, rules: rules, examples: examples, review: review,
-                       keywords: keywords,
-                       rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated, usesPrefilter: usesPrefilter, path: path)
+        var tuned = RuleSet(schemaVersion: schemaVersion, fingerprint: fingerprint, history: history, followUp: followUp,
+                            scanLimit: scanLimit, levels: levels, routes: routes, providers: providers, rules: rules, examples: examples,
+                            review: review, keywords: keywords, rulesByKeyword: rulesByKeyword, alwaysEvaluated: alwaysEvaluated,
+                            usesPrefilter: usesPrefilter, path: path, semanticSettings: semanticSettings)
+        tuned.semantic = semantic
+        tuned.semanticStatus = semanticStatus
+        return tuned
     }
 }

@@ -22,6 +22,12 @@ public protocol ReloadTarget: Sendable {
     func reload(yaml: String, fingerprint: String, path: String, logger: Logger) -> FileWatcher<Self>.Outcome
     /// The file could not be read at all.
     func refuse(_ diagnostic: Diagnostic, logger: Logger)
+    /// Other files the content in service was made from (the rules' labelled sets): a change to one reloads too.
+    var companionFiles: [String] { get }
+}
+
+extension ReloadTarget {
+    public var companionFiles: [String] { [] }
 }
 
 /// Reloads a configuration file (the rules, the API keys) when it changes, by polling its size, date and
@@ -42,6 +48,8 @@ public final class FileWatcher<Target: ReloadTarget>: Service, Sendable {
 
     private struct State {
         var stamp: FileStamp?
+        /// The companion files' stamps, by path, as last read.
+        var companions: [String: FileStamp?] = [:]
         /// Fingerprint of the last content tried, good or bad, so a bad file is reported once, not every poll.
         var lastTried: String?
     }
@@ -57,7 +65,12 @@ public final class FileWatcher<Target: ReloadTarget>: Service, Sendable {
         self.target = target
         self.interval = interval
         self.logger = logger
-        self.state = Mutex(State(stamp: Self.stamp(of: path), lastTried: target.fingerprint))
+        self.state = Mutex(State(stamp: Self.stamp(of: path), companions: Self.stamps(of: target.companionFiles),
+                                 lastTried: target.fingerprint))
+    }
+
+    private static func stamps(of paths: [String]) -> [String: FileStamp?] {
+        Dictionary(paths.map { ($0, stamp(of: $0)) }, uniquingKeysWith: { first, _ in first })
     }
 
     public func run() async throws {
@@ -86,8 +99,13 @@ public final class FileWatcher<Target: ReloadTarget>: Service, Sendable {
         // The lock serialises reloads from the poller and from SIGHUP; a configuration file is small.
         state.withLock { state in
             let stamp = Self.stamp(of: path)
+            let companions = Self.stamps(of: target.companionFiles)
+            // A changed companion reloads the file whose content it is part of, even when the file itself is the same.
+            let companionChanged = companions != state.companions
+            let force = force || companionChanged
             guard force || stamp != state.stamp else { return .unchanged }
             state.stamp = stamp
+            defer { state.companions = Self.stamps(of: target.companionFiles) }
             switch ConfigFile.read(path) {
             case .failure(let unreadable):
                 guard force || state.lastTried != nil else { return .unchanged }
@@ -97,7 +115,7 @@ public final class FileWatcher<Target: ReloadTarget>: Service, Sendable {
             case .success(let file):
                 guard force || file.fingerprint != state.lastTried else { return .unchanged }
                 state.lastTried = file.fingerprint
-                if file.fingerprint == target.fingerprint, !target.isRejecting { return .unchanged }
+                if !companionChanged, file.fingerprint == target.fingerprint, !target.isRejecting { return .unchanged }
                 return target.reload(yaml: file.text, fingerprint: file.fingerprint, path: path, logger: logger)
             }
         }

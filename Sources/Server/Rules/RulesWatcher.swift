@@ -1,3 +1,4 @@
+import ConfigFiles
 import ChatCore
 import Foundation
 import Logging
@@ -50,7 +51,8 @@ extension RulesStore: ReloadTarget {
     static func loadForReload(yaml: String, fingerprint: String, path: String, logger: Logger, refusal: String,
                               environment: [String: String] = ProcessInfo.processInfo.environment) -> RuleSetLoader.Outcome {
         let outcome = RuleSetLoader.load(yaml: yaml, path: path, fingerprint: fingerprint, environment: Set(environment.keys),
-                                         readableKeyVariables: ProviderKeyVariables.readable(in: environment))
+                                         readableKeyVariables: ProviderKeyVariables.readable(in: environment),
+                                         semantic: EmbeddingModel.inputs(rulesPath: path, environment: environment))
         if outcome.accepted == nil {
             let problems = outcome.diagnostics.map(\.description).joined(separator: "\n")
             logger.error("\(refusal):\n\(problems)", metadata: ["path": "\(path)"])
@@ -61,5 +63,15 @@ extension RulesStore: ReloadTarget {
     public func refuse(_ diagnostic: Diagnostic, logger: Logger) {
         reject([diagnostic], fingerprint: nil)
         logger.error("rules not reloaded, keeping the last good rules", metadata: ["problem": "\(diagnostic)"])
+    }
+}
+
+extension RulesStore {
+    /// The labelled sets the rules in service name (`semantic.examples`), as paths beside the rules file: saving
+    /// one retrains the semantic stage.
+    public var companionFiles: [String] {
+        guard case .file(let path) = active.source, let settings = active.rules.semanticSettings else { return [] }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        return settings.exampleFiles.map { $0.path.hasPrefix("/") ? $0.path : folder.appendingPathComponent($0.path).path }
     }
 }
