@@ -48,6 +48,32 @@ public struct SSEEncoder: Sendable {
                 json.field("fallbackFrom", from)
                 json.field("reason", decision.reason ?? "")
             }
+            if let semantic = decision.semantic {
+                json.key("semantic")
+                json.raw("{\"decidedBy\":")
+                json.string(semantic.decidedBy)
+                json.field("rulesLevel", semantic.rulesLevel)
+                json.key("probabilities")
+                json.raw("{")
+                for (index, entry) in semantic.probabilities.enumerated() {
+                    if index > 0 { json.raw(",") }
+                    json.string(entry.level)
+                    json.raw(":")
+                    json.raw(entry.probability.compactText)
+                }
+                json.raw("}")
+                json.key("nearest")
+                json.raw("[")
+                for (index, neighbour) in semantic.nearest.enumerated() {
+                    if index > 0 { json.raw(",") }
+                    json.raw("{\"text\":")
+                    json.string(neighbour.text)
+                    json.field("level", neighbour.level)
+                    json.field("similarity", neighbour.similarity)
+                    json.raw("}")
+                }
+                json.raw("]}")
+            }
         case .iterationStart(let iteration):
             json.field("iteration", iteration)
         case .textChunk(let chunk) where accumulated:

@@ -80,6 +80,43 @@ public struct RoutingDecision: Sendable, Hashable {
     /// After a fallback: the `provider/model` that failed before its first byte, and why.
     public var fallbackFrom: String?
     public var reason: String?
+    /// The semantic stage's part, when it served: who decided, the rules' level, the probabilities, the nearest examples.
+    public var semantic: SemanticPart?
+
+    public struct SemanticPart: Sendable, Hashable {
+        public var decidedBy: String
+        public var rulesLevel: String
+        /// By level, in the rules' level order.
+        public var probabilities: [Probability]
+        public var nearest: [Neighbour]
+
+        public struct Probability: Sendable, Hashable {
+            public var level: String
+            public var probability: Double
+            public init(level: String, probability: Double) {
+                self.level = level
+                self.probability = probability
+            }
+        }
+
+        public struct Neighbour: Sendable, Hashable {
+            public var text: String
+            public var level: String
+            public var similarity: Double
+            public init(text: String, level: String, similarity: Double) {
+                self.text = text
+                self.level = level
+                self.similarity = similarity
+            }
+        }
+
+        public init(decidedBy: String, rulesLevel: String, probabilities: [Probability], nearest: [Neighbour]) {
+            self.decidedBy = decidedBy
+            self.rulesLevel = rulesLevel
+            self.probabilities = probabilities
+            self.nearest = nearest
+        }
+    }
 
     public init(complexity: String, score: Double, route: String, action: RouteAction, provider: String?, model: String?,
                 message: String?, matchedRules: [String], rulesVersion: String) {

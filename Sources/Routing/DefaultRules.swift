@@ -1161,5 +1161,17 @@ cases:
       - { role: user, content: "e quantas pessoas ele gerencia?" }
     level: moderate
     tags: [multi-turn, multilingual]
+
+  # ---------------------------------------------------------------- two people or two groups compared (moderate by the
+  # definitions: "a comparison of two groups"), written for the stage after a review showed it sends such chats to complex
+  - { query: "compare Maria's salary with Tom's", level: moderate, tags: [paraphrase] }
+  - { query: "how does Lisa's pay compare to Omar's?", level: moderate, tags: [paraphrase] }
+  - { query: "compare the raises of Priya and Jonas last year", level: moderate }
+  - { query: "is the Berlin office bigger than the Munich one?", level: moderate, tags: [paraphrase] }
+  - { query: "who earns more, Hannah or Yusuf?", level: moderate, tags: [paraphrase] }
+  - { query: "compare the leave balances of Carla and Pedro", level: moderate }
+  - { query: "compare the average tenure in support versus sales", level: moderate }
+  - { query: "vergleiche das Gehalt von Jana und Lukas", level: moderate, tags: [multilingual] }
+
 """#
 }

@@ -72,7 +72,10 @@ public enum RuleSetLoader {
         for file in settings.exampleFiles {
             let read = inputs.read(file.path)
             guard let text = read.text else {
-                diagnostics.append(Diagnostic(.error, "semantic.examples: \(file.path): \(read.problem ?? "cannot be read")", path: ruleSet.path,
+                // A set that is not there is left out (a rules file copied on its own still serves); one that does not
+                // parse refuses the file, below.
+                diagnostics.append(Diagnostic(.warning, "semantic.examples: \(file.path): \(read.problem ?? "cannot be read"); "
+                                              + "the stage learns without it", path: ruleSet.path,
                                               line: file.location.line, column: file.location.column))
                 continue
             }
@@ -84,9 +87,10 @@ public enum RuleSetLoader {
             }
         }
         guard !diagnostics.hasErrors else { return diagnostics }
-        guard !examples.isEmpty else {
-            ruleSet.semanticStatus = .off(reason: "no labelled examples to learn from")
-            return diagnostics + [warning("semantic: no labelled examples to learn from; the rules decide alone")]
+        guard examples.count >= SemanticStage.minExamples else {
+            let reason = "\(examples.count) labelled examples are too few to learn from (at least \(SemanticStage.minExamples))"
+            ruleSet.semanticStatus = .off(reason: reason)
+            return diagnostics + [warning("semantic: \(reason); the rules decide alone")]
         }
         let levels = ruleSet.levels.map(\.name)
         let (classifier, elapsed) = SemanticStage.train(examples, levels: levels, settings: settings, embeddings: embeddings)

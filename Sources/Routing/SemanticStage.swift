@@ -85,6 +85,9 @@ public final class SemanticStage: Sendable {
     /// German, French, Spanish and Portuguese) to read it; below it the rules decide alone.
     static let minLatinShare = 0.6
 
+    /// Fewer labelled examples than this teach a classifier nothing it should decide on: the rules decide alone.
+    public static let minExamples = 30
+
     /// Decides `text`'s level with the rules' verdict on it.
     func decide(_ text: String, rulesLevel: String, rulesMatched: Bool, forcedBy: String?, decidingRule: String?) -> SemanticOutcome {
         var outcome = SemanticOutcome(verdict: nil, decidedBy: .rules, rulesLevel: rulesLevel, stageLevel: nil, rule: nil, level: rulesLevel)

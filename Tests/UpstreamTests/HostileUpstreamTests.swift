@@ -142,8 +142,10 @@ struct Mutator {
             return (what.joined(separator: "; ") + "; cut at byte \(cut), closed", .http(body: Array(body.prefix(cut)), framing: .untilClose))
         case 60..<64:
             let junk = pick(["HTTP/1.1 200 OK\r\nContent-Le", "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", "garbage\r\n", "\r\n\r\n", "0\r\n\r\n"])
+            // In the same write as the answer, so it arrives in the read that ends it. (Bytes a server sends later,
+            // once the next call's request is written, are that call's answer, as for any HTTP/1.1 client.)
             var reply = HostileModelService.Reply.http(body: body)
-            reply.pieces.append(.bytes(Array(junk.utf8)))
+            if case .bytes(let bytes) = reply.pieces[0] { reply.pieces[0] = .bytes(bytes + Array(junk.utf8)) }
             return (what.joined(separator: "; ") + "; then \(junk.debugDescription) after the end", reply)
         case 64..<68:
             return (what.joined(separator: "; ") + "; until close", .http(body: body, framing: .untilClose))

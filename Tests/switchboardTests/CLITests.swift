@@ -119,7 +119,7 @@ struct CLITests {
     func rulesCheckShipped() throws {
         let result = try CLI.run(["rules", "check"])
         #expect(result.status == 0)
-        #expect(result.stdout.hasPrefix("rules.yaml: ok, 9 rules, 3 levels, 3 routes, 8 examples passed"))
+        #expect(result.stdout.hasPrefix("rules.yaml: ok, 10 rules, 3 levels, 3 routes, 8 examples passed"), "\(result.stdout)")
     }
 
     @Test("rules test prints each example with the analysis that failed")
@@ -151,7 +151,7 @@ struct CLITests {
         defer { server.stop() }
         let status = try await server.get("/rules")
         #expect(status["source"] as? String == "embedded")
-        #expect(status["ruleCount"] as? Int == 9)
+        #expect(status["ruleCount"] as? Int == 10)
     }
 
     @Test("serve reloads on SIGHUP and stops cleanly on SIGTERM", .timeLimit(.minutes(1)))

@@ -25,6 +25,39 @@ struct RulesStatusResponse: Encodable {
     let warnings: [String]
     let reloads: Int
     @ExplicitNull var lastReloadError: ReloadErrorReport?
+    /// The semantic stage: `on` (its model, the examples it learned, how long that took), `off` (why: the rules
+    /// decide alone) or `not_configured`.
+    let semantic: SemanticStatusReport
+
+    struct SemanticStatusReport: Encodable {
+        let status: String
+        @ExplicitNull var model: String?
+        @ExplicitNull var examples: Int?
+        @ExplicitNull var trainingMilliseconds: Double?
+        @ExplicitNull var reason: String?
+        @ExplicitNull var minConfidence: Double?
+        @ExplicitNull var rulesWeight: Double?
+        @ExplicitNull var matchSimilarity: Double?
+
+        init(_ rules: RuleSet) {
+            let settings = rules.semanticSettings
+            minConfidence = settings?.minConfidence
+            rulesWeight = settings?.rulesWeight
+            matchSimilarity = settings?.matchSimilarity
+            switch rules.semanticStatus {
+            case .notConfigured:
+                status = "not_configured"
+            case .on(let model, let examples, let milliseconds):
+                status = "on"
+                self.model = model
+                self.examples = examples
+                trainingMilliseconds = (milliseconds * 10).rounded() / 10
+            case .off(let reason):
+                status = "off"
+                self.reason = reason
+            }
+        }
+    }
 
     init(_ store: RulesStore) {
         let active = store.active
@@ -42,6 +75,7 @@ struct RulesStatusResponse: Encodable {
         warnings = active.warnings.map(\.description)
         reloads = store.reloads
         lastReloadError = store.lastRejection.map(ReloadErrorReport.init)
+        semantic = SemanticStatusReport(rules)
     }
 }
 
