@@ -74,6 +74,12 @@ struct Bench: AsyncParsableCommand {
         }
         let mean = samples.reduce(0, +) / Double(samples.count)
         print("rules: \(ruleSet.rules.count) (\(generated > 0 ? "generated" : ruleSet.path))\(shadow.map { ", shadow: \($0)" } ?? ""), query: \(query.count) chars, matched rules: \(matched)")
+        switch ruleSet.semanticStatus {
+        case .on(let model, let examples, let milliseconds):
+            print("semantic stage: on (\(model), \(examples) examples, trained in \(String(format: "%.1f", milliseconds)) ms)")
+        case .off(let reason): print("semantic stage: off (\(reason))")
+        case .notConfigured: print("semantic stage: not configured")
+        }
         print("analyses: \(iterations); µs per analysis: median \(percentile(0.5)), p90 \(percentile(0.9)), p99 \(percentile(0.99)), mean \(String(format: "%.2f", mean))")
     }
 
