@@ -52,11 +52,10 @@ public struct SemanticVerdict: Sendable, Hashable {
 public final class LevelClassifier: Sendable {
     public let levels: [String]
     public let dimensions: Int
-    /// levels × dimensions, row by row, on standardised features.
-    private let weights: [Float]
-    private let bias: [Float]
-    private let mean: [Float]
-    private let inverseDeviation: [Float]
+    /// levels × dimensions, row by row: the weights learned on standardised features with the standardisation
+    /// folded in, and the bias likewise.
+    private let foldedWeights: [Float]
+    private let foldedBias: [Float]
     /// The examples' embeddings (unit length), one after another, for the nearest ones.
     private let exampleVectors: [Float]
     private let examples: [LabelledText]
@@ -100,15 +99,25 @@ public final class LevelClassifier: Sendable {
             for row in 0..<n { for column in 0..<d { let x = flat[row * d + column] - mean[column]; deviation[column] += x * x } }
         }
         let inverse = deviation.map { $0 > 0 && n > 1 ? 1 / ($0 / Float(n)).squareRoot() : 0 }
-        self.mean = mean
-        self.inverseDeviation = inverse
         var features = [Double](repeating: 0, count: n * d)
         for row in 0..<n { for column in 0..<d { features[row * d + column] = Double((flat[row * d + column] - mean[column]) * inverse[column]) } }
         let targets = labelled.map(\.level)
         let fit = SoftmaxRegression.fit(features: features, targets: targets, samples: n, dimensions: d, classes: k,
                                         regularization: regularization, maxIterations: maxIterations)
-        weights = fit.weights.map(Float.init)
-        bias = fit.bias.map(Float.init)
+        // w·((x − mean) ⊙ inverse) + b = (w ⊙ inverse)·x + (b − (w ⊙ inverse)·mean)
+        var folded = [Float](repeating: 0, count: k * d)
+        var foldedBias = [Float](repeating: 0, count: k)
+        for c in 0..<k {
+            var shift: Double = 0
+            for column in 0..<d {
+                let w = fit.weights[c * d + column] * Double(inverse[column])
+                folded[c * d + column] = Float(w)
+                shift += w * Double(mean[column])
+            }
+            foldedBias[c] = Float(fit.bias[c] - shift)
+        }
+        self.foldedWeights = folded
+        self.foldedBias = foldedBias
         var correct = 0
         for row in 0..<n {
             var best = 0
@@ -128,13 +137,11 @@ public final class LevelClassifier: Sendable {
     public func verdict(_ embedding: [Float], neighbours: Int) -> SemanticVerdict {
         let d = dimensions, k = levels.count
         guard embedding.count == d, k > 0 else { return SemanticVerdict(probabilities: [], nearest: []) }
+        // The standardisation is folded into the weights at training: one dot product per level.
         var scores = [Float](repeating: 0, count: k)
-        weights.withUnsafeBufferPointer { weights in
-            for c in 0..<k {
-                var score = bias[c]
-                let base = c * d
-                for column in 0..<d { score += weights[base + column] * (embedding[column] - mean[column]) * inverseDeviation[column] }
-                scores[c] = score
+        foldedWeights.withUnsafeBufferPointer { weights in
+            embedding.withUnsafeBufferPointer { x in
+                for c in 0..<k { scores[c] = foldedBias[c] + Vectors.dot(weights.baseAddress! + c * d, x.baseAddress!, count: d) }
             }
         }
         let top = scores.max() ?? 0
@@ -153,9 +160,7 @@ public final class LevelClassifier: Sendable {
         exampleVectors.withUnsafeBufferPointer { vectors in
             embedding.withUnsafeBufferPointer { query in
                 for index in examples.indices {
-                    var similarity: Float = 0
-                    let base = index * d
-                    for column in 0..<d { similarity += vectors[base + column] * query[column] }
+                    let similarity = Vectors.dot(vectors.baseAddress! + index * d, query.baseAddress!, count: d)
                     guard best.count < count || similarity > best[best.count - 1].similarity else { continue }
                     let place = best.firstIndex { $0.similarity < similarity } ?? best.count
                     best.insert((similarity, index), at: place)

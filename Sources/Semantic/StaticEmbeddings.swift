@@ -103,8 +103,29 @@ public enum Vectors {
     }
 
     public static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Float {
-        var sum: Float = 0
-        for index in 0..<min(a.count, b.count) { sum += a[index] * b[index] }
+        guard let x = a.baseAddress, let y = b.baseAddress else { return 0 }
+        return dot(x, y, count: min(a.count, b.count))
+    }
+
+    /// The dot product of `count` floats at `a` and `b`, eight lanes at a time (a float sum is not reordered by the
+    /// optimiser on its own, so the lanes are written out: about 8 times the plain loop).
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var lanes = SIMD8<Float>()
+        var lanes2 = SIMD8<Float>()
+        var index = 0
+        let x = UnsafeRawPointer(a), y = UnsafeRawPointer(b)
+        while index + 16 <= count {
+            lanes += x.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self) * y.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
+            lanes2 += x.loadUnaligned(fromByteOffset: (index + 8) * 4, as: SIMD8<Float>.self)
+                * y.loadUnaligned(fromByteOffset: (index + 8) * 4, as: SIMD8<Float>.self)
+            index += 16
+        }
+        var sum = (lanes + lanes2).sum()
+        while index < count {
+            sum += a[index] * b[index]
+            index += 1
+        }
         return sum
     }
 }
