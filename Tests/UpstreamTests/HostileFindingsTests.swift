@@ -16,25 +16,7 @@ struct HostileFindingsTests {
 
     /// `wire`'s client on `service`, with timeouts long enough that a test ending fast shows the fix, not a timer.
     private func client(_ wire: Wire, _ service: HostileModelService, attempts: Int = 1) -> any LanguageModel & PooledClient {
-        var timeouts = UpstreamTimeouts()
-        timeouts.firstByte = .seconds(20)
-        timeouts.idle = .seconds(20)
-        timeouts.overall = .seconds(40)
-        var retry = RetryPolicy()
-        retry.maxAttempts = attempts
-        retry.baseDelay = .milliseconds(1)
-        switch wire {
-        case .anthropic:
-            var configuration = AnthropicConfiguration(apiKey: "sk-ant-x", baseURL: service.baseURL)
-            configuration.timeouts = timeouts
-            configuration.retry = retry
-            return AnthropicClient(configuration: configuration)
-        case .openai:
-            var configuration = OpenAIConfiguration(baseURL: service.baseURL + "/v1", apiKey: "sk-x")
-            configuration.timeouts = timeouts
-            configuration.retry = retry
-            return OpenAIClient(configuration: configuration)
-        }
+        wire.client(service, firstByte: .seconds(20), idle: .seconds(20), overall: .seconds(40), attempts: attempts)
     }
 
     private func with(_ wire: Wire, attempts: Int = 1, _ body: (HostileModelService, any LanguageModel & PooledClient) async throws -> Void)

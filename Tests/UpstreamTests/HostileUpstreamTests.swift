@@ -80,14 +80,17 @@ enum Wire: String, CaseIterable, Sendable {
         }
     }
 
-    func client(_ service: HostileModelService) -> any LanguageModel & PooledClient {
+    /// A client of this wire's kind on `service`: by default with timeouts short enough for thousands of mutations
+    /// a minute (a body that never ends costs 200 ms), and one retry after a millisecond.
+    func client(_ service: HostileModelService, firstByte: Duration = .milliseconds(250), idle: Duration = .milliseconds(200),
+                overall: Duration = .seconds(4), attempts: Int = 2) -> any LanguageModel & PooledClient {
         var timeouts = UpstreamTimeouts()
         timeouts.connect = .seconds(2)
-        timeouts.firstByte = .milliseconds(250)
-        timeouts.idle = .milliseconds(200)
-        timeouts.overall = .seconds(4)
+        timeouts.firstByte = firstByte
+        timeouts.idle = idle
+        timeouts.overall = overall
         var retry = RetryPolicy()
-        retry.maxAttempts = 2
+        retry.maxAttempts = attempts
         retry.baseDelay = .milliseconds(1)
         retry.maxDelay = .milliseconds(2)
         retry.maxRetryAfter = .milliseconds(20)
