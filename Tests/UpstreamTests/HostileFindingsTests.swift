@@ -9,7 +9,8 @@ import Testing
 
 /// Each answer a review found could crash, bloat or confuse the client, scripted byte for byte; each test fails
 /// without its fix.
-@Suite("Hostile upstream: the findings, one by one", .timeLimit(.minutes(1)))
+// Some bound a time (an endless body refused in seconds, not at the call's deadline): they take the quiet tests' turn.
+@Suite("Hostile upstream: the findings, one by one", .cpuQuiet, .timeLimit(.minutes(3)))
 struct HostileFindingsTests {
     private let request = ModelRequest(model: "m", system: "be brief", maxTokens: 64, messages: [ChatMessage(role: .user, content: .text("hi"))],
                                        tools: [])
@@ -58,7 +59,8 @@ struct HostileFindingsTests {
                     #expect([.rateLimited, .upstreamError].contains(error.code), "\(name): \(value)")
                     #expect(!["-5", "inf"].contains(value), "\(name): \(value) should have been ignored")
                 }
-                #expect(ContinuousClock.now - started < .seconds(2), "\(name): \(value)")
+                // Far below the minute a hint clamped to the policy's longest wait would be, had it been waited for.
+                #expect(ContinuousClock.now - started < .seconds(10), "\(name): \(value)")
             }
         }
         #expect(StreamingHTTP.retryAfter(["retry-after": "1e300"], atMost: .seconds(61)) == .seconds(61))
