@@ -103,6 +103,8 @@ public struct QueryAnalyzer: Sendable {
 
         var score = 0.0
         var forcedRoute: (rule: String, route: String)?
+        /// The first matching rule with `decides: true`: the rules' level stands.
+        var decidingRule: String?
         var matched: [RuleMatch] = []
         var spans: [Range<Int>] = []
         var previous = -1
@@ -113,6 +115,7 @@ public struct QueryAnalyzer: Sendable {
             guard evaluate(rule.condition, &facts, &spans) else { continue }
             score += rule.weight
             if forcedRoute == nil, let route = rule.route { forcedRoute = (rule.id, route) }
+            if decidingRule == nil, rule.decides { decidingRule = rule.id }
             matched.append(RuleMatch(id: rule.id, description: rule.description, weight: rule.weight, route: rule.route,
                                      matches: textMatches(spans, in: text, segments: segments)))
         }
@@ -120,9 +123,8 @@ public struct QueryAnalyzer: Sendable {
         var level = rulesLevel
         var semantic: SemanticOutcome?
         if let stage = rules.semantic {
-            let deciding = matched.first { id in rules.rules.first { $0.id == id.id }?.decides == true }?.id
             let outcome = stage.decide(text, rulesLevel: rulesLevel.name, rulesMatched: !matched.isEmpty, forcedBy: forcedRoute?.rule,
-                                       decidingRule: deciding)
+                                       decidingRule: decidingRule)
             if let decided = rules.levels.first(where: { $0.name == outcome.level }) { level = decided }
             semantic = outcome
         }

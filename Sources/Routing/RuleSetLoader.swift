@@ -64,11 +64,7 @@ public enum RuleSetLoader {
         }
         var diagnostics: [Diagnostic] = []
         let analyzer = QueryAnalyzer(rules: ruleSet)
-        var examples: [LabelledText] = []
-        for example in ruleSet.examples {
-            guard let level = example.expect.level else { continue }
-            examples.append(LabelledText(text: example.query, level: level, source: "\(ruleSet.path):\(example.line)"))
-        }
+        var examples = ruleSet.fileExamples
         for file in settings.exampleFiles {
             let read = inputs.read(file.path)
             guard let text = read.text else {

@@ -214,7 +214,7 @@ extension RuleSet {
         return copy
     }
 
-    /// The labelled examples the stage learned from: the file's own examples with a level (the sets' are not kept).
+    /// The file's own examples that name a level, as the stage learns them (with the sets it names).
     public var fileExamples: [LabelledText] {
         examples.compactMap { example in
             example.expect.level.map { LabelledText(text: example.query, level: $0, source: "\(path):\(example.line)") }

@@ -19,20 +19,11 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
         var type: String { start["type"]?.stringValue ?? "" }
     }
 
-    /// The most text, and the most tool input, one turn may carry: a model that runs away (or a broken
-    /// upstream) cannot grow a turn without bound.
-    static let maxTextBytes = 4 << 20
-    static let maxToolInputBytes = 1 << 20
-    /// Everything else a turn keeps (thinking signatures, citations, the blocks' start objects, tool names): a
-    /// stream of `signature_delta`s or new blocks counts as much as text does.
-    static let maxOtherBytes = 1 << 20
     /// Content blocks in one turn (a real turn has a handful; tool calls are at most a few dozen).
     static let maxBlocks = 256
 
     private var blocks: [Int: Block] = [:]
-    private var textBytes = 0
-    private var toolInputBytes = 0
-    private var otherBytes = 0
+    private var size = TurnSize()
     private var order: [Int] = []
     private var stopReason: StopReason?
     private var usage = Usage()
@@ -59,7 +50,7 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             responseId = wire["message"]?["id"]?.stringValue
         case "content_block_start":
             guard let index, case .object(let start)? = wire["content_block"] else { return nil }
-            try countOther(event.data.utf8.count)
+            try size.add(event.data.utf8.count, to: .other)
             if blocks[index] == nil {
                 guard order.count < Self.maxBlocks else {
                     throw StreamError(code: .upstreamProtocolError, message: "The model's answer passed \(Self.maxBlocks) content blocks in one turn.",
@@ -76,30 +67,25 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             switch delta["type"]?.stringValue {
             case "text_delta":
                 guard let text = delta["text"]?.stringValue, !text.isEmpty else { return nil }
-                try countText(text)
+                try size.add(text.utf8.count, to: .text)
                 blocks[index]!.text += text
                 return .text(text)
             case "input_json_delta":
                 let fragment = delta["partial_json"]?.stringValue ?? ""
-                toolInputBytes += fragment.utf8.count
-                guard toolInputBytes <= Self.maxToolInputBytes else {
-                    throw StreamError(code: .upstreamProtocolError,
-                                      message: "The model's tool input passed \(Self.maxToolInputBytes >> 20) MiB in one turn.",
-                                      retryable: false)
-                }
+                try size.add(fragment.utf8.count, to: .toolInput)
                 blocks[index]!.partialJSON += fragment
             case "thinking_delta":
                 guard let thinking = delta["thinking"]?.stringValue, !thinking.isEmpty else { return nil }
-                try countText(thinking)
+                try size.add(thinking.utf8.count, to: .text)
                 blocks[index]!.thinking += thinking
                 return .thinking(thinking)
             case "signature_delta":
                 let signature = delta["signature"]?.stringValue ?? ""
-                try countOther(signature.utf8.count)
+                try size.add(signature.utf8.count, to: .other)
                 blocks[index]!.signature += signature
             case "citations_delta":
                 if let citation = delta["citation"] {
-                    try countOther(event.data.utf8.count)
+                    try size.add(event.data.utf8.count, to: .other)
                     blocks[index]!.citations.append(citation)
                 }
             default:
@@ -119,25 +105,6 @@ struct AnthropicTurnAccumulator: TurnAccumulating {
             break // ping and event types added later
         }
         return nil
-    }
-
-    /// Counts a piece of text or thinking against the turn's bound.
-    private mutating func countText(_ piece: String) throws(StreamError) {
-        textBytes += piece.utf8.count
-        guard textBytes <= Self.maxTextBytes else {
-            throw StreamError(code: .upstreamProtocolError,
-                              message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
-        }
-    }
-
-    /// Counts what a turn keeps besides text and tool input against its bound.
-    private mutating func countOther(_ bytes: Int) throws(StreamError) {
-        otherBytes += bytes
-        guard otherBytes <= Self.maxOtherBytes else {
-            throw StreamError(code: .upstreamProtocolError,
-                              message: "The model's answer passed \(Self.maxOtherBytes >> 20) MiB of signatures, citations and block data in one turn.",
-                              retryable: false)
-        }
     }
 
     /// Takes the counts present in a `usage` object, each clamped (`Usage.tokenCount`); `message_start`'s

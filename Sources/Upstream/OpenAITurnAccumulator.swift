@@ -30,18 +30,12 @@ struct OpenAITurnAccumulator: TurnAccumulating {
         }
     }
 
-    /// The same bounds as for Anthropic: a runaway model cannot grow a turn without end.
-    static let maxTextBytes = AnthropicTurnAccumulator.maxTextBytes
-    static let maxToolInputBytes = AnthropicTurnAccumulator.maxToolInputBytes
-    /// Tool calls in one turn, and the bytes of their ids and names together.
+    /// Tool calls in one turn (their bytes count in `TurnSize`, as for Anthropic).
     static let maxToolCalls = 128
-    static let maxOtherBytes = AnthropicTurnAccumulator.maxOtherBytes
 
     private var text = ""
     private var reasoning = ""
-    private var textBytes = 0
-    private var toolInputBytes = 0
-    private var otherBytes = 0
+    private var size = TurnSize()
     private var slots: [Slot] = []
     /// Which slot a wire `index` currently points at (a server may start a new call at a used index).
     private var slotOfIndex: [Int: Int] = [:]
@@ -94,12 +88,12 @@ struct OpenAITurnAccumulator: TurnAccumulating {
     private mutating func take(_ delta: JSONValue, emit: (ModelStreamEvent) -> Void) throws(StreamError) {
         for key in ["content", "refusal"] {
             guard let piece = delta[key]?.stringValue, !piece.isEmpty else { continue }
-            try countText(piece)
+            try size.add(piece.utf8.count, to: .text)
             text += piece
             emit(.text(piece))
         }
         if let thought = delta["reasoning_content"]?.stringValue ?? delta["reasoning"]?.stringValue, !thought.isEmpty {
-            try countText(thought)
+            try size.add(thought.utf8.count, to: .text)
             reasoning += thought
         }
         guard case .array(let fragments)? = delta["tool_calls"] else { return }
@@ -138,12 +132,12 @@ struct OpenAITurnAccumulator: TurnAccumulating {
         }
         if let index { slotOfIndex[index] = slot }
         if slots[slot].id == nil, let id {
-            try countOther(id.utf8.count)
+            try size.add(id.utf8.count, to: .other)
             slots[slot].id = id
         }
         if let name, name != slots[slot].name {
             // Set once; an equal repeat (llama-server, vLLM, LiteLLM) is skipped, anything else is a name in pieces.
-            try countOther(name.utf8.count)
+            try size.add(name.utf8.count, to: .other)
             slots[slot].name += name
         }
         let arguments: String? = switch fragment["function"]?["arguments"] {
@@ -158,34 +152,13 @@ struct OpenAITurnAccumulator: TurnAccumulating {
             let repeated = arguments.utf8.count * 2 >= slots[slot].arguments.utf8.count && slots[slot].isWhole()
                 && Self.parseArguments(arguments).map { $0 == Self.parseArguments(slots[slot].arguments) } == true
             if !repeated {
-                toolInputBytes += arguments.utf8.count
-                guard toolInputBytes <= Self.maxToolInputBytes else {
-                    throw StreamError(code: .upstreamProtocolError,
-                                      message: "The model's tool input passed \(Self.maxToolInputBytes >> 20) MiB in one turn.",
-                                      retryable: false)
-                }
+                try size.add(arguments.utf8.count, to: .toolInput)
                 slots[slot].arguments += arguments
             }
         }
         if !slots[slot].announced, let id = slots[slot].id, !slots[slot].name.isEmpty {
             slots[slot].announced = true
             emit(.toolUseStarted(id: id, name: slots[slot].name))
-        }
-    }
-
-    private mutating func countOther(_ bytes: Int) throws(StreamError) {
-        otherBytes += bytes
-        guard otherBytes <= Self.maxOtherBytes else {
-            throw StreamError(code: .upstreamProtocolError,
-                              message: "The model's tool call ids and names passed \(Self.maxOtherBytes >> 20) MiB in one turn.", retryable: false)
-        }
-    }
-
-    private mutating func countText(_ piece: String) throws(StreamError) {
-        textBytes += piece.utf8.count
-        guard textBytes <= Self.maxTextBytes else {
-            throw StreamError(code: .upstreamProtocolError,
-                              message: "The model's answer passed \(Self.maxTextBytes >> 20) MiB of text in one turn.", retryable: false)
         }
     }
 

@@ -364,7 +364,7 @@ private func checkBounds(_ turn: ModelTurn) -> String? {
     if let cost = usage.costUSD, !(cost.isFinite && cost >= 0) { return "cost \(cost)" }
     if turn.content.count > AnthropicTurnAccumulator.maxBlocks + 2 { return "\(turn.content.count) blocks" }
     let kept = turn.content.reduce(0) { $0 + ((try? JSONEncoder().encode($1).count) ?? 0) }
-    let cap = AnthropicTurnAccumulator.maxTextBytes + AnthropicTurnAccumulator.maxToolInputBytes + AnthropicTurnAccumulator.maxOtherBytes
+    let cap = TurnSize.maxTextBytes + TurnSize.maxToolInputBytes + TurnSize.maxOtherBytes
     if kept > 2 * cap { return "\(kept) bytes kept" }
     return nil
 }

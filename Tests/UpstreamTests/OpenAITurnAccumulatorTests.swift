@@ -197,7 +197,7 @@ struct OpenAITurnAccumulatorTests {
 
     @Test("tool input beyond the cap is refused")
     func toolInputCap() {
-        let huge = String(repeating: "a", count: OpenAITurnAccumulator.maxToolInputBytes)
+        let huge = String(repeating: "a", count: TurnSize.maxToolInputBytes)
         let fed = feed([chunk(call(#"{"index":0,"id":"c","function":{"name":"a","arguments":"\"\#(huge)"}}"#)),
                         chunk(call(#"{"index":0,"function":{"arguments":"more"}}"#))])
         #expect(fed.error?.code == .upstreamProtocolError)

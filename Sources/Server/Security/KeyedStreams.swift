@@ -37,6 +37,4 @@ final class KeyedStreams: Sendable {
         }
         for entry in stopped { entry.stop(Self.revoked) }
     }
-
-    var count: Int { entries.withLock { $0.count } }
 }
